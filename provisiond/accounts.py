@@ -1,0 +1,75 @@
+"""An account's identity on a panel: a username that the panel's rules accept, and a password.
+
+The rules come from the panel's manifest (``username:`` and ``password:`` in panel.yaml).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from typing import Container
+
+from provisiond.errors import ValidationError
+from provisiond.panels import PasswordRules, UsernameRules
+
+
+def username_problem(username: str, rules: UsernameRules) -> str | None:
+    """Why ``username`` breaks the panel's rules, or None when it is acceptable."""
+    if not rules.min_length <= len(username) <= rules.max_length:
+        return f"must be {rules.min_length} to {rules.max_length} characters"
+    if rules.lowercase and username != username.lower():
+        return "must be lowercase"
+    if not re.fullmatch(rules.pattern, username):
+        return f"must match {rules.pattern}"
+    for prefix in rules.forbidden_prefixes:
+        if username.startswith(prefix):
+            return f"must not start with {prefix!r}"
+    for suffix in rules.forbidden_suffixes:
+        if username.endswith(suffix):
+            return f"must not end with {suffix!r}"
+    if username.lower() in rules.reserved:
+        return "is reserved on this panel"
+    return None
+
+
+def validate_username(username: str, rules: UsernameRules) -> str:
+    problem = username_problem(username, rules)
+    if problem:
+        raise ValidationError("username", f"{username!r} {problem}")
+    return username
+
+
+def generate_username(domain: str, rules: UsernameRules, taken: Container[str]) -> str:
+    """A username from the domain's first label that the rules accept and ``taken`` lacks.
+
+    ``example-shop.co.uk`` → ``examples``; on collision a counter replaces the tail
+    (``example1``, ``example2``, ...), keeping the length within the rules.
+    """
+    allowed = set(string.ascii_lowercase + string.digits)
+    stem = "".join(c for c in domain.split(".")[0].lower() if c in allowed)
+    stem = stem.lstrip(string.digits)
+    for prefix in rules.forbidden_prefixes:
+        while prefix and stem.startswith(prefix):
+            stem = stem[len(prefix):]
+    stem = (stem or "user")
+    length = max(rules.min_length, min(rules.generate_length, rules.max_length))
+    stem = stem[:length]
+    if len(stem) < rules.min_length:
+        stem = (stem + "user")[:length]
+    candidates = [stem] + [stem[:length - len(str(n))] + str(n) for n in range(1, 1000)]
+    for candidate in candidates:
+        if candidate not in taken and username_problem(candidate, rules) is None:
+            return candidate
+    raise ValidationError("username", f"no free username could be made from {domain!r}")
+
+
+def generate_password(rules: PasswordRules) -> str:
+    """A random password with lower, upper, digit and symbol characters (panel policies ask)."""
+    classes = [string.ascii_lowercase, string.ascii_uppercase, string.digits, rules.symbols]
+    classes = [c for c in classes if c]
+    alphabet = "".join(classes)
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(rules.length))
+        if password[0].isalpha() and all(any(ch in c for ch in password) for c in classes):
+            return password

@@ -1,0 +1,132 @@
+"""What admins set up before orders come: server groups, servers and products.
+
+Server credentials are checked against the panel's manifest; secret fields are stored
+encrypted (``enc:`` + Fernet token) and shown masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import peewee as pw
+
+from provisiond import inputs
+from provisiond.crypto import MASK, Vault
+from provisiond.errors import NotFound, ValidationError
+from provisiond.models import Product, Server, ServerGroup, database
+from provisiond.panels import Panel, Registry
+from provisiond.policies import Strategy
+
+ENCRYPTED = "enc:"
+
+
+def add_group(name: str, strategy: str = Strategy.LEAST_LOADED.value) -> ServerGroup:
+    if not name or not inputs.REF.match(name):
+        raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
+    if strategy not in {s.value for s in Strategy}:
+        raise ValidationError("strategy", f"must be one of {', '.join(s.value for s in Strategy)}")
+    try:
+        return ServerGroup.create(name=name, strategy=strategy)
+    except pw.IntegrityError:
+        raise ValidationError("name", f"a group named {name!r} exists already") from None
+
+
+def group(name: str) -> ServerGroup:
+    found = ServerGroup.get_or_none(ServerGroup.name == name)
+    if found is None:
+        raise ValidationError("group", f"unknown group {name!r}")
+    return found
+
+
+def seal_credentials(panel: Panel, values: Mapping[str, Any], vault: Vault) -> dict:
+    return {k: (ENCRYPTED + vault.encrypt(str(v)) if k in panel.secret_fields else v)
+            for k, v in values.items()}
+
+
+def open_credentials(stored: Mapping[str, Any], vault: Vault, server_name: str) -> dict:
+    return {k: (vault.decrypt(v[len(ENCRYPTED):], f"credential {k} of server {server_name}")
+                if isinstance(v, str) and v.startswith(ENCRYPTED) else v)
+            for k, v in stored.items()}
+
+
+def masked_credentials(stored: Mapping[str, Any]) -> dict:
+    return {k: (MASK if isinstance(v, str) and v.startswith(ENCRYPTED) else v) for k, v in stored.items()}
+
+
+def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host: str,
+               group_name: str, port: int | None = None, max_accounts: int = 500,
+               credentials: Mapping[str, Any] | None = None) -> Server:
+    if not name or not inputs.REF.match(name):
+        raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
+    found = registry.get(panel)
+    if not host or not inputs.LABEL.match(host.split(".")[0].lower()) and not _is_address(host):
+        raise ValidationError("host", f"{host!r} is not a hostname or address")
+    if port is not None and not 0 < int(port) < 65536:
+        raise ValidationError("port", "must be between 1 and 65535")
+    if int(max_accounts) < 0:
+        raise ValidationError("max_accounts", "must not be negative")
+    checked = found.check_credentials(credentials or {})
+    target = group(group_name)
+    with database.atomic():
+        if Server.select().where(Server.name == name).exists():
+            raise ValidationError("name", f"a server named {name!r} exists already")
+        return Server.create(name=name, panel=panel, host=host, port=port, group=target,
+                             max_accounts=int(max_accounts),
+                             credentials=seal_credentials(found, checked, vault))
+
+
+def update_server_credentials(registry: Registry, vault: Vault, server: Server,
+                              credentials: Mapping[str, Any]) -> Server:
+    """Change some credentials; a blank or masked secret keeps the stored one."""
+    found = registry.get(server.panel)
+    stored = open_credentials(server.credentials, vault, server.name)
+    checked = found.check_credentials(credentials, stored=stored)
+    server.credentials = seal_credentials(found, checked, vault)
+    server.save()
+    return server
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def server(name_or_id: str) -> Server:
+    query = Server.name == name_or_id
+    if str(name_or_id).isdigit():
+        query = query | (Server.id == int(name_or_id))
+    found = Server.get_or_none(query)
+    if found is None:
+        raise NotFound(f"server {name_or_id} does not exist")
+    return found
+
+
+def add_product(registry: Registry, *, name: str, panel: str, group_name: str, package: str,
+                config: Mapping[str, Any] | None = None, suspend_after_days: int | None = None,
+                terminate_after_days: int | None = None) -> Product:
+    if not name or not inputs.REF.match(name):
+        raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
+    found = registry.get(panel)
+    inputs.package(package)
+    checked = found.check_package_config(config or {})
+    target = group(group_name)
+    for field, days in (("suspend_after_days", suspend_after_days), ("terminate_after_days", terminate_after_days)):
+        if days is not None and int(days) < 0:
+            raise ValidationError(field, "must not be negative")
+    with database.atomic():
+        if Product.select().where(Product.name == name).exists():
+            raise ValidationError("name", f"a product named {name!r} exists already")
+        return Product.create(name=name, panel=panel, group=target, package=package, config=checked,
+                              suspend_after_days=suspend_after_days,
+                              terminate_after_days=terminate_after_days)
+
+
+def product(name: str) -> Product:
+    found = Product.get_or_none(Product.name == name)
+    if found is None:
+        raise ValidationError("product", f"unknown product {name!r}")
+    return found

@@ -1,0 +1,130 @@
+"""Settings, resolved once: defaults → config file → PROVISIOND_* environment → flags.
+
+Every setting has a documented default in config/provisiond.yaml. The config file is
+``$PROVISIOND_CONFIG`` when set, else ``<home>/provisiond.yaml`` when it exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from provisiond.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def bundled_dir(name: str) -> Path:
+    """Where a bundled top-level folder (playbooks, roles, inventories, config) lives.
+
+    Inside an installed wheel the folders are shipped as ``provisiond/_bundled/<name>``; in a
+    source checkout they are the repository's top-level folders.
+    """
+    inside = PACKAGE_DIR / "_bundled" / name
+    return inside if inside.is_dir() else PACKAGE_DIR.parent / name
+
+
+def default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "provisiond"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str = ""
+    secret_key_file: Path | None = None
+    artifacts_dir: Path | None = None
+    playbooks_path: tuple[Path, ...] = ()
+    tick_seconds: float = 120.0
+    wake_check_seconds: float = 0.5
+    lease_seconds: float = 90.0
+    heartbeat_seconds: float = 15.0
+    reaper_seconds: float = 30.0
+    batch_size: int = 20
+    forks: int = 2
+    max_runs: int = 2
+    per_server_runs: int = 2
+    timeout_create: float = 1800.0
+    timeout_terminate: float = 3600.0
+    timeout_default: float = 600.0
+    retry_base: float = 30.0
+    retry_factor: float = 2.0
+    retry_cap: float = 1800.0
+    retry_max_attempts: int = 6
+    retry_terminate_attempts: int = 3
+    ansible_verbosity: int = 0
+    log_level: str = "INFO"
+
+    def __post_init__(self):
+        home = Path(self.home)
+        object.__setattr__(self, "home", home)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{home / 'provisiond.db'}")
+        if self.secret_key_file is None:
+            object.__setattr__(self, "secret_key_file", home / "secret.key")
+        if self.artifacts_dir is None:
+            object.__setattr__(self, "artifacts_dir", home / "artifacts")
+        object.__setattr__(self, "playbooks_path", tuple(Path(p) for p in self.playbooks_path))
+
+    @property
+    def wake_file(self) -> Path:
+        return self.home / "wake"
+
+    def timeout_for(self, action: str) -> float:
+        return {"create": self.timeout_create, "terminate": self.timeout_terminate}.get(
+            action, self.timeout_default)
+
+    def panel_dirs(self) -> list[Path]:
+        """Folders searched for panels, first match wins: the configured ones, then the bundled."""
+        return [*self.playbooks_path, bundled_dir("playbooks")]
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a file or environment value into the field's type, naming the field when it fails."""
+    kind = FIELDS[name].type
+    try:
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if name == "playbooks_path":
+            if isinstance(value, str):
+                return tuple(p for p in value.split(os.pathsep) if p)
+            return tuple(value)
+        return value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: {value!r} is not a valid {kind}") from exc
+
+
+def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve the settings for this process."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    home = Path(environ.get("PROVISIOND_HOME") or (overrides or {}).get("home") or default_home())
+    config_file = environ.get("PROVISIOND_CONFIG") or str(home / "provisiond.yaml")
+    if os.path.exists(config_file):
+        with open(config_file, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file}: expected a mapping of settings")
+        for name, value in loaded.items():
+            if name not in FIELDS:
+                raise ConfigError(f"{config_file}: unknown setting {name!r}")
+            values[name] = _coerce(name, value)
+    for name in FIELDS:
+        env_name = f"PROVISIOND_{name.upper()}"
+        if env_name in environ and name != "home":
+            values[name] = _coerce(name, environ[env_name])
+    for name, value in (overrides or {}).items():
+        if value is not None and name != "home":
+            values[name] = _coerce(name, value)
+    values["home"] = home
+    return Settings(**values)

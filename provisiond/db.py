@@ -1,0 +1,110 @@
+"""Connecting the database and keeping its schema current.
+
+SQLite is the default (a file under the home directory, WAL, ``synchronous=FULL``, busy
+timeout); PostgreSQL is chosen by URL (``PROVISIOND_DATABASE_URL=postgresql://...``).
+Schema changes are numbered steps in ``MIGRATIONS``; ``upgrade()`` applies the missing ones in
+one transaction each and records the version, so ``provisiond init`` and ``provisiond db
+upgrade`` are safe to run twice.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from typing import Callable
+
+import peewee as pw
+from playhouse.db_url import connect as connect_url
+
+from provisiond.errors import ConfigError
+from provisiond.models import MODELS, Setting, database
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": 2,  # FULL: an acknowledged enqueue survives power loss
+    "foreign_keys": 1,
+    "busy_timeout": 30000,
+}
+
+
+def is_postgres(db: pw.Database | None = None) -> bool:
+    return isinstance(db or database.obj, pw.PostgresqlDatabase)
+
+
+def connect(url: str) -> pw.Database:
+    """Open the database named by ``url`` and bind the models to it."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url[len("sqlite:///"):]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        db = pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30,
+                               check_same_thread=False)
+    elif scheme in ("postgres", "postgresql"):
+        db = connect_url(url.replace("postgres://", "postgresql://", 1), autorollback=True)
+    else:
+        raise ConfigError(f"database_url: unsupported scheme {scheme!r} (use sqlite:/// or postgresql://)")
+    database.initialize(db)
+    db.connect(reuse_if_open=True)
+    return db
+
+
+def immediate(db: pw.Database):
+    """A write transaction that takes SQLite's write lock at BEGIN (no upgrade deadlocks)."""
+    if isinstance(db, pw.SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return db.atomic()
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+def _create_tables(db: pw.Database) -> None:
+    db.create_tables(MODELS, safe=True)
+
+
+def _one_running_job_per_service(db: pw.Database) -> None:
+    # At most one running job per service, enforced by the database itself.
+    db.execute_sql(
+        "CREATE UNIQUE INDEX IF NOT EXISTS job_one_running_per_service "
+        "ON job (service_id) WHERE status = 'running'")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS job_service_status ON job (service_id, status)")
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
+    (1, "create tables", _create_tables),
+    (2, "one running job per service", _one_running_job_per_service),
+]
+
+
+def current_version(db: pw.Database) -> int:
+    if not db.table_exists(Setting._meta.table_name):
+        return 0
+    row = Setting.get_or_none(Setting.key == "schema_version")
+    return int(row.value) if row else 0
+
+
+def upgrade(db: pw.Database) -> list[str]:
+    """Apply every migration newer than the recorded version; return what was applied."""
+    applied = []
+    for version, name, step in MIGRATIONS:
+        if version <= current_version(db):
+            continue
+        with db.atomic():
+            step(db)
+            Setting.insert(key="schema_version", value=str(version)).on_conflict(
+                conflict_target=[Setting.key], update={Setting.value: str(version)}).execute()
+        applied.append(f"{version}: {name}")
+    return applied
+
+
+def pending_migrations(db: pw.Database) -> list[str]:
+    have = current_version(db)
+    return [f"{v}: {name}" for v, name, _ in MIGRATIONS if v > have]
+
+
+def require_current(db: pw.Database) -> None:
+    missing = pending_migrations(db)
+    if missing:
+        raise ConfigError("database schema is not current; run `provisiond db upgrade` "
+                          f"(pending: {', '.join(missing)})")
+

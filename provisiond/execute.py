@@ -1,0 +1,194 @@
+"""The front door to ansible-runner: the only module that imports it.
+
+``run(spec)`` runs one rendered playbook over one inventory (one host per job) in a fresh
+private_data_dir (0700), with a timeout and a cancel check, and returns a plain ``RunResult``
+with each host's outcome. It touches no database.
+
+Secrets never reach the runner's files in clear: they travel in a 0600 vars file passed as
+``-e @file`` (ansible-runner writes ``env/extravars`` and the command's environment into
+artifacts), every ``PROVISIOND_*`` variable is blanked in the child's environment, and the
+private_data_dir is removed when the run ends. The events and stdout handed back are redacted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import ansible_runner
+import yaml
+
+from provisiond.config import bundled_dir
+from provisiond.crypto import Redactor
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+HOST_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
+
+
+@dataclasses.dataclass
+class RunSpec:
+    playbook: str                      # rendered playbook text
+    inventory: dict                    # YAML inventory: all.vars and all.hosts
+    secrets: dict                      # extra vars that are secret (0600 file, -e @file)
+    redactor: Redactor
+    timeout: float
+    ident: str = "run"
+    forks: int = 2
+    verbosity: int = 0
+    cancelled: Callable[[], bool] = lambda: False
+    env: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class HostResult:
+    host: str
+    ok: bool
+    failed_task: str | None = None
+    message: str | None = None
+    panel_answer: Any = None
+    transient: bool = False
+    unreachable: bool = False
+    stats: dict = dataclasses.field(default_factory=dict)   # what the playbook reported (set_stats)
+    events: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class RunResult:
+    status: str            # successful, failed, timeout, canceled, error
+    rc: int | None
+    started: float
+    duration: float
+    stdout: str
+    hosts: dict[str, HostResult]
+    error: str | None = None
+
+    def host(self, name: str) -> HostResult:
+        """The outcome for one host; a host the run never reached fails with the run's reason."""
+        if name in self.hosts:
+            return self.hosts[name]
+        reason = {"timeout": "the run timed out", "canceled": "the run was cancelled"}.get(
+            self.status, self.error or f"the run ended ({self.status}, rc {self.rc}) before this host finished")
+        return HostResult(name, ok=False, message=reason, transient=self.status == "timeout")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _environment(spec: RunSpec, data_dir: Path) -> dict:
+    env = {name: "" for name in os.environ if name.startswith("PROVISIOND_")}
+    env.update({
+        "ANSIBLE_ACTION_PLUGINS": str(bundled_dir("roles") / "panel_call" / "action_plugins"),
+        "ANSIBLE_ROLES_PATH": str(bundled_dir("roles")),
+        "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
+        "ANSIBLE_HOME": str(data_dir / "ansible"),
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+    })
+    env.update(spec.env)
+    return env
+
+
+def run(spec: RunSpec) -> RunResult:
+    """Run one playbook; always returns, and always removes its private_data_dir."""
+    data_dir = Path(tempfile.mkdtemp(prefix="provisiond-run-"))
+    events: list[dict] = []
+    lock = threading.Lock()
+
+    def keep_event(event: dict) -> bool:
+        with lock:
+            events.append(event)
+        return False  # nothing is written to the artifacts dir; the caller keeps a redacted copy
+
+    started = time.time()
+    try:
+        (data_dir / "project").mkdir()
+        (data_dir / "inventory").mkdir()
+        (data_dir / "project" / "main.yml").write_text(spec.playbook, encoding="utf-8")
+        (data_dir / "inventory" / "hosts.yml").write_text(yaml.safe_dump(spec.inventory), encoding="utf-8")
+        secrets_file = data_dir / "secrets.json"
+        _write_private(secrets_file, json.dumps(spec.secrets))
+        runner = ansible_runner.run(
+            private_data_dir=str(data_dir), playbook="main.yml", ident=spec.ident,
+            inventory=str(data_dir / "inventory" / "hosts.yml"),
+            cmdline=f"-e @{secrets_file}", forks=spec.forks, verbosity=spec.verbosity or None,
+            timeout=max(1, int(spec.timeout)), cancel_callback=spec.cancelled,
+            event_handler=keep_event, envvars=_environment(spec, data_dir),
+            suppress_env_files=True, quiet=True,
+            settings={"pexpect_timeout": 0.5, "suppress_ansible_output": True})
+        stdout = _read_stdout(runner)
+        status, rc, error = runner.status, runner.rc, None
+    except BaseException as exc:  # ansible-runner raises SystemExit on some setup errors
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        stdout, status, rc, error = "", "error", None, f"ansible-runner could not run: {exc}"
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    duration = time.time() - started
+    redact = spec.redactor
+    clean_events = [redact.data(e) for e in events]
+    return RunResult(status=status, rc=rc, started=started, duration=duration,
+                     stdout=redact.text(stdout) or "", hosts=_hosts(clean_events, spec.inventory),
+                     error=redact.text(error))
+
+
+def _read_stdout(runner) -> str:
+    try:
+        return ANSI.sub("", runner.stdout.read())
+    except (OSError, AttributeError, ValueError):
+        return ""
+
+
+def _hosts(events: list[dict], inventory: dict) -> dict[str, HostResult]:
+    """Per-host outcomes from the event stream; the final stats decide ok or failed."""
+    results = {name: HostResult(name, ok=False) for name in inventory.get("all", {}).get("hosts", {})}
+    final_stats = None
+    for event in events:
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        if event.get("event") == "playbook_on_stats":
+            final_stats = data
+        if event.get("event") not in HOST_EVENTS or host not in results:
+            continue
+        result = results[host]
+        result.events.append(event)
+        res = data.get("res") or {}
+        if isinstance(res.get("ansible_stats"), dict):
+            result.stats.update(res["ansible_stats"].get("data") or {})
+        failure = event["event"] in ("runner_on_failed", "runner_on_unreachable")
+        # The first failure is the cause; a rescue that fails again only repeats it.
+        if failure and not data.get("ignore_errors") and result.failed_task is None:
+            result.failed_task = data.get("task")
+            result.message = _message(res)
+            result.panel_answer = res.get("answer")
+            result.transient = bool(res.get("transient"))
+            result.unreachable = event["event"] == "runner_on_unreachable"
+    if final_stats:
+        bad = set(final_stats.get("failures") or {}) | set(final_stats.get("dark") or {})
+        seen = set(final_stats.get("processed") or {})
+        for name, result in results.items():
+            result.ok = name in seen and name not in bad
+            if not result.ok and not result.message and name not in seen:
+                result.message = "the playbook never reached this host"
+    return results
+
+
+def _message(res: dict) -> str:
+    message = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+    if not message and res.get("censored"):
+        message = "the failing task hides its output (no_log)"
+    return str(message).strip()[:2000]

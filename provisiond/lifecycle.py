@@ -1,0 +1,225 @@
+"""The service state machine, and the requests that move a service along it.
+
+    pending ──create ok──▶ active ──suspend ok──▶ suspended
+       │                     ▲  ◀──unsuspend ok──┘  │
+       │ create failed       │                      │
+       ▼                     │ change_package, change_password keep the status
+     failed ─(job retry)─▶ pending                  │
+       └──────── terminate ok ─▶ terminated ◀───────┘ (from active, suspended or failed)
+
+Requests enqueue jobs through queue.py; only the outcome of a job moves the service
+(``apply_success`` / ``apply_failure``), so the service never claims a state the panel does
+not have. Identical open requests are merged into the existing job.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import peewee as pw
+
+from provisiond import accounts, db as dbmod, inputs, queue
+from provisiond.crypto import Vault
+from provisiond.errors import NotFound, StateError, ValidationError
+from provisiond.models import (Job, Product, Server, ServerGroup, Service,
+                               ServiceStatus, database, utcnow)
+from provisiond.panels import Registry
+from provisiond.policies import ServerLoad, Strategy, place
+
+S = ServiceStatus
+ALLOWED_FROM = {
+    "suspend": (S.ACTIVE,),
+    "unsuspend": (S.SUSPENDED,),
+    "terminate": (S.ACTIVE, S.SUSPENDED, S.FAILED),
+    "change_package": (S.ACTIVE, S.SUSPENDED),
+    "change_password": (S.ACTIVE, S.SUSPENDED),
+}
+RESULT_STATUS = {"create": S.ACTIVE, "suspend": S.SUSPENDED, "unsuspend": S.ACTIVE,
+                 "terminate": S.TERMINATED}
+OCCUPYING = (S.PENDING.value, S.ACTIVE.value, S.SUSPENDED.value)
+
+
+def get_service(ref_or_id: str | int) -> Service:
+    key = str(ref_or_id)
+    query = Service.ref == key
+    if key.isdigit():
+        query = query | (Service.id == int(key))
+    found = Service.select().where(query).order_by(Service.ref == key).first()
+    if found is None:
+        raise NotFound(f"service {ref_or_id} does not exist")
+    return found
+
+
+# -- ordering and placement ----------------------------------------------------------------
+
+def _loads(group: ServerGroup) -> list[ServerLoad]:
+    placed = (Service.select(Service.server, pw.fn.COUNT(Service.id).alias("n"))
+              .where(Service.status.in_(OCCUPYING) & Service.server.is_null(False))
+              .group_by(Service.server))
+    counts = {row.server_id: row.n for row in placed}
+    return [ServerLoad(id=s.id, name=s.name, enabled=s.enabled, healthy=s.health != "failed",
+                       max_accounts=s.max_accounts, placed=counts.get(s.id, 0))
+            for s in Server.select().where(Server.group == group)]
+
+
+def _lock_group(group: ServerGroup) -> None:
+    """Serialise placements in one group, so two orders cannot overfill a server."""
+    if dbmod.is_postgres():
+        ServerGroup.select().where(ServerGroup.id == group.id).for_update().execute()
+
+
+def _choose_server(product: Product) -> Server | None:
+    group = product.group
+    _lock_group(group)
+    chosen = place(_loads(group), Strategy(group.strategy), group.last_server_id)
+    if chosen is None:
+        return None
+    ServerGroup.update(last_server_id=chosen.id).where(ServerGroup.id == group.id).execute()
+    return Server.get_by_id(chosen.id)
+
+
+def _username_for(service: Service, server: Server, registry: Registry, wanted: str | None) -> str:
+    rules = registry.get(server.panel).username
+    taken = {u for (u,) in Service.select(Service.username).where(
+        (Service.server == server) & Service.username.is_null(False)).tuples()}
+    if wanted:
+        if wanted in taken:
+            raise ValidationError("username", f"{wanted!r} is already used on server {server.name}")
+        return wanted
+    return accounts.generate_username(service.domain, rules, taken)
+
+
+def order(registry: Registry, vault: Vault, *, product: str, domain: str, email: str,
+          username: str | None = None, ref: str | None = None,
+          paid_until: datetime.date | None = None) -> tuple[Service, Job | None]:
+    """A paid order: a pending Service and its create job, or nothing at all on bad input."""
+    found = Product.get_or_none(Product.name == product)
+    if found is None:
+        raise ValidationError("product", f"unknown product {product!r}")
+    panel = registry.get(found.panel)
+    panel.require("create")
+    domain = inputs.domain(domain)
+    email = inputs.email(email)
+    if ref is not None:
+        inputs.ref(ref)
+    if username is not None:
+        accounts.validate_username(username, panel.username)
+    with dbmod.immediate(database.obj):
+        if ref is not None and Service.select().where(Service.ref == ref).exists():
+            existing = Service.get(Service.ref == ref)
+            return existing, queue.open_job(existing)
+        password = accounts.generate_password(panel.password)
+        service = Service.create(ref=ref or f"tmp-{utcnow().timestamp()}", product=found,
+                                 domain=domain, email=email, package=found.package,
+                                 password=vault.encrypt(password), paid_until=paid_until)
+        if ref is None:
+            service.ref = f"svc-{service.id}"
+            service.save()
+        job = _place_and_enqueue(service, registry, username)
+    return service, job
+
+
+def _place_and_enqueue(service: Service, registry: Registry, username: str | None) -> Job | None:
+    server = _choose_server(service.product)
+    if server is None:
+        service.pending_reason = f"no capacity in group {service.product.group.name}"
+        service.save()
+        return None
+    service.server = server
+    service.username = _username_for(service, server, registry, username)
+    service.pending_reason = None
+    service.updated_at = utcnow()
+    service.save()
+    job, _ = queue.enqueue("create", service=service, server=server,
+                           idempotency_key=f"service:{service.id}:create")
+    return job
+
+
+def place_waiting(registry: Registry) -> list[Service]:
+    """Try again to place pending services that found no room; returns those now placed."""
+    placed = []
+    waiting = Service.select().where((Service.status == S.PENDING.value) & Service.server.is_null())
+    for service in waiting:
+        with dbmod.immediate(database.obj):
+            if _place_and_enqueue(service, registry, None) is not None:
+                placed.append(service)
+    return placed
+
+
+# -- requests on existing services ---------------------------------------------------------
+
+def request(registry: Registry, vault: Vault, ref_or_id: str | int, action: str, *,
+            reason: str | None = None, package: str | None = None) -> Job:
+    """Ask for a lifecycle action; an identical open request returns its job."""
+    service = get_service(ref_or_id)
+    if action not in ALLOWED_FROM:
+        raise ValidationError("action", f"unknown action {action!r}")
+    if service.server is None:
+        raise StateError(f"service {service.ref} is not placed on a server yet")
+    panel = registry.get(service.server.panel)
+    panel.require(action)
+    params: dict[str, Any] = {}
+    secret = None
+    if action == "suspend":
+        params["reason"] = reason or "admin"
+    if action == "change_package":
+        if not package:
+            raise ValidationError("package", "is required")
+        params["package"] = inputs.package(package)
+    with dbmod.immediate(database.obj):
+        open_job = queue.open_job(service)
+        if open_job is not None and open_job.action == action and open_job.params == params:
+            return open_job
+        if service.status not in {s.value for s in ALLOWED_FROM[action]}:
+            raise StateError(f"service {service.ref} is {service.status}; {action} needs it "
+                             f"{' or '.join(s.value for s in ALLOWED_FROM[action])}")
+        if action == "change_password":
+            secret = vault.encrypt_json({"password": accounts.generate_password(panel.password)})
+        job, _ = queue.enqueue(action, service=service, server=service.server, params=params,
+                               secret_params=secret, max_attempts=3 if action == "terminate" else 6)
+    return job
+
+
+def retry_job(job_id: int, extra_attempts: int) -> Job:
+    with database.atomic():
+        job = queue.retry(job_id, utcnow(), extra_attempts)
+        if job.action == "create" and job.service and job.service.status == S.FAILED.value:
+            Service.update(status=S.PENDING.value, last_error=None, updated_at=utcnow()).where(
+                Service.id == job.service_id).execute()
+    return job
+
+
+# -- outcomes ------------------------------------------------------------------------------
+
+def apply_success(job: Job, reported: dict, vault: Vault) -> None:
+    """Move the service after its job succeeded; ``reported`` is what the playbook set_stats'd."""
+    if job.service_id is None:
+        return
+    service = Service.get_by_id(job.service_id)
+    changes: dict[str, Any] = {"updated_at": utcnow(), "last_error": None}
+    if job.action in RESULT_STATUS:
+        changes["status"] = RESULT_STATUS[job.action].value
+    if job.action == "create":
+        changes["remote_id"] = str(reported.get("remote_id") or service.username)
+        changes["status_reason"] = None
+    if job.action == "suspend":
+        changes["status_reason"] = job.params.get("reason", "admin")
+    if job.action == "unsuspend":
+        changes["status_reason"] = None
+    if job.action == "change_package":
+        changes["package"] = job.params["package"]
+    if job.action == "change_password" and job.secret_params:
+        new_password = vault.decrypt_json(job.secret_params, f"job {job.id} parameters")["password"]
+        changes["password"] = vault.encrypt(new_password)
+    Service.update(**changes).where(Service.id == service.id).execute()
+
+
+def apply_failure(job: Job, message: str, final: bool) -> None:
+    """Record why the service's job failed; a create that failed for good fails the service."""
+    if job.service_id is None:
+        return
+    changes: dict[str, Any] = {"last_error": message, "updated_at": utcnow()}
+    if final and job.action == "create":
+        changes["status"] = S.FAILED.value
+    Service.update(**changes).where(Service.id == job.service_id).execute()

@@ -1,0 +1,167 @@
+"""The data model (see shared/DESIGN.md, "Data model").
+
+Times are naive UTC datetimes everywhere (``utcnow()``), so SQLite and PostgreSQL compare alike.
+Secret values are never stored in clear: ``Server.credentials`` holds secret fields encrypted
+by provisiond.crypto, ``Service.password`` and ``Job.secret_params`` are encrypted blobs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+
+import peewee as pw
+
+database = pw.DatabaseProxy()
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class JsonField(pw.TextField):
+    """JSON kept as text: portable between SQLite and PostgreSQL, and plain to read."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class ServiceStatus(str, enum.Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    TERMINATED = "terminated"
+    FAILED = "failed"
+
+
+class JobStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    NEEDS_ATTENTION = "needs_attention"
+
+
+OPEN_JOB_STATUSES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Setting(BaseModel):
+    """Small key/value facts the daemon keeps: schema version, last sweep, ..."""
+
+    key = pw.CharField(primary_key=True, max_length=100)
+    value = pw.TextField()
+
+
+class ServerGroup(BaseModel):
+    name = pw.CharField(unique=True, max_length=100)
+    strategy = pw.CharField(max_length=32, default="least-loaded")
+    last_server_id = pw.IntegerField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class Server(BaseModel):
+    name = pw.CharField(unique=True, max_length=100)
+    panel = pw.CharField(max_length=64)
+    host = pw.CharField(max_length=255)
+    port = pw.IntegerField(null=True)
+    group = pw.ForeignKeyField(ServerGroup, backref="servers", on_delete="RESTRICT")
+    credentials = JsonField(default=dict)
+    max_accounts = pw.IntegerField(default=500)
+    enabled = pw.BooleanField(default=True)
+    health = pw.CharField(max_length=16, default="unknown")
+    health_message = pw.TextField(null=True)
+    health_checked_at = pw.DateTimeField(null=True)
+    host_key = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class Product(BaseModel):
+    name = pw.CharField(unique=True, max_length=100)
+    panel = pw.CharField(max_length=64)
+    group = pw.ForeignKeyField(ServerGroup, backref="products", on_delete="RESTRICT")
+    package = pw.CharField(max_length=255)
+    config = JsonField(default=dict)
+    suspend_after_days = pw.IntegerField(null=True)
+    terminate_after_days = pw.IntegerField(null=True)
+    extra_roles = JsonField(default=list)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class Service(BaseModel):
+    ref = pw.CharField(unique=True, max_length=100)
+    product = pw.ForeignKeyField(Product, backref="services", on_delete="RESTRICT")
+    server = pw.ForeignKeyField(Server, backref="services", null=True, on_delete="RESTRICT")
+    domain = pw.CharField(max_length=253, index=True)
+    email = pw.CharField(max_length=254)
+    username = pw.CharField(max_length=64, null=True)
+    remote_id = pw.CharField(max_length=255, null=True)
+    package = pw.CharField(max_length=255)
+    password = pw.TextField(null=True)
+    status = pw.CharField(max_length=16, default=ServiceStatus.PENDING.value, index=True)
+    status_reason = pw.CharField(max_length=64, null=True)
+    pending_reason = pw.TextField(null=True)
+    last_error = pw.TextField(null=True)
+    paid_until = pw.DateField(null=True)
+    hold_until = pw.DateField(null=True)
+    never_terminate = pw.BooleanField(default=False)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("server", "username"), True),)
+
+
+class Job(BaseModel):
+    service = pw.ForeignKeyField(Service, backref="jobs", null=True, on_delete="CASCADE")
+    server = pw.ForeignKeyField(Server, backref="jobs", null=True, on_delete="CASCADE")
+    action = pw.CharField(max_length=64)
+    params = JsonField(default=dict)
+    secret_params = pw.TextField(null=True)
+    status = pw.CharField(max_length=16, default=JobStatus.QUEUED.value)
+    attempts = pw.IntegerField(default=0)
+    max_attempts = pw.IntegerField(default=6)
+    run_after = pw.DateTimeField(default=utcnow)
+    lease_owner = pw.CharField(max_length=128, null=True)
+    lease_expires_at = pw.DateTimeField(null=True)
+    fence = pw.IntegerField(default=0)
+    cancel_requested = pw.BooleanField(default=False)
+    idempotency_key = pw.CharField(max_length=200, null=True, unique=True)
+    last_error = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+    finished_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("status", "run_after"), False),)
+
+
+class ProvisioningLog(BaseModel):
+    job = pw.ForeignKeyField(Job, backref="logs", on_delete="CASCADE")
+    attempt = pw.IntegerField()
+    server = pw.ForeignKeyField(Server, null=True, on_delete="SET NULL")
+    panel = pw.CharField(max_length=64, null=True)
+    action = pw.CharField(max_length=64)
+    status = pw.CharField(max_length=16)
+    rc = pw.IntegerField(null=True)
+    started_at = pw.DateTimeField()
+    finished_at = pw.DateTimeField()
+    duration = pw.FloatField()
+    failed_task = pw.TextField(null=True)
+    message = pw.TextField(null=True)
+    panel_answer = pw.TextField(null=True)
+    stdout_excerpt = pw.TextField(null=True)
+    artifacts_path = pw.TextField(null=True)
+
+
+MODELS = [Setting, ServerGroup, Server, Product, Service, Job, ProvisioningLog]

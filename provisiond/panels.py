@@ -1,0 +1,271 @@
+"""Panel registry: each ``<dir>/<panel>/panel.yaml`` found at call time is a panel.
+
+Nothing is cached across ticks, so a folder dropped in is usable on the next tick and a broken
+one is reported (file and field) and skipped while the others keep working. Folders in
+``playbooks_path`` come before the bundled ones; the first folder with a given id wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from provisiond.crypto import MASK
+from provisiond.errors import PanelError, ValidationError
+
+LIFECYCLE_ACTIONS = ("create", "suspend", "unsuspend", "terminate", "change_package",
+                     "change_password", "test_connection")
+FIELD_TYPES = {"str": str, "int": int, "bool": bool}
+PANEL_ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    name: str
+    type: str = "str"
+    label: str = ""
+    required: bool = False
+    secret: bool = False
+    default: Any = None
+    choices: tuple = ()
+    pattern: str | None = None
+    min: int | None = None
+    max: int | None = None
+
+    def coerce(self, where: str, value: Any) -> Any:
+        """Convert a CLI/API value to this field's type, or raise naming the field."""
+        name = f"{where}.{self.name}"
+        if self.type == "bool":
+            if isinstance(value, bool):
+                result = value
+            elif str(value).lower() in ("1", "true", "yes", "on"):
+                result = True
+            elif str(value).lower() in ("0", "false", "no", "off"):
+                result = False
+            else:
+                raise ValidationError(name, f"expected true or false, got {value!r}")
+        elif self.type == "int":
+            try:
+                result = int(value)
+            except (TypeError, ValueError):
+                raise ValidationError(name, f"expected a whole number, got {value!r}") from None
+            if self.min is not None and result < self.min:
+                raise ValidationError(name, f"must be at least {self.min}")
+            if self.max is not None and result > self.max:
+                raise ValidationError(name, f"must be at most {self.max}")
+        else:
+            result = str(value)
+            if self.pattern and not re.fullmatch(self.pattern, result):
+                raise ValidationError(name, "has characters or a form this panel does not accept")
+        if self.choices and result not in self.choices:
+            raise ValidationError(name, f"must be one of {', '.join(map(str, self.choices))}")
+        return result
+
+
+@dataclasses.dataclass(frozen=True)
+class UsernameRules:
+    pattern: str = r"^[a-z][a-z0-9]*$"
+    max_length: int = 16
+    min_length: int = 1
+    generate_length: int = 8
+    lowercase: bool = True
+    forbidden_prefixes: tuple[str, ...] = ()
+    forbidden_suffixes: tuple[str, ...] = ()
+    reserved: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass(frozen=True)
+class PasswordRules:
+    length: int = 20
+    symbols: str = "!#%+-=_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    id: str
+    name: str
+    path: Path
+    connection: str
+    default_port: int | None
+    credentials: tuple[Field, ...]
+    package_fields: tuple[Field, ...]
+    actions: tuple[str, ...]
+    username: UsernameRules
+    password: PasswordRules
+
+    def playbook_path(self, action: str) -> Path:
+        return self.path / f"{action}.yml"
+
+    def supports(self, action: str) -> bool:
+        return action in self.actions
+
+    def require(self, action: str) -> None:
+        if not self.supports(action):
+            raise PanelError(f"panel {self.id} does not support {action} "
+                             f"(it declares: {', '.join(self.actions)})")
+
+    @property
+    def secret_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.credentials if f.secret)
+
+    def check_credentials(self, given: Mapping[str, Any], stored: Mapping[str, Any] | None = None) -> dict:
+        """Validate credentials against the manifest; return the full set (defaults filled in).
+
+        A blank or masked value for a secret field keeps the ``stored`` value, so an update
+        that echoes a masked listing back never wipes a secret.
+        """
+        known = {f.name: f for f in self.credentials}
+        for name in given:
+            if name not in known:
+                raise ValidationError(f"credential.{name}", f"panel {self.id} has no such field "
+                                      f"(fields: {', '.join(known)})")
+        result = {}
+        for field in self.credentials:
+            value = given.get(field.name)
+            if field.secret and value in (None, "", MASK) and stored and stored.get(field.name):
+                result[field.name] = stored[field.name]
+                continue
+            if value in (None, ""):
+                value = (stored or {}).get(field.name, field.default)
+            if value in (None, ""):
+                if field.required:
+                    raise ValidationError(f"credential.{field.name}", "is required")
+                continue
+            result[field.name] = field.coerce("credential", value)
+        return result
+
+    def check_package_config(self, given: Mapping[str, Any]) -> dict:
+        known = {f.name: f for f in self.package_fields}
+        for name in given:
+            if name not in known:
+                raise ValidationError(f"config.{name}", f"panel {self.id} has no such package field "
+                                      f"(fields: {', '.join(known) or 'none'})")
+        result = {}
+        for field in self.package_fields:
+            value = given.get(field.name, field.default)
+            if value is None:
+                if field.required:
+                    raise ValidationError(f"config.{field.name}", "is required")
+                continue
+            result[field.name] = field.coerce("config", value)
+        return result
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+def _fields(where: str, raw: Any) -> tuple[Field, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise PanelError(f"{where}: expected a mapping of field name to its definition")
+    fields = []
+    allowed = {f.name for f in dataclasses.fields(Field)} - {"name"}
+    for name, spec in raw.items():
+        spec = spec or {}
+        if not isinstance(spec, dict):
+            raise PanelError(f"{where}.{name}: expected a mapping")
+        unknown = set(spec) - allowed
+        if unknown:
+            raise PanelError(f"{where}.{name}: unknown key {sorted(unknown)[0]!r}")
+        if spec.get("type", "str") not in FIELD_TYPES:
+            raise PanelError(f"{where}.{name}.type: must be one of {', '.join(FIELD_TYPES)}")
+        spec = dict(spec, choices=tuple(spec.get("choices") or ()))
+        fields.append(Field(name=str(name), **spec))
+    return tuple(fields)
+
+
+def _rules(where: str, cls, raw: Any):
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise PanelError(f"{where}: expected a mapping")
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise PanelError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    values = dict(raw)
+    for key in ("forbidden_prefixes", "forbidden_suffixes"):
+        if key in values:
+            values[key] = tuple(values[key])
+    if "reserved" in values:
+        values["reserved"] = frozenset(str(v).lower() for v in values["reserved"])
+    if "pattern" in values:
+        try:
+            re.compile(values["pattern"])
+        except re.error as exc:
+            raise PanelError(f"{where}.pattern: not a valid regular expression ({exc})") from None
+    return cls(**values)
+
+
+def load_panel(folder: Path) -> Panel:
+    """Read and validate one panel folder; PanelError names the file and field."""
+    manifest = folder / "panel.yaml"
+    try:
+        raw = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PanelError(f"{manifest}: cannot be read as YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise PanelError(f"{manifest}: expected a mapping at the top")
+    try:
+        panel_id = raw.get("id", folder.name)
+        if panel_id != folder.name:
+            raise PanelError(f"id: {panel_id!r} must equal the folder name {folder.name!r}")
+        if not PANEL_ID.match(str(panel_id)):
+            raise PanelError(f"id: {panel_id!r} must be lowercase letters, digits, - or _")
+        if raw.get("connection", "local") not in ("local", "ssh"):
+            raise PanelError("connection: must be local or ssh")
+        actions = tuple(raw.get("actions") or ())
+        if not actions:
+            raise PanelError("actions: must list at least one action")
+        for action in actions:
+            if not (folder / f"{action}.yml").is_file():
+                raise PanelError(f"actions: {action} is declared but {action}.yml is missing")
+        return Panel(
+            id=panel_id,
+            name=str(raw.get("name", panel_id)),
+            path=folder,
+            connection=raw.get("connection", "local"),
+            default_port=raw.get("default_port"),
+            credentials=_fields("credentials", raw.get("credentials")),
+            package_fields=_fields("package", raw.get("package")),
+            actions=actions,
+            username=_rules("username", UsernameRules, raw.get("username")),
+            password=_rules("password", PasswordRules, raw.get("password")),
+        )
+    except (PanelError, TypeError) as exc:
+        raise PanelError(f"{manifest}: {exc}") from None
+
+
+@dataclasses.dataclass
+class Registry:
+    panels: dict[str, Panel]
+    problems: dict[str, str]  # panel folder → what is wrong with it
+
+    def get(self, panel_id: str) -> Panel:
+        if panel_id in self.panels:
+            return self.panels[panel_id]
+        if panel_id in self.problems:
+            raise PanelError(f"panel {panel_id} is broken: {self.problems[panel_id]}")
+        raise ValidationError("panel", f"unknown panel {panel_id!r} "
+                              f"(known: {', '.join(sorted(self.panels)) or 'none'})")
+
+
+def discover(dirs: Iterable[Path]) -> Registry:
+    panels: dict[str, Panel] = {}
+    problems: dict[str, str] = {}
+    for base in dirs:
+        if not Path(base).is_dir():
+            continue
+        for folder in sorted(Path(base).iterdir()):
+            if folder.name in panels or folder.name in problems:
+                continue
+            if not (folder / "panel.yaml").is_file():
+                continue
+            try:
+                panels[folder.name] = load_panel(folder)
+            except PanelError as exc:
+                problems[folder.name] = str(exc)
+    return Registry(panels, problems)

@@ -1,0 +1,214 @@
+"""The job queue: the ONLY writer of Job rows.
+
+    enqueue ─▶ queued ──claim──▶ running ──finish──▶ succeeded
+                 ▲  │                │ ├──fail────▶ failed | needs_attention
+                 │  └──cancel──▶ cancelled        │ └──retry_later──▶ queued (run_after later)
+                 └──── reap (lease expired) ◀─────┘
+    failed | cancelled | needs_attention ──retry (admin)──▶ queued
+
+A claim is atomic (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite ``BEGIN IMMEDIATE`` and a
+conditional update checked by row count), gives the job a lease owner and expiry, and bumps its
+fence. Heartbeat and every outcome count only for the current owner and fence, so a worker whose
+lease expired and whose job was claimed again records nothing. Jobs of one service run one at a
+time, in order: only the oldest open job of a service can be claimed, and a partial unique index
+refuses a second running job per service.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Iterable
+
+import peewee as pw
+
+from provisiond import db as dbmod
+from provisiond.errors import NotFound, StateError
+from provisiond.models import OPEN_JOB_STATUSES, Job, JobStatus, database, utcnow
+
+QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
+RETRYABLE = (JobStatus.FAILED.value, JobStatus.CANCELLED.value, JobStatus.NEEDS_ATTENTION.value)
+
+
+def enqueue(action: str, *, service=None, server=None, params: dict | None = None,
+            secret_params: str | None = None, idempotency_key: str | None = None,
+            max_attempts: int = 6, run_after: datetime.datetime | None = None) -> tuple[Job, bool]:
+    """Add a job; with an idempotency key already used, return that job instead (created False)."""
+    if idempotency_key:
+        existing = Job.get_or_none(Job.idempotency_key == idempotency_key)
+        if existing is not None:
+            return existing, False
+    now = utcnow()
+    try:
+        with database.atomic():
+            job = Job.create(action=action, service=service, server=server, params=params or {},
+                             secret_params=secret_params, idempotency_key=idempotency_key,
+                             max_attempts=max_attempts, run_after=run_after or now,
+                             created_at=now, updated_at=now)
+    except pw.IntegrityError:
+        if not idempotency_key:
+            raise
+        return Job.get(Job.idempotency_key == idempotency_key), False
+    return job, True
+
+
+def _candidates(now: datetime.datetime, limit: int, skip_servers: Iterable[int] = (),
+                server_id: int | None = None, action: str | None = None):
+    """Queued, due jobs on a server that are the oldest open job of their service."""
+    earlier = Job.alias("earlier")
+    blocked = (earlier.select(earlier.id)
+               .where((earlier.service == Job.service) & (earlier.id < Job.id)
+                      & (earlier.status.in_(OPEN_JOB_STATUSES))))
+    query = (Job.select(Job.id)
+             .where((Job.status == QUEUED) & (Job.run_after <= now) & Job.server.is_null(False)
+                    & ~pw.fn.EXISTS(blocked))
+             .order_by(Job.run_after, Job.id).limit(limit))
+    if server_id is not None:
+        query = query.where(Job.server == server_id)
+    if action is not None:
+        query = query.where(Job.action == action)
+    skip = list(skip_servers)
+    if skip:
+        query = query.where(Job.server.not_in(skip))
+    return query
+
+
+def next_due(now: datetime.datetime, skip_servers: Iterable[int] = ()) -> tuple[int, str] | None:
+    """(server id, action) of the oldest due job: what the next run should be about."""
+    head = _candidates(now, 1, skip_servers)
+    row = (Job.select(Job.server, Job.action).where(Job.id.in_(head)).tuples().first())
+    return (row[0], row[1]) if row else None
+
+
+def claim(owner: str, now: datetime.datetime, limit: int, lease_seconds: float, *,
+          server_id: int | None = None, action: str | None = None,
+          skip_servers: Iterable[int] = ()) -> list[Job]:
+    """Take up to ``limit`` due jobs for ``owner``; each gets a lease and a new fence.
+
+    With ``server_id`` and ``action`` only jobs that can share one run are taken.
+    """
+    if limit <= 0:
+        return []
+    expires = now + datetime.timedelta(seconds=lease_seconds)
+    db = database.obj
+    claimed_ids = []
+    with dbmod.immediate(db):
+        query = _candidates(now, limit, skip_servers, server_id, action)
+        if dbmod.is_postgres(db):
+            query = query.for_update(skip_locked=True, of=Job)
+        for (job_id,) in query.tuples():
+            updated = (Job.update(status=RUNNING, lease_owner=owner, lease_expires_at=expires,
+                                  fence=Job.fence + 1, attempts=Job.attempts + 1, updated_at=now)
+                       .where((Job.id == job_id) & (Job.status == QUEUED)).execute())
+            if updated:
+                claimed_ids.append(job_id)
+    if not claimed_ids:
+        return []
+    return list(Job.select().where(Job.id.in_(claimed_ids)).order_by(Job.id))
+
+
+def _owned(job: Job):
+    return ((Job.id == job.id) & (Job.status == RUNNING) & (Job.lease_owner == job.lease_owner)
+            & (Job.fence == job.fence))
+
+
+def heartbeat(jobs: Iterable[Job], now: datetime.datetime, lease_seconds: float,
+              renew: bool = True) -> dict[int, bool]:
+    """Renew the leases of running jobs (or only look, with ``renew=False``).
+
+    Returns job id → True while the job is still ours and nobody asked to cancel it.
+    """
+    jobs = list(jobs)
+    if renew:
+        expires = now + datetime.timedelta(seconds=lease_seconds)
+        for job in jobs:
+            Job.update(lease_expires_at=expires, updated_at=now).where(_owned(job)).execute()
+    rows = {row.id: row for row in Job.select(Job.id, Job.status, Job.lease_owner, Job.fence,
+                                              Job.cancel_requested)
+            .where(Job.id.in_([j.id for j in jobs]))}
+    state = {}
+    for job in jobs:
+        row = rows.get(job.id)
+        state[job.id] = bool(row and row.status == RUNNING and row.lease_owner == job.lease_owner
+                             and row.fence == job.fence and not row.cancel_requested)
+    return state
+
+
+def _settle(job: Job, now: datetime.datetime, **changes) -> bool:
+    changes.setdefault("lease_owner", None)
+    changes.setdefault("lease_expires_at", None)
+    return bool(Job.update(updated_at=now, **changes).where(_owned(job)).execute())
+
+
+def finish(job: Job, now: datetime.datetime) -> bool:
+    """Record success; False when the caller no longer owns the job (nothing written)."""
+    return _settle(job, now, status=JobStatus.SUCCEEDED.value, finished_at=now, last_error=None)
+
+
+def fail(job: Job, now: datetime.datetime, error: str,
+         status: JobStatus = JobStatus.FAILED) -> bool:
+    return _settle(job, now, status=status.value, finished_at=now, last_error=error)
+
+
+def retry_later(job: Job, now: datetime.datetime, error: str, run_after: datetime.datetime) -> bool:
+    return _settle(job, now, status=QUEUED, run_after=run_after, last_error=error)
+
+
+def cancel_running(job: Job, now: datetime.datetime, error: str = "cancelled") -> bool:
+    return _settle(job, now, status=JobStatus.CANCELLED.value, finished_at=now, last_error=error)
+
+
+def reap(now: datetime.datetime) -> list[int]:
+    """Put running jobs whose lease expired (their worker died) back in the queue.
+
+    A job that already used all its attempts fails instead. Either way the outcome of the
+    interrupted run is unknown, which the worker handles by reading the panel before acting.
+    """
+    expired = list(Job.select().where((Job.status == RUNNING) & (Job.lease_expires_at < now)))
+    reaped = []
+    for job in expired:
+        error = f"worker {job.lease_owner} stopped renewing its lease; outcome of attempt {job.attempts} unknown"
+        exhausted = job.attempts >= job.max_attempts
+        changes = {"status": JobStatus.FAILED.value, "finished_at": now} if exhausted else {
+            "status": QUEUED, "run_after": now}
+        if _settle(job, now, last_error=error, **changes):
+            reaped.append(job.id)
+    return reaped
+
+
+def cancel(job_id: int, now: datetime.datetime) -> Job:
+    """Cancel a queued job at once; ask a running one to stop (its worker ends the run)."""
+    job = get(job_id)
+    with database.atomic():
+        if Job.update(status=JobStatus.CANCELLED.value, finished_at=now, updated_at=now,
+                      last_error="cancelled by an admin").where(
+                (Job.id == job_id) & (Job.status == QUEUED)).execute():
+            return get(job_id)
+        if Job.update(cancel_requested=True, updated_at=now).where(
+                (Job.id == job_id) & (Job.status == RUNNING)).execute():
+            return get(job_id)
+    raise StateError(f"job {job_id} is {job.status}; only queued or running jobs can be cancelled")
+
+
+def retry(job_id: int, now: datetime.datetime, extra_attempts: int) -> Job:
+    """Queue a failed, cancelled or held job again, with ``extra_attempts`` more attempts."""
+    job = get(job_id)
+    updated = Job.update(status=QUEUED, run_after=now, finished_at=None, cancel_requested=False,
+                         max_attempts=Job.attempts + extra_attempts, updated_at=now).where(
+        (Job.id == job_id) & Job.status.in_(RETRYABLE)).execute()
+    if not updated:
+        raise StateError(f"job {job_id} is {job.status}; only failed, cancelled or "
+                         "needs_attention jobs can be retried")
+    return get(job_id)
+
+
+def get(job_id: int) -> Job:
+    job = Job.get_or_none(Job.id == job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    return job
+
+
+def open_job(service) -> Job | None:
+    """The service's queued or running job, if any."""
+    return (Job.select().where((Job.service == service) & Job.status.in_(OPEN_JOB_STATUSES))
+            .order_by(Job.id).first())

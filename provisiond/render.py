@@ -1,0 +1,73 @@
+"""From a batch of jobs (one server, one action) to a RunSpec: playbook, inventory, secrets.
+
+The playbook template is rendered by Jinja2 with provisiond's own delimiters (``[[ ]]``,
+``[% %]``) so Ansible's ``{{ }}`` pass through untouched, with StrictUndefined and only
+trusted values (panel id, action, role names). Service data never enters playbook text: it
+travels as inventory host vars (``account``) and, when secret, in the secrets vars file
+(``account_secrets[inventory_hostname]``, ``panel_secrets``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jinja2
+
+from provisiond.crypto import Redactor
+from provisiond.execute import RunSpec
+from provisiond.panels import Panel
+
+_ENV = jinja2.Environment(
+    block_start_string="[%", block_end_string="%]",
+    variable_start_string="[[", variable_end_string="]]",
+    comment_start_string="[#", comment_end_string="#]",
+    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+@dataclasses.dataclass
+class Account:
+    """What one job tells the playbook about its account."""
+    host: str
+    vars: dict[str, Any]
+    secrets: dict[str, str]
+
+
+def host_name(job_id: int) -> str:
+    return f"job_{job_id}"
+
+
+def render_playbook(panel: Panel, action: str, extra_roles: tuple[str, ...] = ()) -> str:
+    template = _ENV.from_string(panel.playbook_path(action).read_text(encoding="utf-8"))
+    return template.render(panel_id=panel.id, action=action, extra_roles=list(extra_roles))
+
+
+def server_vars(panel: Panel, host: str, port: int | None, credentials: dict) -> dict:
+    """Non-secret connection facts every host of the run shares."""
+    public = {k: v for k, v in credentials.items() if k not in panel.secret_fields}
+    port = port or panel.default_port
+    scheme = public.get("scheme", "https")
+    return {"id": panel.id, "host": host, "port": port, "url": f"{scheme}://{host}:{port}", **public}
+
+
+def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: list[Account],
+          *, timeout: float, forks: int, verbosity: int = 0, ident: str = "run",
+          extra_roles: tuple[str, ...] = (), cancelled=lambda: False) -> RunSpec:
+    panel_secrets = {k: credentials[k] for k in panel.secret_fields if k in credentials}
+    account_secrets = {a.host: a.secrets for a in accounts}
+    every_secret = [*panel_secrets.values(), *(v for a in accounts for v in a.secrets.values())]
+    redactor = Redactor(str(v) for v in every_secret)
+    inventory = {"all": {
+        "vars": {
+            "ansible_connection": "local",
+            "provisiond_action": action,
+            "panel": server,
+            "panel_url": server["url"],
+        },
+        "hosts": {a.host: {"account": a.vars} for a in accounts},
+    }}
+    secrets = {"panel_secrets": panel_secrets, "account_secrets": account_secrets,
+               "redact_values": [str(v) for v in every_secret]}
+    return RunSpec(playbook=render_playbook(panel, action, extra_roles), inventory=inventory,
+                   secrets=secrets, redactor=redactor, timeout=timeout, ident=ident,
+                   forks=forks, verbosity=verbosity, cancelled=cancelled)

@@ -1,0 +1,388 @@
+"""A `clpctl` simulator for CloudPanel (shared/panels/cloudpanel.md).
+
+Run as ``python -m provisiond.sandbox.clpctl <command> --flag=value ...`` with the JSON state file
+named by ``$CLPCTL_STATE``, or through the ``clpctl`` script ``install_wrapper()`` writes. Every run
+holds an exclusive ``fcntl`` lock on ``<state>.lock`` while it reads and rewrites the state, so
+concurrent invocations are safe.
+
+Parsing follows Symfony Console, which clpctl is built on: ``--opt=value`` or ``--opt value``;
+unknown commands and options, missing option values, values given to ``--force`` and positional
+arguments are refused on stderr with exit 1. CloudPanel's own failures go to stdout as
+``<field>: This value ...`` lines or ``An error has occurred, error message: ...``; their exit
+code and the success texts are *unverified* (exit code: ``$CLPCTL_ERROR_EXIT``, default 1).
+
+CloudPanel has no suspend: provisiond locks the site user. ``install_account_tools()`` writes a
+``usermod`` shim (``-L`` / ``-U`` / ``-e DATE``) that records this as the site's ``suspended`` and
+``expiredate`` in the same state. With ``$CLPCTL_HOME_ROOT`` set, site users' home directories are
+created and removed under it (for the ``/home/<siteUser>`` existence check).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import zoneinfo
+from pathlib import Path
+
+STATE_ENV, HOME_ROOT_ENV, PROGRAM_ENV, ERROR_EXIT_ENV = (
+    "CLPCTL_STATE", "CLPCTL_HOME_ROOT", "CLPCTL_PROGRAM", "CLPCTL_ERROR_EXIT")
+SITE_USER = ("domainName", "siteUser", "siteUserPassword")
+COMMANDS = {  # command -> (value options, flag options)
+    "site:add:php": (SITE_USER + ("phpVersion", "vhostTemplate"), ()),
+    "site:add:static": (SITE_USER, ()),
+    "site:add:nodejs": (SITE_USER + ("nodejsVersion", "appPort"), ()),
+    "site:add:python": (SITE_USER + ("pythonVersion", "appPort"), ()),
+    "site:add:reverse-proxy": (SITE_USER + ("reverseProxyUrl",), ()),
+    "site:delete": (("domainName",), ("force",)),
+    "user:add": (("userName", "email", "firstName", "lastName", "password", "role", "sites",
+                  "timezone", "status"), ()),
+    "user:delete": (("userName",), ()),
+    "user:list": ((), ()),
+    "db:add": (("domainName", "databaseName", "databaseUserName", "databaseUserPassword"), ()),
+    "lets-encrypt:install:certificate": (("domainName", "subjectAlternativeName"), ()),
+    "vhost-templates:list": ((), ()),
+}
+NOT_SIMULATED = {"cloudflare:update:ips", "cloudpanel:enable:basic-auth", "db:export", "db:import",
+                 "cloudpanel:disable:basic-auth", "db:show:master-credentials", "user:disable:mfa",
+                 "site:install:certificate", "user:reset:password", "vhost-templates:import",
+                 "vhost-template:add", "vhost-template:delete", "vhost-template:view"}
+GLOBAL_FLAGS = {"-n", "--no-interaction", "-q", "--quiet", "--ansi", "--no-ansi"}
+PHP_VERSIONS = {"7.1", "7.2", "7.3", "7.4", "8.0", "8.1", "8.2", "8.3", "8.4"}
+NODEJS_VERSIONS = {"12", "14", "16", "18", "20", "22"}
+PYTHON_VERSIONS = {"3.9", "3.10", "3.11", "3.12"}
+VHOST_TEMPLATES = ("Generic", "WordPress", "Laravel 11", "Symfony 7", "Drupal 10", "Joomla 5",
+                   "Magento 2", "Nextcloud", "PrestaShop 8", "WooCommerce")
+SYSTEM_USERS = {"root", "clp", "mysql", "nginx", "www-data", "daemon", "bin", "sys", "nobody",
+                "proftpd", "ftp", "sshd", "ubuntu", "debian", "admin"}
+ROLES = {"admin": "Admin", "site-manager": "Site Manager", "user": "User"}
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+SITE_USER_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+DB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+BLANK, INVALID, CHOICE = ("This value should not be blank.", "This value is not valid.",
+                          "The value you selected is not a valid choice.")
+SHORT = "This value is too short. It should have 8 characters or more."
+EXISTS = "This value already exists."
+
+
+class Failure(Exception):
+    """A refusal: ``lines`` to print, on stderr when it comes from the console parser."""
+
+    def __init__(self, *lines: str, stderr: bool = False):
+        super().__init__(lines[0])
+        self.lines, self.stderr = lines, stderr
+
+
+# -- state ---------------------------------------------------------------------------------
+def load_state(state_file: Path) -> dict:
+    try:
+        state = json.loads(Path(state_file).read_text() or "{}")
+    except FileNotFoundError:
+        state = {}
+    for key in ("sites", "users", "databases"):
+        state.setdefault(key, {})
+    return state
+
+
+@contextlib.contextmanager
+def locked_state(state_file: Path):
+    """Yield the state under an exclusive lock; write it back if the block ends normally."""
+    state_file = Path(state_file)
+    with open(f"{state_file}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = load_state(state_file)
+        yield state
+        fd, tmp = tempfile.mkstemp(dir=state_file.parent, prefix=".clpctl-")
+        with os.fdopen(fd, "w") as out:
+            json.dump(state, out, indent=1, sort_keys=True)
+        os.replace(tmp, state_file)
+
+
+# -- the console parser --------------------------------------------------------------------
+def parse(argv: list[str]) -> tuple[str, dict, bool]:
+    """(command, options, interactive) as Symfony Console would parse them, or Failure."""
+    args = list(argv)
+    interactive = True
+    while args and args[0] in GLOBAL_FLAGS:
+        interactive &= args.pop(0) not in ("-n", "--no-interaction")
+    if not args:
+        return "", {}, interactive
+    command = args.pop(0)
+    if command.startswith("-"):
+        raise Failure(f'The "{command}" option does not exist.', stderr=True)
+    if command in NOT_SIMULATED:
+        raise Failure(f'Command "{command}" exists in CloudPanel but is not simulated.', stderr=True)
+    if command not in COMMANDS:
+        raise Failure(f'Command "{command}" is not defined.', stderr=True)
+    values, flags = COMMANDS[command]
+    options: dict[str, str | bool] = {}
+    while args:
+        token = args.pop(0)
+        if token in GLOBAL_FLAGS:
+            interactive &= token not in ("-n", "--no-interaction")
+            continue
+        if not token.startswith("--"):
+            if token.startswith("-") and token != "-":
+                raise Failure(f'The "{token[:2]}" option does not exist.', stderr=True)
+            raise Failure(f'No arguments expected for "{command}" command, got "{token}".', stderr=True)
+        name, has_value, value = token[2:].partition("=")
+        if name in flags:
+            if has_value:
+                raise Failure(f'The "--{name}" option does not accept a value.', stderr=True)
+            options[name] = True
+        elif name in values:
+            if not has_value:
+                if args and (not args[0].startswith("-") or args[0] == ""):
+                    value = args.pop(0)
+                else:
+                    raise Failure(f'The "--{name}" option requires a value.', stderr=True)
+            options[name] = value
+        else:
+            raise Failure(f'The "--{name}" option does not exist.', stderr=True)
+    return command, options, interactive
+
+
+# -- commands ------------------------------------------------------------------------------
+def _check(errors: list[str], field: str, value, rule=None, message: str = INVALID) -> bool:
+    if value in (None, ""):
+        errors.append(f"{field}: {BLANK}")
+        return False
+    if rule is not None and not rule(value):
+        errors.append(f"{field}: {message}")
+        return False
+    return True
+
+
+def _site(state: dict, domain) -> dict:
+    if domain in (None, ""):
+        raise Failure(f"domainName: {BLANK}")
+    site = state["sites"].get(domain)
+    if site is None:
+        raise Failure(f'An error has occurred, error message: Site "{domain}" does not exist.')
+    return site
+
+
+def add_site(state: dict, kind: str, opts: dict) -> str:
+    errors: list[str] = []
+    domain, user = opts.get("domainName"), opts.get("siteUser")
+    if _check(errors, "domainName", domain, DOMAIN_RE.match) and domain in state["sites"]:
+        errors.append(f"domainName: {EXISTS}")
+    _check(errors, "siteUser", user, SITE_USER_RE.match)
+    _check(errors, "siteUserPassword", opts.get("siteUserPassword"), lambda v: len(v) >= 8, SHORT)
+    choices = {"phpVersion": PHP_VERSIONS, "vhostTemplate": VHOST_TEMPLATES,
+               "nodejsVersion": NODEJS_VERSIONS, "pythonVersion": PYTHON_VERSIONS}
+    for field in COMMANDS[f"site:add:{kind}"][0][len(SITE_USER):]:
+        if field == "appPort":
+            _check(errors, field, opts.get(field), lambda v: v.isdigit() and 1 <= int(v) <= 65535,
+                   "This value should be between 1 and 65535.")
+        elif field == "reverseProxyUrl":
+            _check(errors, field, opts.get(field), re.compile(r"^https?://[^\s/]+").match,
+                   "This value is not a valid URL.")
+        else:
+            _check(errors, field, opts.get(field), choices[field].__contains__, CHOICE)
+    if errors:
+        raise Failure(*errors)
+    if user in SYSTEM_USERS or any(s["siteUser"] == user for s in state["sites"].values()):
+        raise Failure(f"An error has occurred, error message: user: {EXISTS}")
+    state["sites"][domain] = dict(opts, type=kind, certificate=False, suspended=False, expiredate="")
+    if os.environ.get(HOME_ROOT_ENV):
+        Path(os.environ[HOME_ROOT_ENV], user).mkdir(parents=True, exist_ok=True)
+    return f'Site "{domain}" has been created.'
+
+
+def delete_site(state: dict, opts: dict, interactive: bool) -> str:
+    site = _site(state, opts.get("domainName"))
+    if not opts.get("force"):
+        sys.stdout.write(f'Do you really want to delete the site "{site["domainName"]}"? '
+                         'Type "yes" to continue: ')
+        sys.stdout.flush()
+        answer = sys.stdin.readline().strip() if interactive else ""
+        if answer != "yes":
+            raise Failure("", "Aborted: the site has not been deleted.")
+    del state["sites"][site["domainName"]]
+    state["databases"] = {k: v for k, v in state["databases"].items()
+                          if v["domainName"] != site["domainName"]}
+    for user in state["users"].values():
+        user["sites"] = [s for s in user["sites"] if s != site["domainName"]]
+    if os.environ.get(HOME_ROOT_ENV):
+        shutil.rmtree(Path(os.environ[HOME_ROOT_ENV], site["siteUser"]), ignore_errors=True)
+    return f'Site "{site["domainName"]}" has been deleted.'
+
+
+def add_user(state: dict, opts: dict) -> str:
+    errors: list[str] = []
+    name = opts.get("userName")
+    if _check(errors, "userName", name, re.compile(r"^[A-Za-z0-9._@-]{1,64}$").match) \
+            and name in state["users"]:
+        errors.append(f"userName: {EXISTS}")
+    _check(errors, "email", opts.get("email"), EMAIL_RE.match, "This value is not a valid email address.")
+    _check(errors, "firstName", opts.get("firstName"))
+    _check(errors, "lastName", opts.get("lastName"))
+    _check(errors, "password", opts.get("password"), lambda v: len(v) >= 8, SHORT)
+    role = opts.get("role")
+    _check(errors, "role", role, ROLES.__contains__, CHOICE)
+    _check(errors, "timezone", opts.get("timezone"), _valid_timezone, "This value is not a valid timezone.")
+    _check(errors, "status", opts.get("status"), {"0", "1"}.__contains__, CHOICE)
+    sites = [s for s in (opts.get("sites") or "").split(",") if s]
+    if role == "user" and _check(errors, "sites", opts.get("sites")):
+        if not all(s in state["sites"] for s in sites):
+            errors.append(f"sites: {INVALID}")
+    if errors:
+        raise Failure(*errors)
+    state["users"][name] = {"userName": name, "email": opts["email"], "firstName": opts["firstName"],
+                            "lastName": opts["lastName"], "password": opts["password"], "role": role,
+                            "sites": sites if role == "user" else [], "timezone": opts["timezone"],
+                            "status": int(opts["status"])}
+    return f'User "{name}" has been created.'
+
+
+def _valid_timezone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+        return True
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return False
+
+
+def delete_user(state: dict, opts: dict) -> str:
+    name = opts.get("userName")
+    if name in (None, ""):
+        raise Failure(f"userName: {BLANK}")
+    if state["users"].pop(name, None) is None:
+        raise Failure(f'An error has occurred, error message: User "{name}" does not exist.')
+    return f'User "{name}" has been deleted.'
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    line = lambda row: "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
+    return "\n".join([rule, line(headers), rule, *map(line, rows), rule])
+
+
+def list_users(state: dict, opts: dict) -> str:
+    rows = [[u["userName"], u["firstName"], u["lastName"], u["email"], ROLES[u["role"]],
+             "Active" if u["status"] else "Not Active"] for u in state["users"].values()]
+    return table(["User Name", "First Name", "Last Name", "E-Mail", "Role", "Status"], rows)
+
+
+def add_database(state: dict, opts: dict) -> str:
+    site = _site(state, opts.get("domainName"))
+    errors: list[str] = []
+    db, db_user = opts.get("databaseName"), opts.get("databaseUserName")
+    if _check(errors, "databaseName", db, DB_NAME_RE.match) and db in state["databases"]:
+        errors.append(f"databaseName: {EXISTS}")
+    if _check(errors, "databaseUserName", db_user, DB_NAME_RE.match) and \
+            any(d["databaseUserName"] == db_user for d in state["databases"].values()):
+        errors.append(f"databaseUserName: {EXISTS}")
+    _check(errors, "databaseUserPassword", opts.get("databaseUserPassword"), lambda v: len(v) >= 8, SHORT)
+    if errors:
+        raise Failure(*errors)
+    state["databases"][db] = dict(opts, domainName=site["domainName"])
+    return f'Database "{db}" has been added.'
+
+
+def install_certificate(state: dict, opts: dict) -> str:
+    site = _site(state, opts.get("domainName"))
+    site["certificate"] = True
+    return f'Certificate for "{site["domainName"]}" has been installed.'
+
+
+def run(argv: list[str], state_file: Path) -> int:
+    """Run one clpctl invocation; returns the exit code."""
+    error_exit = int(os.environ.get(ERROR_EXIT_ENV, "1"))
+    try:
+        command, opts, interactive = parse(argv)
+        if not command:
+            print("CloudPanel CLI (sandbox)\n\nAvailable commands:\n" +
+                  "".join(f"  {name}\n" for name in sorted(COMMANDS)), end="")
+            return 0
+        if command == "vhost-templates:list":
+            print(table(["Name"], [[t] for t in VHOST_TEMPLATES]))
+            return 0
+        with locked_state(state_file) as state:
+            if command.startswith("site:add:"):
+                message = add_site(state, command.rsplit(":", 1)[1], opts)
+            else:
+                operation = {"site:delete": lambda s, o: delete_site(s, o, interactive),
+                             "user:add": add_user, "user:delete": delete_user,
+                             "user:list": list_users, "db:add": add_database,
+                             "lets-encrypt:install:certificate": install_certificate}[command]
+                message = operation(state, opts)
+        print(message)
+        return 0
+    except Failure as failure:
+        print("\n".join(failure.lines), file=sys.stderr if failure.stderr else sys.stdout)
+        return 1 if failure.stderr else error_exit
+
+
+# -- the usermod shim (provisiond's emulated suspend) -------------------------------------
+def usermod(argv: list[str], state_file: Path) -> int:
+    """``usermod [-L|-U] [-e DATE] USER`` against the site users of the state."""
+    args, changes = list(argv), {}
+    while len(args) > 1:
+        option = args.pop(0)
+        if option in ("-L", "--lock", "-U", "--unlock"):
+            changes["suspended"] = option in ("-L", "--lock")
+        elif option in ("-e", "--expiredate"):
+            date = args.pop(0)
+            changes["expiredate"] = "" if date in ("", "-1") else date
+        else:
+            print(f"usermod: invalid option -- '{option.lstrip('-')}'", file=sys.stderr)
+            return 2
+    if len(args) != 1 or args[0].startswith("-"):
+        print("Usage: usermod [options] LOGIN", file=sys.stderr)
+        return 2
+    with locked_state(state_file) as state:
+        site = next((s for s in state["sites"].values() if s["siteUser"] == args[0]), None)
+        if site is None:
+            print(f"usermod: user '{args[0]}' does not exist", file=sys.stderr)
+            return 6
+        site.update(changes)
+    return 0
+
+
+# -- wrappers ------------------------------------------------------------------------------
+def _write_wrapper(bin_dir: Path, name: str, state_file: Path, program: str) -> Path:
+    repo_root = Path(__file__).resolve().parents[2]
+    script = Path(bin_dir) / name
+    script.write_text(
+        "#!/bin/sh\n"
+        f"export {STATE_ENV}={shlex.quote(str(Path(state_file).resolve()))}\n"
+        f"export {PROGRAM_ENV}={program}\n"
+        f'export PYTHONPATH={shlex.quote(str(repo_root))}"${{PYTHONPATH:+:$PYTHONPATH}}"\n'
+        f'exec {shlex.quote(sys.executable)} -m provisiond.sandbox.clpctl "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+def install_wrapper(bin_dir: Path, state_file: Path) -> Path:
+    """Write an executable ``clpctl`` into ``bin_dir`` that runs this simulator on ``state_file``."""
+    return _write_wrapper(bin_dir, "clpctl", state_file, "clpctl")
+
+
+def install_account_tools(bin_dir: Path, state_file: Path) -> list[Path]:
+    """Write the ``usermod`` shim that records provisiond's emulated suspend in ``state_file``."""
+    return [_write_wrapper(bin_dir, "usermod", state_file, "usermod")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    state = os.environ.get(STATE_ENV)
+    if not state:
+        print(f"{STATE_ENV} is not set: the clpctl simulator needs a state file.", file=sys.stderr)
+        return 2
+    if os.environ.get(PROGRAM_ENV) == "usermod":
+        return usermod(argv, Path(state))
+    return run(argv, Path(state))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

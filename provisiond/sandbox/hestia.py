@@ -1,0 +1,343 @@
+"""A strict HestiaCP /api/ simulator (shared/panels/hestia.md).
+
+It follows hestiacp's ``web/api/index.php``: form posts to ``/api/`` authenticated by
+``access_key`` + ``secret_key`` (or ``hash=ACCESS:SECRET``; the legacy ``hash=<key>`` and
+``user``/``password`` only when configured), ``returncode=yes`` answers the exit code alone with
+HTTP 200 and a ``Hestia-Exit-Code`` header, early failures map to 401/422/400, and
+``returncode=no`` answers the command's output (204 when it has none, the mapped status on
+failure). The ``v-*`` commands check arguments, formats, reserved and existing names, packages,
+suspension and package limits in the order the real scripts do, with the same exit codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+import urllib.parse
+
+from provisiond.sandbox.base import PanelSimulator, Request, Response
+
+E_ARGS, E_INVALID, E_NOTEXIST, E_EXISTS, E_SUSPENDED = 1, 2, 3, 4, 5
+E_LIMIT, E_PASSWORD, E_FORBIDDEN, E_DISABLED = 8, 9, 10, 11
+HTTP_FOR_CODE = {0: 200, 1: 400, 2: 422, 5: 401, 6: 401, 9: 401, 10: 401, 21: 401, 11: 400}
+ROOT_USER = "admin"
+RESERVED = ("aria", "aria_log", "mysql", "mysql_upgrade", "ib", "ib_buffer", "ddl",
+            "ddl_recovery", "performance", "sudo")
+SYSTEM_USERS = frozenset({"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail",
+                          "news", "uucp", "proxy", "www-data", "backup", "list", "irc", "nobody",
+                          "systemd-network", "sshd", "bind", "hestiaweb", "hestiamail", "dovecot",
+                          "Debian-exim", "clamav", "ntp", "admin"})
+USER_PATTERN = re.compile(r"^[a-zA-Z][-_a-zA-Z0-9]{0,28}[a-zA-Z0-9]$")
+EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$")
+OBJECT_PATTERN = re.compile(r"^[A-Za-z0-9][-._A-Za-z0-9]{0,64}[A-Za-z0-9]$")
+DOMAIN_BAD = re.compile(r"[!@#$^&*()+={}:,<>?_/\\\"';%`\s]|\.\.|^[0-9]+$")
+BAD_REQUEST = ("Error: data received is null or invalid, check "
+               "https://hestiacp.com/docs/server-administration/rest-api.html")
+USAGE = {
+    "v-add-user": (3, "USER PASSWORD EMAIL [PACKAGE] [NAME] [LASTNAME]"),
+    "v-add-web-domain": (2, "USER DOMAIN [IP] [RESTART] [ALIASES] [PROXY_EXTENSIONS]"),
+    "v-suspend-user": (1, "USER [RESTART]"), "v-unsuspend-user": (1, "USER [RESTART]"),
+    "v-delete-user": (1, "USER [RESTART]"), "v-change-user-package": (2, "USER PACKAGE [FORCE]"),
+    "v-change-user-password": (2, "USER PASSWORD"), "v-list-user": (1, "USER [FORMAT]"),
+    "v-list-users": (0, "[FORMAT]"), "v-list-user-packages": (0, "[FORMAT]"),
+    "v-list-sys-info": (0, "[FORMAT]"),
+}
+
+
+def _is_json(text: str) -> bool:
+    try:
+        return bool(text) and isinstance(json.loads(text), (dict, list))
+    except ValueError:
+        return False
+
+
+class Exit(Exception):
+    """A command's ``check_result``: exit code and the ``Error: ...`` line it echoes."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code, self.output = code, message if message.startswith("Usage") else f"Error: {message}"
+
+
+@dataclasses.dataclass
+class Account:
+    user: str
+    password: str
+    email: str
+    package: str
+    name: str = ""
+    suspended: bool = False
+    domains: list[str] = dataclasses.field(default_factory=list)
+    disk_used: int = 0  # U_DISK in MB, for v-change-user-package's limit check
+    created: float = dataclasses.field(default_factory=time.time)
+
+    @property
+    def domain(self) -> str:
+        return self.domains[0] if self.domains else ""
+
+
+class HestiaSimulator(PanelSimulator):
+    """``HestiaSimulator(access_key=..., secret_key=...)``; ``sim.accounts`` is the state.
+
+    ``packages`` is a list of names (no limits) or a mapping name -> {"WEB_DOMAINS": n,
+    "DISK_QUOTA": mb}; the ``default`` package always exists, as on a real server. Knobs:
+    ``api_system`` (0 disables the API: code 11), ``allowed_ips`` (the simulator's client is
+    always 127.0.0.1), ``allowed_commands`` (the key's permitted commands; None = all: code 10),
+    ``legacy_key`` and ``admin_password`` (the deprecated auth styles, off by default).
+    """
+
+    panel = "hestia"
+
+    def __init__(self, access_key: str = "SANDBOXACCESSKEY0001",
+                 secret_key: str = "sandbox-secret-key-0123456789abcdefghijk",
+                 packages=("basic", "pro", "business"), version: str = "1.9.4",
+                 api_system: int = 1, allowed_ips: str = "allow-all", allowed_commands=None,
+                 legacy_key: str | None = None, admin_password: str | None = None,
+                 system_users=SYSTEM_USERS, **kwargs):
+        super().__init__(**kwargs)
+        self.access_key, self.secret_key = access_key, secret_key
+        limits = packages if isinstance(packages, dict) else {name: {} for name in packages}
+        self.packages: dict[str, dict] = {"default": {}, **limits}
+        self.version, self.api_system, self.allowed_ips = version, api_system, allowed_ips
+        self.allowed_commands = set(allowed_commands) if allowed_commands is not None else None
+        self.legacy_key, self.admin_password = legacy_key, admin_password
+        self.system_users = set(system_users)
+        self.accounts: dict[str, Account] = {}
+
+    # -- wire ------------------------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        if request.path not in ("/api/", "/api/index.php"):
+            return Response(404, b"Not Found", "text/html; charset=UTF-8")
+        data = {}
+        if request.method == "POST" and "json" not in request.headers.get("content-type", ""):
+            data = dict(urllib.parse.parse_qsl(request.body.decode("utf-8", "replace"),
+                                               keep_blank_values=True))
+        if not {"access_key", "user", "hash"} & data.keys():
+            try:
+                data = json.loads(request.body or b"null")
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                return self._api_error(405, BAD_REQUEST, "")
+        ret = "code" if data.get("returncode", "no") == "yes" else "data"
+        hash_ = str(data.get("hash", ""))
+        if "access_key" not in data and hash_.count(":") == 1:
+            access, secret = hash_.split(":")
+            if len(access) == 20 and len(secret) == 40:
+                data.update(access_key=access, secret_key=secret)
+                data.pop("hash")
+        if "access_key" in data and "secret_key" in data:
+            return self._api_connection(data, ret)
+        if "user" in data or "hash" in data:
+            return self._api_legacy(data, ret)
+        return self._api_error(405, BAD_REQUEST, "")
+
+    @staticmethod
+    def _api_error(code: int, message: str, ret: str) -> Response:
+        status = code if code >= 100 else HTTP_FOR_CODE.get(code, 400)
+        body = str(code) if ret == "code" else (message if message.startswith("Error:")
+                                                 else f"Error: {message}")
+        return Response(status, body.encode(), "text/html; charset=UTF-8",
+                        {"Hestia-Exit-Code": str(code)})
+
+    def _command(self, data, ret: str) -> tuple[str, list[str], Response | None]:
+        cmd = str(data.get("cmd", "")).strip()
+        # Only the argN that were sent are passed on, in order: gaps close up as in index.php.
+        args = [str(data[f"arg{i}"]).strip() for i in range(1, 14) if f"arg{i}" in data]
+        if not cmd:
+            return cmd, args, self._api_error(E_INVALID, "Command not provided", ret)
+        if not re.fullmatch(r"[a-zA-Z0-9_-]+", cmd):
+            return cmd, args, self._api_error(E_INVALID, f"{cmd} command invalid", ret)
+        return cmd, args, None
+
+    def _api_connection(self, data, ret: str) -> Response:
+        if not self.api_system:
+            return self._api_error(E_DISABLED, "API has been disabled", ret)
+        if self.allowed_ips != "allow-all" and not {"127.0.0.1", "0.0.0.0"} & set(
+                self.allowed_ips.split(",")):
+            return self._api_error(E_FORBIDDEN, "IP is not allowed to connect with API", ret)
+        cmd, args, refusal = self._command(data, ret)
+        if refusal:
+            return refusal
+        access, secret = str(data["access_key"]).strip(), str(data["secret_key"]).strip()
+        if not access or not secret:
+            return self._api_error(E_PASSWORD, "Authentication failed", ret)
+        if access != self.access_key:
+            return self._api_error(E_PASSWORD, f"key {access} doesn't exist", ret)
+        if secret != self.secret_key:
+            return self._api_error(E_PASSWORD, f"key {access} secret doesn't match", ret)
+        if self.allowed_commands is not None and cmd not in self.allowed_commands:
+            return self._api_error(E_FORBIDDEN, f"key {access} has no permission to run {cmd}", ret)
+        code, output = self.run(cmd, args)
+        headers = {"Hestia-Exit-Code": str(code)}
+        if ret == "code":
+            return Response(200, str(code).encode(), "text/html; charset=UTF-8", headers)
+        if code:
+            return Response(HTTP_FOR_CODE.get(code, 400), output.encode(),
+                            "text/html; charset=UTF-8", headers)
+        ctype = "application/json; charset=utf-8" if _is_json(output) else "text/html; charset=UTF-8"
+        return Response(200 if output else 204, output.encode(), ctype, headers)
+
+    def _api_legacy(self, data, ret: str) -> Response:
+        if not self.api_system:
+            return self._api_error(E_DISABLED, "Error: API Disabled", ret)
+        if not data.get("hash"):
+            if data.get("user") != ROOT_USER:
+                return self._api_error(E_FORBIDDEN, "Error: authentication failed", ret)
+            if "password" not in data or data["password"] != self.admin_password or not self.admin_password:
+                return self._api_error(E_PASSWORD, "Error: authentication failed", ret)
+        elif not self.legacy_key or data["hash"] != self.legacy_key:
+            return self._api_error(E_PASSWORD, "Error: authentication failed", ret)
+        cmd, args, refusal = self._command(data, ret)
+        if refusal:
+            return refusal
+        code, output = self.run(cmd, args)
+        # The legacy path sends no exit-code header and answers 200 even when the command fails.
+        body = str(code) if ret == "code" else (output + "\n" if output else "OK")
+        return Response(200, body.encode(), "text/html; charset=UTF-8")
+
+    def run(self, cmd: str, args: list[str]) -> tuple[int, str]:
+        """Run one ``v-*`` command: (exit code, output)."""
+        command = getattr(self, "cmd_" + cmd[2:].replace("-", "_"), None) if cmd.startswith("v-") else None
+        if command is None or cmd not in USAGE:
+            return E_ARGS, ""  # sudo: command not found (stderr is not part of the answer)
+        needed, usage = USAGE[cmd]
+        # Stricter than bash: an empty required argument counts as missing.
+        if len(args) < needed or any(not a for a in args[:needed]):
+            return E_ARGS, f"Usage: {cmd} {usage}"
+        try:
+            with self.lock:  # extra arguments are ignored, as bash scripts do
+                return 0, command(*args[:len(usage.split())]) or ""
+        except Exit as failure:
+            return failure.code, failure.output
+
+    # -- checks (func/main.sh) -------------------------------------------------------------
+    @staticmethod
+    def _user_format(user: str) -> None:
+        if not USER_PATTERN.match(user):
+            raise Exit(E_INVALID, f"invalid user format :: {user}")
+
+    def _account(self, user: str, *, unsuspended: bool = False, root_forbidden: str = "") -> Account:
+        self._user_format(user)
+        if user == ROOT_USER and root_forbidden:
+            raise Exit(E_FORBIDDEN, root_forbidden)
+        account = self.accounts.get(user)
+        if account is None:
+            raise Exit(E_NOTEXIST, f"user {user} doesn't exist")
+        if unsuspended and account.suspended:
+            raise Exit(E_SUSPENDED, f"user {user} is suspended")
+        return account
+
+    def _package(self, package: str) -> dict:
+        if package and not OBJECT_PATTERN.match(package):
+            raise Exit(E_INVALID, f"invalid package format :: {package}")
+        if package not in self.packages:
+            raise Exit(E_NOTEXIST, f"package {package} doesn't exist")
+        return self.packages[package]
+
+    @staticmethod
+    def _restart(value: str | None) -> None:
+        if value not in (None, "", "yes", "no"):
+            raise Exit(E_INVALID, f"invalid restart format :: {value}")
+
+    # -- commands --------------------------------------------------------------------------
+    def cmd_add_user(self, user, password, email, package="default", name="", lastname=""):
+        self._user_format(user)
+        if not EMAIL_PATTERN.match(email):
+            raise Exit(E_INVALID, f"invalid email format :: {email}")
+        if package and not OBJECT_PATTERN.match(package):
+            raise Exit(E_INVALID, f"invalid package format :: {package}")
+        if user.lower() in RESERVED:
+            raise Exit(E_INVALID, f"The user name '{user}' is reserved and cannot be used. "
+                                  f"List of reserved names: {' '.join(RESERVED)}")
+        if user in self.accounts or user in self.system_users or user == ROOT_USER:
+            raise Exit(E_EXISTS, f"user {user} exists")
+        self._package(package)  # an empty PACKAGE argument is "package  doesn't exist" (3)
+        full_name = f"{name} {lastname}".strip()
+        self.accounts[user] = Account(user, password, email, package, full_name)
+
+    def cmd_add_web_domain(self, user, domain, ip="", restart="", aliases="", proxy=""):
+        domain = domain.lower()
+        if DOMAIN_BAD.search(domain) or "." not in domain:
+            raise Exit(E_INVALID, f"invalid domain format :: {domain}")
+        account = self._account(user, unsuspended=True)
+        if any(domain in a.domains for a in self.accounts.values()):
+            raise Exit(E_EXISTS, f"Web domain {domain} exists")
+        limit = self.packages[account.package].get("WEB_DOMAINS", "unlimited")
+        if limit != "unlimited" and len(account.domains) >= int(limit):
+            raise Exit(E_LIMIT, "WEB_DOMAINS limit is reached :: upgrade user package")
+        account.domains.append(domain)
+
+    def cmd_suspend_user(self, user, restart=None):
+        self._restart(restart)
+        self._account(user, unsuspended=True, root_forbidden="Can't suspend the admin user").suspended = True
+
+    def cmd_unsuspend_user(self, user, restart=None):
+        self._restart(restart)
+        self._account(user).suspended = False
+
+    def cmd_delete_user(self, user, restart=None):
+        self._restart(restart)
+        self._account(user, root_forbidden="Can't delete the admin user")
+        del self.accounts[user]
+
+    def cmd_change_user_package(self, user, package, force=""):
+        account = self._account(user, root_forbidden="Can't change the admin user's package")
+        limits = self._package(package)
+        if force != "yes":
+            used = {"WEB_DOMAIN": len(account.domains), "DISK": account.disk_used}
+            for key, usage in (("WEB_DOMAINS", "WEB_DOMAIN"), ("DISK_QUOTA", "DISK")):
+                limit = limits.get(key, "unlimited")
+                if limit != "unlimited" and int(limit) < used[usage]:
+                    raise Exit(E_LIMIT, f"Package doesn't cover {usage} usage")
+        account.package = package
+
+    def cmd_change_user_password(self, user, password):
+        self._account(user, unsuspended=True).password = password
+
+    def cmd_list_user(self, user, fmt="shell"):
+        if user == ROOT_USER:
+            return self._format({ROOT_USER: self._root_record()}, fmt)
+        return self._format({user: self._record(self._account(user))}, fmt)
+
+    def cmd_list_users(self, fmt="shell"):
+        records = {ROOT_USER: self._root_record()}
+        records.update((u, self._record(a)) for u, a in sorted(self.accounts.items()))
+        return self._format(records, fmt)
+
+    def cmd_list_user_packages(self, fmt="shell"):
+        return self._format({name: {"WEB_DOMAINS": str(l.get("WEB_DOMAINS", "unlimited")),
+                                    "DISK_QUOTA": str(l.get("DISK_QUOTA", "unlimited"))}
+                             for name, l in sorted(self.packages.items())}, fmt)
+
+    def cmd_list_sys_info(self, fmt="shell"):
+        return self._format({"sysinfo": {"HOSTNAME": "sandbox.test", "OS": "Debian",
+                                         "VERSION": "12", "ARCH": "x86_64",
+                                         "HESTIA": self.version, "RELEASE": "release",
+                                         "UPTIME": "1", "LOADAVERAGE": "0.00 / 0.00 / 0.00"}}, fmt)
+
+    # -- listing helpers -------------------------------------------------------------------
+    def _record(self, account: Account) -> dict[str, str]:
+        limits = self.packages.get(account.package, {})
+        created = time.localtime(account.created)
+        return {"NAME": account.name, "PACKAGE": account.package, "CONTACT": account.email,
+                "ROLE": "user", "SUSPENDED": "yes" if account.suspended else "no",
+                "WEB_DOMAINS": str(limits.get("WEB_DOMAINS", "unlimited")),
+                "DISK_QUOTA": str(limits.get("DISK_QUOTA", "unlimited")),
+                "U_WEB_DOMAINS": str(len(account.domains)), "U_DISK": str(account.disk_used),
+                "TIME": time.strftime("%H:%M:%S", created), "DATE": time.strftime("%Y-%m-%d", created)}
+
+    @staticmethod
+    def _root_record() -> dict[str, str]:
+        return {"NAME": "System Administrator", "PACKAGE": "system", "CONTACT": "admin@sandbox.test",
+                "ROLE": "admin", "SUSPENDED": "no", "WEB_DOMAINS": "unlimited",
+                "DISK_QUOTA": "unlimited", "U_WEB_DOMAINS": "0", "U_DISK": "0"}
+
+    @staticmethod
+    def _format(records: dict[str, dict], fmt: str) -> str:
+        if fmt == "json":
+            return json.dumps(records, indent=4)
+        return "\n\n".join("\n".join(f"{k}: {v}" for k, v in {"USER": name, **rec}.items())
+                           for name, rec in records.items())

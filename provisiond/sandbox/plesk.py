@@ -1,0 +1,465 @@
+"""A strict Plesk REST API v2 simulator (shared/panels/plesk.md).
+
+Base path ``/api/v2``; auth by ``X-API-Key`` (or Basic auth as ``admin`` when the simulator is given
+an admin password). Failures are HTTP statuses with ``{"code", "message"}``, except
+``POST /cli/{command}/call``, which answers HTTP 200 with ``{"code", "stdout", "stderr"}`` for a
+known command. Customers (``/clients``) and subscriptions (``/domains``, hosting type ``virtual``)
+are separate objects; deleting a customer removes its subscriptions. Suspending a customer does not
+change its subscriptions' own status (the simulator does not guess at cascading).
+
+Texts the contract marks *unverified* (duplicate-login message, CLI output) are module constants or
+constructor options.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import re
+import time
+import uuid
+
+from provisiond.sandbox.base import PanelSimulator, Request, Response
+
+API = "/api/v2"
+CLIENT_STATUSES = {0: "active", 16: "disabled by admin", 4: "under backup/restore", 256: "expired"}
+CLIENT_FIELDS = {"name", "company", "login", "status", "email", "locale", "owner_login",
+                 "external_id", "description", "password", "type"}
+DOMAIN_FIELDS = {"name", "description", "hosting_type", "hosting_settings", "base_domain",
+                 "parent_domain", "owner_client", "ip_addresses", "ipv4", "ipv6", "plan"}
+LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,59}$")
+SYSUSER_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
+DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DUPLICATE_LOGIN = "Account with this name already exists"  # the OpenAPI example; *unverified*
+WEAK_PASSWORD = ("The password is too weak: use at least 8 characters mixing lower- and upper-case "
+                 "letters, digits and symbols, and do not include the login.")
+
+
+def _today() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+@dataclasses.dataclass
+class Subscription:
+    id: int
+    name: str
+    owner_login: str | None
+    plan: str | None
+    ftp_login: str
+    ftp_password: str
+    ip_addresses: list[str]
+    hosting_type: str = "virtual"
+    status: str = "active"  # active | suspended | disabled
+    guid: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    created: str = dataclasses.field(default_factory=_today)
+
+    @property
+    def suspended(self) -> bool:
+        return self.status != "active"
+
+    def view(self) -> dict:
+        return {"id": self.id, "name": self.name, "ascii_name": self.name,
+                "hosting_type": self.hosting_type, "base_domain_id": 0,
+                "www_root": f"/var/www/vhosts/{self.name}/httpdocs", "guid": self.guid,
+                "created": self.created}
+
+
+@dataclasses.dataclass
+class Customer:
+    id: int
+    login: str
+    name: str
+    email: str
+    password: str
+    type: str = "customer"
+    external_id: str = ""
+    company: str = ""
+    description: str = ""
+    locale: str = "en-US"
+    status: int = 0
+    guid: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    created: str = dataclasses.field(default_factory=_today)
+    subscriptions: list[Subscription] = dataclasses.field(default_factory=list)
+
+    # what tests and playbook assertions look at -------------------------------------------
+    @property
+    def user(self) -> str:
+        return self.login
+
+    @property
+    def suspended(self) -> bool:
+        return self.status == 16
+
+    @property
+    def domain(self) -> str:
+        return self.subscriptions[0].name if self.subscriptions else ""
+
+    @property
+    def plan(self) -> str | None:
+        return self.subscriptions[0].plan if self.subscriptions else None
+
+    def view(self) -> dict:
+        return {"id": self.id, "created": self.created, "name": self.name, "company": self.company,
+                "login": self.login, "status": self.status, "email": self.email,
+                "locale": self.locale, "guid": self.guid, "owner_login": "admin",
+                "external_id": self.external_id, "description": self.description, "type": self.type}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class PleskSimulator(PanelSimulator):
+    """``PleskSimulator(api_key="k", plans={"basic"})``; ``sim.accounts`` maps login → Customer."""
+
+    panel = "plesk"
+
+    def __init__(self, api_key: str = "sandbox-key", plans=("basic", "pro", "business"),
+                 ip_addresses=("127.0.0.1",), admin_password: str | None = None,
+                 duplicate_login_message: str = DUPLICATE_LOGIN, panel_version: str = "18.0.61",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.api_key = api_key
+        self.plans = set(plans)
+        self.ip_addresses = list(ip_addresses)
+        self.admin_password = admin_password
+        self.duplicate_login_message = duplicate_login_message
+        self.panel_version = panel_version
+        self.accounts: dict[str, Customer] = {}
+        self.subscriptions: dict[str, Subscription] = {}
+        self._next_client_id = 2  # 1 is the administrator
+        self._next_domain_id = 1
+
+    # -- wire ------------------------------------------------------------------------------
+    ROUTES = [
+        ("GET", r"/server", "server"), ("GET", r"/server/ips", "server_ips"),
+        ("GET", r"/clients", "list_clients"), ("POST", r"/clients", "create_client"),
+        ("GET", r"/clients/(\d+)", "get_client"), ("PUT", r"/clients/(\d+)", "update_client"),
+        ("DELETE", r"/clients/(\d+)", "delete_client"),
+        ("GET", r"/clients/(\d+)/domains", "client_domains"),
+        ("PUT", r"/clients/(\d+)/suspend", "suspend_client"),
+        ("PUT", r"/clients/(\d+)/activate", "activate_client"),
+        ("GET", r"/domains", "list_domains"), ("POST", r"/domains", "create_domain"),
+        ("GET", r"/domains/(\d+)", "get_domain"), ("DELETE", r"/domains/(\d+)", "delete_domain"),
+        ("GET", r"/domains/(\d+)/client", "domain_client"),
+        ("GET", r"/domains/(\d+)/status", "get_domain_status"),
+        ("PUT", r"/domains/(\d+)/status", "set_domain_status"),
+        ("GET", r"/cli/commands", "cli_commands"),
+        ("POST", r"/cli/([a-z_]+)/call", "cli_call"),
+    ]
+
+    def handle(self, request: Request) -> Response:
+        if not self._authorized(request.headers):
+            return self._error(401, "Authentication failed")
+        if not request.path.startswith(API + "/"):
+            return self._error(404, "Not found")
+        path = request.path[len(API):].rstrip("/") or "/"
+        matched_path = False
+        for method, pattern, name in self.ROUTES:
+            match = re.fullmatch(pattern, path)
+            if not match:
+                continue
+            matched_path = True
+            if method != request.method:
+                continue
+            try:
+                body = self._json_body(request) if request.body else None
+                with self.lock:
+                    status, data = getattr(self, f"op_{name}")(request, body, *match.groups())
+            except HttpError as exc:
+                return self._error(exc.status, exc.message)
+            return Response(status, json.dumps(data).encode())
+        return self._error(405 if matched_path else 404,
+                           "Method not allowed" if matched_path else "Not found")
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        if "x-api-key" in headers:
+            return headers["x-api-key"] == self.api_key
+        scheme, _, encoded = headers.get("authorization", "").partition(" ")
+        if self.admin_password is None or scheme.lower() != "basic":
+            return False
+        try:
+            return base64.b64decode(encoded).decode() == f"admin:{self.admin_password}"
+        except ValueError:
+            return False
+
+    @staticmethod
+    def _error(status: int, message: str) -> Response:
+        return Response(status, json.dumps({"code": status, "message": message}).encode())
+
+    @staticmethod
+    def _json_body(request: Request):
+        if "application/json" not in request.headers.get("content-type", ""):
+            raise HttpError(400, "Request body must be JSON (Content-Type: application/json)")
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            raise HttpError(400, "Invalid JSON in request body") from None
+        return body
+
+    # -- lookups ---------------------------------------------------------------------------
+    def _client(self, client_id) -> Customer:
+        for customer in self.accounts.values():
+            if customer.id == int(client_id):
+                return customer
+        raise HttpError(404, "Client is not found")
+
+    def _domain(self, domain_id) -> Subscription:
+        for sub in self.subscriptions.values():
+            if sub.id == int(domain_id):
+                return sub
+        raise HttpError(404, "Domain is not found")
+
+    def _check_password(self, password, login: str) -> None:
+        if not isinstance(password, str) or not password:
+            raise HttpError(400, "password: This value should not be blank.")
+        classes = sum(bool(re.search(p, password)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z\d]"))
+        if len(password) < 8 or classes < 3 or (login and login.lower() in password.lower()):
+            raise HttpError(400, WEAK_PASSWORD)
+
+    # -- server ----------------------------------------------------------------------------
+    def op_server(self, request, body):
+        return 200, {"platform": "Unix", "hostname": "plesk.sandbox.test",
+                     "guid": "00000000-0000-4000-8000-000000000000",
+                     "panel_version": self.panel_version, "panel_revision": "sandbox",
+                     "panel_build_date": "2024-01-01", "panel_update_version": "1",
+                     "extension_version": "1.1.0", "extension_release": "1"}
+
+    def op_server_ips(self, request, body):
+        return 200, [{"ipv4": ip, "ipv6": "", "netmask": "255.255.255.0", "interface": "eth0",
+                      "type": "shared"} for ip in self.ip_addresses]
+
+    # -- clients ---------------------------------------------------------------------------
+    def op_list_clients(self, request, body):
+        return 200, [c.view() for c in self.accounts.values()]
+
+    def op_get_client(self, request, body, client_id):
+        return 200, self._client(client_id).view()
+
+    def op_client_domains(self, request, body, client_id):
+        return 200, [s.view() for s in self._client(client_id).subscriptions]
+
+    def op_create_client(self, request, body):
+        if not isinstance(body, dict):
+            raise HttpError(400, "Request body must be a JSON object")
+        unknown = sorted(set(body) - CLIENT_FIELDS)
+        if unknown:
+            raise HttpError(400, f"Unknown fields: {', '.join(unknown)}")
+        for field in ("name", "login", "password", "email", "type"):
+            if not isinstance(body.get(field), str) or not body[field]:
+                raise HttpError(400, f"{field}: This value should not be blank.")
+        login = body["login"]
+        if body["type"] not in ("customer", "reseller"):
+            raise HttpError(400, "type: The value you selected is not a valid choice.")
+        if not LOGIN_PATTERN.match(login):
+            raise HttpError(400, "login: The login may contain only lower-case letters, digits, "
+                                 "dots, dashes, underscores and @, 1 to 60 characters.")
+        if len(body["name"]) > 60:
+            raise HttpError(400, "name: This value is too long. It should have 60 characters or less.")
+        if not EMAIL_PATTERN.match(body["email"]):
+            raise HttpError(400, "email: This value is not a valid email address.")
+        if login in self.accounts:
+            raise HttpError(400, self.duplicate_login_message)
+        self._check_password(body["password"], login)
+        customer = Customer(id=self._next_client_id, login=login, name=body["name"],
+                            email=body["email"], password=body["password"], type=body["type"],
+                            external_id=str(body.get("external_id") or ""),
+                            company=str(body.get("company") or ""),
+                            description=str(body.get("description") or ""))
+        self._next_client_id += 1
+        self.accounts[login] = customer
+        return 201, {"id": customer.id, "guid": customer.guid}
+
+    def op_update_client(self, request, body, client_id):
+        customer = self._client(client_id)
+        if not isinstance(body, dict) or not body:
+            raise HttpError(400, "Request body must be a non-empty JSON object")
+        unknown = sorted(set(body) - (CLIENT_FIELDS - {"type"}))
+        if unknown:
+            raise HttpError(400, f"Unknown fields: {', '.join(unknown)}")
+        login = body.get("login", customer.login)
+        if login != customer.login:
+            if not isinstance(login, str) or not LOGIN_PATTERN.match(login):
+                raise HttpError(400, "login: This value is not valid.")
+            if login in self.accounts:
+                raise HttpError(400, self.duplicate_login_message)
+        if "password" in body:
+            self._check_password(body["password"], login)
+        if "email" in body and not (isinstance(body["email"], str) and EMAIL_PATTERN.match(body["email"])):
+            raise HttpError(400, "email: This value is not a valid email address.")
+        if "status" in body and body["status"] not in CLIENT_STATUSES:
+            raise HttpError(400, "status: The value you selected is not a valid choice.")
+        for field in ("name", "company", "email", "locale", "external_id", "description",
+                      "password", "status"):
+            if field in body:
+                setattr(customer, field, body[field])
+        if login != customer.login:
+            del self.accounts[customer.login]
+            customer.login = login
+            self.accounts[login] = customer
+            for sub in customer.subscriptions:
+                sub.owner_login = login
+        return 200, {"id": customer.id, "guid": customer.guid}
+
+    def op_delete_client(self, request, body, client_id):
+        customer = self._client(client_id)
+        for sub in customer.subscriptions:
+            self.subscriptions.pop(sub.name, None)
+        del self.accounts[customer.login]
+        return 200, {"id": customer.id, "guid": customer.guid}
+
+    def op_suspend_client(self, request, body, client_id):
+        self._client(client_id).status = 16
+        return 200, {"status": "success"}
+
+    def op_activate_client(self, request, body, client_id):
+        self._client(client_id).status = 0
+        return 200, {"status": "success"}
+
+    # -- domains (subscriptions) -----------------------------------------------------------
+    def op_list_domains(self, request, body):
+        subs = list(self.subscriptions.values())
+        if "name" in request.query:
+            subs = [s for s in subs if s.name == request.query["name"].lower()]
+        return 200, [s.view() for s in subs]
+
+    def op_get_domain(self, request, body, domain_id):
+        return 200, self._domain(domain_id).view()
+
+    def op_domain_client(self, request, body, domain_id):
+        sub = self._domain(domain_id)
+        if sub.owner_login is None:
+            raise HttpError(404, "Client is not found")
+        return 200, self.accounts[sub.owner_login].view()
+
+    def op_get_domain_status(self, request, body, domain_id):
+        return 200, {"status": self._domain(domain_id).status}
+
+    def op_set_domain_status(self, request, body, domain_id):
+        sub = self._domain(domain_id)
+        status = body.get("status") if isinstance(body, dict) else None
+        if status not in ("active", "suspended", "disabled"):
+            raise HttpError(400, "status: The value you selected is not a valid choice.")
+        sub.status = status
+        return 200, {"status": status}
+
+    def op_delete_domain(self, request, body, domain_id):
+        sub = self._domain(domain_id)
+        del self.subscriptions[sub.name]
+        if sub.owner_login in self.accounts:
+            self.accounts[sub.owner_login].subscriptions.remove(sub)
+        return 200, {"id": sub.id, "guid": sub.guid}
+
+    def op_create_domain(self, request, body):
+        if not isinstance(body, dict):
+            raise HttpError(400, "Request body must be a JSON object")
+        unknown = sorted(set(body) - DOMAIN_FIELDS)
+        if unknown:
+            raise HttpError(400, f"Unknown fields: {', '.join(unknown)}")
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise HttpError(400, "name: This value should not be blank.")
+        name = name.lower()
+        if not DOMAIN_PATTERN.match(name):
+            raise HttpError(400, f"name: '{name}' is not a valid domain name.")
+        if name in self.subscriptions:
+            raise HttpError(400, f"Domain with the name '{name}' already exists.")
+        if body.get("hosting_type") != "virtual":
+            raise HttpError(400, "hosting_type: This simulator only provides 'virtual' hosting "
+                                 "(subscriptions with physical hosting).")
+        owner = self._owner(body.get("owner_client"))
+        plan = self._plan(body.get("plan"))
+        ips = body.get("ip_addresses")
+        if not isinstance(ips, list) or not ips or not all(isinstance(i, str) for i in ips):
+            raise HttpError(400, "ip_addresses: At least one IP address of the server is required.")
+        for ip in ips:
+            if ip not in self.ip_addresses:
+                raise HttpError(400, f"IP address {ip} is not in the server's IP pool.")
+        settings = body.get("hosting_settings")
+        if not isinstance(settings, dict):
+            raise HttpError(400, "hosting_settings: ftp_login and ftp_password are required for "
+                                 "virtual hosting.")
+        ftp_login, ftp_password = settings.get("ftp_login"), settings.get("ftp_password")
+        if not isinstance(ftp_login, str) or not SYSUSER_PATTERN.match(ftp_login):
+            raise HttpError(400, "hosting_settings.ftp_login: This value is not a valid system "
+                                 "user name.")
+        if any(s.ftp_login == ftp_login for s in self.subscriptions.values()):
+            raise HttpError(400, f"System user '{ftp_login}' already exists.")
+        self._check_password(ftp_password, ftp_login)
+        sub = Subscription(id=self._next_domain_id, name=name,
+                           owner_login=owner.login if owner else None, plan=plan,
+                           ftp_login=ftp_login, ftp_password=ftp_password, ip_addresses=list(ips))
+        self._next_domain_id += 1
+        self.subscriptions[name] = sub
+        if owner:
+            owner.subscriptions.append(sub)
+        return 201, {"id": sub.id, "guid": sub.guid}
+
+    def _owner(self, ref) -> Customer | None:
+        if ref is None:
+            return None  # owned by the administrator
+        if not isinstance(ref, dict) or not ref or not set(ref) <= {"id", "login", "guid", "external_id"}:
+            raise HttpError(400, "owner_client: This value is not valid.")
+        for customer in self.accounts.values():
+            if all(str(getattr(customer, key)) == str(value) for key, value in ref.items()):
+                return customer
+        raise HttpError(400, "owner_client: Client is not found.")
+
+    def _plan(self, ref) -> str | None:
+        if ref is None:
+            return None
+        if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+            raise HttpError(400, "plan: This value is not valid.")
+        if ref["name"] not in self.plans:
+            raise HttpError(400, f"Service plan '{ref['name']}' does not exist.")
+        return ref["name"]
+
+    # -- CLI gate --------------------------------------------------------------------------
+    def op_cli_commands(self, request, body):
+        return 200, ["service_plan", "subscription"]
+
+    def op_cli_call(self, request, body, command):
+        if command not in ("subscription", "service_plan"):
+            raise HttpError(404, "Command is not found")
+        body = body if body is not None else {}
+        params = body.get("params", []) if isinstance(body, dict) else None
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            raise HttpError(400, "params: This value should be a list of strings.")
+        code, stdout, stderr = getattr(self, f"cli_{command}")(params)
+        return 200, {"code": code, "stdout": stdout, "stderr": stderr}
+
+    def cli_service_plan(self, params):
+        if params == ["--list"]:
+            return 0, "".join(f"{p}\n" for p in sorted(self.plans)), ""
+        return 1, "", f"Unknown option or wrong arguments: {' '.join(params)}\n"
+
+    def cli_subscription(self, params):
+        if len(params) < 2:
+            return 1, "", "An option and a subscription name are required.\n"
+        option, name, rest = params[0], params[1].lower(), params[2:]
+        if option not in ("--webspace-off", "--webspace-on", "--info", "--switch-subscription"):
+            return 1, "", f"Unknown option: {option}\n"
+        sub = self.subscriptions.get(name)
+        if option == "--switch-subscription":
+            if len(rest) != 2 or rest[0] != "-service-plan":
+                return 1, "", "Usage: --switch-subscription <name> -service-plan <plan>\n"
+        elif rest:
+            return 1, "", f"Unexpected arguments: {' '.join(rest)}\n"
+        if sub is None:
+            return 1, "", f"Unable to find subscription '{name}': object not found.\n"
+        if option == "--info":
+            owner = sub.owner_login or "admin"
+            return 0, (f"General\n=============================\nDomain name:        {sub.name}\n"
+                       f"Owner's login:      {owner}\nStatus:             {sub.status}\n"
+                       f"Service plan:       {sub.plan or 'None'}\nFTP login:          {sub.ftp_login}\n"), ""
+        if option == "--switch-subscription":
+            if rest[1] not in self.plans:
+                return 1, "", f"Unable to find service plan '{rest[1]}'.\n"
+            sub.plan = rest[1]
+            return 0, f"SUCCESS: The subscription '{name}' was switched to the plan '{rest[1]}'.\n", ""
+        sub.status = "suspended" if option == "--webspace-off" else "active"
+        return 0, f"SUCCESS: Update of subscription '{name}' completed.\n", ""

@@ -1,0 +1,242 @@
+"""One tick of work: claim → group → render → execute → record.
+
+``Worker.tick(now)`` is what the daemon's scheduler calls and what tests call directly. Each
+free run slot takes the oldest due job's (server, action) and claims up to ``batch_size`` jobs
+that can share that run, one inventory host per job. Runs go to a thread pool, so a tick never
+waits for a playbook unless asked to (``wait=True``, used by ``run --once``).
+
+While a run lasts, its cancel check renews the jobs' leases and notices a cancel request or a
+lost lease; the run is stopped once every job in it should stop. Outcomes are recorded in one
+transaction per job that is rolled back when the worker no longer owns the job (fence).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import datetime
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+
+from provisiond import artifacts, catalog, execute, lifecycle, panels, queue, render
+from provisiond.config import Settings
+from provisiond.crypto import Vault
+from provisiond.errors import ProvisiondError
+from provisiond.models import Job, JobStatus, Server, Service, database, utcnow
+from provisiond.policies import FailureKind, RetryPolicy, classify
+
+log = logging.getLogger("provisiond.worker")
+
+
+class _NotOwner(Exception):
+    """The job was claimed by someone else meanwhile: record nothing."""
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(base=settings.retry_base, factor=settings.retry_factor, cap=settings.retry_cap,
+                       max_attempts=settings.retry_max_attempts,
+                       max_attempts_by_action={"terminate": settings.retry_terminate_attempts})
+
+
+class Worker:
+    def __init__(self, settings: Settings, vault: Vault, owner: str | None = None):
+        self.settings = settings
+        self.vault = vault
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.policy = retry_policy(settings)
+        self.rng = random.Random()
+        self._pool = concurrent.futures.ThreadPoolExecutor(settings.max_runs, thread_name_prefix="run")
+        self._lock = threading.Lock()
+        self._running: set[concurrent.futures.Future] = set()
+        self._server_runs: collections.Counter[int] = collections.Counter()
+        self.on_run_finished = lambda: None   # the daemon brings its next tick forward
+
+    # -- ticking -------------------------------------------------------------------------
+    def tick(self, now: datetime.datetime | None = None, wait: bool = False) -> list[concurrent.futures.Future]:
+        """Start runs for due jobs, as many as free slots allow; returns the runs started."""
+        now = now or utcnow()
+        registry = panels.discover(self.settings.panel_dirs())
+        for folder, problem in registry.problems.items():
+            log.warning("panel %s skipped: %s", folder, problem)
+        lifecycle.place_waiting(registry)
+        queue.reap(now)
+        started = []
+        while self.free_slots() > 0:
+            jobs = self._claim_batch(now)
+            if not jobs:
+                break
+            future = self._pool.submit(self._run_batch, registry, jobs)
+            with self._lock:
+                self._running.add(future)
+                self._server_runs[jobs[0].server_id] += 1
+            future.add_done_callback(lambda f, sid=jobs[0].server_id: self._done(f, sid))
+            started.append(future)
+        if wait:
+            self.wait(started)
+        return started
+
+    def free_slots(self) -> int:
+        with self._lock:
+            return self.settings.max_runs - len(self._running)
+
+    def _claim_batch(self, now) -> list[Job]:
+        with self._lock:
+            busy = [sid for sid, n in self._server_runs.items() if n >= self.settings.per_server_runs]
+        head = queue.next_due(now, skip_servers=busy)
+        if head is None:
+            return []
+        server_id, action = head
+        return queue.claim(self.owner, now, self.settings.batch_size, self.settings.lease_seconds,
+                           server_id=server_id, action=action)
+
+    def _done(self, future, server_id: int) -> None:
+        with self._lock:
+            self._running.discard(future)
+            self._server_runs[server_id] -= 1
+        if future.exception() is not None:
+            log.error("a run crashed", exc_info=future.exception())
+        self.on_run_finished()
+
+    def wait(self, futures=None) -> None:
+        with self._lock:
+            pending = list(futures if futures is not None else self._running)
+        concurrent.futures.wait(pending)
+
+    def shutdown(self) -> None:
+        """Let the running playbooks finish, then stop."""
+        self._pool.shutdown(wait=True)
+
+    # -- one run -------------------------------------------------------------------------
+    def _run_batch(self, registry: panels.Registry, jobs: list[Job]) -> None:
+        server = Server.get_by_id(jobs[0].server_id)
+        action = jobs[0].action
+        try:
+            panel = registry.get(server.panel)
+            panel.require(action)
+            credentials = catalog.open_credentials(server.credentials, self.vault, server.name)
+        except ProvisiondError as exc:
+            for job in jobs:
+                self._record_refusal(job, str(exc))
+            return
+        accounts, runnable = [], []
+        for job in jobs:
+            try:
+                accounts.append(self._account(job))
+                runnable.append(job)
+            except ProvisiondError as exc:
+                self._record_refusal(job, str(exc))
+        if not runnable:
+            return
+        ident = f"{utcnow():%Y%m%dT%H%M%S}-{server.name}-{action}-{runnable[0].id}-{uuid.uuid4().hex[:6]}"
+        guard = _RunGuard(runnable, self.settings)
+        spec = render.build(panel, action, render.server_vars(panel, server.host, server.port, credentials),
+                            credentials, accounts, timeout=self.settings.timeout_for(action),
+                            forks=self.settings.forks, verbosity=self.settings.ansible_verbosity,
+                            ident=ident, cancelled=guard)
+        result = execute.run(spec)
+        kept = artifacts.keep_run(self.settings.artifacts_dir, ident, result)
+        for job in runnable:
+            host = result.host(render.host_name(job.id))
+            try:
+                self._record(job, host, result, kept, panel.id)
+            except _NotOwner:
+                log.warning("job %s was taken over by another worker; its result was not recorded", job.id)
+
+    def _account(self, job: Job) -> render.Account:
+        service = Service.get_by_id(job.service_id) if job.service_id else None
+        secrets = {}
+        values = {"job_id": job.id, "action": job.action, "params": job.params}
+        if service is not None:
+            values.update(service_id=service.id, ref=service.ref, domain=service.domain,
+                          email=service.email, username=service.username, remote_id=service.remote_id,
+                          package=job.params.get("package", service.package),
+                          package_config=service.product.config, reason=job.params.get("reason"))
+            if service.password:
+                secrets["password"] = self.vault.decrypt(service.password, f"password of service {service.ref}")
+        if job.secret_params:
+            secrets.update(self.vault.decrypt_json(job.secret_params, f"parameters of job {job.id}"))
+        return render.Account(render.host_name(job.id), values, secrets)
+
+    # -- recording -------------------------------------------------------------------------
+    def _record_refusal(self, job: Job, message: str) -> None:
+        """The core refused to run the job (unsupported action, undecryptable secret)."""
+        now = utcnow()
+        empty = execute.RunResult("error", None, time.time(), 0.0, "", {})
+        host = execute.HostResult(render.host_name(job.id), ok=False, message=message)
+        try:
+            with database.atomic():
+                if not queue.fail(job, now, message):
+                    raise _NotOwner
+                lifecycle.apply_failure(job, message, final=True)
+                artifacts.record_attempt(job, host, empty, status="failed", panel=None, kept=None)
+        except _NotOwner:
+            pass
+
+    def _record(self, job: Job, host: execute.HostResult, result: execute.RunResult, kept, panel_id: str) -> None:
+        now = utcnow()
+        with database.atomic():
+            status = self._settle(job, host, result, now)
+            artifacts.record_attempt(job, host, result, status=status, panel=panel_id, kept=kept)
+
+    def _settle(self, job: Job, host: execute.HostResult, result: execute.RunResult, now) -> str:
+        """Move the job (and its service) on; returns the attempt's status for the log."""
+        if host.ok:
+            if not queue.finish(job, now):
+                raise _NotOwner
+            lifecycle.apply_success(job, host.stats, self.vault)
+            return JobStatus.SUCCEEDED.value
+        message = host.message or f"run ended {result.status}"
+        if result.status == "canceled":
+            if not queue.cancel_running(job, now, "cancelled while running: " + message):
+                raise _NotOwner
+            lifecycle.apply_failure(job, "cancelled while running", final=False)
+            return JobStatus.CANCELLED.value
+        if host.stats.get("outcome") == "needs_attention":
+            if not queue.fail(job, now, message, JobStatus.NEEDS_ATTENTION):
+                raise _NotOwner
+            lifecycle.apply_failure(job, message, final=False)
+            return JobStatus.NEEDS_ATTENTION.value
+        kind = classify(message, timed_out=result.status == "timeout", unreachable=host.unreachable)
+        if host.transient:
+            kind = FailureKind.TRANSIENT
+        if kind is FailureKind.TRANSIENT and job.attempts < job.max_attempts:
+            delay = self.policy.delay(job.attempts, self.rng)
+            if not queue.retry_later(job, now, message, now + datetime.timedelta(seconds=delay)):
+                raise _NotOwner
+            lifecycle.apply_failure(job, message, final=False)
+            return "retrying" if result.status != "timeout" else "timeout"
+        if not queue.fail(job, now, message):
+            raise _NotOwner
+        lifecycle.apply_failure(job, message, final=True)
+        return "timeout" if result.status == "timeout" else JobStatus.FAILED.value
+
+
+class _RunGuard:
+    """The run's cancel check: renews leases, and says stop once no job of the run should go on."""
+
+    CHECK_SECONDS = 2.0
+
+    def __init__(self, jobs: list[Job], settings: Settings):
+        self.jobs = jobs
+        self.settings = settings
+        self.last_check = time.monotonic()
+        self.last_renewal = time.monotonic()
+        self.stop = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_check < self.CHECK_SECONDS:
+            return self.stop
+        self.last_check = now
+        renew = now - self.last_renewal >= self.settings.heartbeat_seconds
+        lease = self.settings.lease_seconds if renew else 0.0
+        if renew:
+            self.last_renewal = now
+        state = queue.heartbeat(self.jobs, utcnow(), lease, renew=renew)
+        self.stop = not any(state.values())
+        return self.stop
