@@ -25,7 +25,7 @@ from provisiond.errors import NotFound, StateError, ValidationError
 from provisiond.models import (Job, Product, Server, ServerGroup, Service,
                                ServiceStatus, database, utcnow)
 from provisiond.panels import Registry
-from provisiond.policies import ServerLoad, Strategy, place
+from provisiond.policies import RetryPolicy, ServerLoad, Strategy, place
 
 S = ServiceStatus
 ALLOWED_FROM = {
@@ -92,7 +92,8 @@ def _username_for(service: Service, server: Server, registry: Registry, wanted: 
 
 def order(registry: Registry, vault: Vault, *, product: str, domain: str, email: str,
           username: str | None = None, ref: str | None = None,
-          paid_until: datetime.date | None = None) -> tuple[Service, Job | None]:
+          paid_until: datetime.date | None = None,
+          policy: RetryPolicy = RetryPolicy()) -> tuple[Service, Job | None]:
     """A paid order: a pending Service and its create job, or nothing at all on bad input."""
     found = Product.get_or_none(Product.name == product)
     if found is None:
@@ -116,11 +117,12 @@ def order(registry: Registry, vault: Vault, *, product: str, domain: str, email:
         if ref is None:
             service.ref = f"svc-{service.id}"
             service.save()
-        job = _place_and_enqueue(service, registry, username)
+        job = _place_and_enqueue(service, registry, username, policy)
     return service, job
 
 
-def _place_and_enqueue(service: Service, registry: Registry, username: str | None) -> Job | None:
+def _place_and_enqueue(service: Service, registry: Registry, username: str | None,
+                       policy: RetryPolicy) -> Job | None:
     server = _choose_server(service.product)
     if server is None:
         service.pending_reason = f"no capacity in group {service.product.group.name}"
@@ -132,17 +134,18 @@ def _place_and_enqueue(service: Service, registry: Registry, username: str | Non
     service.updated_at = utcnow()
     service.save()
     job, _ = queue.enqueue("create", service=service, server=server,
-                           idempotency_key=f"service:{service.id}:create")
+                           idempotency_key=f"service:{service.id}:create",
+                           max_attempts=policy.attempts_for("create"))
     return job
 
 
-def place_waiting(registry: Registry) -> list[Service]:
+def place_waiting(registry: Registry, policy: RetryPolicy = RetryPolicy()) -> list[Service]:
     """Try again to place pending services that found no room; returns those now placed."""
     placed = []
     waiting = Service.select().where((Service.status == S.PENDING.value) & Service.server.is_null())
     for service in waiting:
         with dbmod.immediate(database.obj):
-            if _place_and_enqueue(service, registry, None) is not None:
+            if _place_and_enqueue(service, registry, None, policy) is not None:
                 placed.append(service)
     return placed
 
@@ -150,7 +153,8 @@ def place_waiting(registry: Registry) -> list[Service]:
 # -- requests on existing services ---------------------------------------------------------
 
 def request(registry: Registry, vault: Vault, ref_or_id: str | int, action: str, *,
-            reason: str | None = None, package: str | None = None) -> Job:
+            reason: str | None = None, package: str | None = None,
+            policy: RetryPolicy = RetryPolicy()) -> Job:
     """Ask for a lifecycle action; an identical open request returns its job."""
     service = get_service(ref_or_id)
     if action not in ALLOWED_FROM:
@@ -177,7 +181,7 @@ def request(registry: Registry, vault: Vault, ref_or_id: str | int, action: str,
         if action == "change_password":
             secret = vault.encrypt_json({"password": accounts.generate_password(panel.password)})
         job, _ = queue.enqueue(action, service=service, server=service.server, params=params,
-                               secret_params=secret, max_attempts=3 if action == "terminate" else 6)
+                               secret_params=secret, max_attempts=policy.attempts_for(action))
     return job
 
 

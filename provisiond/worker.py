@@ -63,7 +63,7 @@ class Worker:
         registry = panels.discover(self.settings.panel_dirs())
         for folder, problem in registry.problems.items():
             log.warning("panel %s skipped: %s", folder, problem)
-        lifecycle.place_waiting(registry)
+        lifecycle.place_waiting(registry, self.policy)
         queue.reap(now)
         started = []
         while self.free_slots() > 0:
@@ -240,3 +240,24 @@ class _RunGuard:
         state = queue.heartbeat(self.jobs, utcnow(), lease, renew=renew)
         self.stop = not any(state.values())
         return self.stop
+
+
+def test_server(settings: Settings, vault: Vault, registry: panels.Registry, server: Server) -> dict:
+    """Run the panel's test_connection playbook now and record the server's health."""
+    panel = registry.get(server.panel)
+    panel.require("test_connection")
+    credentials = catalog.open_credentials(server.credentials, vault, server.name)
+    host = "server_test"
+    ident = f"{utcnow():%Y%m%dT%H%M%S}-{server.name}-test_connection-{uuid.uuid4().hex[:6]}"
+    spec = render.build(panel, "test_connection",
+                        render.server_vars(panel, server.host, server.port, credentials), credentials,
+                        [render.Account(host, {"server": server.name}, {})],
+                        timeout=settings.timeout_default, forks=1, ident=ident)
+    result = execute.run(spec)
+    outcome = result.host(host)
+    health = "ok" if outcome.ok else "failed"
+    Server.update(health=health, health_message=None if outcome.ok else outcome.message,
+                  health_checked_at=utcnow()).where(Server.id == server.id).execute()
+    return {"server": server.name, "health": health, "message": outcome.message,
+            "failed_task": outcome.failed_task, "reported": outcome.stats,
+            "duration": round(result.duration, 3)}

@@ -1,0 +1,496 @@
+"""The ``provisiond`` command. Thin: parse, call the module that does the work, print.
+
+Every listing and show takes ``--json``. Errors print one line naming the cause; bad input
+(a field, an unknown id, a state that forbids the action) exits 2, other failures exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import shutil
+import sys
+from typing import Any, Callable
+
+from provisiond import catalog, config, crypto, db, lifecycle, panels, queue
+from provisiond.errors import NotFound, PanelError, ProvisiondError, StateError, ValidationError
+from provisiond.models import Job, ProvisioningLog, Server, Service, utcnow
+
+COMMANDS: dict[str, Callable] = {}
+
+
+def command(name: str):
+    def register(func):
+        COMMANDS[name] = func
+        return func
+    return register
+
+
+# -- runtime ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Runtime:
+    settings: config.Settings
+    json: bool
+
+    _vault: crypto.Vault | None = None
+
+    @property
+    def vault(self) -> crypto.Vault:
+        if self._vault is None:
+            self._vault = crypto.Vault.from_settings(self.settings)
+        return self._vault
+
+    @property
+    def policy(self):
+        from provisiond.worker import retry_policy
+        return retry_policy(self.settings)
+
+    def registry(self) -> panels.Registry:
+        return panels.discover(self.settings.panel_dirs())
+
+    def open_db(self) -> None:
+        database = db.connect(self.settings.database_url)
+        db.require_current(database)
+
+    def wake(self) -> None:
+        from provisiond.daemon import wake
+        wake(self.settings)
+
+    def out(self, data: Any, text: Callable[[Any], str] | str | None = None) -> None:
+        if self.json:
+            print(json.dumps(data, indent=2, default=str))
+        elif callable(text):
+            print(text(data))
+        else:
+            print(text if text is not None else data)
+
+
+def _kv(pairs: list[str] | None, field: str) -> dict[str, str]:
+    result = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValidationError(field, f"{pair!r} must look like KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    widths = {c: max(len(c), *(len(str(r.get(c, "") or "")) for r in rows)) for c in columns}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "") if r.get(c) is not None else "").ljust(widths[c]) for c in columns)
+              for r in rows]
+    return "\n".join(lines)
+
+
+def _fields(data: dict) -> str:
+    width = max(len(k) for k in data)
+    return "\n".join(f"{k.ljust(width)}  {'' if v is None else v}" for k, v in data.items())
+
+
+# -- views -----------------------------------------------------------------------------------
+
+def service_view(service: Service) -> dict:
+    return {"id": service.id, "ref": service.ref, "product": service.product.name,
+            "server": service.server.name if service.server_id else None, "domain": service.domain,
+            "email": service.email, "username": service.username, "remote_id": service.remote_id,
+            "package": service.package, "status": service.status,
+            "status_reason": service.status_reason, "pending_reason": service.pending_reason,
+            "last_error": service.last_error, "paid_until": service.paid_until,
+            "created_at": service.created_at, "updated_at": service.updated_at}
+
+
+def job_view(job: Job) -> dict:
+    return {"id": job.id, "action": job.action, "status": job.status,
+            "service": job.service.ref if job.service_id else None,
+            "server": job.server.name if job.server_id else None, "params": job.params,
+            "attempts": job.attempts, "max_attempts": job.max_attempts, "run_after": job.run_after,
+            "last_error": job.last_error, "created_at": job.created_at, "finished_at": job.finished_at}
+
+
+def server_view(server: Server) -> dict:
+    return {"id": server.id, "name": server.name, "panel": server.panel, "host": server.host,
+            "port": server.port, "group": server.group.name, "max_accounts": server.max_accounts,
+            "enabled": server.enabled, "health": server.health, "health_message": server.health_message,
+            "credentials": catalog.masked_credentials(server.credentials)}
+
+
+def log_view(row: ProvisioningLog) -> dict:
+    return {"attempt": row.attempt, "status": row.status, "action": row.action, "panel": row.panel,
+            "rc": row.rc, "started_at": row.started_at, "duration": row.duration,
+            "failed_task": row.failed_task, "message": row.message, "panel_answer": row.panel_answer,
+            "stdout_excerpt": row.stdout_excerpt, "artifacts": row.artifacts_path}
+
+
+# -- commands --------------------------------------------------------------------------------
+
+@command("init")
+def cmd_init(rt: Runtime, args) -> int:
+    home = rt.settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    made_key = crypto.create_key_file(rt.settings.secret_key_file)
+    config_file = home / "provisiond.yaml"
+    if not config_file.exists():
+        shutil.copyfile(config.bundled_dir("config") / "provisiond.yaml", config_file)
+    database = db.connect(rt.settings.database_url)
+    applied = db.upgrade(database)
+    rt.out({"home": str(home), "database": rt.settings.database_url, "key_created": made_key,
+            "migrations": applied},
+           lambda d: f"provisiond home {d['home']}\ndatabase {d['database']}\n"
+                     f"{'created a secret key' if made_key else 'secret key kept'}; "
+                     f"migrations applied: {', '.join(applied) or 'none (current)'}")
+    return 0
+
+
+@command("db upgrade")
+def cmd_db_upgrade(rt: Runtime, args) -> int:
+    applied = db.upgrade(db.connect(rt.settings.database_url))
+    rt.out({"applied": applied}, f"applied: {', '.join(applied) or 'none (current)'}")
+    return 0
+
+
+@command("run")
+def cmd_run(rt: Runtime, args) -> int:
+    from provisiond.daemon import Daemon, run_once
+    rt.open_db()
+    if args.once:
+        runs = run_once(rt.settings, rt.vault)
+        rt.out({"runs": runs}, f"one tick: {runs} run(s)")
+        return 0
+    Daemon(rt.settings, rt.vault).serve_forever()
+    return 0
+
+
+@command("demo")
+def cmd_demo(rt: Runtime, args) -> int:
+    from provisiond.demo import run_demo
+    return run_demo(print_json=rt.json)
+
+
+@command("panels list")
+def cmd_panels_list(rt: Runtime, args) -> int:
+    registry = rt.registry()
+    rows = [{"id": p.id, "name": p.name, "connection": p.connection, "actions": ",".join(p.actions),
+             "path": str(p.path)} for p in registry.panels.values()]
+    rows += [{"id": pid, "name": "BROKEN", "connection": "", "actions": "", "path": problem}
+             for pid, problem in registry.problems.items()]
+    rt.out(rows, lambda r: _table(r, ["id", "name", "connection", "actions", "path"]))
+    return 0
+
+
+@command("group add")
+def cmd_group_add(rt: Runtime, args) -> int:
+    rt.open_db()
+    group = catalog.add_group(args.name, args.strategy)
+    rt.out({"id": group.id, "name": group.name, "strategy": group.strategy},
+           f"group {group.name} added ({group.strategy})")
+    return 0
+
+
+@command("server add")
+def cmd_server_add(rt: Runtime, args) -> int:
+    rt.open_db()
+    server = catalog.add_server(rt.registry(), rt.vault, name=args.name, panel=args.panel, host=args.host,
+                                port=args.port, group_name=args.group, max_accounts=args.max_accounts,
+                                credentials=_kv(args.credential, "credential"))
+    rt.out(server_view(server), f"server {server.name} added ({server.panel} at {server.host})")
+    return 0
+
+
+@command("server list")
+def cmd_server_list(rt: Runtime, args) -> int:
+    rt.open_db()
+    rows = [server_view(s) for s in Server.select().order_by(Server.name)]
+    rt.out(rows, lambda r: _table(r, ["id", "name", "panel", "host", "port", "group", "max_accounts", "health"]))
+    return 0
+
+
+@command("server test")
+def cmd_server_test(rt: Runtime, args) -> int:
+    from provisiond.worker import test_server
+    rt.open_db()
+    server = catalog.server(args.name)
+    outcome = test_server(rt.settings, rt.vault, rt.registry(), server)
+    rt.out(outcome, lambda o: f"server {server.name}: {o['health']}"
+           + (f" ({o['message']})" if o.get("message") else ""))
+    return 0 if outcome["health"] == "ok" else 1
+
+
+@command("product add")
+def cmd_product_add(rt: Runtime, args) -> int:
+    rt.open_db()
+    product = catalog.add_product(rt.registry(), name=args.name, panel=args.panel, group_name=args.group,
+                                  package=args.package, config=_kv(args.config, "config"),
+                                  suspend_after_days=args.suspend_after_days,
+                                  terminate_after_days=args.terminate_after_days)
+    rt.out({"id": product.id, "name": product.name, "panel": product.panel, "package": product.package,
+            "config": product.config}, f"product {product.name} added ({product.panel}, {product.package})")
+    return 0
+
+
+@command("service order")
+def cmd_service_order(rt: Runtime, args) -> int:
+    rt.open_db()
+    service, job = lifecycle.order(rt.registry(), rt.vault, product=args.product, domain=args.domain,
+                                   email=args.email, username=args.username, ref=args.ref,
+                                   policy=rt.policy)
+    rt.wake()
+    view = service_view(service) | {"job": job.id if job else None}
+    rt.out(view, lambda v: f"service {v['ref']} ({v['domain']}) ordered: "
+           + (f"create job {v['job']} queued on {v['server']} as {v['username']}" if v["job"]
+              else f"waiting: {v['pending_reason']}"))
+    return 0
+
+
+@command("service show")
+def cmd_service_show(rt: Runtime, args) -> int:
+    rt.open_db()
+    service = lifecycle.get_service(args.service)
+    jobs = [job_view(j) for j in service.jobs.order_by(Job.id)]
+    rt.out(service_view(service) | {"jobs": jobs},
+           lambda v: _fields({k: val for k, val in v.items() if k != "jobs"}) + "\n\n"
+           + _table(jobs, ["id", "action", "status", "attempts", "last_error"]))
+    return 0
+
+
+@command("service list")
+def cmd_service_list(rt: Runtime, args) -> int:
+    rt.open_db()
+    query = Service.select().order_by(Service.id)
+    if args.status:
+        query = query.where(Service.status == args.status)
+    rows = [service_view(s) for s in query]
+    rt.out(rows, lambda r: _table(r, ["id", "ref", "domain", "username", "server", "status", "status_reason"]))
+    return 0
+
+
+def _request(rt: Runtime, args, action: str, **kwargs) -> int:
+    rt.open_db()
+    job = lifecycle.request(rt.registry(), rt.vault, args.service, action, policy=rt.policy, **kwargs)
+    rt.wake()
+    rt.out(job_view(job), lambda v: f"{action} job {v['id']} {v['status']} for service {v['service']}")
+    return 0
+
+
+@command("service suspend")
+def cmd_service_suspend(rt, args):
+    return _request(rt, args, "suspend", reason=args.reason)
+
+
+@command("service unsuspend")
+def cmd_service_unsuspend(rt, args):
+    return _request(rt, args, "unsuspend")
+
+
+@command("service terminate")
+def cmd_service_terminate(rt, args):
+    return _request(rt, args, "terminate")
+
+
+@command("service change-package")
+def cmd_service_change_package(rt, args):
+    return _request(rt, args, "change_package", package=args.package)
+
+
+@command("service change-password")
+def cmd_service_change_password(rt, args):
+    return _request(rt, args, "change_password")
+
+
+@command("job list")
+def cmd_job_list(rt: Runtime, args) -> int:
+    rt.open_db()
+    query = Job.select().order_by(Job.id.desc()).limit(args.limit)
+    if args.status:
+        query = query.where(Job.status == args.status)
+    rows = [job_view(j) for j in query]
+    rt.out(rows, lambda r: _table(r, ["id", "action", "status", "service", "server", "attempts", "last_error"]))
+    return 0
+
+
+@command("job show")
+def cmd_job_show(rt: Runtime, args) -> int:
+    rt.open_db()
+    job = queue.get(args.job)
+    rt.out(job_view(job), _fields)
+    return 0
+
+
+@command("job retry")
+def cmd_job_retry(rt: Runtime, args) -> int:
+    rt.open_db()
+    job = lifecycle.retry_job(args.job, rt.settings.retry_max_attempts)
+    rt.wake()
+    rt.out(job_view(job), lambda v: f"job {v['id']} queued again")
+    return 0
+
+
+@command("job cancel")
+def cmd_job_cancel(rt: Runtime, args) -> int:
+    rt.open_db()
+    job = queue.cancel(args.job, utcnow())
+    rt.out(job_view(job), lambda v: f"job {v['id']} " + (
+        "cancelled" if v["status"] == "cancelled" else "asked to stop (it is running)"))
+    return 0
+
+
+@command("log show")
+def cmd_log_show(rt: Runtime, args) -> int:
+    rt.open_db()
+    job = queue.get(args.job)
+    rows = [log_view(r) for r in job.logs.order_by(ProvisioningLog.attempt, ProvisioningLog.id)]
+
+    def text(rows):
+        if not rows:
+            return f"job {job.id} has no attempts yet ({job.status})"
+        parts = []
+        for r in rows:
+            head = (f"attempt {r['attempt']}: {r['status']} ({r['action']} on {r['panel']}, rc {r['rc']}, "
+                    f"{r['duration']}s, {r['started_at']:%Y-%m-%d %H:%M:%S} UTC)")
+            body = [f"  failed task:  {r['failed_task']}" if r["failed_task"] else None,
+                    f"  message:      {r['message']}" if r["message"] else None,
+                    f"  panel answer: {r['panel_answer']}" if r["panel_answer"] and r["status"] != "succeeded" else None,
+                    f"  artifacts:    {r['artifacts']}" if r["artifacts"] else None]
+            if r["stdout_excerpt"] and r["status"] != "succeeded":
+                body.append("  stdout:\n" + "\n".join("    " + line for line in r["stdout_excerpt"].splitlines()[-25:]))
+            parts.append("\n".join([head, *[b for b in body if b]]))
+        return "\n\n".join(parts)
+    rt.out(rows, text)
+    return 0
+
+
+@command("sandbox")
+def cmd_sandbox(rt: Runtime, args) -> int:
+    from provisiond.sandbox import serve
+    return serve(args.panel, args.host, args.port, args.token)
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be a positive whole number")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser = argparse.ArgumentParser(prog="provisiond", parents=[common],
+                                     description="Ansible-backed provisioning for hosting control panels.")
+    parser.add_argument("--home", help="data directory (default: $PROVISIOND_HOME or ~/.local/share/provisiond)")
+    parser.add_argument("--database-url", help="database URL (sqlite:///path or postgresql://...)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def sub(parent, name, help_text, **kwargs):
+        return parent.add_parser(name, help=help_text, parents=[common], **kwargs)
+
+    def group(name, help_text):
+        return sub(top, name, help_text).add_subparsers(dest="sub", required=True, metavar="ACTION")
+
+    sub(top, "init", "create the home directory, secret key, config file and database schema")
+    dbg = group("db", "database schema")
+    sub(dbg, "upgrade", "apply pending schema migrations")
+    run = sub(top, "run", "run the daemon")
+    run.add_argument("--once", action="store_true", help="one tick, wait for its runs, exit")
+    sub(top, "demo", "provision, suspend, unsuspend, change and terminate an account on a sandbox WHM")
+
+    pg = group("panels", "panels found in playbooks/")
+    sub(pg, "list", "list panels and where they were found")
+
+    gg = group("group", "server groups")
+    p = sub(gg, "add", "add a server group")
+    p.add_argument("name")
+    p.add_argument("--strategy", default="least-loaded",
+                   choices=["least-loaded", "fill-until-full", "round-robin"])
+
+    sg = group("server", "servers")
+    p = sub(sg, "add", "add a server")
+    p.add_argument("name")
+    p.add_argument("--panel", required=True)
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=_positive)
+    p.add_argument("--group", required=True)
+    p.add_argument("--max-accounts", type=int, default=500)
+    p.add_argument("--credential", action="append", metavar="KEY=VALUE", help="repeat for each field")
+    sub(sg, "list", "list servers")
+    p = sub(sg, "test", "check that provisiond can talk to a server")
+    p.add_argument("name")
+
+    prg = group("product", "products")
+    p = sub(prg, "add", "add a product")
+    p.add_argument("name")
+    p.add_argument("--panel", required=True)
+    p.add_argument("--group", required=True)
+    p.add_argument("--package", required=True)
+    p.add_argument("--config", action="append", metavar="KEY=VALUE")
+    p.add_argument("--suspend-after-days", type=int)
+    p.add_argument("--terminate-after-days", type=int)
+
+    svg = group("service", "hosting services")
+    p = sub(svg, "order", "a paid order: create the service and its account")
+    p.add_argument("--product", required=True)
+    p.add_argument("--domain", required=True)
+    p.add_argument("--email", required=True)
+    p.add_argument("--username")
+    p.add_argument("--ref", help="the billing system's reference")
+    for name, help_text in (("show", "show a service and its jobs"), ("unsuspend", "unsuspend"),
+                            ("terminate", "terminate (remove the account)"),
+                            ("change-password", "set a new generated password")):
+        sub(svg, name, help_text).add_argument("service", help="id or billing reference")
+    p = sub(svg, "suspend", "suspend")
+    p.add_argument("service", help="id or billing reference")
+    p.add_argument("--reason", default="admin", help="overdue, admin, abuse, ... (default admin)")
+    p = sub(svg, "change-package", "move to another package")
+    p.add_argument("service", help="id or billing reference")
+    p.add_argument("package")
+    p = sub(svg, "list", "list services")
+    p.add_argument("--status")
+
+    jg = group("job", "jobs")
+    p = sub(jg, "list", "list jobs, newest first")
+    p.add_argument("--status", choices=[s for s in ("queued", "running", "succeeded", "failed",
+                                                    "cancelled", "needs_attention")])
+    p.add_argument("--limit", type=_positive, default=50)
+    for name, help_text in (("show", "show a job"), ("retry", "queue a failed job again"),
+                            ("cancel", "cancel a queued job or stop a running one")):
+        sub(jg, name, help_text).add_argument("job", type=int)
+
+    lg = group("log", "provisioning log")
+    p = sub(lg, "show", "attempt history of a job")
+    p.add_argument("job", type=int)
+
+    p = sub(top, "sandbox", "run a panel simulator for playbook authors")
+    p.add_argument("panel", choices=["cpanel"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=2087)
+    p.add_argument("--token", default="sandbox-token")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    name = args.command + (f" {args.sub}" if getattr(args, "sub", None) else "")
+    try:
+        settings = config.load({"home": args.home, "database_url": args.database_url})
+        return COMMANDS[name](Runtime(settings, args.json), args) or 0
+    except (ValidationError, NotFound, StateError, PanelError) as exc:
+        print(f"provisiond: error: {exc}", file=sys.stderr)
+        return 2
+    except ProvisiondError as exc:
+        print(f"provisiond: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""DirectAdminSimulator speaks shared/panels/directadmin.md: legacy CMD_API over Basic auth."""
+
+import html
+import urllib.parse
+
+import pytest
+import requests
+
+from provisiond.sandbox.directadmin import NO_AUTHORITY, DirectAdminSimulator
+
+AUTH = ("admin", "sandbox-pass")
+CREATE = {"action": "create", "add": "Submit", "username": "alice1", "email": "a@example.com",
+          "passwd": "S3cret!pw", "passwd2": "S3cret!pw", "domain": "example.com",
+          "package": "basic", "ip": "shared", "notify": "no"}
+
+
+def call(sim, name, auth=AUTH, method="POST", **params):
+    if method == "GET":
+        return requests.get(f"{sim.url}/CMD_API_{name}", params=params, auth=auth, timeout=5)
+    return requests.post(f"{sim.url}/CMD_API_{name}", data=params, auth=auth, timeout=5)
+
+
+def answer(response) -> dict:
+    """The client side of the contract: HTML-unescape, then parse as a query string."""
+    assert response.status_code == 200
+    assert "text/html" not in response.headers["Content-Type"]
+    return urllib.parse.parse_qs(html.unescape(response.text), keep_blank_values=True)
+
+
+def ok(response) -> dict:
+    parsed = answer(response)
+    assert parsed["error"] == ["0"], parsed
+    return parsed
+
+
+def error(response) -> str:
+    parsed = answer(response)
+    assert parsed["error"] == ["1"], parsed
+    return parsed["text"][0] + " / " + parsed["details"][0]
+
+
+@pytest.fixture
+def sim():
+    with DirectAdminSimulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def alice(sim):
+    ok(call(sim, "ACCOUNT_USER", **CREATE))
+    return sim.accounts["alice1"]
+
+
+# -- transport and auth ------------------------------------------------------------------
+def test_login_test(sim):
+    assert ok(call(sim, "LOGIN_TEST", method="GET"))["text"] == ["Login OK"]
+
+
+@pytest.mark.parametrize("auth", [("admin", "wrong"), ("root", "sandbox-pass"), None])
+def test_bad_login_answers_the_html_login_page(sim, auth):
+    response = call(sim, "LOGIN_TEST", auth=auth, method="GET")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "DirectAdmin Login" in response.text
+
+
+def test_login_key_is_accepted_as_the_password():
+    with DirectAdminSimulator(login_key="key123") as sim:
+        ok(call(sim, "LOGIN_TEST", auth=("admin", "key123")))
+        ok(call(sim, "LOGIN_TEST", auth=AUTH))
+
+
+def test_unknown_command_is_outside_the_authority_level(sim):
+    assert error(call(sim, "NO_SUCH_THING")).startswith(NO_AUTHORITY)
+
+
+def test_fail_next_gives_one_503(sim):
+    sim.fail_next(1)
+    assert call(sim, "LOGIN_TEST").status_code == 503
+    ok(call(sim, "LOGIN_TEST"))
+
+
+# -- create ------------------------------------------------------------------------------
+def test_create(sim, alice):
+    assert (alice.user, alice.domain, alice.package, alice.email, alice.password, alice.ip,
+            alice.suspended) == ("alice1", "example.com", "basic", "a@example.com", "S3cret!pw",
+                                 "127.0.0.1", False)
+
+
+def test_create_json_answer(sim):
+    response = call(sim, "ACCOUNT_USER", json="yes", **CREATE)
+    assert response.status_code == 200
+    assert response.json()["success"] == "User alice1 created"
+
+
+def test_create_json_failure_is_non_2xx(sim, alice):
+    response = call(sim, "ACCOUNT_USER", json="yes", **CREATE)
+    assert response.status_code == 400
+    assert response.json()["error"] and "already exists" in response.json()["result"]
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"username": "Alice1"}, "lowercase"),
+    ({"username": "1alice"}, "starting with a letter"),
+    ({"username": "al-ice"}, "lowercase"),
+    ({"username": "abc"}, "4 to 8"),
+    ({"username": "abcdefghi"}, "4 to 8"),
+    ({"passwd2": "other"}, "Passwords do not match"),
+    ({"package": "gold"}, "package gold does not exist"),
+    ({"email": "not-an-email"}, "Invalid email"),
+    ({"domain": "no_domain"}, "Invalid domain"),
+    ({"ip": "10.9.9.9"}, "not in your list of IPs"),
+    ({"ip": "assign"}, "no free IPs"),
+    ({"action": "modify"}, "action=create"),
+    ({"add": ""}, "add=Submit"),
+    ({"username": "admin"}, "already exists"),
+    ({"notify": "maybe"}, "notify"),
+])
+def test_create_rejects(sim, changes, fragment):
+    assert fragment in error(call(sim, "ACCOUNT_USER", **{**CREATE, **changes}))
+    assert sim.accounts == {}
+
+
+@pytest.mark.parametrize("field", ["username", "email", "passwd", "passwd2", "domain", "package", "ip"])
+def test_create_requires_every_field(sim, field):
+    params = {k: v for k, v in CREATE.items() if k != field}
+    assert field in error(call(sim, "ACCOUNT_USER", **params))
+
+
+def test_create_refuses_duplicate_user_and_domain(sim, alice):
+    assert "already exists" in error(call(sim, "ACCOUNT_USER", **{**CREATE, "domain": "other.com"}))
+    assert "already exists" in error(call(sim, "ACCOUNT_USER", **{**CREATE, "username": "bob2"}))
+    assert list(sim.accounts) == ["alice1"]
+
+
+def test_max_username_length_is_a_server_setting():
+    with DirectAdminSimulator(max_username_length=10) as sim:
+        ok(call(sim, "ACCOUNT_USER", **{**CREATE, "username": "abcdefghij"}))
+        assert "4 to 10" in error(call(sim, "ACCOUNT_USER", **{**CREATE, "username": "abcdefghijk"}))
+
+
+def test_create_with_an_assigned_ip():
+    with DirectAdminSimulator(free_ips=("10.0.0.5",)) as sim:
+        ok(call(sim, "ACCOUNT_USER", **{**CREATE, "ip": "assign"}))
+        assert sim.accounts["alice1"].ip == "10.0.0.5" and sim.free_ips == []
+
+
+# -- suspend, unsuspend, delete ----------------------------------------------------------
+def suspend(sim, user, action="Suspend", **extra):
+    return call(sim, "SELECT_USERS", location="CMD_SELECT_USERS", suspend=action, select0=user,
+                **extra)
+
+
+def test_suspend_and_unsuspend(sim, alice):
+    ok(suspend(sim, "alice1", reason="billing"))
+    assert alice.suspended and alice.suspend_reason == "billing"
+    ok(suspend(sim, "alice1", "Unsuspend"))
+    assert not alice.suspended
+
+
+def test_repeated_suspend_is_an_error_by_default(sim, alice):
+    ok(suspend(sim, "alice1"))
+    assert "already suspended" in error(suspend(sim, "alice1"))
+    ok(suspend(sim, "alice1", "Unsuspend"))
+    assert "already active" in error(suspend(sim, "alice1", "Unsuspend"))
+
+
+def test_repeated_suspend_can_be_allowed():
+    with DirectAdminSimulator(repeat_suspend_is_error=False) as sim:
+        ok(call(sim, "ACCOUNT_USER", **CREATE))
+        ok(suspend(sim, "alice1"))
+        ok(suspend(sim, "alice1"))
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"suspend": "Suspend", "select0": "alice1"}, "location=CMD_SELECT_USERS"),
+    ({"location": "CMD_SELECT_USERS", "suspend": "Freeze", "select0": "alice1"}, "Suspend|Unsuspend"),
+    ({"location": "CMD_SELECT_USERS", "suspend": "Suspend", "select0": "alice1", "reason": "spite"},
+     "Invalid suspension reason"),
+    ({"location": "CMD_SELECT_USERS", "suspend": "Suspend"}, "No users selected"),
+    ({"location": "CMD_SELECT_USERS", "suspend": "Suspend", "select0": "ghost1"}, "ghost1 does not exist"),
+])
+def test_suspend_rejects(sim, alice, params, fragment):
+    assert fragment in error(call(sim, "SELECT_USERS", **params))
+    assert not alice.suspended
+
+
+def test_delete(sim, alice):
+    ok(call(sim, "SELECT_USERS", confirmed="Confirm", delete="yes", select0="alice1"))
+    assert sim.accounts == {}
+    assert "does not exist" in error(call(sim, "SELECT_USERS", confirmed="Confirm", delete="yes",
+                                          select0="alice1"))
+
+
+def test_delete_needs_confirmation(sim, alice):
+    assert "confirmed=Confirm" in error(call(sim, "SELECT_USERS", delete="yes", select0="alice1"))
+    assert "alice1" in sim.accounts
+
+
+# -- package, password -------------------------------------------------------------------
+def test_change_package(sim, alice):
+    ok(call(sim, "MODIFY_USER", action="package", user="alice1", package="pro"))
+    assert alice.package == "pro"
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"action": "package", "user": "alice1", "package": "gold"}, "gold does not exist"),
+    ({"action": "package", "user": "ghost1", "package": "pro"}, "ghost1 does not exist"),
+    ({"action": "customize", "user": "alice1", "package": "pro"}, "action=package"),
+])
+def test_change_package_rejects(sim, alice, params, fragment):
+    assert fragment in error(call(sim, "MODIFY_USER", **params))
+    assert alice.package == "basic"
+
+
+def test_change_password(sim, alice):
+    ok(call(sim, "USER_PASSWD", username="alice1", passwd="N3w!pass", passwd2="N3w!pass"))
+    assert alice.password == "N3w!pass"
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"username": "alice1", "passwd": "a", "passwd2": "b"}, "do not match"),
+    ({"username": "alice1", "passwd": "", "passwd2": ""}, "No password"),
+    ({"username": "ghost1", "passwd": "a", "passwd2": "a"}, "ghost1 does not exist"),
+])
+def test_change_password_rejects(sim, alice, params, fragment):
+    assert fragment in error(call(sim, "USER_PASSWD", **params))
+    assert alice.password == "S3cret!pw"
+
+
+# -- reads -------------------------------------------------------------------------------
+def test_show_user_config(sim, alice):
+    ok(suspend(sim, "alice1"))
+    config = answer(call(sim, "SHOW_USER_CONFIG", method="GET", user="alice1"))
+    assert config["suspended"] == ["yes"] and config["package"] == ["basic"]
+    assert config["domain"] == ["example.com"] and config["email"] == ["a@example.com"]
+    as_json = call(sim, "SHOW_USER_CONFIG", method="GET", user="alice1", json="yes").json()
+    assert as_json["suspended"] == "yes" and as_json["username"] == "alice1"
+
+
+def test_show_user_config_of_unknown_user(sim):
+    assert "ghost1 does not exist" in error(call(sim, "SHOW_USER_CONFIG", method="GET", user="ghost1"))
+
+
+def test_list_users_and_packages(sim, alice):
+    ok(call(sim, "ACCOUNT_USER", **{**CREATE, "username": "bob2", "domain": "bob.com"}))
+    assert answer(call(sim, "SHOW_ALL_USERS", method="GET"))["list[]"] == ["alice1", "bob2"]
+    assert answer(call(sim, "SHOW_USERS", method="GET"))["list[]"] == ["alice1", "bob2"]
+    assert call(sim, "SHOW_ALL_USERS", method="GET", json="yes").json() == ["alice1", "bob2"]
+    assert answer(call(sim, "PACKAGES_USER", method="GET"))["list[]"] == ["basic", "business", "pro"]
+
+
+def test_empty_user_list(sim):
+    assert call(sim, "SHOW_ALL_USERS", method="GET").text == ""
+    assert call(sim, "SHOW_ALL_USERS", method="GET", json="yes").json() == []
+
+
+def test_reseller_may_not_list_all_users():
+    with DirectAdminSimulator(level="reseller") as sim:
+        assert error(call(sim, "SHOW_ALL_USERS", method="GET")).startswith(NO_AUTHORITY)
+        assert call(sim, "SHOW_USERS", method="GET").status_code == 200
