@@ -52,7 +52,7 @@ def _panel_answer(host: HostResult) -> str | None:
         return None
     if isinstance(host.panel_answer, str):
         return host.panel_answer[:EXCERPT_CHARS]
-    return json.dumps(host.panel_answer, sort_keys=True)[:EXCERPT_CHARS]
+    return json.dumps(host.panel_answer, sort_keys=True, ensure_ascii=False)[:EXCERPT_CHARS]
 
 
 def record_attempt(job, host: HostResult, result: RunResult, *, status: str, panel: str | None,

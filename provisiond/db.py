@@ -41,7 +41,7 @@ def connect(url: str) -> pw.Database:
         db = pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30,
                                check_same_thread=False)
     elif scheme in ("postgres", "postgresql"):
-        db = connect_url(url.replace("postgres://", "postgresql://", 1), autorollback=True)
+        db = connect_url(url.replace("postgres://", "postgresql://", 1))
     else:
         raise ConfigError(f"database_url: unsupported scheme {scheme!r} (use sqlite:/// or postgresql://)")
     database.initialize(db)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hmac
 import json
 import re
 import time
@@ -178,13 +179,13 @@ class PleskSimulator(PanelSimulator):
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         if "x-api-key" in headers:
-            return headers["x-api-key"] == self.api_key
+            return hmac.compare_digest(headers["x-api-key"].encode(), self.api_key.encode())
         scheme, _, encoded = headers.get("authorization", "").partition(" ")
         if self.admin_password is None or scheme.lower() != "basic":
             return False
         try:
-            return base64.b64decode(encoded).decode() == f"admin:{self.admin_password}"
-        except ValueError:
+            return hmac.compare_digest(base64.b64decode(encoded), f"admin:{self.admin_password}".encode())
+        except ValueError:  # not base64
             return False
 
     @staticmethod

@@ -5,9 +5,11 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
+from provisiond.sandbox import clpctl
 from provisiond.sandbox.clpctl import install_account_tools, install_wrapper, load_state
 
 PASSWORD = "!secretPassword!"
@@ -56,7 +58,8 @@ def test_wrapper_is_an_executable_script(env, tmp_path):
 
 
 def test_module_runs_directly_with_state_env(env):
-    environ = dict(env["environ"], CLPCTL_STATE=str(env["state"]), PYTHONPATH=os.getcwd())
+    repo_root = str(Path(clpctl.__file__).resolve().parents[2])
+    environ = dict(env["environ"], CLPCTL_STATE=str(env["state"]), PYTHONPATH=repo_root)
     result = subprocess.run([sys.executable, "-m", "provisiond.sandbox.clpctl", "vhost-templates:list"],
                             env=environ, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "Generic" in result.stdout
@@ -79,7 +82,7 @@ def test_console_refusals(env, argv, message):
     result = run(env, *argv)
     assert result.returncode == 1
     assert message in result.stderr
-    assert sites(env) == {} if env["state"].exists() else True
+    assert not env["state"].exists()  # refused before the state was touched
 
 
 def test_option_value_as_separate_token(env):
@@ -140,9 +143,9 @@ def test_missing_option_is_blank_violation(env, missing):
 ])
 def test_invalid_values(env, extra, field):
     result = add_php(env, **extra)
-    assert failed(result) and result.stdout.startswith(f"{field}: This value") or \
-        f"{field}: The value you selected" in result.stdout
-    assert result.returncode != 0 and sites(env) == {}
+    assert failed(result) and result.returncode != 0
+    assert result.stdout.startswith(f"{field}: "), result.stdout
+    assert sites(env) == {}
 
 
 def test_existing_site_user_and_domain(env):

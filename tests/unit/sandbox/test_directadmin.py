@@ -39,10 +39,20 @@ def error(response) -> str:
     return parsed["text"][0] + " / " + parsed["details"][0]
 
 
-@pytest.fixture
-def sim():
+@pytest.fixture(scope="module")
+def server():
     with DirectAdminSimulator() as simulator:
         yield simulator
+
+
+@pytest.fixture
+def sim(server):
+    """One server per module (stopping one takes half a second); fresh state per test.
+
+    Tests change per-server knobs with monkeypatch, which puts them back afterwards."""
+    server.accounts.clear()
+    yield server
+    server.accounts.clear()
 
 
 @pytest.fixture
@@ -64,10 +74,10 @@ def test_bad_login_answers_the_html_login_page(sim, auth):
     assert "DirectAdmin Login" in response.text
 
 
-def test_login_key_is_accepted_as_the_password():
-    with DirectAdminSimulator(login_key="key123") as sim:
-        ok(call(sim, "LOGIN_TEST", auth=("admin", "key123")))
-        ok(call(sim, "LOGIN_TEST", auth=AUTH))
+def test_login_key_is_accepted_as_the_password(sim, monkeypatch):
+    monkeypatch.setattr(sim, "login_key", "key123")
+    ok(call(sim, "LOGIN_TEST", auth=("admin", "key123")))
+    ok(call(sim, "LOGIN_TEST", auth=AUTH))
 
 
 def test_unknown_command_is_outside_the_authority_level(sim):
@@ -133,16 +143,22 @@ def test_create_refuses_duplicate_user_and_domain(sim, alice):
     assert list(sim.accounts) == ["alice1"]
 
 
-def test_max_username_length_is_a_server_setting():
-    with DirectAdminSimulator(max_username_length=10) as sim:
-        ok(call(sim, "ACCOUNT_USER", **{**CREATE, "username": "abcdefghij"}))
-        assert "4 to 10" in error(call(sim, "ACCOUNT_USER", **{**CREATE, "username": "abcdefghijk"}))
+def test_max_username_length_is_a_server_setting(sim, monkeypatch):
+    monkeypatch.setattr(sim, "max_username_length", 10)
+    ok(call(sim, "ACCOUNT_USER", **{**CREATE, "username": "abcdefghij"}))
+    assert "4 to 10" in error(call(sim, "ACCOUNT_USER", **{**CREATE, "username": "abcdefghijk"}))
 
 
-def test_create_with_an_assigned_ip():
-    with DirectAdminSimulator(free_ips=("10.0.0.5",)) as sim:
-        ok(call(sim, "ACCOUNT_USER", **{**CREATE, "ip": "assign"}))
-        assert sim.accounts["alice1"].ip == "10.0.0.5" and sim.free_ips == []
+def test_max_username_length_is_a_constructor_option():
+    with DirectAdminSimulator(max_username_length=12) as other:
+        ok(call(other, "ACCOUNT_USER", **{**CREATE, "username": "abcdefghijkl"}))
+        assert other.accounts["abcdefghijkl"].domain == "example.com"
+
+
+def test_create_with_an_assigned_ip(sim, monkeypatch):
+    monkeypatch.setattr(sim, "free_ips", ["10.0.0.5"])
+    ok(call(sim, "ACCOUNT_USER", **{**CREATE, "ip": "assign"}))
+    assert sim.accounts["alice1"].ip == "10.0.0.5" and sim.free_ips == []
 
 
 # -- suspend, unsuspend, delete ----------------------------------------------------------
@@ -165,11 +181,11 @@ def test_repeated_suspend_is_an_error_by_default(sim, alice):
     assert "already active" in error(suspend(sim, "alice1", "Unsuspend"))
 
 
-def test_repeated_suspend_can_be_allowed():
-    with DirectAdminSimulator(repeat_suspend_is_error=False) as sim:
-        ok(call(sim, "ACCOUNT_USER", **CREATE))
-        ok(suspend(sim, "alice1"))
-        ok(suspend(sim, "alice1"))
+def test_repeated_suspend_can_be_allowed(sim, alice, monkeypatch):
+    monkeypatch.setattr(sim, "repeat_suspend_is_error", False)
+    ok(suspend(sim, "alice1"))
+    ok(suspend(sim, "alice1"))
+    assert alice.suspended
 
 
 @pytest.mark.parametrize("params, fragment", [
@@ -255,7 +271,7 @@ def test_empty_user_list(sim):
     assert call(sim, "SHOW_ALL_USERS", method="GET", json="yes").json() == []
 
 
-def test_reseller_may_not_list_all_users():
-    with DirectAdminSimulator(level="reseller") as sim:
-        assert error(call(sim, "SHOW_ALL_USERS", method="GET")).startswith(NO_AUTHORITY)
-        assert call(sim, "SHOW_USERS", method="GET").status_code == 200
+def test_reseller_may_not_list_all_users(sim, monkeypatch):
+    monkeypatch.setattr(sim, "level", "reseller")
+    assert error(call(sim, "SHOW_ALL_USERS", method="GET")).startswith(NO_AUTHORITY)
+    assert call(sim, "SHOW_USERS", method="GET").status_code == 200

@@ -1,0 +1,106 @@
+"""Shared fixtures: a real database (SQLite file, or PostgreSQL), settings in a temp home,
+a key, the panel registry, and a WHM simulator with a group, server and product set up.
+
+The ``database`` fixture is parametrised: every test that uses it runs on SQLite and on
+PostgreSQL. PostgreSQL comes from PROVISIOND_TEST_PG_URL (default: the local server); when it
+cannot be reached the PostgreSQL cases are skipped, except under CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+import pytest
+
+from provisiond import catalog, config, crypto, db, panels
+from provisiond.sandbox.cpanel import WhmSimulator
+
+PG_URL = os.environ.get("PROVISIOND_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+WHM_TOKEN = "canary-whm-token-7Qx9Zr2Lp"
+
+
+def _pg_database_for(worker: str) -> str:
+    """A database of its own for each xdist worker, created on first use."""
+    import psycopg2
+    name = f"provisiond_test_{worker}"
+    conn = psycopg2.connect(PG_URL, connect_timeout=3)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cur.fetchone() is None:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    parts = urllib.parse.urlsplit(PG_URL)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def pg_url(worker_id):
+    try:
+        return _pg_database_for(worker_id)
+    except Exception as exc:  # noqa: BLE001 - any failure means no PostgreSQL here
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required under CI and is not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def worker_id(request):
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'provisiond.db'}"
+    url = request.getfixturevalue("pg_url")
+    conn = db.connect(url)
+    conn.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    conn.close()
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path, database_url):
+    home = tmp_path / "home"
+    result = config.load({"home": home, "database_url": database_url, "retry_base": 0.2,
+                          "retry_cap": 1.0}, environ={})
+    crypto.create_key_file(result.secret_key_file)
+    return result
+
+
+@pytest.fixture
+def database(settings):
+    conn = db.connect(settings.database_url)
+    db.upgrade(conn)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def vault(settings):
+    return crypto.Vault.from_settings(settings)
+
+
+@pytest.fixture
+def registry(settings):
+    return panels.discover(settings.panel_dirs())
+
+
+@pytest.fixture
+def whm():
+    with WhmSimulator(token=WHM_TOKEN) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def cpanel_setup(database, registry, vault, whm):
+    """A group 'web' with server 'whm1' on the simulator and product 'starter' (plan basic)."""
+    catalog.add_group("web")
+    server = catalog.add_server(registry, vault, name="whm1", panel="cpanel", host=whm.host,
+                                port=whm.port, group_name="web", max_accounts=50,
+                                credentials={"api_token": WHM_TOKEN, "scheme": "http"})
+    product = catalog.add_product(registry, name="starter", panel="cpanel", group_name="web",
+                                  package="basic")
+    return server, product
