@@ -72,7 +72,7 @@ class PanelSimulator:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "PanelSimulator":
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
                                         name=f"sim-{self.panel}")
         self._thread.start()
         return self

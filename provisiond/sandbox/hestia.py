@@ -169,7 +169,7 @@ class HestiaSimulator(PanelSimulator):
         if secret != self.secret_key:
             return self._api_error(E_PASSWORD, f"key {access} secret doesn't match", ret)
         if self.allowed_commands is not None and cmd not in self.allowed_commands:
-            return self._api_error(E_FORBIDDEN, f"key {access} has no permission to run {cmd}", ret)
+            return self._api_error(E_FORBIDDEN, f"key {access} may not run {cmd}", ret)
         code, output = self.run(cmd, args)
         headers = {"Hestia-Exit-Code": str(code)}
         if ret == "code":
@@ -177,7 +177,9 @@ class HestiaSimulator(PanelSimulator):
         if code:
             return Response(HTTP_FOR_CODE.get(code, 400), output.encode(),
                             "text/html; charset=UTF-8", headers)
-        ctype = "application/json; charset=utf-8" if _is_json(output) else "text/html; charset=UTF-8"
+        ctype = "text/html; charset=UTF-8"
+        if _is_json(output):
+            ctype = "application/json; charset=utf-8"
         return Response(200 if output else 204, output.encode(), ctype, headers)
 
     def _api_legacy(self, data, ret: str) -> Response:
@@ -186,7 +188,7 @@ class HestiaSimulator(PanelSimulator):
         if not data.get("hash"):
             if data.get("user") != ROOT_USER:
                 return self._api_error(E_FORBIDDEN, "Error: authentication failed", ret)
-            if "password" not in data or data["password"] != self.admin_password or not self.admin_password:
+            if not self.admin_password or data.get("password") != self.admin_password:
                 return self._api_error(E_PASSWORD, "Error: authentication failed", ret)
         elif not self.legacy_key or data["hash"] != self.legacy_key:
             return self._api_error(E_PASSWORD, "Error: authentication failed", ret)
@@ -200,7 +202,7 @@ class HestiaSimulator(PanelSimulator):
 
     def run(self, cmd: str, args: list[str]) -> tuple[int, str]:
         """Run one ``v-*`` command: (exit code, output)."""
-        command = getattr(self, "cmd_" + cmd[2:].replace("-", "_"), None) if cmd.startswith("v-") else None
+        command = getattr(self, "cmd_" + cmd[2:].replace("-", "_"), None)
         if command is None or cmd not in USAGE:
             return E_ARGS, ""  # sudo: command not found (stderr is not part of the answer)
         needed, usage = USAGE[cmd]
@@ -272,7 +274,8 @@ class HestiaSimulator(PanelSimulator):
 
     def cmd_suspend_user(self, user, restart=None):
         self._restart(restart)
-        self._account(user, unsuspended=True, root_forbidden="Can't suspend the admin user").suspended = True
+        account = self._account(user, unsuspended=True, root_forbidden="Can't suspend the admin user")
+        account.suspended = True
 
     def cmd_unsuspend_user(self, user, restart=None):
         self._restart(restart)

@@ -27,7 +27,8 @@ SYSTEM_USERS = frozenset({"root", "bin", "daemon", "mail", "www-data", "nobody",
                           "mysql", "bind", "dovecot", "sshd", "webmin", "admin", "ftp"})
 DOMAIN_PATTERN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 USER_PATTERN = re.compile(r"^[a-z0-9][-a-z0-9._]{0,31}$")
-UNAUTHORIZED = b"<html><head><title>401 Unauthorized</title></head>\n<body><h1>Error - Unauthorized</h1>\n</body></html>\n"
+UNAUTHORIZED = (b"<html><head><title>401 Unauthorized</title></head>\n"
+                b"<body><h1>Error - Unauthorized</h1>\n</body></html>\n")
 HELP = ("This CGI is designed to be invoked by other programs wanting\nto perform some Virtualmin "
         "action programatically, such as\ncreating or modifying domains and users.\n")
 
@@ -217,7 +218,8 @@ class VirtualminSimulator(PanelSimulator):
         if account.suspended:
             raise Usage(f"Virtual server {account.domain} is already disabled")
         account.suspended, account.why = True, opts.get("why", "")
-        return f"Disabling virtual server {account.domain} ..\n\nSaving server details ..\n.. done\n\nAll done!\n"
+        return (f"Disabling virtual server {account.domain} ..\n\nSaving server details ..\n"
+                ".. done\n\nAll done!\n")
 
     def run_enable_domain(self, args):
         opts = self._parse(args, {"domain"}, {"multiline", "subservers"})
@@ -227,7 +229,8 @@ class VirtualminSimulator(PanelSimulator):
         if not account.suspended:
             raise Usage(f"Virtual server {account.domain} is not disabled")
         account.suspended, account.why = False, ""
-        return f"Enabling virtual server {account.domain} ..\n\nSaving server details ..\n.. done\n\nAll done!\n"
+        return (f"Enabling virtual server {account.domain} ..\n\nSaving server details ..\n"
+                ".. done\n\nAll done!\n")
 
     def run_delete_domain(self, args):
         opts = self._parse(args, {"domain", "user"}, {"only", "preserve-remote", "multiline"})

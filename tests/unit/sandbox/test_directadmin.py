@@ -194,7 +194,8 @@ def test_repeated_suspend_can_be_allowed(sim, alice, monkeypatch):
     ({"location": "CMD_SELECT_USERS", "suspend": "Suspend", "select0": "alice1", "reason": "spite"},
      "Invalid suspension reason"),
     ({"location": "CMD_SELECT_USERS", "suspend": "Suspend"}, "No users selected"),
-    ({"location": "CMD_SELECT_USERS", "suspend": "Suspend", "select0": "ghost1"}, "ghost1 does not exist"),
+    ({"location": "CMD_SELECT_USERS", "suspend": "Suspend", "select0": "ghost1"},
+     "ghost1 does not exist"),
 ])
 def test_suspend_rejects(sim, alice, params, fragment):
     assert fragment in error(call(sim, "SELECT_USERS", **params))
