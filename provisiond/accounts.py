@@ -48,10 +48,12 @@ def generate_username(domain: str, rules: UsernameRules, taken: Container[str]) 
     """
     allowed = set(string.ascii_lowercase + string.digits)
     stem = "".join(c for c in domain.split(".")[0].lower() if c in allowed)
-    stem = stem.lstrip(string.digits)
-    for prefix in rules.forbidden_prefixes:
-        while prefix and stem.startswith(prefix):
-            stem = stem[len(prefix):]
+    previous = None
+    while stem != previous:  # "test1shop": digits can follow a stripped prefix, and vice versa
+        previous, stem = stem, stem.lstrip(string.digits)
+        for prefix in rules.forbidden_prefixes:
+            while prefix and stem.startswith(prefix):
+                stem = stem[len(prefix):]
     stem = (stem or "user")
     length = max(rules.min_length, min(rules.generate_length, rules.max_length))
     stem = stem[:length]

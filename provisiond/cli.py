@@ -380,8 +380,11 @@ def _positive(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # --json is accepted before or after the command; SUPPRESS keeps a subcommand's unset
+    # flag from overriding the one given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print JSON instead of text")
     parser = argparse.ArgumentParser(prog="provisiond", parents=[common],
                                      description="Ansible-backed provisioning for hosting control panels.")
     parser.add_argument("--home", help="data directory (default: $PROVISIOND_HOME or ~/.local/share/provisiond)")
@@ -478,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.json = getattr(args, "json", False)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     name = args.command + (f" {args.sub}" if getattr(args, "sub", None) else "")

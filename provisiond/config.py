@@ -65,10 +65,10 @@ class Settings:
         object.__setattr__(self, "home", home)
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{home / 'provisiond.db'}")
-        if self.secret_key_file is None:
-            object.__setattr__(self, "secret_key_file", home / "secret.key")
-        if self.artifacts_dir is None:
-            object.__setattr__(self, "artifacts_dir", home / "artifacts")
+        object.__setattr__(self, "secret_key_file",
+                           home / "secret.key" if self.secret_key_file is None else Path(self.secret_key_file))
+        object.__setattr__(self, "artifacts_dir",
+                           home / "artifacts" if self.artifacts_dir is None else Path(self.artifacts_dir))
         object.__setattr__(self, "playbooks_path", tuple(Path(p) for p in self.playbooks_path))
 
     @property
@@ -108,7 +108,7 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
     """Resolve the settings for this process."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    home = Path(environ.get("PROVISIOND_HOME") or (overrides or {}).get("home") or default_home())
+    home = Path((overrides or {}).get("home") or environ.get("PROVISIOND_HOME") or default_home())
     config_file = environ.get("PROVISIOND_CONFIG") or str(home / "provisiond.yaml")
     if os.path.exists(config_file):
         with open(config_file, encoding="utf-8") as handle:

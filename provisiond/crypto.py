@@ -82,7 +82,7 @@ class Vault:
         """Re-encrypt a value with the newest key."""
         try:
             return self._fernet.rotate(token.encode("ascii")).decode("ascii")
-        except InvalidToken as exc:
+        except (InvalidToken, UnicodeError, ValueError) as exc:
             raise CryptoError("a stored secret cannot be decrypted during rotation") from exc
 
     def encrypt_json(self, value) -> str:

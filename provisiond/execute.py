@@ -17,10 +17,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,6 +33,7 @@ from provisiond.config import bundled_dir
 from provisiond.crypto import Redactor
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+RUN_MARKER = "PROVISIOND_RUN"   # set in every process of a run, to find its leftovers
 HOST_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
 
 
@@ -72,12 +75,17 @@ class RunResult:
     error: str | None = None
 
     def host(self, name: str) -> HostResult:
-        """The outcome for one host; a host the run never reached fails with the run's reason."""
-        if name in self.hosts:
-            return self.hosts[name]
-        reason = {"timeout": "the run timed out", "canceled": "the run was cancelled"}.get(
+        """The outcome for one host; a host the run never finished fails with the run's reason."""
+        result = self.hosts.get(name) or HostResult(name, ok=False)
+        if not result.ok and not result.message:
+            result.message = self.reason()
+            result.transient = result.transient or self.status == "timeout"
+        return result
+
+    def reason(self) -> str:
+        return {"timeout": f"the run timed out after {self.duration:.0f} s",
+                "canceled": "the run was cancelled"}.get(
             self.status, self.error or f"the run ended ({self.status}, rc {self.rc}) before this host finished")
-        return HostResult(name, ok=False, message=reason, transient=self.status == "timeout")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -86,14 +94,16 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _environment(spec: RunSpec, data_dir: Path) -> dict:
+def _environment(spec: RunSpec, data_dir: Path, marker: str) -> dict:
     env = {name: "" for name in os.environ if name.startswith("PROVISIOND_")}
     env.update({
+        RUN_MARKER: marker,
         "ANSIBLE_ACTION_PLUGINS": str(bundled_dir("roles") / "panel_call" / "action_plugins"),
         "ANSIBLE_ROLES_PATH": str(bundled_dir("roles")),
         "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "False",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(data_dir / "remote-tmp"),
         "ANSIBLE_HOME": str(data_dir / "ansible"),
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
@@ -106,6 +116,7 @@ def _environment(spec: RunSpec, data_dir: Path) -> dict:
 def run(spec: RunSpec) -> RunResult:
     """Run one playbook; always returns, and always removes its private_data_dir."""
     data_dir = Path(tempfile.mkdtemp(prefix="provisiond-run-"))
+    marker = f"{spec.ident}:{uuid.uuid4().hex}"
     events: list[dict] = []
     lock = threading.Lock()
 
@@ -127,7 +138,7 @@ def run(spec: RunSpec) -> RunResult:
             inventory=str(data_dir / "inventory" / "hosts.yml"),
             cmdline=f"-e @{secrets_file}", forks=spec.forks, verbosity=spec.verbosity or None,
             timeout=max(1, int(spec.timeout)), cancel_callback=spec.cancelled,
-            event_handler=keep_event, envvars=_environment(spec, data_dir),
+            event_handler=keep_event, envvars=_environment(spec, data_dir, marker),
             suppress_env_files=True, quiet=True,
             settings={"pexpect_timeout": 0.5, "suppress_ansible_output": True})
         stdout = _read_stdout(runner)
@@ -137,6 +148,7 @@ def run(spec: RunSpec) -> RunResult:
             raise
         stdout, status, rc, error = "", "error", None, f"ansible-runner could not run: {exc}"
     finally:
+        kill_leftovers(marker)
         shutil.rmtree(data_dir, ignore_errors=True)
     duration = time.time() - started
     redact = spec.redactor
@@ -144,6 +156,28 @@ def run(spec: RunSpec) -> RunResult:
     return RunResult(status=status, rc=rc, started=started, duration=duration,
                      stdout=redact.text(stdout) or "", hosts=_hosts(clean_events, spec.inventory),
                      error=redact.text(error))
+
+
+def kill_leftovers(marker: str) -> list[int]:
+    """SIGKILL every process still carrying this run's marker in its environment.
+
+    ansible-runner kills the playbook's process group on timeout or cancel, but Ansible starts
+    module processes in sessions of their own, out of that group; they all inherit the marker.
+    """
+    needle = f"{RUN_MARKER}={marker}".encode() + b"\0"
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                if needle not in handle.read() + b"\0":
+                    continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return killed
 
 
 def _read_stdout(runner) -> str:
@@ -182,8 +216,6 @@ def _hosts(events: list[dict], inventory: dict) -> dict[str, HostResult]:
         seen = set(final_stats.get("processed") or {})
         for name, result in results.items():
             result.ok = name in seen and name not in bad
-            if not result.ok and not result.message and name not in seen:
-                result.message = "the playbook never reached this host"
     return results
 
 

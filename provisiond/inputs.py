@@ -38,18 +38,18 @@ def domain(value: str) -> str:
 
 
 def email(value: str) -> str:
-    if not isinstance(value, str) or not EMAIL.match(value):
+    if not isinstance(value, str) or not EMAIL.fullmatch(value):
         raise ValidationError("email", f"{value!r} is not a valid email address")
     return value
 
 
 def ref(value: str) -> str:
-    if not isinstance(value, str) or not REF.match(value):
+    if not isinstance(value, str) or not REF.fullmatch(value):
         raise ValidationError("ref", f"{value!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
     return value
 
 
 def package(value: str) -> str:
-    if not isinstance(value, str) or not PACKAGE.match(value):
+    if not isinstance(value, str) or not PACKAGE.fullmatch(value):
         raise ValidationError("package", f"{value!r} must be 1-100 letters, digits, spaces, '.', '_', '+' or '-'")
     return value

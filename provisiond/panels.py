@@ -173,6 +173,11 @@ def _fields(where: str, raw: Any) -> tuple[Field, ...]:
             raise PanelError(f"{where}.{name}: unknown key {sorted(unknown)[0]!r}")
         if spec.get("type", "str") not in FIELD_TYPES:
             raise PanelError(f"{where}.{name}.type: must be one of {', '.join(FIELD_TYPES)}")
+        if spec.get("pattern") is not None:
+            try:
+                re.compile(spec["pattern"])
+            except re.error as exc:
+                raise PanelError(f"{where}.{name}.pattern: not a valid regular expression ({exc})") from None
         spec = dict(spec, choices=tuple(spec.get("choices") or ()))
         fields.append(Field(name=str(name), **spec))
     return tuple(fields)

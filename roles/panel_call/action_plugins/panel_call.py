@@ -1,11 +1,15 @@
 """panel_call: one HTTP call to a control panel, made in the controller (see the role's README).
 
 Running in the controller avoids a module subprocess per call (about 0.5 CPU-s each with
-ansible.builtin.uri). The result never carries a value listed in ``redact_values``.
+ansible.builtin.uri). The result never carries a value listed in ``redact_values`` nor the
+``sign`` key. A signed request's body is serialized once and those very bytes are signed and
+sent: a panel that recomputes the HMAC over what it received must find the same bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import socket
 import ssl
@@ -18,7 +22,30 @@ from ansible.plugins.action import ActionBase
 
 MASK = "********"
 ARGS = {"url", "method", "params", "form", "json", "body", "headers", "parse", "ok_status",
-        "fail_when", "message", "html_is_auth_failure", "timeout", "validate_certs"}
+        "fail_when", "message", "html_is_auth_failure", "timeout", "validate_certs", "sign"}
+SIGN_ARGS = {"key", "timestamp_header", "signature_header"}
+
+
+def signature(key, timestamp: str, body: bytes) -> str:
+    """Lowercase hex HMAC-SHA256 keyed by ``key`` over ``<timestamp><body bytes>``."""
+    return hmac.new(str(key).encode("utf-8"), timestamp.encode("ascii") + body, hashlib.sha256).hexdigest()
+
+
+def json_bytes(value) -> bytes:
+    """The one serialization of a JSON body: compact and with sorted keys, so it is deterministic."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def _sign_problem(sign) -> str:
+    """Why the ``sign`` argument is unusable ('' when fine); never quotes a value, only names."""
+    if not isinstance(sign, dict):
+        return "sign must be a mapping with key, timestamp_header and signature_header"
+    unknown = sorted(str(k) for k in set(sign) - SIGN_ARGS)
+    if unknown:
+        return f"sign has unknown keys: {unknown}"
+    if sign.get("key") in (None, ""):
+        return "sign.key is missing or empty"
+    return ""
 
 
 def _redact(value, needles):
@@ -78,12 +105,17 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        needles = _needles(task_vars.get("redact_values"))
         args = self._task.args
+        sign = args.get("sign")
+        key = [sign.get("key")] if isinstance(sign, dict) and sign.get("key") else []
+        needles = _needles([*(task_vars.get("redact_values") or ()), *key])
         unknown = set(args) - ARGS
         if unknown or "url" not in args:
             result.update(failed=True, msg=f"panel_call: unknown or missing arguments: {sorted(unknown) or ['url']}")
-            return result
+            return _redact(result, needles)
+        if "sign" in args and _sign_problem(sign):
+            result.update(failed=True, msg=f"panel_call: {_sign_problem(sign)}")
+            return _redact(result, needles)
         try:
             result.update(self._call(args))
         except Exception as exc:  # a panel call must always end as a result, never a traceback
@@ -101,10 +133,15 @@ class ActionModule(ActionBase):
             data = urllib.parse.urlencode(args["form"]).encode()
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         elif args.get("json") is not None:
-            data = json.dumps(args["json"]).encode()
+            data = json_bytes(args["json"])
             headers.setdefault("Content-Type", "application/json")
         elif args.get("body") is not None:
             data = str(args["body"]).encode()
+        sign = args.get("sign")
+        if sign:  # over the bytes sent; a request without a body signs the timestamp alone
+            stamp = str(int(time.time()))
+            headers[str(sign.get("timestamp_header") or "X-Timestamp")] = stamp
+            headers[str(sign.get("signature_header") or "X-Signature")] = signature(sign["key"], stamp, data or b"")
         return urllib.request.Request(url, data=data, headers=headers,
                                       method=str(args.get("method", "GET")).upper())
 

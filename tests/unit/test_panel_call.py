@@ -1,0 +1,117 @@
+"""Pure helpers of the panel_call action plugin (roles/panel_call/action_plugins/panel_call.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import urllib.parse
+
+import pytest
+
+from provisiond.config import bundled_dir
+
+PLUGIN = bundled_dir("roles") / "panel_call" / "action_plugins" / "panel_call.py"
+_spec = importlib.util.spec_from_file_location("panel_call_plugin", PLUGIN)
+pc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pc)
+
+WHM_OK = {"metadata": {"command": "createacct", "result": 1, "reason": "Account Creation Ok",
+                       "output": {"raw": "done\n"}},
+          "data": {"acct": [{"user": "bob", "suspended": 0}, {"user": "amy"}]}}
+WHM_FAIL = {"metadata": {"command": "createacct", "result": 0,
+                         "reason": "Sorry, a group for that username already exists."}}
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("metadata.result", 1),
+    ("metadata.output.raw", "done\n"),
+    ("data.acct.0.user", "bob"),
+    ("data.acct.1.user", "amy"),
+    ("data.acct.2.user", None),           # index past the end
+    ("data.acct.x", None),                # not an index
+    ("metadata.missing.deeper", None),
+    ("metadata.result.deeper", None),     # through a scalar
+    (".", WHM_OK),
+    ("", WHM_OK),
+])
+def test_lookup(path, expected):
+    assert pc._lookup(WHM_OK, path) == expected
+
+
+@pytest.mark.parametrize("answer, rule, fails", [
+    (WHM_FAIL, {"path": "metadata.result", "in": [0]}, True),
+    (WHM_OK, {"path": "metadata.result", "in": [0]}, False),
+    ({"metadata": {"result": "0"}}, {"path": "metadata.result", "in": [0]}, True),   # "0" is 0
+    ({"metadata": {"result": " 0 "}}, {"path": "metadata.result", "in": ["0"]}, True),
+    (WHM_FAIL, {"path": "metadata.result", "not_in": [1]}, True),
+    (WHM_OK, {"path": "metadata.result", "not_in": [1]}, False),
+    ({"metadata": {"result": "1"}}, {"path": "metadata.result", "not_in": [1]}, False),
+    ({"status": "error"}, {"path": "status", "in": ["error", "failed"]}, True),
+    ({"status": "success"}, {"path": "status", "not_in": ["success"]}, False),
+    ({}, {"path": "metadata.result", "not_in": [1]}, True),    # missing field: not a success
+    ({}, {"path": "metadata.result", "in": [0]}, False),
+    ("error: no such user", {"path": ".", "in": ["error: no such user"]}, True),
+    (WHM_FAIL, {"path": "metadata.result"}, False),            # no in/not_in: never fails
+])
+def test_rule_fails(answer, rule, fails):
+    assert pc._rule_fails(answer, rule) is fails
+
+
+@pytest.mark.parametrize("text, how, expected", [
+    ('{"a": 1, "b": [1, 2]}', "json", {"a": 1, "b": [1, 2]}),
+    ("  ", "json", None),
+    ("a=1&b=two+words&c=%26", "form", {"a": "1", "b": "two words", "c": "&"}),
+    ("list[]=a&list[]=b", "form", {"list": ["a", "b"]}),
+    ("list[]=a", "form", {"list": ["a"]}),
+    ("x=1&x=2", "form", {"x": ["1", "2"]}),
+    ("error=0&text=&details=\n", "form", {"error": "0", "text": "", "details": ""}),
+    ("plain answer", "raw", "plain answer"),
+])
+def test_parse(text, how, expected):
+    assert pc._parse(text, how) == expected
+
+
+def test_parse_bad_json_raises_value_error():
+    with pytest.raises(ValueError):
+        pc._parse("<html>login</html>", "json")
+
+
+SECRET = 'p@ss w/rd&"+1é'
+FORMS = [SECRET, urllib.parse.quote(SECRET, safe=""), urllib.parse.quote_plus(SECRET),
+         json.dumps(SECRET)[1:-1]]
+
+
+def test_needles_cover_every_encoding_longest_first():
+    needles = pc._needles([SECRET, "abc", "", 12345])
+    assert set(FORMS) | {"12345"} == set(needles)
+    assert [len(n) for n in needles] == sorted((len(n) for n in needles), reverse=True)
+    assert pc._needles(None) == []
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_redact_masks_each_form_in_nested_results(form):
+    result = {"msg": f"HTTP 500: bad password {form}", "answer": {"echo": [form, 3, None]},
+              form: "as a key", "status": 500}
+    redacted = pc._redact(result, pc._needles([SECRET]))
+    assert redacted == {"msg": f"HTTP 500: bad password {pc.MASK}",
+                        "answer": {"echo": [pc.MASK, 3, None]}, pc.MASK: "as a key", "status": 500}
+    assert not any(f in json.dumps(redacted, ensure_ascii=False) for f in FORMS)
+
+
+def test_redact_leaves_short_secrets_alone():
+    assert pc._redact({"msg": "abc ok"}, pc._needles(["abc"])) == {"msg": "abc ok"}
+
+
+@pytest.mark.parametrize("paths, expected", [
+    (["metadata.reason"], "Sorry, a group for that username already exists."),
+    ("metadata.reason", "Sorry, a group for that username already exists."),
+    (["metadata.command", "metadata.reason"],
+     "createacct: Sorry, a group for that username already exists."),
+    (["metadata.missing", "metadata.command", "metadata.empty"], "createacct"),
+    (["metadata.result", "metadata.command"], "0: createacct"),
+    ([], ""),
+    (None, ""),
+])
+def test_message_joins_the_paths_that_have_a_value(paths, expected):
+    answer = {"metadata": {**WHM_FAIL["metadata"], "empty": ""}}
+    assert pc._message(answer, {"message": paths}) == expected

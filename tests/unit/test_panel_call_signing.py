@@ -1,0 +1,167 @@
+"""panel_call's ``sign`` argument, byte for byte against the strict Opterius simulator.
+
+The action is driven directly (no ansible-playbook run): a task stand-in carries the arguments,
+the simulator records the bytes it received, and ``provisiond.sandbox.opterius.sign`` says what
+their signature must be.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from provisiond.sandbox.base import PanelSimulator, Response
+from provisiond.sandbox.opterius import OpteriusSimulator, sign
+
+PLUGIN = Path(__file__).resolve().parents[2] / "roles" / "panel_call" / "action_plugins" / "panel_call.py"
+KEY = "canary-opterius-key-5Jw8Tq"
+ACCOUNT = {"username": "alice", "password": "s3cur3p@ss", "domain": "alice.example.com",
+           "package": "basic", "email": "alice@example.com", "disk_limit_mb": 1024,
+           "bandwidth_limit_mb": 0}
+
+
+def _load_plugin():
+    spec = importlib.util.spec_from_file_location("panel_call_under_test", PLUGIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+panel_call = _load_plugin()
+
+
+def call(task_vars=None, **args) -> dict:
+    """Run the action once with ``args``, as Ansible would in the controller."""
+    task = types.SimpleNamespace(args=args, async_val=0, check_mode=False, action="panel_call")
+    connection = types.SimpleNamespace(_shell=types.SimpleNamespace(tmpdir=None))
+    return panel_call.ActionModule(task, connection, None, None, None).run(task_vars=task_vars or {})
+
+
+def signing(key=KEY):
+    return {"key": key, "timestamp_header": "X-Timestamp", "signature_header": "X-Signature"}
+
+
+@pytest.fixture
+def sim():
+    with OpteriusSimulator(api_token=KEY, packages=("basic", "pro")) as simulator:
+        yield simulator
+
+
+def assert_signed_as_received(request) -> None:
+    stamp = request.headers["x-timestamp"]
+    assert stamp.isdigit() and abs(int(stamp) - time.time()) <= 5
+    assert request.headers["x-signature"] == sign(KEY, stamp, request.body)
+
+
+# -- the pure pieces -------------------------------------------------------------------------
+@pytest.mark.parametrize("key, stamp, body", [
+    (KEY, "1700000000", b""),
+    (KEY, "1700000000", b'{"a":1}'),
+    ("clé-ünïcode", "1", "{\"domain\":\"bücher.example\"}".encode()),
+])
+def test_signature_matches_the_simulator(key, stamp, body):
+    assert panel_call.signature(key, stamp, body) == sign(key, stamp, body)
+    assert panel_call.signature(key, stamp, body) == panel_call.signature(key, stamp, body).lower()
+
+
+def test_json_body_is_compact_and_deterministic():
+    assert panel_call.json_bytes({"b": [1, 2], "a": {"y": None, "x": True}}) == b'{"a":{"x":true,"y":null},"b":[1,2]}'
+    assert panel_call.json_bytes(dict(reversed(list(ACCOUNT.items())))) == panel_call.json_bytes(ACCOUNT)
+    assert panel_call.json_bytes({"d": "bücher"}) == b'{"d":"b\\u00fccher"}'
+
+
+# -- on the wire -----------------------------------------------------------------------------
+def test_signed_json_body_is_the_one_sent(sim):
+    result = call(url=sim.url + "/api/accounts", method="POST", json=ACCOUNT, sign=signing(),
+                  ok_status=[201])
+    assert not result.get("failed"), result
+    assert result["status"] == 201 and result["answer"]["data"]["username"] == "alice"
+    received = sim.requests[-1]
+    assert received.body == panel_call.json_bytes(ACCOUNT)
+    assert received.headers["content-type"] == "application/json"
+    assert_signed_as_received(received)
+    assert sim.accounts["alice"].disk_limit_mb == 1024
+
+
+def test_bodyless_requests_sign_the_timestamp_alone(sim):
+    created = call(url=sim.url + "/api/accounts", method="POST", sign=signing(), ok_status=[201],
+                   json=dict(ACCOUNT, username="bob", domain="bob.example.com"))
+    account_id = created["answer"]["data"]["id"]
+    read = call(url=f"{sim.url}/api/accounts/{account_id}", sign=signing())
+    suspended = call(url=f"{sim.url}/api/accounts/{account_id}/suspend", method="POST", sign=signing())
+    assert not read.get("failed") and not suspended.get("failed"), (read, suspended)
+    assert sim.accounts["bob"].suspended
+    for received in sim.requests[-2:]:
+        assert received.body == b""
+        assert received.headers["x-signature"] == sign(KEY, received.headers["x-timestamp"], b"")
+
+
+def test_raw_body_is_signed_and_sent_exactly(sim):
+    raw = json.dumps(ACCOUNT, indent=2)  # not the compact form: the bytes given are the bytes sent
+    result = call(url=sim.url + "/api/accounts", method="POST", body=raw, sign=signing(),
+                  headers={"Content-Type": "application/json"}, ok_status=[201])
+    assert not result.get("failed"), result
+    assert sim.requests[-1].body == raw.encode()
+    assert_signed_as_received(sim.requests[-1])
+
+
+class AnythingGoes(PanelSimulator):
+    """Answers every request with an empty ``data``: to see headers the contract does not name."""
+
+    def handle(self, request):
+        return Response(200, b'{"data":{}}')
+
+
+def test_header_names_default_to_the_contract_and_can_be_changed(sim):
+    result = call(url=sim.url + "/api/server/stats", sign={"key": KEY})
+    assert not result.get("failed"), result
+    with AnythingGoes() as other:
+        call(url=other.url + "/x", sign={"key": KEY, "timestamp_header": "X-Stamp",
+                                          "signature_header": "X-Hmac"})
+        received = other.requests[-1]
+        assert received.headers["x-hmac"] == sign(KEY, received.headers["x-stamp"], b"")
+        assert "x-signature" not in received.headers
+
+
+def test_wrong_key_is_refused_with_the_panel_message(sim):
+    result = call(url=sim.url + "/api/server/stats", sign=signing("not-the-key"), message="message")
+    assert result["failed"] and result["status"] == 401 and not result["transient"]
+    assert result["msg"] == "HTTP 401: Invalid signature."
+
+
+# -- the key never comes back ----------------------------------------------------------------
+def test_key_is_masked_when_the_panel_echoes_it(sim):
+    sim.fail_next(1, status=500, body=f"debug: signing key {KEY} rejected".encode())
+    result = call(url=sim.url + "/api/server/stats", sign=signing())
+    assert result["failed"] and result["transient"]
+    assert KEY not in json.dumps(result) and "********" in result["msg"]
+
+
+def test_key_is_masked_in_error_messages(sim):
+    # http.client quotes a bad header value in its exception; the message must not carry the key.
+    result = call(url=sim.url + "/api/server/stats", sign=signing(),
+                  headers={"Authorization": f"Bearer {KEY}\n"})
+    assert result["failed"] and "ValueError" in result["msg"]
+    assert KEY not in json.dumps(result)
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ({"key": KEY, "algorithm": "sha1"}, "sign has unknown keys: ['algorithm']"),
+    ({"key": "", "timestamp_header": "X-Timestamp"}, "sign.key is missing or empty"),
+    (KEY, "sign must be a mapping"),
+])
+def test_bad_sign_argument_is_refused_without_quoting_it(sim, bad, expected):
+    result = call(url=sim.url + "/api/server/stats", sign=bad, task_vars={"redact_values": [KEY]})
+    assert result["failed"] and expected in result["msg"]
+    assert KEY not in json.dumps(result)
+    assert sim.requests == []
+
+
+def test_unsigned_requests_are_unchanged_and_refused_by_opterius(sim):
+    result = call(url=sim.url + "/api/server/stats", message="message")
+    assert result["failed"] and result["msg"] == "HTTP 401: Missing X-Timestamp or X-Signature header."
