@@ -10,9 +10,9 @@ from typing import Any, Mapping
 
 import peewee as pw
 
-from provisiond import inputs
+from provisiond import inputs, ssh
 from provisiond.crypto import MASK, Vault
-from provisiond.errors import NotFound, ValidationError
+from provisiond.errors import NotFound, ProvisiondError, ValidationError
 from provisiond.models import Product, Server, ServerGroup, database
 from provisiond.panels import Panel, Registry
 from provisiond.policies import Strategy
@@ -66,13 +66,29 @@ def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host:
     if int(max_accounts) < 0:
         raise ValidationError("max_accounts", "must not be negative")
     checked = found.check_credentials(credentials or {})
+    if found.connection == "ssh":
+        ssh.check_private_key(str(checked.get("private_key", "")))
     target = group(group_name)
     with database.atomic():
         if Server.select().where(Server.name == name).exists():
             raise ValidationError("name", f"a server named {name!r} exists already")
-        return Server.create(name=name, panel=panel, host=host, port=port, group=target,
-                             max_accounts=int(max_accounts),
-                             credentials=seal_credentials(found, checked, vault))
+        created = Server.create(name=name, panel=panel, host=host, port=port, group=target,
+                                max_accounts=int(max_accounts),
+                                credentials=seal_credentials(found, checked, vault))
+    if found.connection == "ssh":
+        try:
+            pin_host_key(found, created)
+        except ProvisiondError as exc:  # unreachable now: pinned by the first `server test`
+            created.health_message = str(exc)
+            created.save()
+    return created
+
+
+def pin_host_key(panel: Panel, server: Server) -> str:
+    """Fetch and store the SSH host key of a server that has none pinned yet."""
+    server.host_key = ssh.fetch_host_key(server.host, server.port or panel.default_port or 22)
+    Server.update(host_key=server.host_key).where(Server.id == server.id).execute()
+    return server.host_key
 
 
 def update_server_credentials(registry: Registry, vault: Vault, server: Server,

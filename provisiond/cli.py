@@ -14,7 +14,7 @@ import shutil
 import sys
 from typing import Any, Callable
 
-from provisiond import catalog, config, crypto, db, lifecycle, panels, queue
+from provisiond import catalog, config, crypto, db, lifecycle, panels, queue, ssh
 from provisiond.errors import NotFound, PanelError, ProvisiondError, StateError, ValidationError
 from provisiond.models import Job, ProvisioningLog, Server, Service, utcnow
 
@@ -117,6 +117,7 @@ def server_view(server: Server) -> dict:
     return {"id": server.id, "name": server.name, "panel": server.panel, "host": server.host,
             "port": server.port, "group": server.group.name, "max_accounts": server.max_accounts,
             "enabled": server.enabled, "health": server.health, "health_message": server.health_message,
+            "host_key": ssh.fingerprint(server.host_key) if server.host_key else None,
             "credentials": catalog.masked_credentials(server.credentials)}
 
 

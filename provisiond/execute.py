@@ -49,6 +49,7 @@ class RunSpec:
     verbosity: int = 0
     cancelled: Callable[[], bool] = lambda: False
     env: dict = dataclasses.field(default_factory=dict)
+    private_files: dict = dataclasses.field(default_factory=dict)  # name → text, 0600 in private/
 
 
 @dataclasses.dataclass
@@ -101,6 +102,10 @@ def _environment(spec: RunSpec, data_dir: Path, marker: str) -> dict:
         "ANSIBLE_ACTION_PLUGINS": str(bundled_dir("roles") / "panel_call" / "action_plugins"),
         "ANSIBLE_ROLES_PATH": str(bundled_dir("roles")),
         "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "False",
+        # ansible-runner turns host key checking off unless told; SSH panels pin their keys.
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(data_dir / "cp"),
+        "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
         "ANSIBLE_REMOTE_TEMP": str(data_dir / "remote-tmp"),
@@ -133,6 +138,9 @@ def run(spec: RunSpec) -> RunResult:
         (data_dir / "inventory" / "hosts.yml").write_text(yaml.safe_dump(spec.inventory), encoding="utf-8")
         secrets_file = data_dir / "secrets.json"
         _write_private(secrets_file, json.dumps(spec.secrets))
+        (data_dir / "private").mkdir(mode=0o700)
+        for name, text in spec.private_files.items():
+            _write_private(data_dir / "private" / name, text)
         runner = ansible_runner.run(
             private_data_dir=str(data_dir), playbook="main.yml", ident=spec.ident,
             inventory=str(data_dir / "inventory" / "hosts.yml"),

@@ -17,6 +17,7 @@ import jinja2
 from provisiond.crypto import Redactor
 from provisiond.execute import RunSpec
 from provisiond.panels import Panel
+from provisiond.ssh import known_hosts_line
 
 _ENV = jinja2.Environment(
     block_start_string="[%", block_end_string="%]",
@@ -42,12 +43,14 @@ def render_playbook(panel: Panel, action: str, extra_roles: tuple[str, ...] = ()
     return template.render(panel_id=panel.id, action=action, extra_roles=list(extra_roles))
 
 
-def server_vars(panel: Panel, host: str, port: int | None, credentials: dict) -> dict:
+def server_vars(panel: Panel, host: str, port: int | None, credentials: dict,
+                host_key: str | None = None) -> dict:
     """Non-secret connection facts every host of the run shares."""
     public = {k: v for k, v in credentials.items() if k not in panel.secret_fields}
     port = port or panel.default_port
     scheme = public.get("scheme", "https")
-    return {"id": panel.id, "host": host, "port": port, "url": f"{scheme}://{host}:{port}", **public}
+    return {"id": panel.id, "host": host, "port": port, "url": f"{scheme}://{host}:{port}",
+            "host_key": host_key, **public}
 
 
 def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: list[Account],
@@ -57,17 +60,31 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
     account_secrets = {a.host: a.secrets for a in accounts}
     every_secret = [*panel_secrets.values(), *(v for a in accounts for v in a.secrets.values())]
     redactor = Redactor(str(v) for v in every_secret)
-    inventory = {"all": {
-        "vars": {
-            "ansible_connection": "local",
-            "provisiond_action": action,
-            "panel": server,
-            "panel_url": server["url"],
-        },
-        "hosts": {a.host: {"account": a.vars} for a in accounts},
-    }}
+    run_vars = {"ansible_connection": "local", "provisiond_action": action, "panel": server,
+                "panel_url": server["url"]}
+    private_files = {}
+    if panel.connection == "ssh":
+        run_vars.update(_ssh_vars(server, credentials))
+        private_files = {"ssh_key": credentials["private_key"].strip() + "\n",
+                         "known_hosts": known_hosts_line(server["host"], server["port"], server["host_key"])}
+    inventory = {"all": {"vars": run_vars, "hosts": {a.host: {"account": a.vars} for a in accounts}}}
     secrets = {"panel_secrets": panel_secrets, "account_secrets": account_secrets,
                "redact_values": [str(v) for v in every_secret]}
     return RunSpec(playbook=render_playbook(panel, action, extra_roles), inventory=inventory,
                    secrets=secrets, redactor=redactor, timeout=timeout, ident=ident,
-                   forks=forks, verbosity=verbosity, cancelled=cancelled)
+                   forks=forks, verbosity=verbosity, cancelled=cancelled, private_files=private_files)
+
+
+def _ssh_vars(server: dict, credentials: dict) -> dict:
+    """Connection variables of an SSH panel: the pinned host key only, the stored key only."""
+    private = "{{ playbook_dir }}/../private"
+    return {
+        "ansible_connection": "ssh",
+        "ansible_host": server["host"],
+        "ansible_port": server["port"],
+        "ansible_user": credentials.get("ssh_user", "root"),
+        "ansible_ssh_private_key_file": f"{private}/ssh_key",
+        "ansible_ssh_common_args": (f"-o UserKnownHostsFile={private}/known_hosts -o StrictHostKeyChecking=yes "
+                                    "-o IdentitiesOnly=yes -o PasswordAuthentication=no -o BatchMode=yes"),
+        "ansible_python_interpreter": credentials.get("python_interpreter") or "auto_silent",
+    }

@@ -119,6 +119,7 @@ class Worker:
             panel = registry.get(server.panel)
             panel.require(action)
             credentials = catalog.open_credentials(server.credentials, self.vault, server.name)
+            connection_vars(panel, server, credentials)
         except ProvisiondError as exc:
             for job in jobs:
                 self._record_refusal(job, str(exc))
@@ -134,7 +135,7 @@ class Worker:
             return
         ident = f"{utcnow():%Y%m%dT%H%M%S}-{server.name}-{action}-{runnable[0].id}-{uuid.uuid4().hex[:6]}"
         guard = _RunGuard(runnable, self.settings)
-        spec = render.build(panel, action, render.server_vars(panel, server.host, server.port, credentials),
+        spec = render.build(panel, action, connection_vars(panel, server, credentials),
                             credentials, accounts, timeout=self.settings.timeout_for(action),
                             forks=self.settings.forks, verbosity=self.settings.ansible_verbosity,
                             ident=ident, cancelled=guard)
@@ -247,10 +248,12 @@ def test_server(settings: Settings, vault: Vault, registry: panels.Registry, ser
     panel = registry.get(server.panel)
     panel.require("test_connection")
     credentials = catalog.open_credentials(server.credentials, vault, server.name)
+    if panel.connection == "ssh" and not server.host_key:
+        catalog.pin_host_key(panel, server)
     host = "server_test"
     ident = f"{utcnow():%Y%m%dT%H%M%S}-{server.name}-test_connection-{uuid.uuid4().hex[:6]}"
     spec = render.build(panel, "test_connection",
-                        render.server_vars(panel, server.host, server.port, credentials), credentials,
+                        connection_vars(panel, server, credentials), credentials,
                         [render.Account(host, {"server": server.name}, {})],
                         timeout=settings.timeout_default, forks=1, ident=ident)
     result = execute.run(spec)
@@ -261,3 +264,11 @@ def test_server(settings: Settings, vault: Vault, registry: panels.Registry, ser
     return {"server": server.name, "health": health, "message": outcome.message,
             "failed_task": outcome.failed_task, "reported": outcome.stats,
             "duration": round(result.duration, 3)}
+
+
+def connection_vars(panel: panels.Panel, server: Server, credentials: dict) -> dict:
+    """The run's ``panel`` variable; an SSH panel needs its host key pinned first."""
+    if panel.connection == "ssh" and not server.host_key:
+        raise ProvisiondError(f"server {server.name}: its SSH host key is not pinned yet; "
+                              f"run `provisiond server test {server.name}`")
+    return render.server_vars(panel, server.host, server.port, credentials, server.host_key)

@@ -193,7 +193,7 @@ class WhmSimulator(PanelSimulator):
     # -- rules -----------------------------------------------------------------------------
     @staticmethod
     def username_problem(user: str) -> str:
-        if not USERNAME_PATTERN.match(user or "x"):
+        if not USERNAME_PATTERN.fullmatch(user or "x"):
             return "Invalid username: usernames may only contain lowercase letters and digits, at most 16 characters."
         if user[:1].isdigit() or user.startswith("test"):
             return f"Invalid username “{user}”: usernames cannot begin with a number or the string “test”."

@@ -42,6 +42,7 @@ USAGE = {
     "v-delete-user": (1, "USER [RESTART]"), "v-change-user-package": (2, "USER PACKAGE [FORCE]"),
     "v-change-user-password": (2, "USER PASSWORD"), "v-list-user": (1, "USER [FORMAT]"),
     "v-list-users": (0, "[FORMAT]"), "v-list-user-packages": (0, "[FORMAT]"),
+    "v-list-web-domains": (1, "USER [FORMAT]"),
     "v-list-sys-info": (0, "[FORMAT]"),
 }
 
@@ -310,6 +311,11 @@ class HestiaSimulator(PanelSimulator):
         records.update((u, self._record(a)) for u, a in sorted(self.accounts.items()))
         return self._format(records, fmt)
 
+    def cmd_list_web_domains(self, user, fmt="shell"):
+        account = self._account(user)
+        return self._format({domain: self._domain_record(account, domain)
+                             for domain in account.domains}, fmt)
+
     def cmd_list_user_packages(self, fmt="shell"):
         return self._format({name: {"WEB_DOMAINS": str(l.get("WEB_DOMAINS", "unlimited")),
                                     "DISK_QUOTA": str(l.get("DISK_QUOTA", "unlimited"))}
@@ -330,6 +336,14 @@ class HestiaSimulator(PanelSimulator):
                 "WEB_DOMAINS": str(limits.get("WEB_DOMAINS", "unlimited")),
                 "DISK_QUOTA": str(limits.get("DISK_QUOTA", "unlimited")),
                 "U_WEB_DOMAINS": str(len(account.domains)), "U_DISK": str(account.disk_used),
+                "TIME": time.strftime("%H:%M:%S", created), "DATE": time.strftime("%Y-%m-%d", created)}
+
+    @staticmethod
+    def _domain_record(account: Account, domain: str) -> dict[str, str]:
+        created = time.localtime(account.created)
+        return {"IP": "127.0.0.1", "DOCUMENT_ROOT": f"/home/{account.user}/web/{domain}/public_html/",
+                "ALIAS": f"www.{domain}", "TPL": "default", "SSL": "no",
+                "SUSPENDED": "yes" if account.suspended else "no",
                 "TIME": time.strftime("%H:%M:%S", created), "DATE": time.strftime("%Y-%m-%d", created)}
 
     @staticmethod

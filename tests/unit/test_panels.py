@@ -37,30 +37,43 @@ def test_bundled_cpanel_manifest():
     assert [f.name for f in CPANEL.package_fields] == ["quota", "bwlimit"]
 
 
-def test_discover_finds_a_dropped_in_copy_and_the_bundled_panel(tmp_path):
-    copy_cpanel(tmp_path, "cpanel2", name="Second cPanel")
-    registry = panels.discover([tmp_path, BUNDLED])
-    assert registry.problems == {}
+@pytest.fixture
+def bundled(tmp_path):
+    """A stand-in for the bundled folder holding only cpanel (others are added over time)."""
+    shutil.copytree(BUNDLED / "cpanel", tmp_path / "bundled" / "cpanel")
+    return tmp_path / "bundled"
+
+
+@pytest.fixture
+def extra(tmp_path):
+    (tmp_path / "extra").mkdir()
+    return tmp_path / "extra"
+
+
+def test_discover_finds_a_dropped_in_copy_and_the_bundled_panel(extra):
+    copy_cpanel(extra, "cpanel2", name="Second cPanel")
+    registry = panels.discover([extra, BUNDLED])
+    assert "cpanel" not in registry.problems and "cpanel2" not in registry.problems
     assert {"cpanel", "cpanel2"} <= set(registry.panels)
-    assert registry.get("cpanel2").path == tmp_path / "cpanel2"
+    assert registry.get("cpanel2").path == extra / "cpanel2"
     assert registry.get("cpanel2").name == "Second cPanel"
     assert registry.get("cpanel").path == BUNDLED / "cpanel"
 
 
-def test_folder_in_an_earlier_dir_overrides_the_bundled_one(tmp_path):
-    copy_cpanel(tmp_path, "cpanel", name="Our cPanel", actions=["create", "test_connection"])
-    registry = panels.discover([tmp_path, BUNDLED])
+def test_folder_in_an_earlier_dir_overrides_the_bundled_one(extra):
+    copy_cpanel(extra, "cpanel", name="Our cPanel", actions=["create", "test_connection"])
+    registry = panels.discover([extra, BUNDLED])
     panel = registry.get("cpanel")
-    assert (panel.path, panel.name, panel.actions) == (tmp_path / "cpanel", "Our cPanel",
+    assert (panel.path, panel.name, panel.actions) == (extra / "cpanel", "Our cPanel",
                                                        ("create", "test_connection"))
     with pytest.raises(PanelError, match="does not support suspend"):
         panel.require("suspend")
 
 
-def test_missing_dirs_and_folders_without_manifest_are_skipped(tmp_path):
-    (tmp_path / "notes").mkdir()
-    (tmp_path / "README").write_text("x")
-    registry = panels.discover([tmp_path / "absent", tmp_path, BUNDLED])
+def test_missing_dirs_and_folders_without_manifest_are_skipped(extra, bundled):
+    (extra / "notes").mkdir()
+    (extra / "README").write_text("x")
+    registry = panels.discover([extra / "absent", extra, bundled])
     assert set(registry.panels) == {"cpanel"} and registry.problems == {}
 
 
@@ -98,22 +111,23 @@ BROKEN = [
 
 
 @pytest.mark.parametrize("breakage, says", BROKEN)
-def test_a_broken_folder_is_reported_with_file_and_field_and_the_others_load(tmp_path, breakage, says):
-    breakage(copy_cpanel(tmp_path, "broken"))
-    copy_cpanel(tmp_path, "cpanel2")
-    registry = panels.discover([tmp_path, BUNDLED])
+def test_a_broken_folder_is_reported_with_file_and_field_and_the_others_load(extra, bundled, breakage,
+                                                                             says):
+    breakage(copy_cpanel(extra, "broken"))
+    copy_cpanel(extra, "cpanel2")
+    registry = panels.discover([extra, bundled])
     assert set(registry.panels) == {"cpanel", "cpanel2"}
     assert list(registry.problems) == ["broken"]
     problem = registry.problems["broken"]
-    assert str(tmp_path / "broken" / "panel.yaml") in problem
+    assert str(extra / "broken" / "panel.yaml") in problem
     assert says in problem
     with pytest.raises(PanelError, match="panel broken is broken"):
         registry.get("broken")
 
 
-def test_unknown_panel_is_a_validation_error_listing_the_known():
-    with pytest.raises(ValidationError, match="known: cpanel") as err:
-        panels.discover([BUNDLED]).get("plesk9")
+def test_unknown_panel_is_a_validation_error_listing_the_known(bundled):
+    with pytest.raises(ValidationError, match=r"unknown panel 'plesk9' \(known: cpanel\)") as err:
+        panels.discover([bundled]).get("plesk9")
     assert err.value.field == "panel"
 
 

@@ -242,6 +242,16 @@ def test_list_user(sim, bob):
     assert response.status_code == 400 and response.headers["Hestia-Exit-Code"] == "3"
 
 
+def test_list_web_domains(sim, bob):
+    assert api(sim, "v-list-web-domains", "bob", "json", returncode="no").json() == {}
+    assert code(api(sim, "v-add-web-domain", "bob", "Bob.example.com")) == 0
+    domains = api(sim, "v-list-web-domains", "bob", "json", returncode="no").json()
+    assert list(domains) == ["bob.example.com"] and domains["bob.example.com"]["SUSPENDED"] == "no"
+    response = api(sim, "v-list-web-domains", "ghost", "json", returncode="no")
+    assert response.status_code == 400 and response.text == "Error: user ghost doesn't exist"
+    assert code(api(sim, "v-list-web-domains")) == 1
+
+
 def test_list_users_and_packages(sim, bob):
     users = api(sim, "v-list-users", "json", returncode="no").json()
     assert sorted(users) == ["admin", "bob"]
