@@ -59,6 +59,27 @@ class Settings:
     retry_terminate_attempts: int = 3
     ansible_verbosity: int = 0
     log_level: str = "INFO"
+    artifacts_keep_days: float = 30.0
+    # overdue sweep
+    sweep_cron: str = "0 3 * * *"
+    suspend_after_days: int = 10
+    terminate_after_days: int = 45
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8740
+    # notifications
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = "provisiond@localhost"
+    alert_emails: tuple[str, ...] = ()
+    alert_webhook_url: str = ""
+    billing_webhook_url: str = ""
+    billing_webhook_secret: str = ""
+    welcome_template: str = ""
+    notify_seconds: float = 10.0
 
     def __post_init__(self):
         home = Path(self.home)
@@ -95,9 +116,21 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if kind == "float":
             return float(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
         if name == "playbooks_path":
             if isinstance(value, str):
                 return tuple(p for p in value.split(os.pathsep) if p)
+            return tuple(value)
+        if kind.startswith("tuple"):
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
             return tuple(value)
         return value
     except (TypeError, ValueError) as exc:

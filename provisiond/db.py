@@ -70,9 +70,22 @@ def _one_running_job_per_service(db: pw.Database) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS job_service_status ON job (service_id, status)")
 
 
+def _tokens_outbox_product_policies(db: pw.Database) -> None:
+    from playhouse.migrate import SchemaMigrator, migrate
+    from provisiond.models import ApiToken, Notification, Product
+    db.create_tables([ApiToken, Notification], safe=True)
+    columns = {c.name for c in db.get_columns("product")}
+    migrator = SchemaMigrator.from_database(db)
+    for name in ("welcome_password", "backup_before_terminate"):
+        if name not in columns:
+            migrate(migrator.add_column("product", name, getattr(Product, name)))
+    db.execute_sql("CREATE INDEX IF NOT EXISTS service_overdue ON service (status, paid_until)")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
+    (3, "api tokens, notification outbox, product mail and backup policies", _tokens_outbox_product_policies),
 ]
 
 

@@ -95,6 +95,8 @@ class Product(BaseModel):
     suspend_after_days = pw.IntegerField(null=True)
     terminate_after_days = pw.IntegerField(null=True)
     extra_roles = JsonField(default=list)
+    welcome_password = pw.BooleanField(default=False)
+    backup_before_terminate = pw.BooleanField(default=False)
     created_at = pw.DateTimeField(default=utcnow)
 
 
@@ -164,4 +166,32 @@ class ProvisioningLog(BaseModel):
     artifacts_path = pw.TextField(null=True)
 
 
-MODELS = [Setting, ServerGroup, Server, Product, Service, Job, ProvisioningLog]
+class ApiToken(BaseModel):
+    """A bearer token of the HTTP API; only its SHA-256 is kept."""
+
+    name = pw.CharField(unique=True, max_length=100)
+    token_hash = pw.CharField(unique=True, max_length=64)
+    created_at = pw.DateTimeField(default=utcnow)
+    last_used_at = pw.DateTimeField(null=True)
+    revoked = pw.BooleanField(default=False)
+
+
+class Notification(BaseModel):
+    """The outbox of alerts, client mails and billing webhooks, sent apart from provisioning.
+
+    ``dedup_key`` is unique, so the same failure never alerts twice.
+    """
+
+    kind = pw.CharField(max_length=32)            # alert_email, alert_webhook, welcome_email, billing_webhook
+    dedup_key = pw.CharField(max_length=255, unique=True)
+    payload = JsonField(default=dict)
+    status = pw.CharField(max_length=16, default="pending", index=True)  # pending, sent, failed
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(default=utcnow)
+    last_error = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    sent_at = pw.DateTimeField(null=True)
+
+
+MODELS = [Setting, ServerGroup, Server, Product, Service, Job, ProvisioningLog, ApiToken, Notification]
+
