@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
 import logging
 import shutil
@@ -181,6 +182,35 @@ def cmd_panels_list(rt: Runtime, args) -> int:
     rows += [{"id": pid, "name": "BROKEN", "connection": "", "actions": "", "path": problem}
              for pid, problem in registry.problems.items()]
     rt.out(rows, lambda r: _table(r, ["id", "name", "connection", "actions", "path"]))
+    return 0
+
+
+@command("panels check")
+def cmd_panels_check(rt: Runtime, args) -> int:
+    from provisiond import panelcheck
+    reports = panelcheck.check(rt.registry(), args.panel)
+    if args.panel and not reports:
+        raise ValidationError("panel", f"unknown panel {args.panel!r}")
+    rt.out([dataclasses.asdict(r) for r in reports], lambda rows: "\n".join(
+        f"{r['panel']}: ok" if r["ok"] else f"{r['panel']}: BROKEN\n  " + "\n  ".join(r["problems"])
+        for r in rows))
+    return 0 if all(r.ok for r in reports) else 1
+
+
+@command("sweep")
+def cmd_sweep(rt: Runtime, args) -> int:
+    from provisiond.daemon import run_sweep
+    rt.open_db()
+    today = args.now or datetime.date.today()
+    result = run_sweep(rt.settings, today, dry_run=args.dry_run)
+    if result.enqueued:
+        rt.wake()
+    rows = [{"service": d.service_id, "ref": Service.get_by_id(d.service_id).ref, "action": d.action,
+             "reason": d.reason} for d in result.decisions]
+    rt.out({"day": today, "dry_run": args.dry_run, "enqueued": result.enqueued, "decisions": rows},
+           lambda v: _table(rows, ["service", "ref", "action", "reason"])
+           + f"\n{len(rows)} decision(s); " + ("dry run, nothing enqueued" if args.dry_run
+                                               else f"{v['enqueued']} job(s) enqueued"))
     return 0
 
 
@@ -373,6 +403,13 @@ def cmd_sandbox(rt: Runtime, args) -> int:
 
 # -- parser ----------------------------------------------------------------------------------
 
+def _date(value: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -408,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     pg = group("panels", "panels found in playbooks/")
     sub(pg, "list", "list panels and where they were found")
+    p = sub(pg, "check", "validate manifests, render and syntax-check every action's playbook")
+    p.add_argument("panel", nargs="?")
+
+    p = sub(top, "sweep", "run one overdue sweep and print its decisions")
+    p.add_argument("--now", type=_date, help="the day to sweep as (YYYY-MM-DD; default today)")
+    p.add_argument("--dry-run", action="store_true", help="decide only; enqueue nothing")
 
     gg = group("group", "server groups")
     p = sub(gg, "add", "add a server group")

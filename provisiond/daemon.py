@@ -16,11 +16,13 @@ import threading
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 
+from provisiond import artifacts, notify, queue, sweep
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.models import utcnow
-from provisiond.worker import Worker
+from provisiond.worker import Worker, retry_policy
 
 log = logging.getLogger("provisiond.daemon")
 
@@ -67,9 +69,37 @@ class Daemon:
                                next_run_time=utcnow_local())
         self.scheduler.add_job(self._check_wake, "interval", seconds=self.settings.wake_check_seconds,
                                id="wake")
+        self.scheduler.add_job(self.reap, "interval", seconds=self.settings.reaper_seconds, id="reaper")
+        self.scheduler.add_job(self.sweep, CronTrigger.from_crontab(self.settings.sweep_cron), id="sweep")
+        self.scheduler.add_job(self.prune, "interval", hours=6, id="prune")
+        self.scheduler.add_job(lambda: notify.deliver(self.settings, self.worker.vault, utcnow()), "interval",
+                               seconds=self.settings.notify_seconds, id="notify", max_instances=1)
         self.worker.on_run_finished = self.bring_tick_forward
+        if sweep_missed(self.settings, datetime.datetime.now().astimezone()):
+            self.scheduler.add_job(self.sweep, id="sweep-catch-up")
         self.scheduler.start()
         log.info("provisiond running as %s; ticking every %ss", self.worker.owner, self.settings.tick_seconds)
+
+    def reap(self) -> None:
+        reaped = queue.reap(utcnow())
+        if reaped:
+            log.warning("jobs whose worker stopped renewing its lease were queued again: %s", reaped)
+            self.bring_tick_forward()
+
+    def sweep(self) -> None:
+        """Today's overdue sweep, once across every daemon sharing the database."""
+        today = datetime.date.today()
+        if not sweep.claim_day(today):
+            return
+        result = run_sweep(self.settings, today)
+        log.info("overdue sweep %s: %d decisions, %d jobs enqueued", today, len(result.decisions), result.enqueued)
+        if result.enqueued:
+            self.bring_tick_forward()
+
+    def prune(self) -> None:
+        removed = artifacts.prune(self.settings.artifacts_dir, self.settings.artifacts_keep_days)
+        if removed:
+            log.info("removed %d kept run folders older than %s days", removed, self.settings.artifacts_keep_days)
 
     def stop(self) -> None:
         """Stop ticking, let running playbooks finish and be recorded."""
@@ -97,6 +127,28 @@ class Daemon:
 def utcnow_local() -> datetime.datetime:
     """APScheduler wants an aware datetime for 'now'."""
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def run_sweep(settings: Settings, today: datetime.date, dry_run: bool = False) -> sweep.SweepResult:
+    policy = retry_policy(settings)
+    return sweep.run(today, dry_run=dry_run, default_suspend=settings.suspend_after_days,
+                     default_terminate=settings.terminate_after_days,
+                     max_attempts={a: policy.attempts_for(a) for a in ("suspend", "terminate")})
+
+
+def sweep_missed(settings: Settings, now: datetime.datetime) -> bool:
+    """True when the sweep's last scheduled time has passed without a sweep that day."""
+    trigger = CronTrigger.from_crontab(settings.sweep_cron, timezone=now.tzinfo)
+    previous, probe = None, now - datetime.timedelta(days=8)
+    while True:
+        fire = trigger.get_next_fire_time(previous, probe)
+        if fire is None or fire > now:
+            break
+        previous, probe = fire, fire + datetime.timedelta(seconds=1)
+    if previous is None:
+        return False
+    done = sweep.last_day()
+    return done is None or done < previous.date()
 
 
 def run_once(settings: Settings, vault: Vault) -> int:

@@ -20,7 +20,8 @@ from typing import Any
 
 import peewee as pw
 
-from provisiond import accounts, db as dbmod, inputs, queue
+from provisiond import accounts, db as dbmod, inputs, notify, queue
+from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import NotFound, StateError, ValidationError
 from provisiond.models import (Job, Product, Server, ServerGroup, Service,
@@ -38,6 +39,8 @@ ALLOWED_FROM = {
 }
 RESULT_STATUS = {"create": S.ACTIVE, "suspend": S.SUSPENDED, "unsuspend": S.ACTIVE,
                  "terminate": S.TERMINATED}
+BILLING_EVENTS = {"create": "service.created", "suspend": "service.suspended",
+                  "unsuspend": "service.unsuspended", "terminate": "service.terminated"}
 OCCUPYING = (S.PENDING.value, S.ACTIVE.value, S.SUSPENDED.value)
 
 
@@ -98,8 +101,11 @@ def _username_for(service: Service, server: Server, registry: Registry, wanted: 
 def order(registry: Registry, vault: Vault, *, product: str, domain: str, email: str,
           username: str | None = None, ref: str | None = None,
           paid_until: datetime.date | None = None,
-          policy: RetryPolicy = RetryPolicy()) -> tuple[Service, Job | None]:
-    """A paid order: a pending Service and its create job, or nothing at all on bad input."""
+          policy: RetryPolicy = RetryPolicy(),
+          settings: Settings | None = None) -> tuple[Service, Job | None]:
+    """A paid order: a pending Service and its create job, or nothing at all on bad input.
+
+    With ``settings``, notifications (here: the "no capacity" alert) are queued."""
     found = Product.get_or_none(Product.name == product)
     if found is None:
         raise ValidationError("product", f"unknown product {product!r}")
@@ -122,16 +128,23 @@ def order(registry: Registry, vault: Vault, *, product: str, domain: str, email:
         if ref is None:
             service.ref = f"svc-{service.id}"
             service.save()
-        job = _place_and_enqueue(service, registry, username, policy)
+        job = _place_and_enqueue(service, registry, username, policy, settings)
     return service, job
 
 
 def _place_and_enqueue(service: Service, registry: Registry, username: str | None,
-                       policy: RetryPolicy) -> Job | None:
+                       policy: RetryPolicy, settings: Settings | None = None) -> Job | None:
     server = _choose_server(service.product)
     if server is None:
-        service.pending_reason = f"no capacity in group {service.product.group.name}"
+        group = service.product.group.name
+        service.pending_reason = f"no capacity in group {group}"
         service.save()
+        if settings is not None:
+            # Once per waiting service: every tick tries again, the dedup key keeps it to one alert.
+            notify.alert(settings, f"no capacity in group {group}",
+                         f"Service {service.ref} ({service.domain}) is waiting: no enabled, healthy "
+                         f"server of group {group} has room. It is placed as soon as one has.",
+                         f"capacity:{group}:{service.id}")
         return None
     service.server = server
     service.username = _username_for(service, server, registry, username)
@@ -144,13 +157,14 @@ def _place_and_enqueue(service: Service, registry: Registry, username: str | Non
     return job
 
 
-def place_waiting(registry: Registry, policy: RetryPolicy = RetryPolicy()) -> list[Service]:
+def place_waiting(registry: Registry, policy: RetryPolicy = RetryPolicy(),
+                  settings: Settings | None = None) -> list[Service]:
     """Try again to place pending services that found no room; returns those now placed."""
     placed = []
     waiting = Service.select().where((Service.status == S.PENDING.value) & Service.server.is_null())
     for service in waiting:
         with dbmod.immediate(database.obj):
-            if _place_and_enqueue(service, registry, None, policy) is not None:
+            if _place_and_enqueue(service, registry, None, policy, settings) is not None:
                 placed.append(service)
     return placed
 
@@ -201,8 +215,10 @@ def retry_job(job_id: int, extra_attempts: int) -> Job:
 
 # -- outcomes ------------------------------------------------------------------------------
 
-def apply_success(job: Job, reported: dict, vault: Vault) -> None:
-    """Move the service after its job succeeded; ``reported`` is what the playbook set_stats'd."""
+def apply_success(job: Job, reported: dict, vault: Vault, settings: Settings | None = None) -> None:
+    """Move the service after its job succeeded; ``reported`` is what the playbook set_stats'd.
+
+    With ``settings``, a status change is posted to billing and a create sends the welcome mail."""
     if job.service_id is None:
         return
     service = Service.get_by_id(job.service_id)
@@ -222,13 +238,36 @@ def apply_success(job: Job, reported: dict, vault: Vault) -> None:
         new_password = vault.decrypt_json(job.secret_params, f"job {job.id} parameters")["password"]
         changes["password"] = vault.encrypt(new_password)
     Service.update(**changes).where(Service.id == service.id).execute()
+    if settings is not None:
+        updated = Service.get_by_id(service.id)
+        if updated.status != service.status:
+            notify.billing_event(settings, updated, BILLING_EVENTS[job.action], service.status,
+                                 change_id=f"job{job.id}")
+        if job.action == "create":
+            notify.welcome(settings, updated)
 
 
-def apply_failure(job: Job, message: str, final: bool) -> None:
-    """Record why the service's job failed; a create that failed for good fails the service."""
+def apply_failure(job: Job, message: str, final: bool, settings: Settings | None = None) -> None:
+    """Record why the service's job failed; a create that failed for good fails the service.
+
+    With ``settings``, a final failure alerts an admin once and a status change goes to billing."""
     if job.service_id is None:
         return
+    before = Service.get_by_id(job.service_id) if settings is not None and final else None
     changes: dict[str, Any] = {"last_error": message, "updated_at": utcnow()}
     if final and job.action == "create":
         changes["status"] = S.FAILED.value
     Service.update(**changes).where(Service.id == job.service_id).execute()
+    if before is not None:
+        _notify_final_failure(settings, job, before, message)
+
+
+def _notify_final_failure(settings: Settings, job: Job, before: Service, message: str) -> None:
+    notify.alert(settings, f"{job.action} of service {before.ref} failed",
+                 f"Job {job.id} ({job.action}) of service {before.ref} ({before.domain}) failed for "
+                 f"good after {job.attempts} attempt(s):\n\n{message}\n\n"
+                 f"See `provisiond log show {job.id}`; `provisiond job retry {job.id}` runs it again.",
+                 f"job:{job.id}:failed")
+    after = Service.get_by_id(before.id)
+    if after.status != before.status:
+        notify.billing_event(settings, after, "service.failed", before.status, change_id=f"job{job.id}")

@@ -212,3 +212,17 @@ def open_job(service) -> Job | None:
     """The service's queued or running job, if any."""
     return (Job.select().where((Job.service == service) & Job.status.in_(OPEN_JOB_STATUSES))
             .order_by(Job.id).first())
+
+
+def enqueue_many(rows: list[dict], now: datetime.datetime, chunk: int = 500) -> int:
+    """Insert many jobs at once (the sweep); rows whose idempotency key exists are skipped.
+
+    Each row has action, service, server, params, idempotency_key, max_attempts. Returns how
+    many jobs were added.
+    """
+    added = 0
+    for start in range(0, len(rows), chunk):
+        batch = [dict(row, run_after=now, created_at=now, updated_at=now, status=QUEUED)
+                 for row in rows[start:start + chunk]]
+        added += Job.insert_many(batch).on_conflict_ignore().as_rowcount().execute()
+    return added

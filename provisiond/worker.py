@@ -63,7 +63,7 @@ class Worker:
         registry = panels.discover(self.settings.panel_dirs())
         for folder, problem in registry.problems.items():
             log.warning("panel %s skipped: %s", folder, problem)
-        lifecycle.place_waiting(registry, self.policy)
+        lifecycle.place_waiting(registry, self.policy, settings=self.settings)
         queue.reap(now)
         started = []
         while self.free_slots() > 0:
@@ -173,7 +173,7 @@ class Worker:
             with database.atomic():
                 if not queue.fail(job, now, message):
                     raise _NotOwner
-                lifecycle.apply_failure(job, message, final=True)
+                lifecycle.apply_failure(job, message, final=True, settings=self.settings)
                 artifacts.record_attempt(job, host, empty, status="failed", panel=None, kept=None)
         except _NotOwner:
             pass
@@ -189,7 +189,7 @@ class Worker:
         if host.ok:
             if not queue.finish(job, now):
                 raise _NotOwner
-            lifecycle.apply_success(job, host.stats, self.vault)
+            lifecycle.apply_success(job, host.stats, self.vault, settings=self.settings)
             return JobStatus.SUCCEEDED.value
         message = host.message or f"run ended {result.status}"
         if result.status == "canceled":
@@ -213,7 +213,7 @@ class Worker:
             return "retrying" if result.status != "timeout" else "timeout"
         if not queue.fail(job, now, message):
             raise _NotOwner
-        lifecycle.apply_failure(job, message, final=True)
+        lifecycle.apply_failure(job, message, final=True, settings=self.settings)
         return "timeout" if result.status == "timeout" else JobStatus.FAILED.value
 
 

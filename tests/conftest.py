@@ -20,29 +20,33 @@ PG_URL = os.environ.get("PROVISIOND_TEST_PG_URL", "postgresql://postgres@127.0.0
 WHM_TOKEN = "canary-whm-token-7Qx9Zr2Lp"
 
 
-def _pg_database_for(worker: str) -> str:
-    """A database of its own for each xdist worker, created on first use."""
+def _admin(sql: str) -> None:
     import psycopg2
-    name = f"provisiond_test_{worker}"
     conn = psycopg2.connect(PG_URL, connect_timeout=3)
     conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    parts = urllib.parse.urlsplit(PG_URL)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="session")
 def pg_url(worker_id):
+    """A database of its own for each test process of this run, dropped at the end."""
+    name = f"provisiond_test_{os.getpid()}_{worker_id}"
     try:
-        return _pg_database_for(worker_id)
+        _admin(f'CREATE DATABASE "{name}"')
     except Exception as exc:  # noqa: BLE001 - any failure means no PostgreSQL here
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is required under CI and is not reachable: {exc}")
         pytest.skip(f"PostgreSQL not reachable: {exc}")
+    parts = urllib.parse.urlsplit(PG_URL)
+    yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+    from provisiond.models import database as proxy
+    if proxy.obj is not None:
+        proxy.obj.close()
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
