@@ -56,10 +56,6 @@ class Runtime:
         database = db.connect(self.settings.database_url)
         db.require_current(database)
 
-    def wake(self) -> None:
-        from provisiond.daemon import wake
-        wake(self.settings)
-
     def out(self, data: Any, text: Callable[[Any], str] | str | None = None) -> None:
         if self.json:
             print(json.dumps(data, indent=2, default=str))
@@ -203,8 +199,6 @@ def cmd_sweep(rt: Runtime, args) -> int:
     rt.open_db()
     today = args.now or datetime.date.today()
     result = run_sweep(rt.settings, today, dry_run=args.dry_run)
-    if result.enqueued:
-        rt.wake()
     rows = [{"service": d.service_id, "ref": Service.get_by_id(d.service_id).ref, "action": d.action,
              "reason": d.reason} for d in result.decisions]
     rt.out({"day": today, "dry_run": args.dry_run, "enqueued": result.enqueued, "decisions": rows},
@@ -270,7 +264,6 @@ def cmd_service_order(rt: Runtime, args) -> int:
     service, job = lifecycle.order(rt.registry(), rt.vault, product=args.product, domain=args.domain,
                                    email=args.email, username=args.username, ref=args.ref,
                                    policy=rt.policy)
-    rt.wake()
     view = service_view(service) | {"job": job.id if job else None}
     rt.out(view, lambda v: f"service {v['ref']} ({v['domain']}) ordered: "
            + (f"create job {v['job']} queued on {v['server']} as {v['username']}" if v["job"]
@@ -303,7 +296,6 @@ def cmd_service_list(rt: Runtime, args) -> int:
 def _request(rt: Runtime, args, action: str, **kwargs) -> int:
     rt.open_db()
     job = lifecycle.request(rt.registry(), rt.vault, args.service, action, policy=rt.policy, **kwargs)
-    rt.wake()
     rt.out(job_view(job), lambda v: f"{action} job {v['id']} {v['status']} for service {v['service']}")
     return 0
 
@@ -356,7 +348,6 @@ def cmd_job_show(rt: Runtime, args) -> int:
 def cmd_job_retry(rt: Runtime, args) -> int:
     rt.open_db()
     job = lifecycle.retry_job(args.job, rt.settings.retry_max_attempts)
-    rt.wake()
     rt.out(job_view(job), lambda v: f"job {v['id']} queued again")
     return 0
 

@@ -92,10 +92,6 @@ class Settings:
                            home / "artifacts" if self.artifacts_dir is None else Path(self.artifacts_dir))
         object.__setattr__(self, "playbooks_path", tuple(Path(p) for p in self.playbooks_path))
 
-    @property
-    def wake_file(self) -> Path:
-        return self.home / "wake"
-
     def timeout_for(self, action: str) -> float:
         return {"create": self.timeout_create, "terminate": self.timeout_terminate}.get(
             action, self.timeout_default)

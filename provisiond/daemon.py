@@ -1,8 +1,10 @@
 """The daemon: an APScheduler scheduler that ticks the worker, woken early when work arrives.
 
 Jobs on the scheduler: ``tick`` every ``tick_seconds`` (120 by default; ``max_instances=1``,
-``coalesce``), and ``wake`` every ``wake_check_seconds``, a cheap stat of the wake file that
-enqueuers touch, which brings the next tick forward. SIGTERM and SIGINT stop the scheduler, let
+``coalesce``), the reaper, the overdue sweep (cron) and artifact pruning. Every enqueue wakes
+the daemons at commit, which brings the next tick forward: on PostgreSQL by NOTIFY (a listener
+thread idles in select()), on SQLite by touching a file beside the database that the daemon
+stats every ``wake_check_seconds``. SIGTERM and SIGINT stop the scheduler, let
 running playbooks finish and record, then exit.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import select
 import signal
 import threading
 from pathlib import Path
@@ -18,7 +21,7 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from provisiond import artifacts, notify, queue, sweep
+from provisiond import artifacts, db, notify, queue, sweep
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.models import utcnow
@@ -27,18 +30,36 @@ from provisiond.worker import Worker, retry_policy
 log = logging.getLogger("provisiond.daemon")
 
 
-def wake(settings: Settings) -> None:
-    """Tell a running daemon that work is waiting (called after every enqueue)."""
-    path = settings.wake_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
+def wake(settings: Settings | None = None) -> None:
+    """Wake running daemons now (enqueues already do this themselves, at commit)."""
+    db.announce_work()
 
 
-def _stamp(path: Path) -> int:
+def _stamp(path: Path | None) -> int:
     try:
-        return os.stat(path).st_mtime_ns
+        return os.stat(path).st_mtime_ns if path else 0
     except FileNotFoundError:
         return 0
+
+
+def _listen(url: str, stopping: threading.Event, on_wake) -> None:
+    """PostgreSQL: LISTEN for enqueue notifications; a dedicated connection, idle in select()."""
+    import psycopg2
+    import psycopg2.extensions
+    while not stopping.is_set():
+        try:
+            conn = psycopg2.connect(url)
+            conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+            conn.cursor().execute(f"LISTEN {db.WAKE_CHANNEL}")
+            while not stopping.is_set():
+                if select.select([conn], [], [], 1.0)[0]:
+                    conn.poll()
+                    if conn.notifies:
+                        conn.notifies.clear()
+                        on_wake()
+        except psycopg2.Error as exc:
+            log.warning("lost the PostgreSQL wake-up connection (%s); retrying in 5 s", exc)
+            stopping.wait(5)
 
 
 class Daemon:
@@ -48,14 +69,15 @@ class Daemon:
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(job_defaults={
             "max_instances": 1, "coalesce": True, "misfire_grace_time": 60})
-        self._wake_stamp = _stamp(settings.wake_file)
+        self._wake_file = db.wake_file()
+        self._wake_stamp = _stamp(self._wake_file)
 
     def tick(self) -> None:
         if not self.stopping.is_set():
             self.worker.tick(utcnow())
 
     def _check_wake(self) -> None:
-        stamp = _stamp(self.settings.wake_file)
+        stamp = _stamp(self._wake_file)
         if stamp != self._wake_stamp:
             self._wake_stamp = stamp
             self.bring_tick_forward()
@@ -67,8 +89,13 @@ class Daemon:
     def start(self) -> None:
         self.scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds, id="tick",
                                next_run_time=utcnow_local())
-        self.scheduler.add_job(self._check_wake, "interval", seconds=self.settings.wake_check_seconds,
-                               id="wake")
+        if db.is_postgres():
+            threading.Thread(target=_listen, args=(self.settings.database_url, self.stopping,
+                                                   self.bring_tick_forward),
+                             name="wake-listener", daemon=True).start()
+        else:
+            self.scheduler.add_job(self._check_wake, "interval", seconds=self.settings.wake_check_seconds,
+                                   id="wake")
         self.scheduler.add_job(self.reap, "interval", seconds=self.settings.reaper_seconds, id="reaper")
         self.scheduler.add_job(self.sweep, CronTrigger.from_crontab(self.settings.sweep_cron), id="sweep")
         self.scheduler.add_job(self.prune, "interval", hours=6, id="prune")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from pathlib import Path
 from typing import Callable
 
 import peewee as pw
@@ -47,6 +48,28 @@ def connect(url: str) -> pw.Database:
     database.initialize(db)
     db.connect(reuse_if_open=True)
     return db
+
+
+WAKE_CHANNEL = "provisiond_wake"
+
+
+def wake_file(db: pw.Database | None = None) -> Path | None:
+    """The file SQLite enqueuers touch to wake daemons: beside the database file."""
+    db = db or database.obj
+    if isinstance(db, pw.SqliteDatabase) and db.database not in ("", ":memory:"):
+        return Path(os.path.abspath(db.database) + ".wake")
+    return None
+
+
+def announce_work() -> None:
+    """Wake the daemons once the current transaction commits (NOTIFY, or a touched file)."""
+    db = database.obj
+    if is_postgres(db):
+        db.execute_sql(f"NOTIFY {WAKE_CHANNEL}")  # PostgreSQL delivers it at commit
+        return
+    path = wake_file(db)
+    if path is not None:
+        db.after_commit(path.touch)
 
 
 def immediate(db: pw.Database):

@@ -271,3 +271,26 @@ def _notify_final_failure(settings: Settings, job: Job, before: Service, message
     after = Service.get_by_id(before.id)
     if after.status != before.status:
         notify.billing_event(settings, after, "service.failed", before.status, change_id=f"job{job.id}")
+
+
+# -- payments ------------------------------------------------------------------------------
+
+def record_payment(ref_or_id: str | int, paid_until: datetime.date, today: datetime.date, *,
+                   registry: Registry, vault: Vault,
+                   policy: RetryPolicy = RetryPolicy()) -> Job | None:
+    """Record that the service is paid until ``paid_until``.
+
+    Returns the unsuspend job when the payment clears a suspension for being overdue
+    (``policies.on_payment``); a service suspended by an admin or for abuse stays suspended,
+    and None is returned. The payment and the unsuspend request are one transaction.
+    """
+    from provisiond.policies import on_payment
+
+    service_id = get_service(ref_or_id).id
+    with dbmod.immediate(database.obj):
+        Service.update(paid_until=paid_until, updated_at=utcnow()).where(
+            Service.id == service_id).execute()
+        service = Service.get_by_id(service_id)
+        if on_payment(service.status, service.status_reason, paid_until, today) is None:
+            return None
+        return request(registry, vault, service_id, "unsuspend", policy=policy)

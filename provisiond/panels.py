@@ -21,6 +21,8 @@ LIFECYCLE_ACTIONS = ("create", "suspend", "unsuspend", "terminate", "change_pack
                      "change_password", "test_connection")
 FIELD_TYPES = {"str": str, "int": int, "bool": bool}
 PANEL_ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+MANIFEST_KEYS = {"id", "name", "description", "connection", "default_port", "credentials", "package",
+                 "actions", "username", "password", "admin_actions", "notes"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +131,8 @@ class Panel:
             if field.secret and value in (None, "", MASK) and stored and stored.get(field.name):
                 result[field.name] = stored[field.name]
                 continue
+            if value == MASK:
+                raise ValidationError(f"credential.{field.name}", "is masked; give the real value")
             if value in (None, ""):
                 value = (stored or {}).get(field.name, field.default)
             if value in (None, ""):
@@ -214,6 +218,10 @@ def load_panel(folder: Path) -> Panel:
         raise PanelError(f"{manifest}: cannot be read as YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise PanelError(f"{manifest}: expected a mapping at the top")
+    unknown = set(raw) - MANIFEST_KEYS
+    if unknown:
+        raise PanelError(f"{manifest}: {sorted(unknown)[0]}: unknown key "
+                         f"(known: {', '.join(sorted(MANIFEST_KEYS))})")
     try:
         panel_id = raw.get("id", folder.name)
         if panel_id != folder.name:

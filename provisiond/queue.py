@@ -44,6 +44,7 @@ def enqueue(action: str, *, service=None, server=None, params: dict | None = Non
                              secret_params=secret_params, idempotency_key=idempotency_key,
                              max_attempts=max_attempts, run_after=run_after or now,
                              created_at=now, updated_at=now)
+            dbmod.announce_work()
     except pw.IntegrityError:
         if not idempotency_key:
             raise
@@ -195,7 +196,9 @@ def retry(job_id: int, now: datetime.datetime, extra_attempts: int) -> Job:
     updated = Job.update(status=QUEUED, run_after=now, finished_at=None, cancel_requested=False,
                          max_attempts=Job.attempts + extra_attempts, updated_at=now).where(
         (Job.id == job_id) & Job.status.in_(RETRYABLE)).execute()
-    if not updated:
+    if updated:
+        dbmod.announce_work()
+    else:
         raise StateError(f"job {job_id} is {job.status}; only failed, cancelled or "
                          "needs_attention jobs can be retried")
     return get(job_id)
@@ -225,4 +228,6 @@ def enqueue_many(rows: list[dict], now: datetime.datetime, chunk: int = 500) -> 
         batch = [dict(row, run_after=now, created_at=now, updated_at=now, status=QUEUED)
                  for row in rows[start:start + chunk]]
         added += Job.insert_many(batch).on_conflict_ignore().as_rowcount().execute()
+    if added:
+        dbmod.announce_work()
     return added

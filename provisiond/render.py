@@ -58,7 +58,8 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
           extra_roles: tuple[str, ...] = (), cancelled=lambda: False) -> RunSpec:
     panel_secrets = {k: credentials[k] for k in panel.secret_fields if k in credentials}
     account_secrets = {a.host: a.secrets for a in accounts}
-    every_secret = [*panel_secrets.values(), *(v for a in accounts for v in a.secrets.values())]
+    every_secret = [v for v in (*panel_secrets.values(), *(v for a in accounts for v in a.secrets.values()))
+                    if v not in (None, "")]
     redactor = Redactor(str(v) for v in every_secret)
     run_vars = {"ansible_connection": "local", "provisiond_action": action, "panel": server,
                 "panel_url": server["url"]}

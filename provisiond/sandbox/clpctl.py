@@ -13,8 +13,12 @@ code and the success texts are *unverified* (exit code: ``$CLPCTL_ERROR_EXIT``, 
 
 CloudPanel has no suspend: provisiond locks the site user. ``install_account_tools()`` writes a
 ``usermod`` shim (``-L`` / ``-U`` / ``-e DATE``) that records this as the site's ``suspended`` and
-``expiredate`` in the same state. With ``$CLPCTL_HOME_ROOT`` set, site users' home directories are
-created and removed under it (for the ``/home/<siteUser>`` existence check).
+``expiredate`` in the same state, and a ``chpasswd`` shim (``user:password`` lines on stdin) that
+sets the site user's password and, like the real one, drops a ``-L`` lock. With
+``$CLPCTL_HOME_ROOT`` set, site users' home directories and their site root
+``htdocs/<domainName>`` are created and removed under it (for the ``/home/<siteUser>`` existence
+check); with ``$CLPCTL_NGINX_DIR`` set, the site's vhost ``sites-enabled/<domainName>.conf`` is
+written and removed there, as CloudPanel does in ``/etc/nginx``.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ import tempfile
 import zoneinfo
 from pathlib import Path
 
-STATE_ENV, HOME_ROOT_ENV, PROGRAM_ENV, ERROR_EXIT_ENV = (
-    "CLPCTL_STATE", "CLPCTL_HOME_ROOT", "CLPCTL_PROGRAM", "CLPCTL_ERROR_EXIT")
+STATE_ENV, HOME_ROOT_ENV, PROGRAM_ENV, ERROR_EXIT_ENV, NGINX_DIR_ENV = (
+    "CLPCTL_STATE", "CLPCTL_HOME_ROOT", "CLPCTL_PROGRAM", "CLPCTL_ERROR_EXIT", "CLPCTL_NGINX_DIR")
 SITE_USER = ("domainName", "siteUser", "siteUserPassword")
 COMMANDS = {  # command -> (value options, flag options)
     "site:add:php": (SITE_USER + ("phpVersion", "vhostTemplate"), ()),
@@ -192,9 +196,35 @@ def add_site(state: dict, kind: str, opts: dict) -> str:
     if user in SYSTEM_USERS or any(s["siteUser"] == user for s in state["sites"].values()):
         raise Failure(f"An error has occurred, error message: user: {EXISTS}")
     state["sites"][domain] = dict(opts, type=kind, certificate=False, suspended=False, expiredate="")
+    home = Path(os.environ.get(HOME_ROOT_ENV) or "/home", user)
     if os.environ.get(HOME_ROOT_ENV):
-        Path(os.environ[HOME_ROOT_ENV], user).mkdir(parents=True, exist_ok=True)
+        (home / "htdocs" / domain).mkdir(parents=True, exist_ok=True)
+    if os.environ.get(NGINX_DIR_ENV):
+        vhost = _vhost_path(domain)
+        vhost.parent.mkdir(parents=True, exist_ok=True)
+        vhost.write_text(VHOST.format(domain=domain, root=home / "htdocs" / domain))
     return f'Site "{domain}" has been created.'
+
+
+VHOST = """server {{
+  listen 80;
+  listen [::]:80;
+  listen 443 ssl;
+  listen [::]:443 ssl;
+  ssl_certificate_key /etc/nginx/ssl-certificates/{domain}.key;
+  ssl_certificate /etc/nginx/ssl-certificates/{domain}.crt;
+  server_name {domain};
+  root {root};
+  index index.php index.html;
+  location / {{
+    try_files $uri $uri/ /index.php?$args;
+  }}
+}}
+"""
+
+
+def _vhost_path(domain: str) -> Path:
+    return Path(os.environ[NGINX_DIR_ENV], "sites-enabled", f"{domain}.conf")
 
 
 def delete_site(state: dict, opts: dict, interactive: bool) -> str:
@@ -213,6 +243,8 @@ def delete_site(state: dict, opts: dict, interactive: bool) -> str:
         user["sites"] = [s for s in user["sites"] if s != site["domainName"]]
     if os.environ.get(HOME_ROOT_ENV):
         shutil.rmtree(Path(os.environ[HOME_ROOT_ENV], site["siteUser"]), ignore_errors=True)
+    if os.environ.get(NGINX_DIR_ENV):
+        _vhost_path(site["domainName"]).unlink(missing_ok=True)
     return f'Site "{site["domainName"]}" has been deleted.'
 
 
@@ -349,6 +381,35 @@ def usermod(argv: list[str], state_file: Path) -> int:
     return 0
 
 
+def chpasswd(argv: list[str], stdin, state_file: Path) -> int:
+    """``chpasswd`` reading ``user:password`` lines: sets each site user's password.
+
+    As the real chpasswd: a new password replaces a ``usermod -L`` lock, and one bad line (unknown
+    user, no colon) is reported and leaves every password as it was (exit 1).
+    """
+    if argv:
+        print(f"chpasswd: invalid option -- '{argv[0].lstrip('-')}'", file=sys.stderr)
+        return 2
+    errors, changes = [], []
+    with locked_state(state_file) as state:
+        for number, line in enumerate(stdin.read().splitlines(), 1):
+            user, colon, password = line.partition(":")
+            site = next((s for s in state["sites"].values() if s["siteUser"] == user), None)
+            if not colon:
+                errors.append(f"chpasswd: line {number}: missing new password")
+            elif site is None:
+                errors.append(f"chpasswd: line {number}: user '{user}' does not exist")
+            else:
+                changes.append((site, password))
+        if not errors:
+            for site, password in changes:
+                site.update(siteUserPassword=password, suspended=False)
+    if errors:
+        print("\n".join(errors + ["chpasswd: error detected, changes ignored"]), file=sys.stderr)
+        return 1
+    return 0
+
+
 # -- wrappers ------------------------------------------------------------------------------
 def _write_wrapper(bin_dir: Path, name: str, state_file: Path, program: str) -> Path:
     repo_root = Path(__file__).resolve().parents[2]
@@ -369,8 +430,8 @@ def install_wrapper(bin_dir: Path, state_file: Path) -> Path:
 
 
 def install_account_tools(bin_dir: Path, state_file: Path) -> list[Path]:
-    """Write the ``usermod`` shim that records provisiond's emulated suspend in ``state_file``."""
-    return [_write_wrapper(bin_dir, "usermod", state_file, "usermod")]
+    """Write the ``usermod`` and ``chpasswd`` shims that act on the site users of ``state_file``."""
+    return [_write_wrapper(bin_dir, name, state_file, name) for name in ("usermod", "chpasswd")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if os.environ.get(PROGRAM_ENV) == "usermod":
         return usermod(argv, Path(state))
+    if os.environ.get(PROGRAM_ENV) == "chpasswd":
+        return chpasswd(argv, sys.stdin, Path(state))
     return run(argv, Path(state))
 
 

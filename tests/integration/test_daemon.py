@@ -13,7 +13,7 @@ import time
 import pytest
 
 from provisiond import catalog, config, lifecycle, panels
-from provisiond.daemon import Daemon, wake
+from provisiond.daemon import Daemon
 from provisiond.models import Job, ProvisioningLog
 from tests.conftest import WHM_TOKEN
 
@@ -49,7 +49,6 @@ def test_enqueue_wakes_the_daemon_and_new_panel_folders_are_used_without_restart
         registry = panels.discover(settings.panel_dirs())
         _, job = lifecycle.order(registry, vault, product="starter", domain="woken.example.com",
                                  email="me@woken.example.com")
-        wake(settings)
         assert wait_for(lambda: job_status(job.id) == "succeeded"), job_status(job.id)
 
         # An infrastructure team drops a copy of the cPanel folder under a new name.
@@ -64,7 +63,6 @@ def test_enqueue_wakes_the_daemon_and_new_panel_folders_are_used_without_restart
         catalog.add_product(registry, name="eu-starter", panel="cpanel_eu", group_name="eu", package="basic")
         _, job = lifecycle.order(registry, vault, product="eu-starter", domain="eu.example.com",
                                  email="me@eu.example.com")
-        wake(settings)
         assert wait_for(lambda: job_status(job.id) == "succeeded"), job_status(job.id)
         assert Job.get_by_id(job.id).logs.first().panel == "cpanel_eu"
         assert whm.accounts["eu"].domain == "eu.example.com"

@@ -47,7 +47,7 @@ def test_documented_defaults_match_the_real_ones(home):
     settings = config.load({"home": home}, environ={"PROVISIOND_CONFIG": str(home / "absent.yaml")})
     for name, value in documented.items():
         actual = getattr(settings, name)
-        assert (list(actual) if name == "playbooks_path" else str(actual) if isinstance(actual, Path)
+        assert (list(actual) if isinstance(actual, tuple) else str(actual) if isinstance(actual, Path)
                 else actual) == value, name
 
 

@@ -154,7 +154,7 @@ def test_key_is_masked_in_error_messages(sim):
     ({"key": KEY, "algorithm": "sha1"}, "sign has unknown keys: ['algorithm']"),
     ({"key": "", "timestamp_header": "X-Timestamp"}, "sign.key is missing or empty"),
     (KEY, "sign must be a mapping"),
-])
+], ids=["unknown-key", "empty-key", "not-a-mapping"])
 def test_bad_sign_argument_is_refused_without_quoting_it(sim, bad, expected):
     result = call(url=sim.url + "/api/server/stats", sign=bad, task_vars={"redact_values": [KEY]})
     assert result["failed"] and expected in result["msg"]

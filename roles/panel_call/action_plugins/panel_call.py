@@ -113,7 +113,7 @@ class ActionModule(ActionBase):
         if unknown or "url" not in args:
             result.update(failed=True, msg=f"panel_call: unknown or missing arguments: {sorted(unknown) or ['url']}")
             return _redact(result, needles)
-        if "sign" in args and _sign_problem(sign):
+        if sign is not None and _sign_problem(sign):  # sign: null (or omitted) sends unsigned
             result.update(failed=True, msg=f"panel_call: {_sign_problem(sign)}")
             return _redact(result, needles)
         try:

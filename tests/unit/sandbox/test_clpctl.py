@@ -23,9 +23,9 @@ def env(tmp_path):
     install_wrapper(bin_dir, state)
     install_account_tools(bin_dir, state)
     environ = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-                   CLPCTL_HOME_ROOT=str(tmp_path / "home"))
+                   CLPCTL_HOME_ROOT=str(tmp_path / "home"), CLPCTL_NGINX_DIR=str(tmp_path / "nginx"))
     environ.pop("CLPCTL_STATE", None)
-    return {"environ": environ, "state": state, "home": tmp_path / "home"}
+    return {"environ": environ, "state": state, "home": tmp_path / "home", "nginx": tmp_path / "nginx"}
 
 
 def run(env, *argv, program="clpctl", stdin=""):
@@ -100,7 +100,10 @@ def test_add_php_site(env):
     assert (site["type"], site["phpVersion"], site["siteUser"], site["siteUserPassword"]) == (
         "php", "8.3", "john", PASSWORD)
     assert site["suspended"] is False
-    assert (env["home"] / "john").is_dir()
+    assert (env["home"] / "john" / "htdocs" / "www.domain.com").is_dir()
+    vhost = (env["nginx"] / "sites-enabled" / "www.domain.com.conf").read_text()
+    assert "server_name www.domain.com;" in vhost
+    assert f"root {env['home'] / 'john' / 'htdocs' / 'www.domain.com'};" in vhost
 
 
 def test_values_with_shell_characters_pass_through_argv(env):
@@ -164,6 +167,7 @@ def test_delete_site_with_force(env):
     result = run(env, "site:delete", "--domainName=www.domain.com", "--force")
     assert not failed(result)
     assert sites(env) == {} and not (env["home"] / "john").exists()
+    assert not (env["nginx"] / "sites-enabled" / "www.domain.com.conf").exists()
 
 
 def test_delete_without_force_needs_typed_yes(env):
@@ -259,3 +263,22 @@ def test_concurrent_same_user_only_one_wins(env):
         results = list(pool.map(lambda i: add_php(env, domain=f"race{i}.com", user="racer"), range(6)))
     assert sum(not failed(r) for r in results) == 1
     assert len(sites(env)) == 1
+
+
+def test_chpasswd_sets_the_password_and_drops_the_lock(env):
+    add_php(env)
+    assert run(env, "-L", "-e", "1", "john", program="usermod").returncode == 0
+    result = run(env, program="chpasswd", stdin="john:n3w pa:ss\n")
+    assert result.returncode == 0, result.stderr
+    site = sites(env)["www.domain.com"]
+    assert (site["siteUserPassword"], site["suspended"], site["expiredate"]) == ("n3w pa:ss", False, "1")
+
+
+@pytest.mark.parametrize("stdin, message", [("nobody:whatever-long\n", "line 1: user 'nobody' does not exist"),
+                                            ("john:ok-password\njohn\n", "line 2: missing new password")])
+def test_chpasswd_with_a_bad_line_changes_nothing(env, stdin, message):
+    add_php(env)
+    result = run(env, program="chpasswd", stdin=stdin)
+    assert result.returncode == 1 and message in result.stderr
+    assert sites(env)["www.domain.com"]["siteUserPassword"] == PASSWORD
+    assert run(env, "-e", program="chpasswd").returncode == 2

@@ -1,0 +1,70 @@
+"""Bearer tokens of the HTTP API.
+
+A token is shown once, when it is created (``provisiond token create NAME``); only its SHA-256
+is stored, so a copy of the database gives no way in. A presented token is hashed and looked
+up by its hash: the comparison never runs over the secret itself, and the final check is
+constant-time. Revoked tokens are refused.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import secrets
+
+import peewee as pw
+
+from provisiond import inputs
+from provisiond.errors import NotFound, ValidationError
+from provisiond.models import ApiToken, database, utcnow
+
+PREFIX = "pvd_"  # tells a leaked provisiond token apart in logs and secret scanners
+MAX_LENGTH = 256
+# last_used_at is written at most this often per token, so busy billing systems do not turn
+# every request into a write.
+LAST_USED_GRANULARITY = datetime.timedelta(seconds=60)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create(name: str) -> str:
+    """Make a token named ``name`` and return it; it cannot be shown again."""
+    if not isinstance(name, str) or not inputs.REF.fullmatch(name):
+        raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
+    token = PREFIX + secrets.token_urlsafe(32)
+    try:
+        with database.atomic():
+            if ApiToken.select().where(ApiToken.name == name).exists():
+                raise ValidationError("name", f"a token named {name!r} exists already")
+            ApiToken.create(name=name, token_hash=_digest(token))
+    except pw.IntegrityError:  # created by someone else between the check and the insert
+        raise ValidationError("name", f"a token named {name!r} exists already") from None
+    return token
+
+
+def verify(token: str | None, now: datetime.datetime | None = None) -> ApiToken | None:
+    """The token's row when ``token`` is a valid, unrevoked token, else None."""
+    if not token or len(token) > MAX_LENGTH:
+        return None
+    digest = _digest(token)
+    found = ApiToken.get_or_none(ApiToken.token_hash == digest)
+    if found is None or not hmac.compare_digest(found.token_hash, digest) or found.revoked:
+        return None
+    now = now or utcnow()
+    if found.last_used_at is None or now - found.last_used_at >= LAST_USED_GRANULARITY:
+        ApiToken.update(last_used_at=now).where(ApiToken.id == found.id).execute()
+        found.last_used_at = now
+    return found
+
+
+def revoke(name: str) -> ApiToken:
+    """Refuse the token named ``name`` from now on (its name stays taken)."""
+    found = ApiToken.get_or_none(ApiToken.name == name)
+    if found is None:
+        raise NotFound(f"token {name} does not exist")
+    ApiToken.update(revoked=True).where(ApiToken.id == found.id).execute()
+    found.revoked = True
+    return found

@@ -1,0 +1,368 @@
+"""The HTTP API, against the running app (and once over real HTTP), on the WHM simulator."""
+
+from __future__ import annotations
+
+import datetime
+import select
+import socket
+import threading
+import time
+
+import psycopg2
+import pytest
+import requests
+from fastapi.testclient import TestClient
+
+from provisiond import api, queue, tokens
+from provisiond import db as dbmod
+from provisiond.errors import ValidationError
+from provisiond.models import ApiToken, Job, Service, utcnow
+from provisiond.worker import Worker
+from tests.conftest import WHM_TOKEN
+
+ORDER = {"product": "starter", "domain": "shop.example.com", "email": "owner@shop.example.com",
+         "ref": "INV-1"}
+
+
+class Api:
+    """A TestClient with the bearer token; keeps every answer to look for secrets in."""
+
+    def __init__(self, client: TestClient, token: str):
+        self.client = client
+        self.token = token
+        self.answers: list[str] = []
+
+    def call(self, method: str, path: str, token: str | None = "default", **kwargs):
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
+        response = self.client.request(method, path, headers=headers, **kwargs)
+        self.answers.append(f"{response.headers}\n{response.text}")
+        return response
+
+    def get(self, path: str, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.call("POST", path, **kwargs)
+
+
+@pytest.fixture
+def client(cpanel_setup, settings, vault):
+    token = tokens.create("billing")
+    with TestClient(api.create_app(settings, vault)) as test_client:
+        calls = Api(test_client, token)
+        yield calls
+    # No answer of any test carries a secret: the server's API token, a service password or
+    # the bearer token itself.
+    secrets = [WHM_TOKEN, token, *(vault.decrypt(s.password) for s in Service.select() if s.password)]
+    for answer in calls.answers:
+        for secret in secrets:
+            assert secret not in answer
+
+
+@pytest.fixture
+def woken(database, settings):
+    """woken() → whether the daemons were woken since the last call: the wake file beside a
+    SQLite database was touched, or a NOTIFY arrived on PostgreSQL."""
+    path = dbmod.wake_file(database)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+        def touched() -> bool:
+            found = path.exists()
+            path.unlink(missing_ok=True)
+            return found
+        yield touched
+        return
+    listener = psycopg2.connect(settings.database_url)
+    listener.autocommit = True
+    listener.cursor().execute(f"LISTEN {dbmod.WAKE_CHANNEL}")
+
+    def notified() -> bool:
+        select.select([listener], [], [], 2.0)
+        listener.poll()
+        found = bool(listener.notifies)
+        listener.notifies.clear()
+        return found
+    yield notified
+    listener.close()
+
+
+@pytest.fixture
+def worker(settings, vault):
+    w = Worker(settings, vault, owner="api-test-worker")
+    yield w
+    w.shutdown()
+
+
+def order(client: Api, **changes) -> dict:
+    response = client.post("/v1/orders", json=ORDER | changes)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def active_services(client: Api, worker: Worker, *refs: str) -> list[dict]:
+    for ref in refs:
+        order(client, ref=ref, domain=f"{ref.lower()}.example.com")
+    worker.tick(wait=True)
+    services = [client.get(f"/v1/services/{ref}").json() for ref in refs]
+    assert [s["status"] for s in services] == ["active"] * len(refs), services
+    return services
+
+
+def run(worker: Worker, client: Api, job: dict) -> dict:
+    worker.tick(wait=True)
+    return client.get(f"/v1/jobs/{job['id']}").json()
+
+
+# -- auth and documents ----------------------------------------------------------------------
+
+def test_health_and_openapi_need_no_token(client):
+    assert client.get("/v1/health", token=None).json() == {"status": "ok"}
+    document = client.get("/openapi.json", token=None).json()
+    assert {"/v1/orders", "/v1/services/{service}/payments", "/v1/jobs", "/v1/queue/stats"} <= set(document["paths"])
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"Authorization": "Bearer pvd_not-a-token"},
+    {"Authorization": "Basic YmlsbGluZzpzZWNyZXQ="},
+    {"Authorization": "Bearer"},
+])
+def test_requests_without_a_valid_token_are_401(client, headers):
+    for method, path in (("GET", "/v1/jobs"), ("POST", "/v1/orders"), ("GET", "/v1/services/INV-1"),
+                         ("GET", "/v1/queue/stats")):
+        response = client.call(method, path, token=None, headers=dict(headers), json=ORDER)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert Service.select().count() == 0
+
+
+def test_a_revoked_token_is_refused_and_use_is_recorded(client):
+    other = tokens.create("reseller")
+    assert client.get("/v1/queue/stats", token=other).status_code == 200
+    assert ApiToken.get(ApiToken.name == "reseller").last_used_at is not None
+    tokens.revoke("reseller")
+    response = client.get("/v1/queue/stats", token=other)
+    assert response.status_code == 401 and "invalid_token" in response.headers["WWW-Authenticate"]
+    assert client.get("/v1/queue/stats").status_code == 200
+
+
+def test_tokens_are_stored_hashed_and_names_are_unique(client):
+    token = tokens.create("stored")
+    row = ApiToken.get(ApiToken.name == "stored")
+    assert token.startswith("pvd_") and token not in row.token_hash and len(row.token_hash) == 64
+    with pytest.raises(ValidationError) as raised:
+        tokens.create("stored")
+    assert raised.value.field == "name"
+
+
+# -- orders and services ---------------------------------------------------------------------
+
+def test_order_is_201_queues_the_job_and_wakes_the_daemon(client, worker, woken):
+    answer = order(client, paid_until="2030-01-31")
+    service, job = answer["service"], answer["job"]
+    assert service["status"] == "pending" and service["server"] == "whm1" and service["username"] == "shop"
+    assert service["paid_until"] == "2030-01-31" and "password" not in service
+    assert job["action"] == "create" and job["status"] == "queued"
+    assert Job.get_by_id(job["id"]).service_id == service["id"]
+    assert woken()
+
+    again = client.post("/v1/orders", json=ORDER)  # the billing system retries: same service
+    assert again.status_code == 200 and again.json()["service"]["id"] == service["id"]
+    assert Service.select().count() == 1
+
+    assert run(worker, client, job)["status"] == "succeeded"
+    shown = client.get(f"/v1/services/{service['id']}").json()
+    assert shown["status"] == "active" and shown["remote_id"] == "shop"
+    assert [(j["action"], j["status"]) for j in shown["jobs"]] == [("create", "succeeded")]
+    assert client.get("/v1/services/INV-1").json()["id"] == service["id"]
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"domain": "bad domain.com"}, "domain"),
+    ({"domain": "{{ lookup('pipe','id') }}.com"}, "domain"),
+    ({"email": "nope"}, "email"),
+    ({"product": "nope"}, "product"),
+    ({"product": "bad\x00name"}, "product"),
+    ({"username": "root"}, "username"),
+    ({"ref": "bad ref"}, "ref"),
+    ({"domain": 42}, "domain"),
+    ({"paid_until": "next tuesday"}, "paid_until"),
+    ({"paid_until": "2030-02-30"}, "paid_until"),
+    ({"paid_until": 1900000000}, "paid_until"),
+    ({"surprise": True}, "surprise"),
+    ({"email": None}, "email"),
+])
+def test_bad_order_is_422_naming_the_field_and_writes_nothing(client, woken, changes, field):
+    body = {k: v for k, v in (ORDER | changes).items() if v is not None}
+    response = client.post("/v1/orders", json=body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert ["body", field] in [item["loc"] for item in detail]
+    assert all(item["msg"] and item["type"] for item in detail)
+    assert Service.select().count() == Job.select().count() == 0
+    assert not woken()
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("GET", "/v1/services/INV-404", None),
+    ("GET", "/v1/services/424242", None),
+    ("GET", "/v1/services/99999999999999999999999", None),
+    ("POST", "/v1/services/INV-404/suspend", {"reason": "abuse"}),
+    ("POST", "/v1/services/INV-404/terminate", None),
+    ("POST", "/v1/services/INV-404/payments", {"paid_until": "2030-01-01"}),
+    ("GET", "/v1/jobs/424242", None),
+    ("POST", "/v1/jobs/424242/retry", None),
+    ("POST", "/v1/jobs/424242/cancel", None),
+])
+def test_unknown_service_or_job_is_404(client, method, path, body):
+    response = client.call(method, path, json=body)
+    assert response.status_code == 404, response.text
+    assert "does not exist" in response.json()["detail"]
+
+
+def test_actions_in_the_wrong_state_are_409(client, worker):
+    pending = order(client)
+    response = client.post("/v1/services/INV-1/suspend", json={"reason": "admin"})
+    assert response.status_code == 409 and "pending" in response.json()["detail"]
+    run(worker, client, pending["job"])
+    response = client.post("/v1/services/INV-1/unsuspend")
+    assert response.status_code == 409 and "active" in response.json()["detail"]
+    assert client.post(f"/v1/jobs/{pending['job']['id']}/retry").status_code == 409
+    assert client.post(f"/v1/jobs/{pending['job']['id']}/cancel").status_code == 409
+    response = client.post("/v1/services/INV-1/change-package", json={"package": "bad/package"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "package"]
+
+
+def test_lifecycle_actions_run_and_the_api_reflects_them(client, worker, whm):
+    active_services(client, worker, "INV-1")
+    steps = [("suspend", {"reason": "abuse"}, "suspended"), ("unsuspend", None, "active"),
+             ("change-package", {"package": "pro"}, "active"), ("change-password", None, "active"),
+             ("terminate", None, "terminated")]
+    for action, body, status in steps:
+        response = client.post(f"/v1/services/INV-1/{action}", json=body)
+        assert response.status_code == 202, response.text
+        job = response.json()
+        assert job["action"] == action.replace("-", "_") and job["status"] == "queued"
+        assert run(worker, client, job)["status"] == "succeeded", action
+        assert client.get("/v1/services/INV-1").json()["status"] == status
+    assert client.get("/v1/services/INV-1").json()["package"] == "pro"
+
+
+def test_payment_unsuspends_an_overdue_suspension_but_not_an_admin_one(client, worker):
+    active_services(client, worker, "INV-1", "INV-2")
+    client.post("/v1/services/INV-1/suspend", json={"reason": "overdue"})
+    client.post("/v1/services/INV-2/suspend", json={"reason": "admin"})
+    worker.tick(wait=True)
+    assert [client.get(f"/v1/services/{r}").json()["status_reason"] for r in ("INV-1", "INV-2")] == [
+        "overdue", "admin"]
+
+    today = utcnow().date()
+    late = client.post("/v1/services/INV-1/payments",
+                       json={"paid_until": str(today - datetime.timedelta(days=1))}).json()
+    assert late["job"] is None and late["service"]["status"] == "suspended"
+
+    paid = client.post("/v1/services/INV-1/payments", json={"paid_until": str(today + datetime.timedelta(days=30))})
+    assert paid.status_code == 200
+    assert paid.json()["job"]["action"] == "unsuspend"
+    assert paid.json()["service"]["paid_until"] == str(today + datetime.timedelta(days=30))
+    admin = client.post("/v1/services/INV-2/payments", json={"paid_until": "2099-12-31"}).json()
+    assert admin["job"] is None and admin["service"]["paid_until"] == "2099-12-31"
+
+    worker.tick(wait=True)
+    assert client.get("/v1/services/INV-1").json()["status"] == "active"
+    assert client.get("/v1/services/INV-2").json()["status"] == "suspended"
+    assert client.post("/v1/services/INV-1/payments", json={"paid_until": "soon"}).json()["detail"][0]["loc"] == [
+        "body", "paid_until"]
+
+
+# -- jobs and the queue ----------------------------------------------------------------------
+
+def test_cancel_and_retry_a_job(client, worker, woken):
+    job = order(client)["job"]
+    cancelled = client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
+    woken()
+    retried = client.post(f"/v1/jobs/{job['id']}/retry")
+    assert retried.status_code == 202 and retried.json()["status"] == "queued"
+    assert woken()
+    assert run(worker, client, job)["status"] == "succeeded"
+    assert client.get("/v1/services/INV-1").json()["status"] == "active"
+
+
+def test_queue_stats_and_the_failed_jobs_list(client):
+    jobs = [order(client, ref=f"INV-{n}", domain=f"site{n}.example.com")["job"] for n in range(4)]
+    client.post(f"/v1/jobs/{jobs[0]['id']}/cancel")
+    now = utcnow()
+    for claimed in queue.claim("test", now, 2, 60):  # a worker took two, the panel refused both
+        queue.fail(claimed, now, "the panel said no")
+
+    stats = client.get("/v1/queue/stats").json()
+    assert stats["counts"] == {"queued": 1, "running": 0, "succeeded": 0, "failed": 2,
+                               "cancelled": 1, "needs_attention": 0}
+    assert stats["queued"] == 1 and stats["running"] == 0
+    assert 0 <= stats["oldest_queued_age_seconds"] < 600
+
+    failed = client.get("/v1/jobs", params={"status": "failed"}).json()
+    assert failed["total"] == 2 and [j["id"] for j in failed["jobs"]] == [jobs[2]["id"], jobs[1]["id"]]
+    assert all(j["last_error"] == "the panel said no" for j in failed["jobs"])
+    first = client.get("/v1/jobs", params={"status": "failed", "limit": 1}).json()
+    second = client.get("/v1/jobs", params={"status": "failed", "limit": 1, "offset": 1}).json()
+    assert [j["id"] for j in first["jobs"] + second["jobs"]] == [jobs[2]["id"], jobs[1]["id"]]
+    assert client.get("/v1/jobs").json()["total"] == 4
+    assert client.get("/v1/jobs", params={"status": "lost"}).status_code == 422
+    assert client.get("/v1/jobs", params={"limit": 0}).status_code == 422
+
+
+def test_no_secret_in_any_answer(client, worker, vault, whm):
+    active_services(client, worker, "INV-1")
+    job = client.post("/v1/services/INV-1/change-password").json()
+    run(worker, client, job)
+    service = Service.get(Service.ref == "INV-1")
+    password = vault.decrypt(service.password)
+    assert whm.accounts[service.username].password == password  # the new one, in use
+    for path in ("/v1/services/INV-1", f"/v1/jobs/{job['id']}", "/v1/jobs", "/v1/queue/stats",
+                 "/openapi.json"):
+        text = client.get(path).text
+        assert password not in text and WHM_TOKEN not in text and client.token not in text
+    assert "password" not in client.get("/v1/services/INV-1").json()
+    assert "api_token" not in client.get("/v1/services/INV-1").text
+
+
+# -- over real HTTP --------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_order_over_real_http(cpanel_setup, settings, vault, woken):
+    token = tokens.create("billing")
+    server = api.build_server(settings, port=_free_port(), vault=vault)
+    assert server.config.host == "127.0.0.1"  # loopback unless told otherwise
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started
+        base = f"http://127.0.0.1:{server.config.port}"
+        assert requests.post(f"{base}/v1/orders", json=ORDER, timeout=10).status_code == 401
+        response = requests.post(f"{base}/v1/orders", json=ORDER, timeout=10,
+                                 headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 201, response.text
+        job = response.json()["job"]
+        shown = requests.get(f"{base}/v1/jobs/{job['id']}", timeout=10,
+                             headers={"Authorization": f"Bearer {token}"}).json()
+        assert shown["status"] == "queued" and shown["service"] == "INV-1"
+        assert woken()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not thread.is_alive()

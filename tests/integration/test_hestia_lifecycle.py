@@ -1,0 +1,241 @@
+"""A service's whole life on the HestiaCP simulator (/api/ v-* commands), through real runs."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from provisiond import catalog, lifecycle, worker as worker_module
+from provisiond.models import Job, ProvisioningLog, Server, Service
+from provisiond.sandbox.hestia import HestiaSimulator
+from provisiond.worker import Worker
+
+ACCESS_KEY = "PROVISIONDACCESS0001"
+SECRET_KEY = "canary-hestia-secret-5Rt8Yv-0123456789abc"
+
+
+def settle(worker: Worker, job: Job) -> Job:
+    worker.tick(wait=True)
+    return Job.get_by_id(job.id)
+
+
+def last_log(job: Job) -> ProvisioningLog:
+    return job.logs.order_by(ProvisioningLog.id.desc()).first()
+
+
+def assert_no_secret(row: ProvisioningLog, *secrets: str) -> None:
+    texts = [json.dumps([row.message, row.panel_answer, row.stdout_excerpt])]
+    if row.artifacts_path:
+        texts += [path.read_text() for path in Path(row.artifacts_path).iterdir()]
+    for text in texts:
+        for secret in (SECRET_KEY, *secrets):
+            assert secret not in text, row.action
+
+
+def commands(sim: HestiaSimulator) -> list[str]:
+    """The v-* commands the simulator was asked to run, in order."""
+    return [dict(urllib.parse.parse_qsl(r.body.decode())).get("cmd", "") for r in sim.requests]
+
+
+@pytest.fixture
+def hestia():
+    packages = {"basic": {}, "pro": {}, "tiny": {"DISK_QUOTA": 10}}
+    with HestiaSimulator(access_key=ACCESS_KEY, secret_key=SECRET_KEY, packages=packages) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def hestia_setup(database, registry, vault, hestia):
+    """Group 'web', server 'hst1' on the simulator, product 'starter' (package basic)."""
+    catalog.add_group("web")
+    server = catalog.add_server(registry, vault, name="hst1", panel="hestia", host=hestia.host,
+                                port=hestia.port, group_name="web", max_accounts=50,
+                                credentials={"access_key": ACCESS_KEY, "secret_key": SECRET_KEY,
+                                             "scheme": "http"})
+    product = catalog.add_product(registry, name="starter", panel="hestia", group_name="web",
+                                  package="basic")
+    return server, product
+
+
+@pytest.fixture
+def worker(settings, vault):
+    w = Worker(settings, vault, owner="test-worker")
+    yield w
+    w.shutdown()
+
+
+def order(registry, vault, domain: str, ref: str | None = None, product: str = "starter"):
+    return lifecycle.order(registry, vault, product=product, domain=domain,
+                           email=f"owner@{domain}", ref=ref)
+
+
+def test_account_lifecycle_end_to_end(hestia_setup, registry, vault, hestia, worker, settings):
+    report = worker_module.test_server(settings, vault, registry, Server.get(Server.name == "hst1"))
+    assert report["health"] == "ok", report
+    assert report["reported"] == {"version": "1.9.4"}
+
+    service, job = order(registry, vault, "shop.example.com", ref="INV-100")
+    assert service.username == "shop" and job.action == "create"
+    job = settle(worker, job)
+    service = Service.get_by_id(service.id)
+    assert job.status == "succeeded", job.last_error
+    assert service.status == "active" and service.remote_id == "shop"
+    account = hestia.accounts["shop"]
+    assert (account.domains, account.package, account.email) == (
+        ["shop.example.com"], "basic", "owner@shop.example.com")
+    first_password = account.password
+    assert first_password == vault.decrypt(service.password)
+
+    steps = [("suspend", {"reason": "overdue"}, "suspended", lambda a: a.suspended),
+             ("unsuspend", {}, "active", lambda a: not a.suspended),
+             ("change_package", {"package": "pro"}, "active", lambda a: a.package == "pro"),
+             ("change_password", {}, "active", lambda a: a.password != first_password)]
+    for action, kwargs, status, on_panel in steps:
+        job = settle(worker, lifecycle.request(registry, vault, "INV-100", action, **kwargs))
+        service = Service.get_by_id(service.id)
+        assert job.status == "succeeded", (action, job.last_error)
+        assert service.status == status, action
+        assert on_panel(hestia.accounts["shop"]), action
+    assert service.package == "pro"
+    assert vault.decrypt(service.password) == hestia.accounts["shop"].password
+
+    job = settle(worker, lifecycle.request(registry, vault, "INV-100", "terminate"))
+    assert job.status == "succeeded", job.last_error
+    assert Service.get_by_id(service.id).status == "terminated"
+    assert "shop" not in hestia.accounts
+
+    logs = list(ProvisioningLog.select())
+    assert len(logs) == 6 and all(row.status == "succeeded" for row in logs)
+    for row in logs:
+        assert (Path(row.artifacts_path) / "stdout.txt").exists()
+        assert_no_secret(row, first_password, account.password)
+
+
+def test_idempotent_actions_and_repeat_codes_count_as_done(hestia_setup, registry, vault, hestia,
+                                                           worker, monkeypatch):
+    service, job = order(registry, vault, "again.example.com", ref="INV-200")
+    # The account exists already (a create whose answer was lost): the create confirms it.
+    hestia.run("v-add-user", ["again", "Xx1!whatever", "owner@again.example.com", "basic"])
+    hestia.run("v-add-web-domain", ["again", "again.example.com"])
+    assert settle(worker, job).status == "succeeded"
+    assert len(hestia.accounts) == 1 and "v-add-user" not in commands(hestia)
+
+    # Already on the package: nothing is sent.
+    job = settle(worker, lifecycle.request(registry, vault, "INV-200", "change_package", package="basic"))
+    assert job.status == "succeeded", job.last_error
+    assert "v-change-user-package" not in commands(hestia)
+
+    # Suspended by someone else between our read and our v-suspend-user: code 5 counts as done.
+    hestia.accounts["again"].suspended = True
+    real_list_user, reads = hestia.cmd_list_user, []
+
+    def stale_first_read(user, fmt="shell"):
+        reads.append(user)
+        listed = real_list_user(user, fmt)
+        return listed.replace('"SUSPENDED": "yes"', '"SUSPENDED": "no"') if len(reads) == 1 else listed
+    monkeypatch.setattr(hestia, "cmd_list_user", stale_first_read)
+    job = settle(worker, lifecycle.request(registry, vault, "INV-200", "suspend", reason="abuse"))
+    assert job.status == "succeeded", job.last_error
+    assert "v-suspend-user" in commands(hestia) and len(reads) == 2
+    assert hestia.run("v-suspend-user", ["again"])[0] == 5  # what the playbook was answered
+    monkeypatch.undo()
+
+    # Removed by someone else between our read and our v-delete-user: code 3 counts as done.
+    real_domains = hestia.cmd_list_web_domains
+
+    def then_gone(user, fmt="shell"):
+        listed = real_domains(user, fmt)
+        hestia.accounts.pop(user, None)
+        return listed
+    monkeypatch.setattr(hestia, "cmd_list_web_domains", then_gone)
+    job = settle(worker, lifecycle.request(registry, vault, "INV-200", "terminate"))
+    assert job.status == "succeeded", job.last_error
+    assert "v-delete-user" in commands(hestia)
+    assert Service.get_by_id(service.id).status == "terminated"
+
+
+def test_create_finishes_a_user_left_without_its_domain(hestia_setup, registry, vault, hestia, worker):
+    service, job = order(registry, vault, "half.example.com")
+    hestia.run("v-add-user", ["half", "Xx1!whatever", "owner@half.example.com", "basic"])
+    assert settle(worker, job).status == "succeeded", job.last_error
+    assert hestia.accounts["half"].domains == ["half.example.com"]
+    assert commands(hestia).count("v-add-user") == 0
+
+
+@pytest.mark.parametrize("case", ["bad_secret", "duplicate_domain", "unknown_package", "user_taken"])
+def test_create_refusals_fail_once_with_the_panel_reason(case, hestia_setup, registry, vault, hestia,
+                                                         worker, settings):
+    product = "starter"
+    if case == "bad_secret":
+        catalog.update_server_credentials(registry, vault, catalog.server("hst1"),
+                                          {"secret_key": "wrong-secret-" + "x" * 27})
+        task, expected = ("Look the user up (v-list-user)",
+                          f"HTTP 401: Error: key {ACCESS_KEY} secret doesn't match")
+    elif case == "duplicate_domain":
+        hestia.run("v-add-user", ["other", "Yy2!another", "x@taken.example.com", "basic"])
+        hestia.run("v-add-web-domain", ["other", "taken.example.com"])
+        task, expected = ("Add the web domain (v-add-web-domain)",
+                          "HTTP 400: Error: Web domain taken.example.com exists")
+    elif case == "unknown_package":
+        catalog.add_product(registry, name="ghost", panel="hestia", group_name="web", package="nosuch")
+        product = "ghost"
+        task, expected = "Create the user (v-add-user)", "HTTP 400: Error: package nosuch doesn't exist"
+    else:
+        hestia.run("v-add-user", ["taken", "Yy2!another", "x@elsewhere.example.com", "basic"])
+        hestia.run("v-add-web-domain", ["taken", "elsewhere.example.com"])
+        task, expected = ("Refuse an existing user of another domain",
+                          "the account taken exists on the panel for elsewhere.example.com, "
+                          "not taken.example.com")
+    service, job = order(registry, vault, "taken.example.com", product=product)
+    job = settle(worker, job)
+    assert job.status == "failed" and job.attempts == 1
+    assert Service.get_by_id(service.id).status == "failed"
+    log = last_log(job)
+    assert log.status == "failed" and log.failed_task == task
+    assert expected in log.message
+    if case != "user_taken":
+        assert expected.split(": ", 1)[1] in log.panel_answer
+    # Nothing half-made is left behind: a refused domain takes back the user this run made.
+    assert set(hestia.accounts) <= {"other", "taken"}
+    assert_no_secret(log, vault.decrypt(Service.get_by_id(service.id).password))
+    if case == "bad_secret":
+        report = worker_module.test_server(settings, vault, registry, catalog.server("hst1"))
+        assert report["health"] == "failed" and "secret doesn't match" in report["message"]
+
+
+def test_refusals_on_an_existing_account_quote_the_panel(hestia_setup, registry, vault, hestia, worker):
+    service, job = order(registry, vault, "full.example.com")
+    assert settle(worker, job).status == "succeeded"
+    hestia.accounts["full"].disk_used = 50
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "change_package", package="tiny"))
+    assert job.status == "failed" and job.attempts == 1
+    log = last_log(job)
+    assert log.failed_task == "Change the package (v-change-user-package)"
+    assert log.message == "HTTP 400: Error: Package doesn't cover DISK usage"
+    assert hestia.accounts["full"].package == "basic"
+
+    assert settle(worker, lifecycle.request(registry, vault, service.ref, "suspend")).status == "succeeded"
+    old_password = hestia.accounts["full"].password
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "change_password"))
+    assert job.status == "failed" and job.attempts == 1
+    log = last_log(job)
+    assert log.failed_task == "Set the password (v-change-user-password)"
+    assert log.message == "HTTP 401: Error: user full is suspended"
+    assert hestia.accounts["full"].password == old_password
+    assert vault.decrypt(Service.get_by_id(service.id).password) == old_password
+    assert_no_secret(log, old_password)
+
+
+def test_terminate_of_a_mismatched_account_deletes_nothing(hestia_setup, registry, vault, hestia, worker):
+    service, job = order(registry, vault, "mine.example.com")
+    assert settle(worker, job).status == "succeeded"
+    hestia.accounts["mine"].domains = ["someone-else.example.com"]
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "terminate"))
+    assert job.status == "needs_attention"
+    assert "mine" in hestia.accounts
+    assert "someone-else.example.com" in job.last_error
+    assert last_log(job).failed_task == "Refuse to remove a user that does not match"
+    assert Service.get_by_id(service.id).status == "active"
