@@ -151,7 +151,8 @@ class Worker:
     def _account(self, job: Job) -> render.Account:
         service = Service.get_by_id(job.service_id) if job.service_id else None
         secrets = {}
-        values = {"job_id": job.id, "action": job.action, "params": job.params}
+        values = {"job_id": job.id, "action": job.action, "params": job.params, "attempt": job.attempts,
+                  "previous_error": job.last_error}
         if service is not None:
             values.update(service_id=service.id, ref=service.ref, domain=service.domain,
                           email=service.email, username=service.username, remote_id=service.remote_id,

@@ -1,14 +1,14 @@
-# conftest-style hook: print the stdout of every run of a test, for eyeballing
 import pytest
 @pytest.fixture(autouse=True)
-def _dump(request):
+def _warn(request):
     yield
+    from pathlib import Path
     from provisiond.models import ProvisioningLog
     try:
         for row in ProvisioningLog.select():
-            print("=====", row.action, row.status, row.failed_task, row.message)
-            from pathlib import Path
-            if row.artifacts_path:
-                print((Path(row.artifacts_path) / "stdout.txt").read_text())
+            text = (Path(row.artifacts_path) / "stdout.txt").read_text() if row.artifacts_path else ""
+            for line in text.splitlines():
+                if "WARNING" in line or "DEPRECAT" in line:
+                    print("WARN", request.node.name, row.action, line)
     except Exception as exc:
         print("dump failed", exc)
