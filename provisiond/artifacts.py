@@ -81,3 +81,15 @@ def prune(artifacts_dir: Path, keep_days: float, now: float | None = None) -> in
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed
+
+
+def record_step(job, step: str, problem: str | None, result: RunResult, *, panel: str | None,
+                kept: Path | None) -> ProvisioningLog:
+    """One row for one extra step of a product (a role run after create), so each is seen alone."""
+    started = datetime.datetime.fromtimestamp(result.started, datetime.timezone.utc).replace(tzinfo=None)
+    return ProvisioningLog.create(
+        job=job, attempt=job.attempts, server=job.server_id, panel=panel, action=f"{job.action}:{step}",
+        status="failed" if problem else "succeeded", rc=result.rc, started_at=started,
+        finished_at=started + datetime.timedelta(seconds=result.duration), duration=round(result.duration, 3),
+        failed_task=problem.split(": ", 1)[0] if problem else None, message=problem,
+        artifacts_path=str(kept) if kept else None)

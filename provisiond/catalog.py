@@ -6,7 +6,9 @@ encrypted (``enc:`` + Fernet token) and shown masked.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import peewee as pw
 
@@ -18,6 +20,7 @@ from provisiond.panels import Panel, Registry
 from provisiond.policies import Strategy
 
 ENCRYPTED = "enc:"
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 def add_group(name: str, strategy: str = Strategy.LEAST_LOADED.value) -> ServerGroup:
@@ -123,7 +126,9 @@ def server(name_or_id: str) -> Server:
 
 def add_product(registry: Registry, *, name: str, panel: str, group_name: str, package: str,
                 config: Mapping[str, Any] | None = None, suspend_after_days: int | None = None,
-                terminate_after_days: int | None = None) -> Product:
+                terminate_after_days: int | None = None, steps: Sequence[str] = (),
+                role_dirs: Sequence[Path] = (), welcome_password: bool = False,
+                backup_before_terminate: bool = False) -> Product:
     if not name or not inputs.REF.match(name):
         raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
     found = registry.get(panel)
@@ -133,12 +138,20 @@ def add_product(registry: Registry, *, name: str, panel: str, group_name: str, p
     for field, days in (("suspend_after_days", suspend_after_days), ("terminate_after_days", terminate_after_days)):
         if days is not None and int(days) < 0:
             raise ValidationError(field, "must not be negative")
+    if suspend_after_days is not None and terminate_after_days is not None \
+            and int(terminate_after_days) < int(suspend_after_days):
+        raise ValidationError("terminate_after_days", "must not come before suspend_after_days")
+    for step in steps:
+        if not ROLE_NAME.match(step) or not any((Path(d) / step / "tasks").is_dir() for d in role_dirs):
+            raise ValidationError("step", f"no role named {step!r} in {', '.join(map(str, role_dirs))}")
     with database.atomic():
         if Product.select().where(Product.name == name).exists():
             raise ValidationError("name", f"a product named {name!r} exists already")
         return Product.create(name=name, panel=panel, group=target, package=package, config=checked,
                               suspend_after_days=suspend_after_days,
-                              terminate_after_days=terminate_after_days)
+                              terminate_after_days=terminate_after_days, extra_roles=list(steps),
+                              welcome_password=welcome_password,
+                              backup_before_terminate=backup_before_terminate)
 
 
 def product(name: str) -> Product:

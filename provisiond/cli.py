@@ -252,9 +252,12 @@ def cmd_product_add(rt: Runtime, args) -> int:
     product = catalog.add_product(rt.registry(), name=args.name, panel=args.panel, group_name=args.group,
                                   package=args.package, config=_kv(args.config, "config"),
                                   suspend_after_days=args.suspend_after_days,
-                                  terminate_after_days=args.terminate_after_days)
+                                  terminate_after_days=args.terminate_after_days, steps=args.step or (),
+                                  role_dirs=rt.settings.role_dirs(), welcome_password=args.welcome_password,
+                                  backup_before_terminate=args.backup_before_terminate)
     rt.out({"id": product.id, "name": product.name, "panel": product.panel, "package": product.package,
-            "config": product.config}, f"product {product.name} added ({product.panel}, {product.package})")
+            "config": product.config, "steps": product.extra_roles},
+           f"product {product.name} added ({product.panel}, {product.package})")
     return 0
 
 
@@ -471,6 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", action="append", metavar="KEY=VALUE")
     p.add_argument("--suspend-after-days", type=int)
     p.add_argument("--terminate-after-days", type=int)
+    p.add_argument("--step", action="append", metavar="ROLE",
+                   help="an extra step run after create (a role; repeat, in order)")
+    p.add_argument("--welcome-password", action="store_true", help="put the password in the welcome mail")
+    p.add_argument("--backup-before-terminate", action="store_true",
+                   help="take a final backup before the account is removed")
 
     svg = group("service", "hosting services")
     p = sub(svg, "order", "a paid order: create the service and its account")

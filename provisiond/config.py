@@ -40,6 +40,7 @@ class Settings:
     secret_key_file: Path | None = None
     artifacts_dir: Path | None = None
     playbooks_path: tuple[Path, ...] = ()
+    roles_path: tuple[Path, ...] = ()
     tick_seconds: float = 120.0
     wake_check_seconds: float = 0.5
     lease_seconds: float = 90.0
@@ -91,10 +92,15 @@ class Settings:
         object.__setattr__(self, "artifacts_dir",
                            home / "artifacts" if self.artifacts_dir is None else Path(self.artifacts_dir))
         object.__setattr__(self, "playbooks_path", tuple(Path(p) for p in self.playbooks_path))
+        object.__setattr__(self, "roles_path", tuple(Path(p) for p in self.roles_path))
 
     def timeout_for(self, action: str) -> float:
         return {"create": self.timeout_create, "terminate": self.timeout_terminate}.get(
             action, self.timeout_default)
+
+    def role_dirs(self) -> list[Path]:
+        """Folders searched for roles (a product's extra steps): the configured ones, then the bundled."""
+        return [*self.roles_path, bundled_dir("roles")]
 
     def panel_dirs(self) -> list[Path]:
         """Folders searched for panels, first match wins: the configured ones, then the bundled."""
@@ -120,7 +126,7 @@ def _coerce(name: str, value: Any) -> Any:
             if str(value).lower() in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(value)
-        if name == "playbooks_path":
+        if name in ("playbooks_path", "roles_path"):
             if isinstance(value, str):
                 return tuple(p for p in value.split(os.pathsep) if p)
             return tuple(value)

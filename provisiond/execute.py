@@ -62,6 +62,7 @@ class HostResult:
     transient: bool = False
     unreachable: bool = False
     stats: dict = dataclasses.field(default_factory=dict)   # what the playbook reported (set_stats)
+    steps: dict = dataclasses.field(default_factory=dict)   # extra step (role) → None when ok, else why
     events: list = dataclasses.field(default_factory=list)
 
 
@@ -212,6 +213,12 @@ def _hosts(events: list[dict], inventory: dict) -> dict[str, HostResult]:
         if isinstance(res.get("ansible_stats"), dict):
             result.stats.update(res["ansible_stats"].get("data") or {})
         failure = event["event"] in ("runner_on_failed", "runner_on_unreachable")
+        role = data.get("role")
+        if role and event["event"] != "runner_on_skipped" and not data.get("ignore_errors"):
+            if failure:
+                result.steps[role] = result.steps.get(role) or f"{data.get('task')}: {_message(res)}"
+            else:
+                result.steps.setdefault(role, None)
         # The first failure is the cause; a rescue that fails again only repeats it.
         if failure and not data.get("ignore_errors") and result.failed_task is None:
             result.failed_task = data.get("task")

@@ -20,8 +20,6 @@ from provisiond.config import bundled_dir
 from provisiond.panels import Registry
 from provisiond.render import render_playbook
 
-SAMPLE_ROLES = ()
-
 
 @dataclasses.dataclass
 class PanelReport:
@@ -56,7 +54,7 @@ def check(registry: Registry, only: str | None = None) -> list[PanelReport]:
             rendered = []
             for action in panel.actions:
                 try:
-                    text = render_playbook(panel, action, SAMPLE_ROLES)
+                    text = render_playbook(panel, action)
                 except jinja2.TemplateError as exc:
                     problems.append(f"{panel.playbook_path(action)}: cannot be rendered: {exc}")
                     continue

@@ -38,9 +38,28 @@ def host_name(job_id: int) -> str:
     return f"job_{job_id}"
 
 
-def render_playbook(panel: Panel, action: str, extra_roles: tuple[str, ...] = ()) -> str:
+# A product's extra steps (SSL, a mailbox, DNS records, ...) run after a successful create, each a
+# role named by the product; a host whose create failed takes no part (Ansible drops it).
+STEPS_PLAY = """
+- name: Run the product's extra steps
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Extra step
+      ansible.builtin.include_role:
+        name: "{{ step }}"
+      loop: "{{ account.extra_steps | default([]) }}"
+      loop_control:
+        loop_var: step
+"""
+
+
+def render_playbook(panel: Panel, action: str) -> str:
     template = _ENV.from_string(panel.playbook_path(action).read_text(encoding="utf-8"))
-    return template.render(panel_id=panel.id, action=action, extra_roles=list(extra_roles))
+    text = template.render(panel_id=panel.id, action=action)
+    if action == "create":
+        text = text.rstrip() + "\n" + STEPS_PLAY
+    return text
 
 
 def server_vars(panel: Panel, host: str, port: int | None, credentials: dict,
@@ -55,7 +74,7 @@ def server_vars(panel: Panel, host: str, port: int | None, credentials: dict,
 
 def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: list[Account],
           *, timeout: float, forks: int, verbosity: int = 0, ident: str = "run",
-          extra_roles: tuple[str, ...] = (), cancelled=lambda: False) -> RunSpec:
+          cancelled=lambda: False, role_dirs: tuple = ()) -> RunSpec:
     panel_secrets = {k: credentials[k] for k in panel.secret_fields if k in credentials}
     account_secrets = {a.host: a.secrets for a in accounts}
     every_secret = [v for v in (*panel_secrets.values(), *(v for a in accounts for v in a.secrets.values()))
@@ -71,9 +90,10 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
     inventory = {"all": {"vars": run_vars, "hosts": {a.host: {"account": a.vars} for a in accounts}}}
     secrets = {"panel_secrets": panel_secrets, "account_secrets": account_secrets,
                "redact_values": [str(v) for v in every_secret]}
-    return RunSpec(playbook=render_playbook(panel, action, extra_roles), inventory=inventory,
+    return RunSpec(playbook=render_playbook(panel, action), inventory=inventory,
                    secrets=secrets, redactor=redactor, timeout=timeout, ident=ident,
-                   forks=forks, verbosity=verbosity, cancelled=cancelled, private_files=private_files)
+                   forks=forks, verbosity=verbosity, cancelled=cancelled, private_files=private_files,
+                   env={"ANSIBLE_ROLES_PATH": ":".join(map(str, role_dirs))} if role_dirs else {})
 
 
 def _ssh_vars(server: dict, credentials: dict) -> dict:

@@ -138,7 +138,7 @@ class Worker:
         spec = render.build(panel, action, connection_vars(panel, server, credentials),
                             credentials, accounts, timeout=self.settings.timeout_for(action),
                             forks=self.settings.forks, verbosity=self.settings.ansible_verbosity,
-                            ident=ident, cancelled=guard)
+                            ident=ident, cancelled=guard, role_dirs=tuple(self.settings.role_dirs()))
         result = execute.run(spec)
         kept = artifacts.keep_run(self.settings.artifacts_dir, ident, result)
         for job in runnable:
@@ -157,7 +157,9 @@ class Worker:
             values.update(service_id=service.id, ref=service.ref, domain=service.domain,
                           email=service.email, username=service.username, remote_id=service.remote_id,
                           package=job.params.get("package", service.package),
-                          package_config=service.product.config, reason=job.params.get("reason"))
+                          package_config=service.product.config, reason=job.params.get("reason"),
+                          extra_steps=service.product.extra_roles if job.action == "create" else [],
+                          backup_before_terminate=service.product.backup_before_terminate)
             if service.password:
                 secrets["password"] = self.vault.decrypt(service.password, f"password of service {service.ref}")
         if job.secret_params:
@@ -184,6 +186,8 @@ class Worker:
         with database.atomic():
             status = self._settle(job, host, result, now)
             artifacts.record_attempt(job, host, result, status=status, panel=panel_id, kept=kept)
+            for step, problem in host.steps.items():
+                artifacts.record_step(job, step, problem, result, panel=panel_id, kept=kept)
 
     def _settle(self, job: Job, host: execute.HostResult, result: execute.RunResult, now) -> str:
         """Move the job (and its service) on; returns the attempt's status for the log."""

@@ -10,6 +10,7 @@ import pytest
 
 from provisiond import catalog, lifecycle, worker as worker_module
 from provisiond.models import Job, ProvisioningLog, Server, Service
+from provisiond.sandbox.base import Response
 from provisiond.sandbox.directadmin import DirectAdminSimulator
 from provisiond.worker import Worker
 
@@ -131,6 +132,24 @@ def test_idempotent_actions_when_the_panel_already_agrees(da_setup, registry, va
     job = settle(worker, lifecycle.request(registry, vault, "INV-200", "terminate"))
     assert job.status == "succeeded", job.last_error
     assert Service.get_by_id(service.id).status == "terminated"
+
+
+def test_a_create_whose_answer_was_lost_is_confirmed_by_a_read(da_setup, registry, vault, da, worker,
+                                                              monkeypatch):
+    real_handle = da.handle
+
+    def lose_the_create_answer(request):
+        answered = real_handle(request)
+        if request.path == "/CMD_API_ACCOUNT_USER":
+            return Response(503, b"Service Unavailable", "text/plain")
+        return answered
+    monkeypatch.setattr(da, "handle", lose_the_create_answer)
+    service, job = lifecycle.order(registry, vault, product="starter", domain="lost.example.com",
+                                   email="me@lost.example.com")
+    job = settle(worker, job)
+    assert job.status == "succeeded" and job.attempts == 1, job.last_error
+    assert da.accounts["lost"].domain == "lost.example.com"
+    assert Service.get_by_id(service.id).status == "active"
 
 
 @pytest.mark.parametrize("case", ["bad_password", "duplicate_domain", "unknown_package"])

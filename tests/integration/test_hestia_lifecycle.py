@@ -10,6 +10,7 @@ import pytest
 
 from provisiond import catalog, lifecycle, worker as worker_module
 from provisiond.models import Job, ProvisioningLog, Server, Service
+from provisiond.sandbox.base import Response
 from provisiond.sandbox.hestia import HestiaSimulator
 from provisiond.worker import Worker
 
@@ -163,6 +164,23 @@ def test_create_finishes_a_user_left_without_its_domain(hestia_setup, registry, 
     assert settle(worker, job).status == "succeeded", job.last_error
     assert hestia.accounts["half"].domains == ["half.example.com"]
     assert commands(hestia).count("v-add-user") == 0
+
+
+def test_a_create_whose_answer_was_lost_is_confirmed_by_a_read(hestia_setup, registry, vault, hestia,
+                                                              worker, monkeypatch):
+    real_handle = hestia.handle
+
+    def lose_the_add_user_answer(request):
+        answered = real_handle(request)
+        if b"cmd=v-add-user" in request.body:
+            return Response(502, b"Bad Gateway", "text/html")
+        return answered
+    monkeypatch.setattr(hestia, "handle", lose_the_add_user_answer)
+    service, job = order(registry, vault, "lost.example.com")
+    job = settle(worker, job)
+    assert job.status == "succeeded" and job.attempts == 1, job.last_error
+    assert hestia.accounts["lost"].domains == ["lost.example.com"]
+    assert Service.get_by_id(service.id).status == "active"
 
 
 @pytest.mark.parametrize("case", ["bad_secret", "duplicate_domain", "unknown_package", "user_taken"])
