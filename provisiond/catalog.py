@@ -141,6 +141,9 @@ def add_product(registry: Registry, *, name: str, panel: str, group_name: str, p
     if suspend_after_days is not None and terminate_after_days is not None \
             and int(terminate_after_days) < int(suspend_after_days):
         raise ValidationError("terminate_after_days", "must not come before suspend_after_days")
+    if backup_before_terminate and not found.final_backup:
+        raise ValidationError("backup_before_terminate", f"panel {found.id} cannot take a final backup "
+                              "(its manifest does not say final_backup: true)")
     for step in steps:
         if not ROLE_NAME.match(step) or not any((Path(d) / step / "tasks").is_dir() for d in role_dirs):
             raise ValidationError("step", f"no role named {step!r} in {', '.join(map(str, role_dirs))}")

@@ -39,6 +39,7 @@ class Settings:
     database_url: str = ""
     secret_key_file: Path | None = None
     artifacts_dir: Path | None = None
+    backup_dir: Path | None = None
     playbooks_path: tuple[Path, ...] = ()
     roles_path: tuple[Path, ...] = ()
     tick_seconds: float = 120.0
@@ -87,10 +88,10 @@ class Settings:
         object.__setattr__(self, "home", home)
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{home / 'provisiond.db'}")
-        object.__setattr__(self, "secret_key_file",
-                           home / "secret.key" if self.secret_key_file is None else Path(self.secret_key_file))
-        object.__setattr__(self, "artifacts_dir",
-                           home / "artifacts" if self.artifacts_dir is None else Path(self.artifacts_dir))
+        for name, default in (("secret_key_file", home / "secret.key"), ("artifacts_dir", home / "artifacts"),
+                              ("backup_dir", home / "backups")):
+            value = getattr(self, name)
+            object.__setattr__(self, name, default if value is None else Path(value))
         object.__setattr__(self, "playbooks_path", tuple(Path(p) for p in self.playbooks_path))
         object.__setattr__(self, "roles_path", tuple(Path(p) for p in self.roles_path))
 

@@ -22,7 +22,7 @@ LIFECYCLE_ACTIONS = ("create", "suspend", "unsuspend", "terminate", "change_pack
 FIELD_TYPES = {"str": str, "int": int, "bool": bool}
 PANEL_ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 MANIFEST_KEYS = {"id", "name", "description", "connection", "default_port", "credentials", "package",
-                 "actions", "username", "password", "admin_actions", "notes"}
+                 "actions", "username", "password", "admin_actions", "notes", "final_backup"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +98,7 @@ class Panel:
     actions: tuple[str, ...]
     username: UsernameRules
     password: PasswordRules
+    final_backup: bool = False
 
     def playbook_path(self, action: str) -> Path:
         return self.path / f"{action}.yml"
@@ -247,6 +248,7 @@ def load_panel(folder: Path) -> Panel:
             actions=actions,
             username=_rules("username", UsernameRules, raw.get("username")),
             password=_rules("password", PasswordRules, raw.get("password")),
+            final_backup=bool(raw.get("final_backup", False)),
         )
     except (PanelError, TypeError) as exc:
         raise PanelError(f"{manifest}: {exc}") from None

@@ -74,14 +74,14 @@ def server_vars(panel: Panel, host: str, port: int | None, credentials: dict,
 
 def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: list[Account],
           *, timeout: float, forks: int, verbosity: int = 0, ident: str = "run",
-          cancelled=lambda: False, role_dirs: tuple = ()) -> RunSpec:
+          cancelled=lambda: False, role_dirs: tuple = (), backup_dir: str | None = None) -> RunSpec:
     panel_secrets = {k: credentials[k] for k in panel.secret_fields if k in credentials}
     account_secrets = {a.host: a.secrets for a in accounts}
     every_secret = [v for v in (*panel_secrets.values(), *(v for a in accounts for v in a.secrets.values()))
                     if v not in (None, "")]
     redactor = Redactor(str(v) for v in every_secret)
     run_vars = {"ansible_connection": "local", "provisiond_action": action, "panel": server,
-                "panel_url": server["url"]}
+                "panel_url": server["url"], "provisiond_backup_dir": backup_dir}
     private_files = {}
     if panel.connection == "ssh":
         run_vars.update(_ssh_vars(server, credentials))

@@ -138,7 +138,8 @@ class Worker:
         spec = render.build(panel, action, connection_vars(panel, server, credentials),
                             credentials, accounts, timeout=self.settings.timeout_for(action),
                             forks=self.settings.forks, verbosity=self.settings.ansible_verbosity,
-                            ident=ident, cancelled=guard, role_dirs=tuple(self.settings.role_dirs()))
+                            ident=ident, cancelled=guard, role_dirs=tuple(self.settings.role_dirs()),
+                            backup_dir=str(self.settings.backup_dir))
         result = execute.run(spec)
         kept = artifacts.keep_run(self.settings.artifacts_dir, ident, result)
         for job in runnable:
