@@ -266,7 +266,7 @@ def cmd_service_order(rt: Runtime, args) -> int:
     rt.open_db()
     service, job = lifecycle.order(rt.registry(), rt.vault, product=args.product, domain=args.domain,
                                    email=args.email, username=args.username, ref=args.ref,
-                                   policy=rt.policy)
+                                   policy=rt.policy, settings=rt.settings)
     view = service_view(service) | {"job": job.id if job else None}
     rt.out(view, lambda v: f"service {v['ref']} ({v['domain']}) ordered: "
            + (f"create job {v['job']} queued on {v['server']} as {v['username']}" if v["job"]

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 
-from provisiond import artifacts, catalog, execute, lifecycle, panels, queue, render
+from provisiond import artifacts, catalog, execute, lifecycle, notify, panels, queue, render
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import ProvisiondError
@@ -206,6 +206,10 @@ class Worker:
         if host.stats.get("outcome") == "needs_attention":
             if not queue.fail(job, now, message, JobStatus.NEEDS_ATTENTION):
                 raise _NotOwner
+            notify.alert(self.settings, f"provisiond: job {job.id} ({job.action}) needs a human",
+                         f"Job {job.id} stopped without acting: {message}\n"
+                         f"See `provisiond log show {job.id}`; then `provisiond job retry {job.id}`.",
+                         f"job:{job.id}:needs_attention:{job.attempts}")
             lifecycle.apply_failure(job, message, final=False)
             return JobStatus.NEEDS_ATTENTION.value
         kind = classify(message, timed_out=result.status == "timeout", unreachable=host.unreachable)

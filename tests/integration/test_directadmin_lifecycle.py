@@ -177,8 +177,6 @@ def test_create_refusals_fail_once_with_the_panel_reason(case, da_setup, registr
     assert job.status == "failed" and job.attempts == 1
     assert Service.get_by_id(service.id).status == "failed"
     log = last_log(job)
-    print("\nROW", case, log.failed_task, "|", log.message, "|", log.panel_answer, "\n", log.stdout_excerpt)
-    import glob; print(open(glob.glob(log.artifacts_path + "/job_*.json")[0]).read()[:3000])
     assert log.status == "failed" and log.failed_task == task
     if case == "bad_password":
         assert "refused the login" in log.message and expected in log.panel_answer

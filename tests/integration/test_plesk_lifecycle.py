@@ -175,15 +175,16 @@ def test_idempotent_actions_when_the_panel_already_agrees(plesk_setup, registry,
     assert calls(plesk, "DELETE", "") == []
 
 
-def test_a_create_whose_answer_was_lost_is_confirmed(plesk_setup, registry, vault, plesk, worker):
-    """The panel made the customer but the answer never came back (HTTP 503 after the fact)."""
+def test_a_create_whose_answers_were_lost_is_confirmed(plesk_setup, registry, vault, plesk, worker):
+    """The panel made the customer and the subscription, but neither answer came back (HTTP 503
+    after the fact): each is confirmed by a read, in the same run."""
     handle = plesk.handle
     lost = []
 
     def lossy(request):
         response = handle(request)
-        if request.method == "POST" and request.path.endswith("/clients") and not lost:
-            lost.append(response.status)
+        if request.method == "POST" and request.path.endswith(("/clients", "/domains")):
+            lost.append((request.path.rsplit("/", 1)[1], response.status))
             return Response(503, b"Service Unavailable", "text/plain")
         return response
 
@@ -191,7 +192,7 @@ def test_a_create_whose_answer_was_lost_is_confirmed(plesk_setup, registry, vaul
     service, job = lifecycle.order(registry, vault, product="starter", domain="lost.example.com",
                                    email="me@lost.example.com", ref="INV-300")
     job = settle(worker, job)
-    assert lost == [201]
+    assert lost == [("clients", 201), ("domains", 201)]
     assert job.status == "succeeded" and job.attempts == 1, job.last_error
     assert plesk.subscriptions["lost.example.com"].owner_login == "lost"
     assert Service.get_by_id(service.id).remote_id == str(plesk.accounts["lost"].id)
