@@ -160,7 +160,55 @@ def cmd_run(rt: Runtime, args) -> int:
         runs = run_once(rt.settings, rt.vault)
         rt.out({"runs": runs}, f"one tick: {runs} run(s)")
         return 0
-    Daemon(rt.settings, rt.vault).serve_forever()
+    daemon = Daemon(rt.settings, rt.vault)
+    if not args.api:
+        daemon.serve_forever()
+        return 0
+    from provisiond import api
+    daemon.start()
+    try:
+        api.serve(rt.settings, vault=rt.vault)  # returns on SIGINT/SIGTERM
+    finally:
+        daemon.stop()
+    return 0
+
+
+@command("api")
+def cmd_api(rt: Runtime, args) -> int:
+    from provisiond import api
+    rt.open_db()
+    api.serve(rt.settings, args.host, args.port, vault=rt.vault)
+    return 0
+
+
+@command("token create")
+def cmd_token_create(rt: Runtime, args) -> int:
+    from provisiond import tokens
+    rt.open_db()
+    token = tokens.create(args.name)
+    rt.out({"name": args.name, "token": token},
+           f"{token}\n(shown once; send it as 'Authorization: Bearer <token>')")
+    return 0
+
+
+@command("token revoke")
+def cmd_token_revoke(rt: Runtime, args) -> int:
+    from provisiond import tokens
+    rt.open_db()
+    tokens.revoke(args.name)
+    rt.out({"name": args.name, "revoked": True}, f"token {args.name} revoked")
+    return 0
+
+
+@command("service paid")
+def cmd_service_paid(rt: Runtime, args) -> int:
+    rt.open_db()
+    job = lifecycle.record_payment(args.service, args.until, datetime.date.today(), registry=rt.registry(),
+                                   vault=rt.vault, policy=rt.policy)
+    service = lifecycle.get_service(args.service)
+    rt.out(service_view(service) | {"unsuspend_job": job.id if job else None},
+           lambda v: f"service {v['ref']} paid until {v['paid_until']}"
+           + (f"; unsuspend job {v['unsuspend_job']} queued" if v["unsuspend_job"] else ""))
     return 0
 
 
@@ -435,6 +483,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub(dbg, "upgrade", "apply pending schema migrations")
     run = sub(top, "run", "run the daemon")
     run.add_argument("--once", action="store_true", help="one tick, wait for its runs, exit")
+    run.add_argument("--api", action="store_true", help="serve the HTTP API in the same process")
+    p = sub(top, "api", "serve the HTTP API for billing systems (loopback by default)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=_positive)
+    tg = group("token", "API bearer tokens")
+    sub(tg, "create", "create a token (printed once)").add_argument("name")
+    sub(tg, "revoke", "revoke a token").add_argument("name")
     sub(top, "demo", "provision, suspend, unsuspend, change and terminate an account on a sandbox WHM")
 
     pg = group("panels", "panels found in playbooks/")
@@ -494,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub(svg, "suspend", "suspend")
     p.add_argument("service", help="id or billing reference")
     p.add_argument("--reason", default="admin", help="overdue, admin, abuse, ... (default admin)")
+    p = sub(svg, "paid", "record a payment (unsuspends a service suspended for being overdue)")
+    p.add_argument("service", help="id or billing reference")
+    p.add_argument("--until", type=_date, required=True, help="paid until (YYYY-MM-DD)")
     p = sub(svg, "change-package", "move to another package")
     p.add_argument("service", help="id or billing reference")
     p.add_argument("package")
