@@ -376,6 +376,26 @@ def cmd_service_change_password(rt, args):
     return _request(rt, args, "change_password")
 
 
+@command("service action")
+def cmd_service_action(rt: Runtime, args) -> int:
+    from provisiond import actions
+    rt.open_db()
+    answer = actions.run(rt.settings, rt.vault, rt.registry(), action=args.action, audience=args.audience,
+                         service=lifecycle.get_service(args.service), params=_kv(args.param, "params"))
+    rt.out(answer, _fields if answer else "done")
+    return 0
+
+
+@command("server action")
+def cmd_server_action(rt: Runtime, args) -> int:
+    from provisiond import actions
+    rt.open_db()
+    answer = actions.run(rt.settings, rt.vault, rt.registry(), action=args.action,
+                         server=catalog.server(args.name), params=_kv(args.param, "params"))
+    rt.out(answer, _fields if answer else "done")
+    return 0
+
+
 @command("job list")
 def cmd_job_list(rt: Runtime, args) -> int:
     rt.open_db()
@@ -520,6 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub(sg, "test", "check that provisiond can talk to a server")
     p.add_argument("name")
 
+    p = sub(sg, "action", "run an action the server's panel declares (e.g. list_packages)")
+    p.add_argument("name")
+    p.add_argument("action")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE")
+
     prg = group("product", "products")
     p = sub(prg, "add", "add a product")
     p.add_argument("name")
@@ -549,6 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub(svg, "suspend", "suspend")
     p.add_argument("service", help="id or billing reference")
     p.add_argument("--reason", default="admin", help="overdue, admin, abuse, ... (default admin)")
+    p = sub(svg, "action", "run an action the panel declares for active services (e.g. login_link)")
+    p.add_argument("service", help="id or billing reference")
+    p.add_argument("action")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE")
+    p.add_argument("--as", dest="audience", default="admin", choices=["admin", "client"],
+                   help="who asks: client areas only get the actions offered to clients")
     p = sub(svg, "paid", "record a payment (unsuspends a service suspended for being overdue)")
     p.add_argument("service", help="id or billing reference")
     p.add_argument("--until", type=_date, required=True, help="paid until (YYYY-MM-DD)")

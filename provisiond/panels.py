@@ -87,6 +87,36 @@ class PasswordRules:
 
 
 @dataclasses.dataclass(frozen=True)
+class AdminAction:
+    """An action beyond the lifecycle (a login link, a cache purge, ...) declared by a panel.
+
+    It runs at once, for one active service (``scope: service``) or one server
+    (``scope: server``), for the audiences it names; its playbook is ``<name>.yml``.
+    """
+    name: str
+    label: str
+    scope: str = "service"
+    audience: tuple[str, ...] = ("admin",)
+    params: tuple[Field, ...] = ()
+
+    def check_params(self, given: Mapping[str, Any]) -> dict:
+        known = {f.name: f for f in self.params}
+        for key in given:
+            if key not in known:
+                raise ValidationError(f"params.{key}", f"action {self.name} takes no such parameter "
+                                      f"(parameters: {', '.join(known) or 'none'})")
+        result = {}
+        for field in self.params:
+            value = given.get(field.name, field.default)
+            if value is None:
+                if field.required:
+                    raise ValidationError(f"params.{field.name}", "is required")
+                continue
+            result[field.name] = field.coerce("params", value)
+        return result
+
+
+@dataclasses.dataclass(frozen=True)
 class Panel:
     id: str
     name: str
@@ -99,6 +129,14 @@ class Panel:
     username: UsernameRules
     password: PasswordRules
     final_backup: bool = False
+    admin_actions: tuple[AdminAction, ...] = ()
+
+    def admin_action(self, name: str) -> AdminAction:
+        for action in self.admin_actions:
+            if action.name == name:
+                return action
+        raise ValidationError("action", f"panel {self.id} has no action {name!r} "
+                              f"(it declares: {', '.join(a.name for a in self.admin_actions) or 'none'})")
 
     def playbook_path(self, action: str) -> Path:
         return self.path / f"{action}.yml"
@@ -210,6 +248,38 @@ def _rules(where: str, cls, raw: Any):
     return cls(**values)
 
 
+ADMIN_ACTION_KEYS = {"label", "scope", "audience", "params"}
+
+
+def _admin_actions(folder: Path, raw: Any, lifecycle: tuple[str, ...]) -> tuple[AdminAction, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise PanelError("admin_actions: expected a mapping of action name to its definition")
+    found = []
+    for name, spec in raw.items():
+        where = f"admin_actions.{name}"
+        spec = spec or {}
+        if not isinstance(spec, dict) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", str(name)):
+            raise PanelError(f"{where}: expected a lowercase name and a mapping")
+        if name in lifecycle or name in LIFECYCLE_ACTIONS:
+            raise PanelError(f"{where}: a lifecycle action cannot also be an admin action")
+        unknown = set(spec) - ADMIN_ACTION_KEYS
+        if unknown:
+            raise PanelError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        if spec.get("scope", "service") not in ("service", "server"):
+            raise PanelError(f"{where}.scope: must be service or server")
+        audience = tuple(spec.get("audience") or ("admin",))
+        if not set(audience) <= {"admin", "client"}:
+            raise PanelError(f"{where}.audience: must list admin and/or client")
+        if not (folder / f"{name}.yml").is_file():
+            raise PanelError(f"{where}: {name}.yml is missing")
+        found.append(AdminAction(name=str(name), label=str(spec.get("label", name)),
+                                 scope=spec.get("scope", "service"), audience=audience,
+                                 params=_fields(f"{where}.params", spec.get("params"))))
+    return tuple(found)
+
+
 def load_panel(folder: Path) -> Panel:
     """Read and validate one panel folder; PanelError names the file and field."""
     manifest = folder / "panel.yaml"
@@ -249,6 +319,7 @@ def load_panel(folder: Path) -> Panel:
             username=_rules("username", UsernameRules, raw.get("username")),
             password=_rules("password", PasswordRules, raw.get("password")),
             final_backup=bool(raw.get("final_backup", False)),
+            admin_actions=_admin_actions(folder, raw.get("admin_actions"), actions),
         )
     except (PanelError, TypeError) as exc:
         raise PanelError(f"{manifest}: {exc}") from None

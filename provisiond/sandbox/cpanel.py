@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import secrets
 import time
 
 from provisiond.sandbox.base import PanelSimulator, Request, Response
@@ -189,6 +190,20 @@ class WhmSimulator(PanelSimulator):
             return self._envelope("passwd", 0, "No password specified.")
         account.password = params["password"]
         return self._envelope("passwd", 1, f"Password changed for user “{account.user}”.", {"app": ["ftp"]})
+
+    def op_create_user_session(self, params):
+        # Not in shared/panels/cpanel.md's table; shape as WHM API 1 documents it (unverified).
+        account = self.accounts.get(params.get("user", ""))
+        if account is None:
+            return self._missing("create_user_session", params.get("user", ""))
+        if params.get("service") not in ("cpaneld", "whostmgrd", "webmaild"):
+            return self._envelope("create_user_session", 0, "Invalid service.")
+        token = secrets.token_hex(8)
+        session = f"{account.user}:{secrets.token_hex(16)}"
+        return self._envelope("create_user_session", 1, "Created session", {
+            "url": f"{self.url.replace('http:', 'https:').rsplit(':', 1)[0]}:2083/cpsess{token}/login/?session={session}",
+            "session": session, "cp_security_token": f"/cpsess{token}", "service": params["service"],
+            "expires": int(time.time()) + 300})
 
     # -- rules -----------------------------------------------------------------------------
     @staticmethod

@@ -122,3 +122,21 @@ def test_server_test_and_listings_mask_secrets(ready, whm):
     whm.token = "rotated-on-the-panel"
     code, out, _ = ready("server", "test", "whm1")
     assert code == 1 and "Access denied" in out
+
+
+def test_admin_and_client_actions_declared_by_the_panel(ready, whm):
+    order = json.loads(ready("--json", "service", "order", "--product", "starter", "--domain",
+                             "act.example.com", "--email", "me@act.example.com", "--ref", "ACT-1")[1])
+    code, _, err = ready("service", "action", "ACT-1", "login_link")
+    assert code == 2 and "is pending; login_link needs it active" in err  # not active yet
+    ready("run", "--once")
+    code, out, _ = ready("--json", "service", "action", "ACT-1", "login_link", "--as", "client")
+    link = json.loads(out)
+    assert code == 0 and "/cpsess" in link["url"] and "session=act:" in link["url"]
+    code, _, err = ready("server", "action", "whm1", "list_packages", "--param", "x=1")
+    assert code == 2 and "params.x" in err
+    code, out, _ = ready("--json", "server", "action", "whm1", "list_packages")
+    assert json.loads(out)["packages"] == ["basic", "business", "pro"]
+    code, _, err = ready("service", "action", "ACT-1", "no_such_action")
+    assert code == 2 and "action" in err
+    assert order["job"]
