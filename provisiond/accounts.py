@@ -54,11 +54,11 @@ def generate_username(domain: str, rules: UsernameRules, taken: Container[str]) 
         for prefix in rules.forbidden_prefixes:
             while prefix and stem.startswith(prefix):
                 stem = stem[len(prefix):]
-    stem = (stem or "user")
+    stem = stem or "site"
     length = max(rules.min_length, min(rules.generate_length, rules.max_length))
     stem = stem[:length]
     if len(stem) < rules.min_length:
-        stem = (stem + "user")[:length]
+        stem = (stem + "site")[:length]
     candidates = [stem] + [stem[:length - len(str(n))] + str(n) for n in range(1, 1000)]
     for candidate in candidates:
         if candidate not in taken and username_problem(candidate, rules) is None:

@@ -23,6 +23,7 @@ import datetime
 import functools
 import logging
 import re
+import time
 from typing import Annotated, Any, Literal
 
 import peewee as pw
@@ -241,6 +242,23 @@ def _service_id(key: str) -> int:
     return lifecycle.get_service(key).id
 
 
+class _PanelCache:
+    """The panel registry, discovered again once it is ``ttl`` seconds old: a panel folder
+    dropped in is used within seconds, and a request does not rescan the folders."""
+
+    def __init__(self, settings: Settings, ttl: float = 5.0):
+        self.settings = settings
+        self.ttl = ttl
+        self._found: tuple[float, panels.Registry] | None = None
+
+    def __call__(self) -> panels.Registry:
+        found = self._found
+        if found is None or time.monotonic() - found[0] > self.ttl:
+            found = (time.monotonic(), panels.discover(self.settings.panel_dirs()))
+            self._found = found  # a race only means discovering twice
+        return found[1]
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 def _problem(status: int, detail: Any) -> JSONResponse:
@@ -304,8 +322,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     vault = vault or Vault.from_settings(settings)
     policy = retry_policy(settings)
 
-    def registry() -> panels.Registry:
-        return panels.discover(settings.panel_dirs())  # panels dropped in count at once
+    registry = _PanelCache(settings)
 
     app = FastAPI(title="provisiond", version="1", openapi_url="/openapi.json",
                   description="Provisioning of hosting accounts for billing systems.")

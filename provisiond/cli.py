@@ -460,7 +460,7 @@ def cmd_log_show(rt: Runtime, args) -> int:
 @command("sandbox")
 def cmd_sandbox(rt: Runtime, args) -> int:
     from provisiond.sandbox import serve
-    return serve(args.panel, args.host, args.port, args.token)
+    return serve(args.panel, args.host, args.port)
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -603,10 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", type=int)
 
     p = sub(top, "sandbox", "run a panel simulator for playbook authors")
-    p.add_argument("panel", choices=["cpanel"])
+    p.add_argument("panel", choices=["cpanel", "directadmin", "hestia", "plesk", "virtualmin", "opterius"])
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=2087)
-    p.add_argument("--token", default="sandbox-token")
+    p.add_argument("--port", type=int, default=0, help="default: a free port")
     return parser
 
 

@@ -9,6 +9,7 @@ travels as inventory host vars (``account``) and, when secret, in the secrets va
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from typing import Any
 
@@ -79,6 +80,7 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
     account_secrets = {a.host: a.secrets for a in accounts}
     every_secret = [v for v in (*panel_secrets.values(), *(v for a in accounts for v in a.secrets.values()))
                     if v not in (None, "")]
+    every_secret += _basic_auth_forms(credentials, panel_secrets.values())
     redactor = Redactor(str(v) for v in every_secret)
     run_vars = {"ansible_connection": "local", "provisiond_action": action, "panel": server,
                 "panel_url": server["url"], "provisiond_backup_dir": backup_dir}
@@ -94,6 +96,13 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
                    secrets=secrets, redactor=redactor, timeout=timeout, ident=ident,
                    forks=forks, verbosity=verbosity, cancelled=cancelled, private_files=private_files,
                    env={"ANSIBLE_ROLES_PATH": ":".join(map(str, role_dirs))} if role_dirs else {})
+
+
+def _basic_auth_forms(credentials: dict, secrets) -> list[str]:
+    """``base64(user:secret)``, as an Authorization: Basic header carries a panel's password."""
+    users = [str(v) for k, v in credentials.items() if k in ("username", "user", "admin_user") and v]
+    return [base64.b64encode(f"{user}:{secret}".encode()).decode()
+            for user in users for secret in secrets if secret]
 
 
 def _ssh_vars(server: dict, credentials: dict) -> dict:

@@ -21,7 +21,11 @@ LEASE = 600
 
 
 def main(url: str, owner: str, batch: int) -> None:
-    db.connect(url)
+    database = db.connect(url)
+    # Durability of each commit is test_12's subject; here only the claim's locking counts,
+    # so commits skip the wait for the disk (the locks and isolation are unchanged).
+    database.execute_sql("SET synchronous_commit TO off" if db.is_postgres(database)
+                         else "PRAGMA synchronous = NORMAL")
     print("ready", flush=True)
     sys.stdin.readline()
     finished, not_owned, errors, claims = [], [], [], 0

@@ -41,7 +41,7 @@ def test_eight_processes_finish_every_job_exactly_once(shop, settings):
     job_ids = make_jobs(server, product, JOBS)
     env = daemon_env(settings)
     procs = [subprocess.Popen([sys.executable, str(SCRIPTS / "_claim_loop.py"), settings.database_url,
-                               f"w{i}", "5"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
+                               f"w{i}", "10"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(WORKERS)]
     try:

@@ -34,8 +34,8 @@ def test_rules_come_from_the_manifest():
     ("testtestshop.com", set(), "shop"),
     ("test1shop.com", set(), "shop"),                     # digits left after the prefix too
     ("1test2shop.com", set(), "shop"),
-    ("testtest.org", set(), "user"),                      # nothing left: a fallback
-    ("123.example.com", set(), "user"),
+    ("testtest.org", set(), "site"),                      # nothing left: a fallback
+    ("123.example.com", set(), "site"),
     ("admin.example.com", set(), "admin1"),               # reserved: suffixed
     ("www.example.com", set(), "www1"),
     ("xassword.com", set(), "xasswor1"),                  # forbidden suffix: suffixed

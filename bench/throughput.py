@@ -1,0 +1,187 @@
+"""Throughput: a wave of creates over simulated WHM servers, provisiond vs the seeds' model.
+
+    python bench/throughput.py [--jobs 200] [--servers 4] [--latency 0 --latency 0.2]
+                               [--naive-jobs 20] [--panels-servers 10 --panels-latency 0.2]
+                               [--set batch_size=20 ...]
+
+provisiond: a real daemon process (``python -m provisiond.cli run``) on SQLite with the default
+settings (or ``--set`` overrides); the N orders are committed in one transaction while the
+daemon idles, and the wave lasts from that commit until the last job is recorded. Controller CPU
+is the daemon's utime+stime plus that of every child it reaped (ansible-playbook and its forks),
+read from /proc/<pid>/stat before and after the wave.
+
+Naive baseline (the seeds' model): one ansible-runner run per job, in sequence, whose playbook
+(bench/naive/create_uri.yml) makes the same WHM calls with ansible.builtin.uri. It runs on a
+sample of --naive-jobs jobs in a subprocess (CPU from RUSAGE_CHILDREN around it); its
+per-account figures are extrapolated to N.
+
+Panels alone: the time the panels need if the controller cost nothing, at the per-server
+concurrency limit: T = max over servers of (panel calls made to that server) x latency /
+per_server_runs, i.e. each server answers per_server_runs calls at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402
+
+NAIVE = Path(__file__).resolve().parent / "naive" / "run_naive.py"
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def provisiond_wave(jobs: int, servers: int, latency: float, overrides: dict) -> dict:
+    with c.simulators(servers, latency) as sims:
+        home = c.Home(settings=overrides)
+        try:
+            c.add_whm_servers(home, sims)
+            before_all = children_cpu()
+            daemon = c.DaemonProcess(home).start(settle=2.0)
+            try:
+                t_order = time.time()
+                cpu0 = c.cpu_seconds(daemon.pid)
+                ids = c.order_wave(home, jobs)
+                t0 = time.time()
+                counts = c.wait_jobs(ids, timeout=max(600, jobs * 5))
+                wave = time.time() - t0
+                cpu = c.cpu_seconds(daemon.pid) - cpu0
+            finally:
+                daemon.stop()
+            whole = children_cpu() - before_all
+            created = sum(len(s.accounts) for s in sims)
+            per_server_calls = [len(s.requests) for s in sims]
+            settings = home.settings
+            return {"jobs": jobs, "servers": servers, "latency": latency, "wave_s": wave,
+                    "order_s": t0 - t_order, "statuses": counts, "created": created,
+                    "per_min": jobs / wave * 60, "cpu_s": cpu, "cpu_per_account": cpu / jobs,
+                    "daemon_cpu_whole_life_s": whole, "calls": per_server_calls,
+                    "settings": {k: getattr(settings, k) for k in
+                                 ("batch_size", "forks", "max_runs", "per_server_runs")}}
+        finally:
+            home.close()
+
+
+def naive_sample(jobs: int, servers: int, latency: float) -> dict:
+    with c.simulators(servers, latency) as sims, tempfile.TemporaryDirectory() as tmp:
+        accounts = [{"panel_url": sims[i % servers].url, "username": f"naive{i:05d}",
+                     "domain": f"naive{i:05d}.example.com", "email": f"owner@naive{i:05d}.example.com",
+                     "package": "basic", "password": f"Pw-{i:05d}-x9!Qz"} for i in range(jobs)]
+        spec = Path(tmp) / "spec.json"
+        spec.write_text(json.dumps({"token": c.TOKEN, "accounts": accounts}))
+        cpu0 = children_cpu()
+        t0 = time.time()
+        out = subprocess.run([sys.executable, str(NAIVE), str(spec)], capture_output=True, text=True)
+        elapsed = time.time() - t0
+        cpu = children_cpu() - cpu0
+        lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        ok = sum(1 for line in lines if line.get("status") == "successful")
+        created = sum(len(s.accounts) for s in sims)
+        if out.returncode or created != jobs:
+            print(out.stdout[-2000:], out.stderr[-3000:], file=sys.stderr)
+        return {"jobs": jobs, "latency": latency, "elapsed_s": elapsed, "ok": ok, "created": created,
+                "per_account_s": elapsed / jobs, "per_min": jobs / elapsed * 60,
+                "cpu_per_account": cpu / jobs}
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    import yaml
+    result = {}
+    for pair in pairs or []:
+        key, _, value = pair.partition("=")
+        result[key] = yaml.safe_load(value)
+    return result
+
+
+def report_vs_naive(p: dict, n: dict) -> dict:
+    ratio = p["per_min"] / n["per_min"]
+    print(f"\n== {p['jobs']} creates over {p['servers']} WHM servers, panel latency {p['latency'] * 1000:.0f} ms ==")
+    print(f"provisiond daemon ({_fmt_settings(p['settings'])}):")
+    print(f"  wave {p['wave_s']:.2f} s (commit of the {p['jobs']} orders -> last job recorded; placing "
+          f"the orders took {p['order_s']:.2f} s before that), statuses {p['statuses']}, "
+          f"accounts on the panels {p['created']}")
+    print(f"  {p['per_min']:.0f} accounts/min; controller CPU {p['cpu_s']:.2f} s = "
+          f"{p['cpu_per_account']:.4f} s per account (daemon + children during the wave; "
+          f"whole daemon life incl. start-up and stop {p['daemon_cpu_whole_life_s']:.2f} s)")
+    print(f"naive baseline (one ansible-runner run per job, ansible.builtin.uri), measured on "
+          f"{n['jobs']} jobs and extrapolated per account:")
+    print(f"  {n['elapsed_s']:.2f} s for {n['jobs']} ({n['ok']} ok) = {n['per_account_s']:.3f} s per account "
+          f"-> {n['per_account_s'] * p['jobs']:.0f} s for {p['jobs']} (extrapolated); "
+          f"{n['per_min']:.1f} accounts/min; CPU {n['cpu_per_account']:.3f} s per account")
+    print(f"ratio: throughput x{ratio:.1f} (provisiond / naive); CPU per account "
+          f"x{n['cpu_per_account'] / p['cpu_per_account']:.1f} less")
+    return {"ratio": ratio}
+
+
+def report_vs_panels(p: dict) -> dict:
+    runs = p["settings"]["per_server_runs"]
+    busiest = max(p["calls"])
+    panels = busiest * p["latency"] / runs
+    ratio = p["wave_s"] / panels if panels else float("nan")
+    print(f"\n== {p['jobs']} creates over {p['servers']} WHM servers at {p['latency'] * 1000:.0f} ms: "
+          f"provisiond vs the panels alone ==")
+    print(f"provisiond daemon ({_fmt_settings(p['settings'])}): wave {p['wave_s']:.2f} s, statuses "
+          f"{p['statuses']}, {p['per_min']:.0f} accounts/min, CPU {p['cpu_per_account']:.4f} s per account")
+    print(f"panels alone = busiest server's calls x latency / per_server_runs = {busiest} x "
+          f"{p['latency']:.3f} s / {runs} = {panels:.2f} s (calls per server: {p['calls']})")
+    print(f"ratio: wave / panels alone = {ratio:.2f} (target <= 1.5)")
+    return {"ratio": ratio, "panels_s": panels}
+
+
+def _fmt_settings(s: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in s.items())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--servers", type=int, default=4)
+    parser.add_argument("--latency", type=float, action="append",
+                        help="simulator latency in seconds (repeatable; default 0 and 0.2)")
+    parser.add_argument("--naive-jobs", type=int, default=20)
+    parser.add_argument("--panels-servers", type=int, default=10)
+    parser.add_argument("--panels-latency", type=float, default=0.2)
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--skip-panels", action="store_true")
+    parser.add_argument("--only-panels", action="store_true")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE",
+                        help="daemon setting override written to its provisiond.yaml")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    overrides = parse_overrides(args.set)
+    c.print_machine()
+    figures = {"machine": c.machine(), "overrides": overrides, "runs": []}
+    if not args.only_panels:
+        for latency in args.latency or [0.0, 0.2]:
+            p = provisiond_wave(args.jobs, args.servers, latency, overrides)
+            entry = {"provisiond": p}
+            if not args.skip_naive:
+                n = naive_sample(args.naive_jobs, args.servers, latency)
+                entry["naive"] = n
+                entry.update(report_vs_naive(p, n))
+            else:
+                print(json.dumps(p, indent=1, default=str))
+            figures["runs"].append(entry)
+    if not args.skip_panels:
+        p = provisiond_wave(args.jobs, args.panels_servers, args.panels_latency, overrides)
+        figures["panels"] = {"provisiond": p, **report_vs_panels(p)}
+    print(f"\n# load average at the end: {c.load_average()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
