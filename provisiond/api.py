@@ -23,6 +23,8 @@ import datetime
 import functools
 import logging
 import re
+import signal
+import threading
 import time
 from typing import Annotated, Any, Literal
 
@@ -35,7 +37,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from provisiond import db as dbmod
-from provisiond import lifecycle, panels, queue, tokens
+from provisiond import inputs, lifecycle, panels, queue, tokens
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import NotFound, PanelError, StateError, ValidationError
@@ -48,6 +50,7 @@ log = logging.getLogger("provisiond.api")
 MAX_ID = 2**31 - 1
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 # -- database connection per request ---------------------------------------------------------
@@ -329,11 +332,16 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     _install_error_handlers(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
 
-    @app.get("/v1/health", response_model=Health, tags=["health"])
-    @_with_db
+    @app.get("/v1/health", response_model=Health, tags=["health"],
+             responses={503: {"model": Problem, "description": "the database cannot be reached"}})
     def health():
         """Answers while the API and its database are up; needs no token."""
-        database.execute_sql("SELECT 1")
+        try:
+            with _connection():
+                database.execute_sql("SELECT 1")
+        except pw.PeeweeException as exc:
+            log.warning("health: the database cannot be reached: %s", exc)
+            return _problem(503, "the database cannot be reached")
         return {"status": "ok"}
 
     @v1.post("/orders", status_code=201, response_model=ServiceAndJob, tags=["services"],
@@ -342,7 +350,8 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     @_with_db
     def create_order(order: OrderIn):
         """A paid order: the service and its create job (no job while no server has room)."""
-        known = order.ref is not None and Service.select().where(Service.ref == order.ref).exists()
+        known = (order.ref is not None and bool(inputs.ref(order.ref))
+                 and Service.select().where(Service.ref == order.ref).exists())
         service, job = lifecycle.order(registry(), vault, product=order.product, domain=order.domain,
                                        email=order.email, username=order.username, ref=order.ref,
                                        paid_until=order.paid_until, policy=policy, settings=settings)
@@ -459,7 +468,26 @@ def build_server(settings: Settings, host: str | None = None, port: int | None =
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
           vault: Vault | None = None) -> None:
-    """Serve the API until SIGINT or SIGTERM."""
+    """Serve the API until SIGINT or SIGTERM, then return."""
     server = build_server(settings, host, port, vault)
     log.info("provisiond API on http://%s:%s", server.config.host, server.config.port)
-    server.run()
+    run_server(server)
+
+
+def run_server(server: uvicorn.Server) -> None:
+    """Run ``server`` until SIGINT or SIGTERM and return normally.
+
+    uvicorn stops gracefully on those signals and then raises the signal again for the
+    handler that was in place before it; SIGTERM's default would end the process there, before
+    the caller's cleanup (``run --api`` stops the daemon after the API: running playbooks finish
+    and are recorded). So while the server runs, that handler does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        server.run()  # no signals here: the caller stops it with ``server.should_exit``
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in STOP_SIGNALS}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

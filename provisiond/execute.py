@@ -59,7 +59,7 @@ class HostResult:
     failed_task: str | None = None
     message: str | None = None
     panel_answer: Any = None
-    transient: bool = False
+    transient: bool | None = None   # what the failing task said (panel_call does); None: unknown
     unreachable: bool = False
     stats: dict = dataclasses.field(default_factory=dict)   # what the playbook reported (set_stats)
     steps: dict = dataclasses.field(default_factory=dict)   # extra step (role) → None when ok, else why
@@ -81,7 +81,8 @@ class RunResult:
         result = self.hosts.get(name) or HostResult(name, ok=False)
         if not result.ok and not result.message:
             result.message = self.reason()
-            result.transient = result.transient or self.status == "timeout"
+            if self.status == "timeout":
+                result.transient = True
         return result
 
     def reason(self) -> str:
@@ -224,7 +225,7 @@ def _hosts(events: list[dict], inventory: dict) -> dict[str, HostResult]:
             result.failed_task = data.get("task")
             result.message = _message(res)
             result.panel_answer = res.get("answer")
-            result.transient = bool(res.get("transient"))
+            result.transient = res.get("transient") if isinstance(res.get("transient"), bool) else None
             result.unreachable = event["event"] == "runner_on_unreachable"
     if final_stats:
         bad = set(final_stats.get("failures") or {}) | set(final_stats.get("dark") or {})

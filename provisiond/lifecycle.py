@@ -92,6 +92,7 @@ def _username_for(service: Service, server: Server, registry: Registry, wanted: 
     taken = {u for (u,) in Service.select(Service.username).where(
         (Service.server == server) & Service.username.is_null(False)).tuples()}
     if wanted:
+        accounts.validate_username(wanted, rules)  # again, now with this server's own limits
         if wanted in taken:
             raise ValidationError("username", f"{wanted!r} is already used on server {server.name}")
         return wanted

@@ -23,7 +23,7 @@ import peewee as pw
 
 from provisiond import db as dbmod
 from provisiond.errors import NotFound, StateError
-from provisiond.models import OPEN_JOB_STATUSES, Job, JobStatus, database, utcnow
+from provisiond.models import OPEN_JOB_STATUSES, Job, JobStatus, Service, database, utcnow
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
 RETRYABLE = (JobStatus.FAILED.value, JobStatus.CANCELLED.value, JobStatus.NEEDS_ATTENTION.value)
@@ -32,14 +32,22 @@ RETRYABLE = (JobStatus.FAILED.value, JobStatus.CANCELLED.value, JobStatus.NEEDS_
 def enqueue(action: str, *, service=None, server=None, params: dict | None = None,
             secret_params: str | None = None, idempotency_key: str | None = None,
             max_attempts: int = 6, run_after: datetime.datetime | None = None) -> tuple[Job, bool]:
-    """Add a job; with an idempotency key already used, return that job instead (created False)."""
+    """Add a job; return an existing one instead (created False) when the idempotency key was
+    used already, or, without a key, when the service's newest open job is the same request
+    (same action and params): identical requests are merged, whatever raced them."""
     if idempotency_key:
         existing = Job.get_or_none(Job.idempotency_key == idempotency_key)
         if existing is not None:
             return existing, False
     now = utcnow()
     try:
-        with database.atomic():
+        with dbmod.immediate(database.obj):  # read, then write: take SQLite's write lock first
+            if service is not None and not idempotency_key:
+                _lock_service(service)
+                newest = (Job.select().where((Job.service == service) & Job.status.in_(OPEN_JOB_STATUSES))
+                          .order_by(Job.id.desc()).first())
+                if newest is not None and newest.action == action and newest.params == (params or {}):
+                    return newest, False
             job = Job.create(action=action, service=service, server=server, params=params or {},
                              secret_params=secret_params, idempotency_key=idempotency_key,
                              max_attempts=max_attempts, run_after=run_after or now,
@@ -50,6 +58,13 @@ def enqueue(action: str, *, service=None, server=None, params: dict | None = Non
             raise
         return Job.get(Job.idempotency_key == idempotency_key), False
     return job, True
+
+
+def _lock_service(service) -> None:
+    """PostgreSQL: hold the service's row until the caller's transaction ends, so two requests
+    for one service are decided one after the other (SQLite's BEGIN IMMEDIATE does this)."""
+    if dbmod.is_postgres():
+        Service.select(Service.id).where(Service.id == service).for_update().execute()
 
 
 def _candidates(now: datetime.datetime, limit: int, skip_servers: Iterable[int] = (),

@@ -212,9 +212,10 @@ class Worker:
                          f"job:{job.id}:needs_attention:{job.attempts}")
             lifecycle.apply_failure(job, message, final=False)
             return JobStatus.NEEDS_ATTENTION.value
-        kind = classify(message, timed_out=result.status == "timeout", unreachable=host.unreachable)
-        if host.transient:
-            kind = FailureKind.TRANSIENT
+        if host.transient is not None:  # the panel call said itself whether to try again
+            kind = FailureKind.TRANSIENT if host.transient else FailureKind.PERMANENT
+        else:
+            kind = classify(message, timed_out=result.status == "timeout", unreachable=host.unreachable)
         if kind is FailureKind.TRANSIENT and job.attempts < job.max_attempts:
             delay = self.policy.delay(job.attempts, self.rng)
             if not queue.retry_later(job, now, message, now + datetime.timedelta(seconds=delay)):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import os
 import select
+import signal
 import socket
 import threading
 import time
@@ -189,6 +191,7 @@ def test_order_is_201_queues_the_job_and_wakes_the_daemon(client, worker, woken)
     ({"product": "bad\x00name"}, "product"),
     ({"username": "root"}, "username"),
     ({"ref": "bad ref"}, "ref"),
+    ({"ref": "INV\x00-1"}, "ref"),
     ({"domain": 42}, "domain"),
     ({"paid_until": "next tuesday"}, "paid_until"),
     ({"paid_until": "2030-02-30"}, "paid_until"),
@@ -363,3 +366,26 @@ def test_an_order_over_real_http(cpanel_setup, settings, vault, woken):
         server.should_exit = True
         thread.join(10)
     assert not thread.is_alive()
+
+
+def test_sigterm_stops_the_server_and_returns_to_the_caller(database, settings, vault):
+    """`run --api` stops the daemon after the API returns: SIGTERM must not end the process."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach only the main thread")
+    server = api.build_server(settings, port=_free_port(), vault=vault)
+    before = signal.getsignal(signal.SIGTERM)
+    answers = []
+
+    def client():
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        answers.append(requests.get(f"http://127.0.0.1:{server.config.port}/v1/health", timeout=5).json())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    helper = threading.Thread(target=client, daemon=True)
+    helper.start()
+    api.run_server(server)  # returns once uvicorn has shut down
+    helper.join(5)
+    assert answers == [{"status": "ok"}]
+    assert signal.getsignal(signal.SIGTERM) is before

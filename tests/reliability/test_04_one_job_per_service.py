@@ -75,7 +75,6 @@ def test_concurrent_identical_requests_merge_and_run_one_at_a_time(shop, registr
             assert len(got) == 1 and list(got) == in_db, (action, service.ref, got, in_db)
     assert Job.select().where(Job.status == "queued").count() == 3 * len(WAVES)
 
-    whm.latency = 0.3
     for _ in range(2):
         daemons(max_runs=2, per_server_runs=2, batch_size=20)
     peak = collections.Counter()

@@ -165,3 +165,17 @@ def test_bad_sign_argument_is_refused_without_quoting_it(sim, bad, expected):
 def test_unsigned_requests_are_unchanged_and_refused_by_opterius(sim):
     result = call(url=sim.url + "/api/server/stats", message="message")
     assert result["failed"] and result["msg"] == "HTTP 401: Missing X-Timestamp or X-Signature header."
+
+
+def test_basic_auth_and_returned_headers_against_hestia():
+    """Hestia wants HTTP Basic only for its legacy mode; here the Hestia exit code header matters."""
+    from provisiond.sandbox.hestia import HestiaSimulator
+    with HestiaSimulator() as hestia:
+        form = {"access_key": hestia.access_key, "secret_key": hestia.secret_key, "cmd": "v-list-user",
+                "arg1": "nobody-here", "arg2": "json", "returncode": "yes"}
+        result = call({"redact_values": [hestia.secret_key]}, url=f"{hestia.url}/api/", method="POST",
+                      form=form, parse="text", ok_status=[200, 400], return_headers=["Hestia-Exit-Code"],
+                      basic_auth={"user": "admin", "password": hestia.secret_key})
+        assert result["headers"] == {"Hestia-Exit-Code": "3"}
+        sent = hestia.requests[-1].headers["authorization"]
+        assert sent.startswith("Basic ") and hestia.secret_key not in json.dumps(result)

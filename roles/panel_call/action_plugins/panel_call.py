@@ -8,8 +8,10 @@ sent: a panel that recomputes the HMAC over what it received must find the same 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import html
 import json
 import socket
 import ssl
@@ -22,7 +24,8 @@ from ansible.plugins.action import ActionBase
 
 MASK = "********"
 ARGS = {"url", "method", "params", "form", "json", "body", "headers", "parse", "ok_status",
-        "fail_when", "message", "html_is_auth_failure", "timeout", "validate_certs", "sign"}
+        "fail_when", "message", "html_is_auth_failure", "timeout", "validate_certs", "sign",
+        "basic_auth", "return_headers"}
 SIGN_ARGS = {"key", "timestamp_header", "signature_header"}
 
 
@@ -91,8 +94,8 @@ def _same(a, b):
 def _parse(text, how):
     if how == "json":
         return json.loads(text) if text.strip() else None
-    if how == "form":
-        parsed = urllib.parse.parse_qs(text.strip(), keep_blank_values=True)
+    if how == "form":  # DirectAdmin: HTML-unescape, then parse as a query string
+        parsed = urllib.parse.parse_qs(html.unescape(text.strip()), keep_blank_values=True)
         return {k.removesuffix("[]"): (v if k.endswith("[]") or len(v) > 1 else v[0])
                 for k, v in parsed.items()}
     return text
@@ -142,6 +145,10 @@ class ActionModule(ActionBase):
             stamp = str(int(time.time()))
             headers[str(sign.get("timestamp_header") or "X-Timestamp")] = stamp
             headers[str(sign.get("signature_header") or "X-Signature")] = signature(sign["key"], stamp, data or b"")
+        basic = args.get("basic_auth")
+        if basic:
+            pair = f"{basic['user']}:{basic['password']}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         return urllib.request.Request(url, data=data, headers=headers,
                                       method=str(args.get("method", "GET")).upper())
 
@@ -154,15 +161,18 @@ class ActionModule(ActionBase):
         try:
             with urllib.request.urlopen(request, timeout=float(args.get("timeout", 30)),
                                         context=context) as response:
-                status, ctype, raw = response.status, response.headers.get("Content-Type", ""), response.read()
+                status, answer_headers, raw = response.status, response.headers, response.read()
         except urllib.error.HTTPError as exc:
-            status, ctype, raw = exc.code, exc.headers.get("Content-Type", ""), exc.read()
+            status, answer_headers, raw = exc.code, exc.headers, exc.read()
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             return {"failed": True, "transient": True, "status": None,
                     "msg": f"cannot reach the panel at {_origin(request.full_url)}: {reason}"}
         text = raw.decode("utf-8", "replace")
+        ctype = answer_headers.get("Content-Type", "")
         outcome = {"status": status, "elapsed": round(time.monotonic() - started, 3)}
+        if args.get("return_headers"):  # e.g. Hestia's exit code travels in Hestia-Exit-Code
+            outcome["headers"] = {str(n): answer_headers.get(str(n)) for n in args["return_headers"]}
         if _truthy(args.get("html_is_auth_failure")) and "html" in ctype.lower():
             return {**outcome, "failed": True, "transient": False, "answer": text[:500],
                     "msg": "the panel refused the login (it answered with its HTML login page)"}
