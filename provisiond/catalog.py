@@ -35,7 +35,7 @@ def add_group(name: str, strategy: str = Strategy.LEAST_LOADED.value) -> ServerG
 
 
 def group(name: str) -> ServerGroup:
-    found = ServerGroup.get_or_none(ServerGroup.name == name)
+    found = ServerGroup.get_or_none(ServerGroup.name == name) if inputs.REF.match(name or "") else None
     if found is None:
         raise ValidationError("group", f"unknown group {name!r}")
     return found
@@ -115,9 +115,12 @@ def _is_address(host: str) -> bool:
 
 
 def server(name_or_id: str) -> Server:
-    query = Server.name == name_or_id
-    if str(name_or_id).isdigit():
-        query = query | (Server.id == int(name_or_id))
+    key = str(name_or_id)
+    if "\x00" in key:
+        raise NotFound("server name contains a NUL byte")
+    query = Server.name == key
+    if key.isascii() and key.isdigit() and len(key) < 16:
+        query = query | (Server.id == int(key))
     found = Server.get_or_none(query)
     if found is None:
         raise NotFound(f"server {name_or_id} does not exist")
@@ -158,7 +161,7 @@ def add_product(registry: Registry, *, name: str, panel: str, group_name: str, p
 
 
 def product(name: str) -> Product:
-    found = Product.get_or_none(Product.name == name)
+    found = Product.get_or_none(Product.name == name) if inputs.REF.match(name or "") else None
     if found is None:
         raise ValidationError("product", f"unknown product {name!r}")
     return found

@@ -46,8 +46,10 @@ OCCUPYING = (S.PENDING.value, S.ACTIVE.value, S.SUSPENDED.value)
 
 def get_service(ref_or_id: str | int) -> Service:
     key = str(ref_or_id)
+    if "\x00" in key:
+        raise NotFound("service reference contains a NUL byte")
     query = Service.ref == key
-    if key.isdigit():
+    if key.isascii() and key.isdigit() and len(key) < 16:
         query = query | (Service.id == int(key))
     found = Service.select().where(query).order_by(Service.ref == key).first()
     if found is None:
@@ -107,7 +109,7 @@ def order(registry: Registry, vault: Vault, *, product: str, domain: str, email:
     """A paid order: a pending Service and its create job, or nothing at all on bad input.
 
     With ``settings``, notifications (here: the "no capacity" alert) are queued."""
-    found = Product.get_or_none(Product.name == product)
+    found = Product.get_or_none(Product.name == product) if inputs.REF.match(product or "") else None
     if found is None:
         raise ValidationError("product", f"unknown product {product!r}")
     panel = registry.get(found.panel)

@@ -1,0 +1,175 @@
+"""Guarantee 6: timeouts and cancel kill the whole process tree.
+
+A playbook that hangs in a child process ends as timed out within seconds of its limit, and
+no process of the run (nor of its process groups) is left. `provisiond job cancel` on a running
+job stops its playbook the same way. A cancelled queued job is never claimed, even when the
+cancel races a claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from provisiond import catalog, config, lifecycle, panels, queue
+from provisiond.models import Job, ProvisioningLog, utcnow
+from provisiond.worker import Worker
+from tests.reliability.conftest import (ROOT, alive, cmdlines, daemon_env, group_alive, run_processes,
+                                        wait_for)
+
+
+@pytest.fixture
+def hanging(tmp_path, shop, settings, server_name):
+    """A panel 'hangs' whose create sleeps in a child process; the server is switched to it.
+
+    Returns (settings with the panel folder, registry, the sleep's unique argument)."""
+    token = f"300.{random.randrange(10**8):08d}"  # unique: another test process may hang too
+    folder = tmp_path / "team-playbooks" / "hangs"
+    shutil.copytree(config.bundled_dir("playbooks") / "cpanel", folder)
+    (folder / "panel.yaml").write_text((folder / "panel.yaml").read_text().replace("id: cpanel", "id: hangs"))
+    (folder / "create.yml").write_text(
+        "---\n- name: Hang\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        f"    - name: Sleep in a child process\n      ansible.builtin.command: sleep {token}\n"
+        "      changed_when: false\n")
+    hung = dataclasses.replace(settings, playbooks_path=(folder.parent,), retry_max_attempts=1)
+    registry = panels.discover(hung.panel_dirs())
+    catalog.add_product(registry, name="hanging", panel="hangs", group_name="web", package="basic")
+    server = catalog.server(server_name)
+    server.panel = "hangs"
+    server.save()
+    return hung, registry, token
+
+
+class Sampler:
+    """Records every process of the test's runs (pid → group) while they are in flight."""
+
+    def __init__(self, fragment: str):
+        self.fragment, self.seen, self.stop = fragment, {}, threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self.stop.is_set():
+            self.seen.update(run_processes(self.fragment))
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def assert_nothing_left(seen: dict[int, int], token: str) -> None:
+    assert seen, "no process of the run was ever seen"
+    assert [pid for pid in seen if alive(pid)] == []
+    assert [pgid for pgid in set(seen.values()) if group_alive(pgid)] == []
+    assert not any(token.encode() in line for line in cmdlines().values())
+
+
+def test_a_hanging_playbook_times_out_near_its_limit_and_leaves_no_process(hanging, vault, server_name):
+    settings, registry, token = hanging
+    settings = dataclasses.replace(settings, timeout_create=3)
+    _, job = lifecycle.order(registry, vault, product="hanging", domain="hang.example.com",
+                             email="me@hang.example.com")
+    worker = Worker(settings, vault)
+    try:
+        with Sampler(server_name) as sampler:
+            worker.tick(wait=True)
+    finally:
+        worker.shutdown()
+    log = ProvisioningLog.get(ProvisioningLog.job == job.id)
+    assert log.status == "timeout" and "timed out" in log.message
+    assert 3 <= log.duration < 3 + 5  # within seconds of the limit, far from the 300 s sleep
+    assert Job.get_by_id(job.id).status == "failed"
+    assert_nothing_left(sampler.seen, token)
+
+
+def test_job_cancel_stops_a_running_playbook(hanging, vault, server_name):
+    settings, registry, token = hanging
+    settings = dataclasses.replace(settings, timeout_create=120)
+    _, job = lifecycle.order(registry, vault, product="hanging", domain="cancel.example.com",
+                             email="me@cancel.example.com")
+    worker = Worker(settings, vault)
+    try:
+        with Sampler(server_name) as sampler:
+            [run] = worker.tick()
+            assert wait_for(lambda: any(token.encode() in c for c in cmdlines().values()), 60)
+            out = subprocess.run([sys.executable, "-m", "provisiond.cli", "job", "cancel", str(job.id)],
+                                 cwd=ROOT, env=daemon_env(settings), capture_output=True, text=True,
+                                 timeout=60)
+            assert out.returncode == 0, out.stderr
+            assert "asked to stop" in out.stdout
+            asked = time.monotonic()
+            run.result(timeout=60)
+            stopped_after = time.monotonic() - asked
+    finally:
+        worker.shutdown()
+    assert stopped_after < 5  # the run guard looks every 2 s
+    done = Job.get_by_id(job.id)
+    assert done.status == "cancelled" and "cancelled while running" in done.last_error
+    assert ProvisioningLog.get(ProvisioningLog.job == job.id).status == "cancelled"
+    assert_nothing_left(sampler.seen, token)
+
+
+def test_a_cancelled_queued_job_is_never_claimed(shop, registry, vault, settings, whm):
+    _, job = lifecycle.order(registry, vault, product="starter", domain="never.example.com",
+                             email="me@never.example.com")
+    assert queue.cancel(job.id, utcnow()).status == "cancelled"
+    worker = Worker(settings, vault)
+    try:
+        assert worker.tick(wait=True) == []
+    finally:
+        worker.shutdown()
+    assert (Job.get_by_id(job.id).status, Job.get_by_id(job.id).attempts) == ("cancelled", 0)
+    assert whm.requests == []
+
+
+def test_cancel_racing_claims_never_lets_a_cancelled_job_run(shop, database):
+    server, _ = shop
+    ids = [queue.enqueue("test_connection", server=server, params={"n": i})[0].id for i in range(150)]
+    claimed, problems = [], []
+
+    def claim_all():
+        try:
+            while True:
+                jobs = queue.claim("racer", utcnow(), 3, 60)
+                if not jobs and Job.select().where(Job.status == "queued").count() == 0:
+                    return
+                claimed.extend(j.id for j in jobs)
+        except Exception as exc:  # noqa: BLE001
+            problems.append(exc)
+        finally:
+            database.close()
+
+    def cancel_all():
+        try:
+            for job_id in random.sample(ids, len(ids)):
+                queue.cancel(job_id, utcnow())
+        except Exception as exc:  # noqa: BLE001
+            problems.append(exc)
+        finally:
+            database.close()
+
+    threads = [threading.Thread(target=claim_all), threading.Thread(target=cancel_all)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert problems == []
+    rows = {j.id: j for j in Job.select()}
+    cancelled = {i for i, j in rows.items() if j.status == "cancelled"}
+    assert cancelled and claimed                      # the race really happened both ways
+    assert cancelled.isdisjoint(claimed)
+    assert {rows[i].attempts for i in cancelled} == {0}
+    assert {(rows[i].status, rows[i].attempts, rows[i].cancel_requested) for i in claimed} == {
+        ("running", 1, True)}  # a claimed job can only be asked to stop
+    assert cancelled | set(claimed) == set(ids)
