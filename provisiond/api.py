@@ -37,7 +37,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from provisiond import db as dbmod
-from provisiond import inputs, lifecycle, panels, queue, tokens
+from provisiond import actions, inputs, lifecycle, panels, queue, tokens
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import NotFound, PanelError, StateError, ValidationError
@@ -117,6 +117,11 @@ class SuspendIn(Strict):
     reason: str = Field("admin", min_length=1, max_length=64,
                         pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}$",
                         description="overdue, admin, abuse, ...; a payment lifts only 'overdue'")
+
+
+class ActionIn(Strict):
+    audience: Literal["admin", "client"] = "admin"
+    params: dict[str, str | int | bool] = Field(default_factory=dict)
 
 
 class ChangePackageIn(Strict):
@@ -415,6 +420,18 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     def change_password(service: ServiceKey):
         """Set a new generated password; it is never part of an answer."""
         return _request(service, "change_password")
+
+    @v1.post("/services/{service}/actions/{action}", tags=["services"], response_model=dict[str, Any],
+             responses=action_responses)
+    @_with_db
+    def service_action(service: ServiceKey, action: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")],
+                       body: Annotated[ActionIn | None, Body()] = None):
+        """Run an action the service's panel declares (e.g. ``login_link``) for an active
+        service, at once; its answer is what the panel reported. ``audience: client`` gets only
+        the actions the panel offers to client areas."""
+        body = body or ActionIn()
+        return actions.run(settings, vault, registry(), action=action, audience=body.audience,
+                           service=lifecycle.get_service(_service_id(service)), params=body.params)
 
     @v1.get("/jobs", response_model=JobPage, tags=["jobs"], responses=INVALID)
     @_with_db

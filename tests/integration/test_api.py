@@ -389,3 +389,23 @@ def test_sigterm_stops_the_server_and_returns_to_the_caller(database, settings, 
     helper.join(5)
     assert answers == [{"status": "ok"}]
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_service_actions_declared_by_the_panel(cpanel_setup, settings, vault, whm):
+    from fastapi.testclient import TestClient
+    from provisiond import api, tokens
+    from provisiond.worker import Worker
+    token = tokens.create("actions-test")
+    client = TestClient(api.create_app(settings, vault), headers={"Authorization": f"Bearer {token}"})
+    made = client.post("/v1/orders", json={"product": "starter", "domain": "apiact.example.com",
+                                           "email": "me@apiact.example.com", "ref": "API-ACT"})
+    assert made.status_code == 201
+    assert client.post("/v1/services/API-ACT/actions/login_link").status_code == 409  # pending
+    worker = Worker(settings, vault)
+    worker.tick(wait=True)
+    worker.shutdown()
+    link = client.post("/v1/services/API-ACT/actions/login_link", json={"audience": "client"})
+    assert link.status_code == 200 and "/cpsess" in link.json()["url"]
+    refused = client.post("/v1/services/API-ACT/actions/login_link", json={"params": {"x": 1}})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "params.x"
+    assert client.post("/v1/services/API-ACT/actions/nope").status_code == 422

@@ -89,7 +89,8 @@ def test_a_hanging_playbook_times_out_near_its_limit_and_leaves_no_process(hangi
     log = ProvisioningLog.get(ProvisioningLog.job == job.id)
     assert log.status == "timeout" and "timed out" in log.message
     assert 3 <= log.duration < 3 + 5  # within seconds of the limit, far from the 300 s sleep
-    assert Job.get_by_id(job.id).status == "failed"
+    retried = Job.get_by_id(job.id)  # an ambiguous outcome: queued again, to read the panel first
+    assert retried.status == "queued" and "timed out" in retried.last_error
     assert_nothing_left(sampler.seen, token)
 
 
