@@ -201,6 +201,8 @@ class Home:
                                     environ={"PROVISIOND_CONFIG": str(self.path / "provisiond.yaml")})
         crypto.create_key_file(self.settings.secret_key_file)
         self.db = db.connect(self.database_url)
+        if db.is_postgres(self.db):  # a clean schema for every measurement
+            self.db.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
         db.upgrade(self.db)
         self.vault = crypto.Vault.from_settings(self.settings)
         self.registry = panels.discover(self.settings.panel_dirs())
@@ -307,7 +309,7 @@ class DaemonProcess:
             self._log.close()
 
     def __enter__(self):
-        return self.start()
+        return self if self.proc else self.start()
 
     def __exit__(self, *exc):
         self.stop()

@@ -38,24 +38,53 @@ def create_key_file(path: Path) -> bool:
 
 
 def rotate_key_file(path: Path) -> None:
-    """Put a new key first in the key file; old keys stay, so old values still decrypt."""
+    """Put a new key first in the key file; old keys stay, so old values still decrypt.
+
+    The file is on disk (fsync of file and folder) before this returns: values encrypted with
+    the new key afterwards must never outlive it."""
     old = path.read_text().strip().splitlines() if path.exists() else []
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write("\n".join([Fernet.generate_key().decode(), *old]) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _stamp(path: Path | None) -> tuple | None:
+    try:
+        status = os.stat(path) if path else None
+    except FileNotFoundError:
+        return None
+    return (status.st_mtime_ns, status.st_size, status.st_ino) if status else None
 
 
 class Vault:
-    """Encrypts and decrypts single string values."""
+    """Encrypts and decrypts single string values.
 
-    def __init__(self, keys: Iterable[str]):
+    A vault read from the key file notices when the file changes (`provisiond keys rotate` put
+    a new key first): it reads the keys again, so a running daemon encrypts with the new key
+    and decrypts values re-encrypted with it, without a restart.
+    """
+
+    def __init__(self, keys: Iterable[str], key_file: Path | None = None):
+        self._fernet = self._keys(keys)
+        self._key_file = key_file
+        self._stamp = _stamp(key_file)
+
+    @staticmethod
+    def _keys(keys: Iterable[str]) -> MultiFernet:
         keys = [k.strip() for k in keys if k and k.strip()]
         if not keys:
             raise CryptoError("no secret key configured: run `provisiond init` or set PROVISIOND_SECRET_KEY")
         try:
-            self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
+            return MultiFernet([Fernet(k.encode()) for k in keys])
         except (ValueError, TypeError) as exc:
             raise CryptoError("a configured secret key is not a valid Fernet key") from exc
 
@@ -67,23 +96,41 @@ class Vault:
         path = Path(settings.secret_key_file)
         if not path.exists():
             raise CryptoError(f"secret key file {path} is missing: run `provisiond init`")
-        return cls(path.read_text().splitlines())
+        return cls(path.read_text().splitlines(), key_file=path)
+
+    def _reload(self) -> bool:
+        """Read the key file again if it changed since; True when the keys were replaced."""
+        stamp = _stamp(self._key_file)
+        if stamp == self._stamp or stamp is None:
+            return False
+        self._fernet = self._keys(self._key_file.read_text().splitlines())
+        self._stamp = stamp
+        return True
 
     def encrypt(self, value: str) -> str:
+        self._reload()
         return self._fernet.encrypt(value.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str, what: str = "a stored secret") -> str:
-        try:
-            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
-        except (InvalidToken, UnicodeError, ValueError) as exc:
-            raise CryptoError(f"{what} cannot be decrypted (tampered, or encrypted with an unknown key)") from exc
+        return self._open(lambda f: f.decrypt(token.encode("ascii")).decode("utf-8"),
+                          f"{what} cannot be decrypted (tampered, or encrypted with an unknown key)")
 
-    def rotate(self, token: str) -> str:
+    def rotate(self, token: str, what: str = "a stored secret") -> str:
         """Re-encrypt a value with the newest key."""
-        try:
-            return self._fernet.rotate(token.encode("ascii")).decode("ascii")
-        except (InvalidToken, UnicodeError, ValueError) as exc:
-            raise CryptoError("a stored secret cannot be decrypted during rotation") from exc
+        self._reload()
+        return self._open(lambda f: f.rotate(token.encode("ascii")).decode("ascii"),
+                          f"{what} cannot be decrypted during rotation (tampered, or encrypted "
+                          "with an unknown key)")
+
+    def _open(self, operation, problem: str) -> str:
+        for attempt in (1, 2):
+            try:
+                return operation(self._fernet)
+            except (InvalidToken, UnicodeError, ValueError) as exc:
+                if attempt == 1 and self._reload():  # encrypted with a key added since
+                    continue
+                raise CryptoError(problem) from exc
+        raise AssertionError("unreachable")
 
     def encrypt_json(self, value) -> str:
         return self.encrypt(json.dumps(value))

@@ -4,8 +4,10 @@ Jobs on the scheduler: ``tick`` every ``tick_seconds`` (120 by default; ``max_in
 ``coalesce``), the reaper, the overdue sweep (cron) and artifact pruning. Every enqueue wakes
 the daemons at commit, which brings the next tick forward: on PostgreSQL by NOTIFY (a listener
 thread idles in select()), on SQLite by touching a file beside the database that the daemon
-stats every ``wake_check_seconds``. SIGTERM and SIGINT stop the scheduler, let
-running playbooks finish and record, then exit.
+stats every ``wake_check_seconds``. A wake-up that arrives while a tick runs is not lost to
+``max_instances=1``: the tick runs once more before it returns, and one that meets a tick just
+ending is tried again a moment later. SIGTERM and SIGINT stop the scheduler, let running
+playbooks finish and record, then exit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import threading
 from pathlib import Path
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
@@ -71,10 +74,20 @@ class Daemon:
             "max_instances": 1, "coalesce": True, "misfire_grace_time": 60})
         self._wake_file = db.wake_file()
         self._wake_stamp = _stamp(self._wake_file)
+        self._woken = threading.Event()
+        self._ticking = False
 
     def tick(self) -> None:
-        if not self.stopping.is_set():
-            self.worker.tick(utcnow())
+        """The worker's tick, repeated while work was announced during it."""
+        self._ticking = True
+        try:
+            while not self.stopping.is_set():
+                self._woken.clear()
+                self.worker.tick(utcnow())
+                if not self._woken.is_set():
+                    return
+        finally:
+            self._ticking = False
 
     def _check_wake(self) -> None:
         stamp = _stamp(self._wake_file)
@@ -83,8 +96,14 @@ class Daemon:
             self.bring_tick_forward()
 
     def bring_tick_forward(self) -> None:
-        if not self.stopping.is_set():
+        self._woken.set()
+        if not self.stopping.is_set() and not self._ticking:  # a running tick goes round again
             self.scheduler.modify_job("tick", next_run_time=utcnow_local())
+
+    def _tick_skipped(self, event) -> None:
+        """A wake-up met a tick that was just ending (max_instances): try again a moment later."""
+        if event.job_id == "tick" and self._woken.is_set() and not self.stopping.is_set():
+            self.scheduler.modify_job("tick", next_run_time=utcnow_local() + datetime.timedelta(seconds=0.05))
 
     def start(self) -> None:
         self.scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds, id="tick",
@@ -102,6 +121,7 @@ class Daemon:
         self.scheduler.add_job(lambda: notify.deliver(self.settings, self.worker.vault, utcnow()), "interval",
                                seconds=self.settings.notify_seconds, id="notify", max_instances=1)
         self.worker.on_run_finished = self.bring_tick_forward
+        self.scheduler.add_listener(self._tick_skipped, EVENT_JOB_MAX_INSTANCES)
         if sweep_missed(self.settings, datetime.datetime.now().astimezone()):
             self.scheduler.add_job(self.sweep, id="sweep-catch-up")
         self.scheduler.start()

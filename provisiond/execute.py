@@ -13,7 +13,6 @@ private_data_dir is removed when the run ends. The events and stdout handed back
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import shutil
@@ -91,6 +90,44 @@ class RunResult:
             self.status, self.error or f"the run ended ({self.status}, rc {self.rc}) before this host finished")
 
 
+class Data(str):
+    """Text that is data, never a template: service data, credentials, secrets.
+
+    Ansible renders any ``{{ }}`` or ``{% %}`` it finds in a variable's value, even one from an
+    inventory or an extra-vars file: a domain, a suspend reason or an API token holding a lookup
+    would run code in the controller. Written to the run's files with the ``!unsafe`` tag, such
+    a string reaches tasks as the literal text it is.
+    """
+
+
+def as_data(value: Any) -> Any:
+    """``value`` with every string in it (nested dicts and lists too) marked as ``Data``."""
+    if isinstance(value, str):
+        return Data(value)
+    if isinstance(value, dict):
+        return {key: as_data(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_data(item) for item in value]
+    return value
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(Data, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value)))
+
+
+def inventory_text(spec: RunSpec) -> str:
+    """The inventory file of a run; the strings the renderer marked as data are ``!unsafe``."""
+    return yaml.dump(spec.inventory, Dumper=_Dumper, allow_unicode=True, sort_keys=False)
+
+
+def secrets_text(spec: RunSpec) -> str:
+    """The secrets vars file of a run: every string in it is data (``!unsafe``)."""
+    return yaml.dump(as_data(spec.secrets), Dumper=_Dumper, allow_unicode=True, sort_keys=False)
+
+
 def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -137,9 +174,9 @@ def run(spec: RunSpec) -> RunResult:
         (data_dir / "project").mkdir()
         (data_dir / "inventory").mkdir()
         (data_dir / "project" / "main.yml").write_text(spec.playbook, encoding="utf-8")
-        (data_dir / "inventory" / "hosts.yml").write_text(yaml.safe_dump(spec.inventory), encoding="utf-8")
-        secrets_file = data_dir / "secrets.json"
-        _write_private(secrets_file, json.dumps(spec.secrets))
+        (data_dir / "inventory" / "hosts.yml").write_text(inventory_text(spec), encoding="utf-8")
+        secrets_file = data_dir / "secrets.yml"
+        _write_private(secrets_file, secrets_text(spec))
         (data_dir / "private").mkdir(mode=0o700)
         for name, text in spec.private_files.items():
             _write_private(data_dir / "private" / name, text)

@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from provisiond.crypto import Redactor
-from provisiond.execute import RunSpec
+from provisiond.execute import RunSpec, as_data
 from provisiond.panels import Panel
 from provisiond.ssh import known_hosts_line
 
@@ -82,14 +82,15 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
                     if v not in (None, "")]
     every_secret += _basic_auth_forms(credentials, panel_secrets.values())
     redactor = Redactor(str(v) for v in every_secret)
-    run_vars = {"ansible_connection": "local", "provisiond_action": action, "panel": server,
-                "panel_url": server["url"], "provisiond_backup_dir": backup_dir}
+    # Service data and credentials are data, never templates (execute.Data: written !unsafe).
+    run_vars = {"ansible_connection": "local", "provisiond_action": action, "panel": as_data(server),
+                "panel_url": as_data(server["url"]), "provisiond_backup_dir": backup_dir}
     private_files = {}
     if panel.connection == "ssh":
         run_vars.update(_ssh_vars(server, credentials))
         private_files = {"ssh_key": credentials["private_key"].strip() + "\n",
                          "known_hosts": known_hosts_line(server["host"], server["port"], server["host_key"])}
-    inventory = {"all": {"vars": run_vars, "hosts": {a.host: {"account": a.vars} for a in accounts}}}
+    inventory = {"all": {"vars": run_vars, "hosts": {a.host: {"account": as_data(a.vars)} for a in accounts}}}
     secrets = {"panel_secrets": panel_secrets, "account_secrets": account_secrets,
                "redact_values": [str(v) for v in every_secret]}
     return RunSpec(playbook=render_playbook(panel, action), inventory=inventory,
@@ -110,11 +111,11 @@ def _ssh_vars(server: dict, credentials: dict) -> dict:
     private = "{{ playbook_dir }}/../private"
     return {
         "ansible_connection": "ssh",
-        "ansible_host": server["host"],
+        "ansible_host": as_data(server["host"]),
         "ansible_port": server["port"],
-        "ansible_user": credentials.get("ssh_user", "root"),
+        "ansible_user": as_data(credentials.get("ssh_user", "root")),
         "ansible_ssh_private_key_file": f"{private}/ssh_key",
         "ansible_ssh_common_args": (f"-o UserKnownHostsFile={private}/known_hosts -o StrictHostKeyChecking=yes "
                                     "-o IdentitiesOnly=yes -o PasswordAuthentication=no -o BatchMode=yes"),
-        "ansible_python_interpreter": credentials.get("python_interpreter") or "auto_silent",
+        "ansible_python_interpreter": as_data(credentials.get("python_interpreter") or "auto_silent"),
     }

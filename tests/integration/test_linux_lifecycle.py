@@ -1,13 +1,15 @@
-"""A service's whole life on a plain Linux host over real SSH, through real ansible-runner runs.
+"""A service's whole life on a plain Linux host over real SSH, through real ansible-runner runs,
+and the pinned host key that guards every SSH panel.
 
-The host is this machine's sshd on loopback (tests/sshd.py); every account command runs with
-``-R <throwaway root>`` (the ``root_dir`` credential), a root made of copies of /etc/passwd,
-group, shadow, gshadow and login.defs, so no user is ever created on the machine itself. nginx
-and systemctl are shims on the SSH session's PATH that record how they were called.
+The host is an OpenSSH sshd on loopback (tests/sshd.py). Every account command runs with
+``-R <throwaway root>`` (the ``root_dir`` credential): a root made of copies of /etc/passwd,
+group, shadow, gshadow and login.defs, so no user is ever created on this machine. nginx and
+systemctl are shims on the SSH session's PATH that record how they were called.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import subprocess
@@ -15,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from provisiond import catalog, lifecycle
-from provisiond.models import Job, ProvisioningLog, Server, Service
+from provisiond import catalog, cli, lifecycle, queue
+from provisiond.models import Job, ProvisioningLog, Server, Service, utcnow
 from provisiond.worker import Worker, test_server as run_server_test
 from tests.sshd import Sshd
 
@@ -32,8 +34,23 @@ def last_log(job: Job) -> ProvisioningLog:
     return job.logs.order_by(ProvisioningLog.id.desc()).first()
 
 
+def reported(row: ProvisioningLog) -> dict:
+    """What the playbook reported with set_stats, from the kept artifacts."""
+    kept = json.loads(next(Path(row.artifacts_path).glob("job_*.json")).read_text())
+    return kept["outcome"]["stats"]
+
+
+def assert_no_secret(row: ProvisioningLog, *secrets: str) -> None:
+    texts = [json.dumps([row.message, row.panel_answer, row.stdout_excerpt])]
+    if row.artifacts_path:
+        texts += [path.read_text() for path in Path(row.artifacts_path).iterdir()]
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text, row.action
+
+
 def password_matches(password: str, hashed: str) -> bool:
-    """Check a shadow hash without any module of the system under test."""
+    """Check a shadow hash the way login would."""
     salt = hashed.rsplit("$", 1)[0]
     try:
         import warnings
@@ -49,7 +66,7 @@ def password_matches(password: str, hashed: str) -> bool:
 
 
 class Host:
-    """The throwaway root and what the shims recorded."""
+    """The throwaway root, the sshd in front of it, and what the nginx/systemctl shims saw."""
 
     def __init__(self, root: Path, calls: Path, sshd: Sshd):
         self.root, self.calls, self.sshd = root, calls, sshd
@@ -60,8 +77,8 @@ class Host:
                 return line.split(":")
         return None
 
-    def record(self, name: str) -> dict:
-        return json.loads((self.root / "var/lib/provisiond/accounts" / f"{name}.json").read_text())
+    def record_path(self, name: str) -> Path:
+        return self.root / "var/lib/provisiond/accounts" / f"{name}.json"
 
     def vhost(self, domain: str) -> Path:
         return self.root / "etc/nginx/sites-available" / f"{domain}.conf"
@@ -72,20 +89,13 @@ class Host:
     def shim_calls(self) -> list[str]:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
 
-
-def make_host_root(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    (root / "etc").mkdir(parents=True)
-    for name in ("passwd", "group", "shadow", "gshadow", "login.defs"):
-        shutil.copy2(Path("/etc") / name, root / "etc" / name)
-    for folder in ("home", "etc/nginx/sites-available", "etc/nginx/sites-enabled"):
-        (root / folder).mkdir(parents=True)
-    return root
+    def useradd(self, name: str) -> None:
+        subprocess.run(["useradd", "-R", str(self.root), "-M", "-U", name], check=True, capture_output=True)
 
 
-def install_shims(bin_dir: Path, calls: Path) -> None:
-    bin_dir.mkdir()
-    for name in ("nginx", "systemctl"):
+def install_shims(bin_dir: Path, calls: Path, names=("nginx", "systemctl")) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    for name in names:
         script = bin_dir / name
         script.write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\n')
         script.chmod(0o755)
@@ -93,7 +103,12 @@ def install_shims(bin_dir: Path, calls: Path) -> None:
 
 @pytest.fixture
 def host(tmp_path):
-    root = make_host_root(tmp_path)
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    for name in ("passwd", "group", "shadow", "gshadow", "login.defs"):
+        shutil.copy2(Path("/etc") / name, root / "etc" / name)
+    for folder in ("home", "etc/nginx/sites-available", "etc/nginx/sites-enabled"):
+        (root / folder).mkdir(parents=True)
     calls = tmp_path / "shim-calls.log"
     install_shims(tmp_path / "bin", calls)
     with Sshd(tmp_path / "sshd", env={"PATH": f"{tmp_path / 'bin'}:{SYSTEM_PATH}"}) as sshd:
@@ -102,7 +117,7 @@ def host(tmp_path):
 
 @pytest.fixture
 def linux_setup(database, registry, vault, host):
-    """Group 'web', server 'lin1' (the loopback sshd, accounts under the throwaway root), and
+    """Group 'web', server 'lin1' (the loopback sshd; accounts under the throwaway root), and
     product 'starter' (package basic, 512 MB quota)."""
     catalog.add_group("web")
     server = catalog.add_server(registry, vault, name="lin1", panel="linux", host="127.0.0.1",
@@ -123,10 +138,10 @@ def worker(settings, vault):
 
 
 @pytest.fixture(autouse=True)
-def machine_users_untouched():
-    before = Path("/etc/passwd").read_text(), Path("/etc/shadow").read_text()
+def machine_accounts_untouched():
+    before = [Path("/etc", name).read_text() for name in ("passwd", "shadow", "group")]
     yield
-    assert (Path("/etc/passwd").read_text(), Path("/etc/shadow").read_text()) == before
+    assert [Path("/etc", name).read_text() for name in ("passwd", "shadow", "group")] == before
 
 
 def test_account_lifecycle_end_to_end(linux_setup, registry, vault, host, worker, settings):
@@ -137,73 +152,148 @@ def test_account_lifecycle_end_to_end(linux_setup, registry, vault, host, worker
     assert job.status == "succeeded", job.last_error
     assert service.status == "active" and service.remote_id == "shop"
     user = host.entry("shop")
-    assert user is not None and user[4:6] == ["shop.example.com", "/home/shop"]
+    assert user is not None and user[4:7] == ["shop.example.com", "/home/shop", "/bin/bash"]
     assert host.entry("shop", "group") is not None
     home, web_root = host.root / "home/shop", host.root / "home/shop/public_html"
-    assert home.is_dir() and web_root.is_dir()
-    assert web_root.stat().st_uid == int(user[2]) and oct(home.stat().st_mode & 0o777) == "0o711"
+    assert oct(home.stat().st_mode & 0o777) == "0o711" and home.stat().st_uid == int(user[2])
+    assert web_root.is_dir() and (web_root.stat().st_uid, web_root.stat().st_gid) == (int(user[2]), int(user[3]))
     vhost = host.vhost("shop.example.com").read_text()
-    assert "# provisiond account: shop" in vhost and "server_name shop.example.com www.shop.example.com;" in vhost
-    assert f"root /home/shop/public_html;" in vhost
+    assert vhost.startswith("# provisiond account: shop\n")
+    assert "server_name shop.example.com www.shop.example.com;" in vhost and "root /home/shop/public_html;" in vhost
     assert host.link("shop.example.com").is_symlink()
     assert host.link("shop.example.com").resolve() == host.vhost("shop.example.com").resolve()
     first_password = vault.decrypt(service.password)
     assert password_matches(first_password, host.entry("shop", "shadow")[1])
-    record = host.record("shop")
+    record = json.loads(host.record_path("shop").read_text())
     assert (record["domain"], record["package"], record["quota_mb"]) == ("shop.example.com", "basic", 512)
-    assert oct((host.root / "var/lib/provisiond/accounts/shop.json").stat().st_mode & 0o777) == "0o600"
+    assert oct(host.record_path("shop").stat().st_mode & 0o777) == "0o600"
+    assert reported(last_log(job))["quota"].startswith("skipped: ")  # no user quotas on a tmp root
     assert host.shim_calls() == ["nginx -t", "systemctl reload nginx"]
 
+    # A create whose answer was lost runs again: the account is this service's, nothing changes.
+    again, _ = queue.enqueue("create", service=service, server=service.server, idempotency_key="create-again")
+    assert settle(worker, again).status == "succeeded"
+    assert host.vhost("shop.example.com").read_text() == vhost and len(host.shim_calls()) == 2
+    assert password_matches(first_password, host.entry("shop", "shadow")[1])
+
+    shadow = lambda: host.entry("shop", "shadow")  # noqa: E731
     steps = [
         ("suspend", {"reason": "overdue"}, "suspended",
-         lambda: host.entry("shop", "shadow")[1].startswith("!") and host.entry("shop", "shadow")[7] == "1"
-         and not host.link("shop.example.com").exists() and host.vhost("shop.example.com").exists()),
-        ("suspend", {"reason": "overdue"}, "suspended",       # idempotent repeat: nothing to do
-         lambda: host.shim_calls()[-1] == "systemctl reload nginx" and len(host.shim_calls()) == 3),
-        ("change_password", {}, "suspended",                  # a new password keeps the lock
-         lambda: host.entry("shop", "shadow")[1].startswith("!")),
+         lambda: shadow()[1].startswith("!") and shadow()[7] == "1"
+         and not host.link("shop.example.com").exists() and host.vhost("shop.example.com").exists()
+         and host.shim_calls()[-1] == "systemctl reload nginx"),
+        ("suspend", {"reason": "overdue"}, "suspended", lambda: len(host.shim_calls()) == 3),  # nothing to do
+        ("change_password", {}, "suspended", lambda: shadow()[1].startswith("!")),           # still locked
         ("unsuspend", {}, "active",
-         lambda: not host.entry("shop", "shadow")[1].startswith("!") and host.entry("shop", "shadow")[7] == ""
-         and host.link("shop.example.com").is_symlink()),
-        ("unsuspend", {}, "active", lambda: len(host.shim_calls()) == 5),
-        ("change_package", {"package": "pro"}, "active", lambda: host.record("shop")["package"] == "pro"),
-        ("change_password", {}, "active", lambda: True),
+         lambda: not shadow()[1].startswith("!") and shadow()[7] == "" and host.link("shop.example.com").is_symlink()
+         and host.shim_calls()[-2:] == ["nginx -t", "systemctl reload nginx"]),
+        ("unsuspend", {}, "active", lambda: len(host.shim_calls()) == 5),                     # nothing to do
+        ("change_package", {"package": "pro"}, "active",
+         lambda: json.loads(host.record_path("shop").read_text())["package"] == "pro"),
+        ("change_password", {}, "active", lambda: not shadow()[1].startswith("!")),
     ]
     for action, kwargs, status, on_host in steps:
-        if action == "unsuspend" and Service.get_by_id(service.id).status == "active":
-            Service.update(status="suspended").where(Service.id == service.id).execute()
-        if action == "suspend" and Service.get_by_id(service.id).status == "suspended":
-            Service.update(status="active").where(Service.id == service.id).execute()
+        current = Service.get_by_id(service.id).status
+        if action in ("suspend", "unsuspend") and current == status:   # ask again for the same state
+            Service.update(status="active" if action == "suspend" else "suspended").where(
+                Service.id == service.id).execute()
         job = settle(worker, lifecycle.request(registry, vault, "INV-100", action, **kwargs))
         assert job.status == "succeeded", (action, job.last_error)
         assert Service.get_by_id(service.id).status == status
         assert on_host(), action
+    assert reported(last_log(Job.get(Job.action == "change_package")))["package"] == "pro"
     service = Service.get_by_id(service.id)
-    assert service.package == "pro"
     new_password = vault.decrypt(service.password)
-    assert new_password != first_password
-    assert password_matches(new_password, host.entry("shop", "shadow")[1])
-    change_package_log = ProvisioningLog.select().where(ProvisioningLog.action == "change_package").get()
-    kept = json.loads(next(Path(change_package_log.artifacts_path).glob("job_*.json")).read_text())
-    assert kept["outcome"]["stats"]["quota"].startswith("skipped: ")  # no user quotas on a tmp root
+    assert service.package == "pro" and new_password != first_password
+    assert password_matches(new_password, shadow()[1])
 
     job = settle(worker, lifecycle.request(registry, vault, "INV-100", "terminate"))
     assert job.status == "succeeded", job.last_error
     assert Service.get_by_id(service.id).status == "terminated"
     assert host.entry("shop") is None and host.entry("shop", "shadow") is None
-    assert host.entry("shop", "group") is None
-    assert not home.exists() and not host.vhost("shop.example.com").exists()
-    assert not host.link("shop.example.com").exists()
-    assert not (host.root / "var/lib/provisiond/accounts/shop.json").exists()
+    assert host.entry("shop", "group") is None and not home.exists()
+    assert not host.vhost("shop.example.com").exists() and not host.link("shop.example.com").exists()
+    assert not host.record_path("shop").exists()
 
     # Every attempt left a log row and kept artifacts that never contain a secret.
     logs = list(ProvisioningLog.select())
-    assert len(logs) == 9 and all(row.status == "succeeded" for row in logs)
-    secrets = [first_password, new_password, host.sshd.client_key.splitlines()[1]]
+    assert len(logs) == 10 and all(row.status == "succeeded" for row in logs)
+    passwords = [first_password, new_password] + [vault.decrypt_json(j.secret_params, "test")["password"] for j in
+                                                  Job.select().where(Job.action == "change_password")]
     for row in logs:
-        kept = Path(row.artifacts_path)
-        assert (kept / "stdout.txt").exists()
-        for path in kept.iterdir():
-            text = path.read_text()
-            assert not any(s in text for s in secrets), path
-        assert not any(s in json.dumps([row.message, row.panel_answer, row.stdout_excerpt]) for s in secrets)
+        assert (Path(row.artifacts_path) / "stdout.txt").exists()
+        assert_no_secret(row, *passwords, host.sshd.client_key.splitlines()[1])
+
+
+@pytest.mark.parametrize("case", ["user_not_ours", "vhost_not_ours"])
+def test_accounts_that_are_not_the_services_are_refused_and_kept(case, linux_setup, registry, vault,
+                                                                 host, worker):
+    if case == "user_not_ours":
+        host.useradd("taken")  # a user provisiond did not make
+        expected_task, expected = "Refuse a user that is not this service's", \
+            "the user taken exists on the host and was not created by provisiond"
+    else:
+        host.vhost("taken.example.com").write_text("# provisiond account: someone\nserver {}\n")
+        expected_task, expected = "Refuse a domain whose vhost is not this service's", "belongs to someone"
+    service, job = lifecycle.order(registry, vault, product="starter", domain="taken.example.com",
+                                   email="me@taken.example.com")
+    assert service.username == "taken"
+    job = settle(worker, job)
+    assert job.status == "failed" and job.attempts == 1
+    assert Service.get_by_id(service.id).status == "failed"
+    log = last_log(job)
+    assert log.failed_task == expected_task and expected in log.message
+    assert_no_secret(log, vault.decrypt(service.password), host.sshd.client_key.splitlines()[1])
+    if case == "user_not_ours":
+        assert host.entry("taken")[5] == "/home/taken" and not host.record_path("taken").exists()
+        # Terminating the failed service must not remove a user it never had.
+        job = settle(worker, lifecycle.request(registry, vault, service.ref, "terminate"))
+        assert job.status == "needs_attention"
+        assert "not removed: the user taken on the host was not created by provisiond" in job.last_error
+        assert host.entry("taken") is not None
+    else:
+        assert host.entry("taken") is None  # refused before useradd
+        assert host.vhost("taken.example.com").read_text().startswith("# provisiond account: someone")
+    assert host.shim_calls() == []
+
+
+# -- the pinned host key -----------------------------------------------------------------------
+
+def test_server_add_pins_the_host_key_and_server_test_uses_it(linux_setup, host, settings, capsys):
+    server = Server.get(Server.name == "lin1")
+    assert server.host_key == host.sshd.host_key  # pinned by `server add` (paramiko)
+    # A server added while unreachable is pinned by its first `server test`.
+    Server.update(host_key=None).where(Server.id == server.id).execute()
+    code = cli.main(["--home", str(settings.home), "--database-url", settings.database_url,
+                     "--json", "server", "test", "lin1"])
+    outcome = json.loads(capsys.readouterr().out)
+    assert code == 0, outcome
+    assert outcome["health"] == "ok" and outcome["reported"]["version"].startswith("Linux ")
+    server = Server.get_by_id(server.id)
+    assert server.host_key == host.sshd.host_key and server.health == "ok"
+
+
+def test_a_changed_host_key_stops_the_run_without_a_retry_storm(linux_setup, registry, vault, host,
+                                                                worker, settings, tmp_path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "impostor")], check=True)
+    impostor = " ".join((tmp_path / "impostor.pub").read_text().split()[:2])
+    Server.update(host_key=impostor).where(Server.name == "lin1").execute()
+
+    service, job = lifecycle.order(registry, vault, product="starter", domain="keyed.example.com",
+                                   email="me@keyed.example.com")
+    started = worker.tick(wait=True)
+    assert len(started) == 1
+    job = Job.get_by_id(job.id)
+    log = last_log(job)
+    assert job.status != "succeeded" and job.attempts == 1
+    assert "host key" in log.message.lower() or "REMOTE HOST IDENTIFICATION HAS CHANGED" in log.message
+    assert log.failed_task == "Read the account's state on the host"
+    assert host.entry("keyed") is None
+    if job.status == "queued":  # the core counts an unreachable host as transient: one later retry,
+        assert job.run_after > utcnow()  # with backoff, not a loop
+        assert worker.tick(now=utcnow(), wait=True) == []
+    assert ProvisioningLog.select().count() == 1
+
+    report = run_server_test(settings, vault, registry, Server.get(Server.name == "lin1"))
+    assert report["health"] == "failed" and "host key" in report["message"].lower()
+    assert Server.get(Server.name == "lin1").host_key == impostor  # never re-pinned behind the admin's back
