@@ -182,7 +182,7 @@ def run(spec: RunSpec) -> RunResult:
             _write_private(data_dir / "private" / name, text)
         runner = ansible_runner.run(
             private_data_dir=str(data_dir), playbook="main.yml", ident=spec.ident,
-            inventory=str(data_dir / "inventory" / "hosts.yml"),
+            inventory=[str(bundled_dir("inventories") / "defaults.yml"), str(data_dir / "inventory" / "hosts.yml")],
             cmdline=f"-e @{secrets_file}", forks=spec.forks, verbosity=spec.verbosity or None,
             timeout=max(1, int(spec.timeout)), cancel_callback=spec.cancelled,
             event_handler=keep_event, envvars=_environment(spec, data_dir, marker),
