@@ -47,7 +47,10 @@ def generate_username(domain: str, rules: UsernameRules, taken: Container[str]) 
     (``example1``, ``example2``, ...), keeping the length within the rules.
     """
     allowed = set(string.ascii_lowercase + string.digits)
-    stem = "".join(c for c in domain.split(".")[0].lower() if c in allowed)
+    labels = domain.lower().split(".")
+    if labels[0] == "www" and len(labels) > 2:  # www.shop.example → shop
+        labels = labels[1:]
+    stem = "".join(c for c in labels[0] if c in allowed)
     previous = None
     while stem != previous:  # "test1shop": digits can follow a stripped prefix, and vice versa
         previous, stem = stem, stem.lstrip(string.digits)

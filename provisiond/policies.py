@@ -97,6 +97,10 @@ _TRANSIENT_MESSAGE = re.compile(
 )
 
 
+_TRUST_FAILURE = re.compile(
+    r"REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|Permission denied \(publickey")
+
+
 def classify(
     message: str,
     http_status: int | None = None,
@@ -109,8 +113,12 @@ def classify(
     network (connection refused/reset, name resolution) or a busy panel ("busy",
     "try again", "temporarily", "locked", "load average"). An HTTP 4xx other than 429 is
     permanent whatever the message says (401/403: wrong credentials will not fix
-    themselves). Everything else is permanent: the panel rejected the request.
+    themselves). Everything else is permanent: the panel rejected the request. An SSH host
+    that is reachable but shows another host key, or refuses our key, is permanent too: no
+    retry makes a pinned key match or an unauthorised key welcome.
     """
+    if _TRUST_FAILURE.search(message or ""):
+        return FailureKind.PERMANENT
     if timed_out or unreachable:
         return FailureKind.TRANSIENT
     if http_status is not None:

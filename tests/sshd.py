@@ -41,7 +41,8 @@ class Sshd:
         _keygen(client_key)
         (self.folder / "authorized_keys").write_text((self.folder / "client_key.pub").read_text())
         os.chmod(self.folder / "authorized_keys", 0o600)
-        env_lines = "".join(f"SetEnv {k}={v}\n" for k, v in self.env.items())
+        # sshd keeps only the first SetEnv line: every variable goes on one.
+        env_lines = ("SetEnv " + " ".join(f'"{k}={v}"' for k, v in self.env.items()) + "\n") if self.env else ""
         config = self.folder / "sshd_config"
         config.write_text(
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"

@@ -63,9 +63,8 @@ class CloudPanelServer:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
 
     def clpctl(self, *argv: str) -> subprocess.CompletedProcess:
-        env = {"PATH": f"{self.bin}:{SYSTEM_PATH}", "CLPCTL_HOME_ROOT": str(self.home),
-               "CLPCTL_NGINX_DIR": str(self.nginx)}
-        return subprocess.run([str(self.bin / "clpctl"), *argv], env=env, capture_output=True, text=True, check=True)
+        return subprocess.run([str(self.bin / "clpctl"), *argv], env={"PATH": SYSTEM_PATH},
+                              capture_output=True, text=True, check=True)
 
     def add_php_site(self, domain: str, user: str, password: str = "Other-password-123") -> None:
         self.clpctl("site:add:php", f"--domainName={domain}", "--phpVersion=8.3", "--vhostTemplate=Generic",
@@ -77,16 +76,20 @@ def cloudpanel(tmp_path):
     base = tmp_path / "server"   # tmp_path/home is provisiond's own home
     bin_dir = base / "bin"
     bin_dir.mkdir(parents=True)
-    clpctl.install_wrapper(bin_dir, base / "clpctl.json")
-    clpctl.install_account_tools(bin_dir, base / "clpctl.json")
+    folders = {"CLPCTL_HOME_ROOT": base / "home", "CLPCTL_NGINX_DIR": base / "nginx"}
+    for script in [clpctl.install_wrapper(bin_dir, base / "clpctl.json"),
+                   *clpctl.install_account_tools(bin_dir, base / "clpctl.json")]:
+        # The folders ride in the scripts: tests/sshd.py writes one SetEnv line per variable and
+        # sshd keeps only the first SetEnv line, so only PATH reaches the SSH sessions.
+        shebang, rest = script.read_text().split("\n", 1)
+        exports = "".join(f"export {name}={path}\n" for name, path in folders.items())
+        script.write_text(f"{shebang}\n{exports}{rest}")
     for name in ("nginx", "systemctl"):
         (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {base / "shim-calls.log"}\n')
         (bin_dir / name).chmod(0o755)
     (base / "home").mkdir()
     (base / "nginx" / "sites-enabled").mkdir(parents=True)
-    env = {"PATH": f"{bin_dir}:{SYSTEM_PATH}", "CLPCTL_HOME_ROOT": str(base / "home"),
-           "CLPCTL_NGINX_DIR": str(base / "nginx")}
-    with Sshd(base / "sshd", env=env) as sshd:
+    with Sshd(base / "sshd", env={"PATH": f"{bin_dir}:{SYSTEM_PATH}"}) as sshd:
         yield CloudPanelServer(base, sshd)
 
 

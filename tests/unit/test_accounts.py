@@ -37,7 +37,8 @@ def test_rules_come_from_the_manifest():
     ("testtest.org", set(), "site"),                      # nothing left: a fallback
     ("123.example.com", set(), "site"),
     ("admin.example.com", set(), "admin1"),               # reserved: suffixed
-    ("www.example.com", set(), "www1"),
+    ("www.example.com", set(), "example"),                # the www label names no site
+    ("www.io", set(), "www1"),                             # reserved "www" gets a suffix
     ("xassword.com", set(), "xasswor1"),                  # forbidden suffix: suffixed
     ("examples.com", {"examples"}, "example1"),           # collision keeps 8 characters
     ("examples.com", {"examples", "example1", "example2"}, "example3"),

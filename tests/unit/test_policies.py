@@ -382,3 +382,12 @@ def test_resolve_days_refuses_nonsense(product_suspend, product_terminate):
 )
 def test_on_payment(status, reason, paid_until, expected):
     assert on_payment(status, reason, paid_until, TODAY) == expected
+
+
+@pytest.mark.parametrize("message", [
+    "Failed to connect to the host via ssh: @@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@",
+    "Host key verification failed.",
+    "root@127.0.0.1: Permission denied (publickey).",
+])
+def test_ssh_trust_failures_are_permanent_even_when_unreachable(message):
+    assert classify(message, unreachable=True) is FailureKind.PERMANENT
