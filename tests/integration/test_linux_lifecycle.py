@@ -297,3 +297,30 @@ def test_a_changed_host_key_stops_the_run_without_a_retry_storm(linux_setup, reg
     report = run_server_test(settings, vault, registry, Server.get(Server.name == "lin1"))
     assert report["health"] == "failed" and "host key" in report["message"].lower()
     assert Server.get(Server.name == "lin1").host_key == impostor  # never re-pinned behind the admin's back
+
+
+def test_terminate_keeps_a_final_backup_when_the_product_asks(linux_setup, registry, vault, host,
+                                                             worker, settings):
+    import tarfile
+    catalog.add_product(registry, name="kept", panel="linux", group_name="web", package="basic",
+                        backup_before_terminate=True)
+    service, job = lifecycle.order(registry, vault, product="kept", domain="kept.example.com",
+                                   email="me@kept.example.com")
+    assert settle(worker, job).status == "succeeded"
+    (host.root / "home/kept/public_html/index.html").write_text("the client's site\n")
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "terminate"))
+    assert job.status == "succeeded", job.last_error
+    assert host.entry("kept") is None and not (host.root / "home/kept").exists()
+    [archive] = list(Path(settings.backup_dir).glob("linux-127.0.0.1-kept-*.tar.gz"))
+    assert reported(last_log(job))["backup"] == str(archive)
+    with tarfile.open(archive) as tar:
+        index = next(m for m in tar.getmembers() if m.name.endswith("public_html/index.html"))
+        assert tar.extractfile(index).read() == b"the client's site\n"
+
+
+def test_a_panel_without_final_backup_refuses_the_product_policy(linux_setup, registry):
+    from provisiond.errors import ValidationError
+    with pytest.raises(ValidationError) as refused:
+        catalog.add_product(registry, name="nobackup", panel="cpanel", group_name="web", package="basic",
+                            backup_before_terminate=True)
+    assert refused.value.field == "backup_before_terminate"
