@@ -68,6 +68,23 @@ class Field:
         return result
 
 
+def check_fields(where: str, fields: tuple[Field, ...], given: Mapping[str, Any], unknown: str) -> dict:
+    """Values checked against field definitions, defaults filled in; errors name ``where.field``."""
+    known = {f.name: f for f in fields}
+    for name in given:
+        if name not in known:
+            raise ValidationError(f"{where}.{name}", f"{unknown} (fields: {', '.join(known) or 'none'})")
+    result = {}
+    for field in fields:
+        value = given.get(field.name, field.default)
+        if value is None:
+            if field.required:
+                raise ValidationError(f"{where}.{field.name}", "is required")
+            continue
+        result[field.name] = field.coerce(where, value)
+    return result
+
+
 @dataclasses.dataclass(frozen=True)
 class UsernameRules:
     pattern: str = r"^[a-z][a-z0-9]*$"
@@ -100,20 +117,7 @@ class AdminAction:
     params: tuple[Field, ...] = ()
 
     def check_params(self, given: Mapping[str, Any]) -> dict:
-        known = {f.name: f for f in self.params}
-        for key in given:
-            if key not in known:
-                raise ValidationError(f"params.{key}", f"action {self.name} takes no such parameter "
-                                      f"(parameters: {', '.join(known) or 'none'})")
-        result = {}
-        for field in self.params:
-            value = given.get(field.name, field.default)
-            if value is None:
-                if field.required:
-                    raise ValidationError(f"params.{field.name}", "is required")
-                continue
-            result[field.name] = field.coerce("params", value)
-        return result
+        return check_fields("params", self.params, given, f"action {self.name} takes no such parameter")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,20 +186,7 @@ class Panel:
         return result
 
     def check_package_config(self, given: Mapping[str, Any]) -> dict:
-        known = {f.name: f for f in self.package_fields}
-        for name in given:
-            if name not in known:
-                raise ValidationError(f"config.{name}", f"panel {self.id} has no such package field "
-                                      f"(fields: {', '.join(known) or 'none'})")
-        result = {}
-        for field in self.package_fields:
-            value = given.get(field.name, field.default)
-            if value is None:
-                if field.required:
-                    raise ValidationError(f"config.{field.name}", "is required")
-                continue
-            result[field.name] = field.coerce("config", value)
-        return result
+        return check_fields("config", self.package_fields, given, f"panel {self.id} has no such package field")
 
 
 # -- loading ---------------------------------------------------------------------------------

@@ -108,3 +108,12 @@ def cpanel_setup(database, registry, vault, whm):
     product = catalog.add_product(registry, name="starter", panel="cpanel", group_name="web",
                                   package="basic")
     return server, product
+
+
+@pytest.fixture
+def worker(settings, vault):
+    """A worker on the test's settings; shut down (its runs waited for) at the end."""
+    from provisiond.worker import Worker
+    w = Worker(settings, vault, owner="test-worker")
+    yield w
+    w.shutdown()

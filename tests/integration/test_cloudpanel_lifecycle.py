@@ -8,7 +8,6 @@ temporary folders. nginx and systemctl are shims that record how they were calle
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -17,26 +16,16 @@ import pytest
 from provisiond import catalog, lifecycle, queue
 from provisiond.models import Job, ProvisioningLog, Server, Service
 from provisiond.sandbox import clpctl
-from provisiond.worker import Worker, test_server as run_server_test
+from provisiond.worker import test_server as run_server_test
 from tests.sshd import Sshd
+from tests.helpers import kept_texts, last_log, settle
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAINTENANCE = "# provisiond: suspended"
 
 
-def settle(worker: Worker, job: Job) -> Job:
-    worker.tick(wait=True)
-    return Job.get_by_id(job.id)
-
-
-def last_log(job: Job) -> ProvisioningLog:
-    return job.logs.order_by(ProvisioningLog.id.desc()).first()
-
-
 def assert_no_secret(row: ProvisioningLog, *secrets: str) -> None:
-    texts = [json.dumps([row.message, row.panel_answer, row.stdout_excerpt])]
-    if row.artifacts_path:
-        texts += [path.read_text() for path in Path(row.artifacts_path).iterdir()]
+    texts = kept_texts(row)
     for text in texts:
         for secret in secrets:
             assert secret not in text, row.action
@@ -106,13 +95,6 @@ def cloudpanel_setup(database, registry, vault, cloudpanel):
     product = catalog.add_product(registry, name="starter", panel="cloudpanel", group_name="web",
                                   package="php82", config={"php_version": "8.2"})
     return server, product
-
-
-@pytest.fixture
-def worker(settings, vault):
-    w = Worker(settings, vault, owner="test-worker")
-    yield w
-    w.shutdown()
 
 
 def test_site_lifecycle_end_to_end(cloudpanel_setup, registry, vault, cloudpanel, worker, settings):

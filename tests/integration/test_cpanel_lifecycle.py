@@ -9,24 +9,8 @@ import pytest
 
 from provisiond import catalog, lifecycle
 from provisiond.models import Job, ProvisioningLog, Service
-from provisiond.worker import Worker
 from tests.conftest import WHM_TOKEN
-
-
-def settle(worker: Worker, job: Job) -> Job:
-    worker.tick(wait=True)
-    return Job.get_by_id(job.id)
-
-
-def last_log(job: Job) -> ProvisioningLog:
-    return job.logs.order_by(ProvisioningLog.id.desc()).first()
-
-
-@pytest.fixture
-def worker(settings, vault):
-    w = Worker(settings, vault, owner="test-worker")
-    yield w
-    w.shutdown()
+from tests.helpers import last_log, settle
 
 
 def test_account_lifecycle_end_to_end(cpanel_setup, registry, vault, whm, worker, settings):

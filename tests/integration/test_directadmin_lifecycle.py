@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 import pytest
 
 from provisiond import catalog, lifecycle, worker as worker_module
-from provisiond.models import Job, ProvisioningLog, Server, Service
+from provisiond.models import ProvisioningLog, Server, Service
 from provisiond.sandbox.base import Response
 from provisiond.sandbox.directadmin import DirectAdminSimulator
-from provisiond.worker import Worker
+from tests.helpers import kept_texts, last_log, settle
 
 DA_PASSWORD = "canary-da-password-4Hq8Wm"
 DA_BASIC = base64.b64encode(f"admin:{DA_PASSWORD}".encode()).decode()
 
 
-def settle(worker: Worker, job: Job) -> Job:
-    worker.tick(wait=True)
-    return Job.get_by_id(job.id)
-
-
-def last_log(job: Job) -> ProvisioningLog:
-    return job.logs.order_by(ProvisioningLog.id.desc()).first()
-
-
 def assert_no_secret(row: ProvisioningLog, *secrets: str) -> None:
-    texts = [json.dumps([row.message, row.panel_answer, row.stdout_excerpt])]
-    if row.artifacts_path:
-        texts += [path.read_text() for path in Path(row.artifacts_path).iterdir()]
+    texts = kept_texts(row)
     for text in texts:
         for secret in (DA_PASSWORD, DA_BASIC, *secrets):
             assert secret not in text, row.action
@@ -52,13 +40,6 @@ def da_setup(database, registry, vault, da):
     product = catalog.add_product(registry, name="starter", panel="directadmin", group_name="web",
                                   package="basic")
     return server, product
-
-
-@pytest.fixture
-def worker(settings, vault):
-    w = Worker(settings, vault, owner="test-worker")
-    yield w
-    w.shutdown()
 
 
 def test_account_lifecycle_end_to_end(da_setup, registry, vault, da, worker, settings):

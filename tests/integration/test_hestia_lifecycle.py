@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from provisiond import catalog, lifecycle, worker as worker_module
-from provisiond.models import Job, ProvisioningLog, Server, Service
+from provisiond.models import ProvisioningLog, Server, Service
 from provisiond.sandbox.base import Response
 from provisiond.sandbox.hestia import HestiaSimulator
-from provisiond.worker import Worker
+from tests.helpers import kept_texts, last_log, settle
 
 ACCESS_KEY = "PROVISIONDACCESS0001"
 SECRET_KEY = "canary-hestia-secret-5Rt8Yv-0123456789abc"
 
 
-def settle(worker: Worker, job: Job) -> Job:
-    worker.tick(wait=True)
-    return Job.get_by_id(job.id)
-
-
-def last_log(job: Job) -> ProvisioningLog:
-    return job.logs.order_by(ProvisioningLog.id.desc()).first()
-
-
 def assert_no_secret(row: ProvisioningLog, *secrets: str) -> None:
-    texts = [json.dumps([row.message, row.panel_answer, row.stdout_excerpt])]
-    if row.artifacts_path:
-        texts += [path.read_text() for path in Path(row.artifacts_path).iterdir()]
+    texts = kept_texts(row)
     for text in texts:
         for secret in (SECRET_KEY, *secrets):
             assert secret not in text, row.action
@@ -59,13 +47,6 @@ def hestia_setup(database, registry, vault, hestia):
     product = catalog.add_product(registry, name="starter", panel="hestia", group_name="web",
                                   package="basic")
     return server, product
-
-
-@pytest.fixture
-def worker(settings, vault):
-    w = Worker(settings, vault, owner="test-worker")
-    yield w
-    w.shutdown()
 
 
 def order(registry, vault, domain: str, ref: str | None = None, product: str = "starter"):

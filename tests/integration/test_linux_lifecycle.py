@@ -9,7 +9,6 @@ systemctl are shims on the SSH session's PATH that record how they were called.
 
 from __future__ import annotations
 
-import datetime
 import json
 import shutil
 import subprocess
@@ -19,19 +18,11 @@ import pytest
 
 from provisiond import catalog, cli, lifecycle, queue
 from provisiond.models import Job, ProvisioningLog, Server, Service, utcnow
-from provisiond.worker import Worker, test_server as run_server_test
+from provisiond.worker import test_server as run_server_test
 from tests.sshd import Sshd
+from tests.helpers import kept_texts, last_log, settle
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def settle(worker: Worker, job: Job) -> Job:
-    worker.tick(wait=True)
-    return Job.get_by_id(job.id)
-
-
-def last_log(job: Job) -> ProvisioningLog:
-    return job.logs.order_by(ProvisioningLog.id.desc()).first()
 
 
 def reported(row: ProvisioningLog) -> dict:
@@ -41,9 +32,7 @@ def reported(row: ProvisioningLog) -> dict:
 
 
 def assert_no_secret(row: ProvisioningLog, *secrets: str) -> None:
-    texts = [json.dumps([row.message, row.panel_answer, row.stdout_excerpt])]
-    if row.artifacts_path:
-        texts += [path.read_text() for path in Path(row.artifacts_path).iterdir()]
+    texts = kept_texts(row)
     for text in texts:
         for secret in secrets:
             assert secret not in text, row.action
@@ -128,13 +117,6 @@ def linux_setup(database, registry, vault, host):
     product = catalog.add_product(registry, name="starter", panel="linux", group_name="web",
                                   package="basic", config={"quota_mb": 512})
     return server, product
-
-
-@pytest.fixture
-def worker(settings, vault):
-    w = Worker(settings, vault, owner="test-worker")
-    yield w
-    w.shutdown()
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,10 @@ from aiosmtpd.smtp import AuthResult
 
 from provisiond import lifecycle, notify
 from provisiond.daemon import Daemon
-from provisiond.models import Job, Notification, Product, Server, Service, utcnow
+from provisiond.models import Notification, Product, Server, Service, utcnow
 from provisiond.worker import Worker
 from tests.conftest import WHM_TOKEN
+from tests.helpers import settle
 
 BILLING_SECRET = "canary-billing-secret-8Rt3Vw"
 SMTP_PASSWORD = "canary-smtp-password-2Gh7"
@@ -114,11 +115,6 @@ def worker(notifying, vault):
     w = Worker(notifying, vault, owner="notify-test-worker")
     yield w
     w.shutdown()
-
-
-def settle(worker: Worker, job: Job) -> Job:
-    worker.tick(wait=True)
-    return Job.get_by_id(job.id)
 
 
 def body_of(message) -> str:

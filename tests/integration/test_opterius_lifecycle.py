@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from provisiond import catalog, lifecycle, worker as worker_module
 from provisiond.errors import PanelError
-from provisiond.models import Job, ProvisioningLog, Server, Service
+from provisiond.models import ProvisioningLog, Server, Service
 from provisiond.sandbox.base import Response
 from provisiond.sandbox.opterius import Account, OpteriusSimulator
-from provisiond.worker import Worker
+from tests.helpers import kept_texts, last_log, settle
 
 TOKEN = "canary-opterius-token-3Vb7Kd"
 
 
-def settle(worker: Worker, job: Job) -> Job:
-    worker.tick(wait=True)
-    return Job.get_by_id(job.id)
-
-
-def last_log(job: Job) -> ProvisioningLog:
-    return job.logs.order_by(ProvisioningLog.id.desc()).first()
-
-
 def assert_no_secret(row: ProvisioningLog, *secrets: str) -> None:
-    texts = [json.dumps([row.message, row.panel_answer, row.stdout_excerpt])]
-    if row.artifacts_path:
-        texts += [path.read_text() for path in Path(row.artifacts_path).iterdir()]
+    texts = kept_texts(row)
     for text in texts:
         assert not any(secret in text for secret in secrets)
 
@@ -51,13 +39,6 @@ def opterius_setup(database, registry, vault, opterius):
                                   package="basic", config={"disk_limit_mb": 2048,
                                                            "bandwidth_limit_mb": 20480})
     return server, product
-
-
-@pytest.fixture
-def worker(settings, vault):
-    w = Worker(settings, vault, owner="test-worker")
-    yield w
-    w.shutdown()
 
 
 def squat(sim: OpteriusSimulator, username: str, domain: str) -> Account:

@@ -15,8 +15,8 @@ from provisiond import catalog, lifecycle, panels
 from provisiond.models import Job, ProvisioningLog, Server, Service
 from provisiond.sandbox.base import Response
 from provisiond.sandbox.plesk import PleskSimulator
-from provisiond.worker import Worker
 from provisiond.worker import test_server as check_server
+from tests.helpers import last_log, settle
 
 PLESK_KEY = "canary-plesk-key-4Hn8Wq1Zt"
 STRONG = "Squatter!Pass-42"
@@ -39,22 +39,6 @@ def plesk_setup(database, registry, vault, plesk):
     product = catalog.add_product(registry, name="starter", panel="plesk", group_name="web",
                                   package="basic")
     return server, product
-
-
-@pytest.fixture
-def worker(settings, vault):
-    w = Worker(settings, vault, owner="test-worker")
-    yield w
-    w.shutdown()
-
-
-def settle(worker: Worker, job: Job) -> Job:
-    worker.tick(wait=True)
-    return Job.get_by_id(job.id)
-
-
-def last_log(job: Job) -> ProvisioningLog:
-    return job.logs.order_by(ProvisioningLog.id.desc()).first()
 
 
 def squat(plesk: PleskSimulator, login: str, domain: str | None, external_id: str = "",

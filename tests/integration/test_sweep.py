@@ -8,7 +8,7 @@ import threading
 
 from provisiond import catalog, policies, sweep
 from provisiond.daemon import sweep_missed
-from provisiond.models import Job, Product, Service
+from provisiond.models import Job, Service
 
 TODAY = datetime.date(2026, 11, 22)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from provisiond import catalog, lifecycle, panels
-from provisiond.models import Job, ProvisioningLog, Server, Service
+from provisiond.models import ProvisioningLog, Server, Service
 from provisiond.sandbox.base import Response
 from provisiond.sandbox.virtualmin import DEFAULT_FEATURES, VirtualminSimulator
-from provisiond.worker import Worker
 from provisiond.worker import test_server as check_server
+from tests.helpers import last_log, settle
 
 VM_PASSWORD = "canary-webmin-pass-8Tz3Kd"
 BASIC = base64.b64encode(f"root:{VM_PASSWORD}".encode()).decode()
@@ -40,22 +40,6 @@ def virtualmin_setup(database, registry, vault, virtualmin):
     product = catalog.add_product(registry, name="starter", panel="virtualmin", group_name="web",
                                   package="basic")
     return server, product
-
-
-@pytest.fixture
-def worker(settings, vault):
-    w = Worker(settings, vault, owner="test-worker")
-    yield w
-    w.shutdown()
-
-
-def settle(worker: Worker, job: Job) -> Job:
-    worker.tick(wait=True)
-    return Job.get_by_id(job.id)
-
-
-def last_log(job: Job) -> ProvisioningLog:
-    return job.logs.order_by(ProvisioningLog.id.desc()).first()
 
 
 def squat(virtualmin: VirtualminSimulator, user: str, domain: str, plan: str = "basic") -> None:
