@@ -47,9 +47,9 @@ class Settings:
     lease_seconds: float = 90.0
     heartbeat_seconds: float = 15.0
     reaper_seconds: float = 30.0
-    batch_size: int = 20
+    batch_size: int = 50
     forks: int = 2
-    max_runs: int = 2
+    max_runs: int = 0          # 0: two per CPU core
     per_server_runs: int = 2
     timeout_create: float = 1800.0
     timeout_terminate: float = 3600.0
@@ -94,6 +94,10 @@ class Settings:
             object.__setattr__(self, name, default if value is None else Path(value))
         object.__setattr__(self, "playbooks_path", tuple(Path(p) for p in self.playbooks_path))
         object.__setattr__(self, "roles_path", tuple(Path(p) for p in self.roles_path))
+
+    def run_slots(self) -> int:
+        """How many runs may go at once: ``max_runs``, or two per CPU core when it is 0."""
+        return self.max_runs if self.max_runs > 0 else 2 * (os.cpu_count() or 1)
 
     def timeout_for(self, action: str) -> float:
         return {"create": self.timeout_create, "terminate": self.timeout_terminate}.get(

@@ -163,6 +163,8 @@ class Redactor:
         return value
 
     def data(self, value):
+        if isinstance(value, (dict, list, tuple)) and not self._found_in(value):
+            return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
@@ -170,3 +172,15 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return [self.data(v) for v in value]
         return value
+
+    def _found_in(self, value) -> bool:
+        """Whether any secret may be inside: one scan of the JSON text (its escaped form is a needle).
+
+        Most job events hold no secret; checking each string against every needle made
+        redaction grow with the square of a batch's size.
+        """
+        try:
+            blob = json.dumps(value, default=str)
+        except (TypeError, ValueError):
+            return True
+        return any(needle in blob for needle in self._needles)

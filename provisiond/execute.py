@@ -8,6 +8,8 @@ Secrets never reach the runner's files in clear: they travel in a 0600 vars file
 ``-e @file`` (ansible-runner writes ``env/extravars`` and the command's environment into
 artifacts), every ``PROVISIOND_*`` variable is blanked in the child's environment, and the
 private_data_dir is removed when the run ends. The events and stdout handed back are redacted.
+Service data, credentials and secrets are written tagged ``!unsafe`` (``Data``): Ansible never
+renders a ``{{ }}`` inside them.
 """
 
 from __future__ import annotations

@@ -242,7 +242,24 @@ def enqueue_many(rows: list[dict], now: datetime.datetime, chunk: int = 500) -> 
     for start in range(0, len(rows), chunk):
         batch = [dict(row, run_after=now, created_at=now, updated_at=now, status=QUEUED)
                  for row in rows[start:start + chunk]]
-        added += Job.insert_many(batch).on_conflict_ignore().as_rowcount().execute()
+        added += _insert_new(batch)
     if added:
         dbmod.announce_work()
     return added
+
+
+def _insert_new(rows: list[dict]) -> int:
+    """One multi-row INSERT ... ON CONFLICT DO NOTHING; returns how many rows were added.
+
+    Written out rather than ``Job.insert_many``: peewee renders every value as a query node,
+    which made a 6,000-job sweep spend 1 s in Python for 0.06 s in SQLite.
+    """
+    meta, db = Job._meta, database.obj
+    defaults = {field.name: value() if callable(value) else value for field, value in meta.defaults.items()}
+    rows = [{**defaults, **row} for row in rows]
+    fields = [meta.fields[name] for name in sorted(set().union(*rows))]
+    columns = ", ".join(f'"{field.column_name}"' for field in fields)
+    values = ", ".join(["(" + ", ".join([db.param] * len(fields)) + ")"] * len(rows))
+    sql = f'INSERT INTO "{meta.table_name}" ({columns}) VALUES {values} ON CONFLICT DO NOTHING'
+    params = [field.db_value(row.get(field.name)) for row in rows for field in fields]
+    return db.execute_sql(sql, params).rowcount

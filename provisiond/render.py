@@ -55,10 +55,11 @@ STEPS_PLAY = """
 """
 
 
-def render_playbook(panel: Panel, action: str) -> str:
+def render_playbook(panel: Panel, action: str, steps: bool = True) -> str:
+    """The action's playbook; a create gets the extra-steps play unless ``steps`` is False."""
     template = _ENV.from_string(panel.playbook_path(action).read_text(encoding="utf-8"))
     text = template.render(panel_id=panel.id, action=action)
-    if action == "create":
+    if action == "create" and steps:
         text = text.rstrip() + "\n" + STEPS_PLAY
     return text
 
@@ -93,7 +94,9 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
     inventory = {"all": {"vars": run_vars, "hosts": {a.host: {"account": as_data(a.vars)} for a in accounts}}}
     secrets = {"panel_secrets": panel_secrets, "account_secrets": account_secrets,
                "redact_values": [str(v) for v in every_secret]}
-    return RunSpec(playbook=render_playbook(panel, action), inventory=inventory,
+    # The steps play costs a task per host even when it has nothing to do: left out unless needed.
+    steps = any(a.vars.get("extra_steps") for a in accounts)
+    return RunSpec(playbook=render_playbook(panel, action, steps), inventory=inventory,
                    secrets=secrets, redactor=redactor, timeout=timeout, ident=ident,
                    forks=forks, verbosity=verbosity, cancelled=cancelled, private_files=private_files,
                    env={"ANSIBLE_ROLES_PATH": ":".join(map(str, role_dirs))} if role_dirs else {})

@@ -50,7 +50,7 @@ class Worker:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.policy = retry_policy(settings)
         self.rng = random.Random()
-        self._pool = concurrent.futures.ThreadPoolExecutor(settings.max_runs, thread_name_prefix="run")
+        self._pool = concurrent.futures.ThreadPoolExecutor(settings.run_slots(), thread_name_prefix="run")
         self._lock = threading.Lock()
         self._running: set[concurrent.futures.Future] = set()
         self._server_runs: collections.Counter[int] = collections.Counter()
@@ -82,7 +82,7 @@ class Worker:
 
     def free_slots(self) -> int:
         with self._lock:
-            return self.settings.max_runs - len(self._running)
+            return self.settings.run_slots() - len(self._running)
 
     def _claim_batch(self, now) -> list[Job]:
         with self._lock:

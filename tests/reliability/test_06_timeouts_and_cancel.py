@@ -88,7 +88,7 @@ def test_a_hanging_playbook_times_out_near_its_limit_and_leaves_no_process(hangi
         worker.shutdown()
     log = ProvisioningLog.get(ProvisioningLog.job == job.id)
     assert log.status == "timeout" and "timed out" in log.message
-    assert 3 <= log.duration < 3 + 5  # within seconds of the limit, far from the 300 s sleep
+    assert 3 <= log.duration < 3 + 6  # within seconds of the limit, far from the 300 s sleep
     retried = Job.get_by_id(job.id)  # an ambiguous outcome: queued again, to read the panel first
     assert retried.status == "queued" and "timed out" in retried.last_error
     assert_nothing_left(sampler.seen, token)
@@ -114,7 +114,7 @@ def test_job_cancel_stops_a_running_playbook(hanging, vault, server_name):
             stopped_after = time.monotonic() - asked
     finally:
         worker.shutdown()
-    assert stopped_after < 5  # the run guard looks every 2 s
+    assert stopped_after < 7  # the run guard looks every 2 s
     done = Job.get_by_id(job.id)
     assert done.status == "cancelled" and "cancelled while running" in done.last_error
     assert ProvisioningLog.get(ProvisioningLog.job == job.id).status == "cancelled"
@@ -138,9 +138,11 @@ def test_cancel_racing_claims_never_lets_a_cancelled_job_run(shop, database):
     server, _ = shop
     ids = [queue.enqueue("test_connection", server=server, params={"n": i})[0].id for i in range(150)]
     claimed, problems = [], []
+    start = threading.Barrier(2)
 
     def claim_all():
         try:
+            start.wait()
             while True:
                 jobs = queue.claim("racer", utcnow(), 3, 60)
                 if not jobs and Job.select().where(Job.status == "queued").count() == 0:
@@ -153,6 +155,7 @@ def test_cancel_racing_claims_never_lets_a_cancelled_job_run(shop, database):
 
     def cancel_all():
         try:
+            start.wait()
             for job_id in random.sample(ids, len(ids)):
                 queue.cancel(job_id, utcnow())
         except Exception as exc:  # noqa: BLE001

@@ -7,7 +7,7 @@ create the panel refuses, and an SSH server test. Then every column of every tab
 records, stdout/stderr, the kept artifacts, the CLI's answers, and the argv (and run-marked
 environments) of every process sampled while the runs were in flight are searched for each
 secret and its URL- and JSON-encoded forms: zero hits. Each run's private data dir is gone
-once it ends.
+once it ends. The HTTP API's answers about the same services and jobs are searched too.
 """
 
 from __future__ import annotations
@@ -179,8 +179,27 @@ def test_canary_secrets_appear_nowhere(database, settings, registry, vault, whm,
         e.replace(b"\0", b"\n").decode(errors="replace") for e in sampler.environ)
     assert sampler.environ, "no run process was sampled"
     places.update(cli_answers(settings, failed.id))
+    places.update(api_answers(settings, vault, secrets, failed.id))
     leaks = {place: found for place, text in places.items() if (found := hits(text, secrets))}
     assert leaks == {}
+
+
+def api_answers(settings, vault, secrets: dict, job_id: int) -> dict[str, str]:
+    """What the HTTP API answers about the same services and jobs (its bearer token is a secret too)."""
+    from fastapi.testclient import TestClient
+
+    from provisiond import api, tokens
+    bearer = tokens.create("canary-check")
+    secrets["api bearer token"] = bearer
+    paths = ["/v1/services/INV-CANARY", "/v1/services/INV-REFUSED", f"/v1/jobs/{job_id}", "/v1/jobs",
+             "/v1/queue/stats"]
+    answers = {}
+    with TestClient(api.create_app(settings, vault)) as client:
+        for path in paths:
+            response = client.get(path, headers={"Authorization": f"Bearer {bearer}"})
+            assert response.status_code == 200, (path, response.text)
+            answers[f"GET {path}"] = f"{response.headers}\n{response.text}"
+    return answers
 
 
 def cli_answers(settings, job_id: int) -> dict[str, str]:

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 
 from provisiond import catalog, execute, lifecycle, render
 from provisiond.errors import ValidationError
 from provisiond.models import MODELS, Job, Service
 from provisiond.sandbox.cpanel import WhmSimulator
 from provisiond.worker import Worker, connection_vars
-from tests.conftest import WHM_TOKEN
 
 NASTY = [
     "{{ 7*7 }}", "{{ lookup('pipe', 'id') }}", "{% for x in range(9) %}x{% endfor %}", "{# c #}",
@@ -37,10 +36,29 @@ NASTY = [
     "a\x00b.com", "1.2.3.4", "[::1]", "localhost", "", " ", "\t", "é@example.com", "a@b", "a@b.c",
     "x@[127.0.0.1]", "root", "test1", "Admin", "a" * 17, "0abc", "user\u200bname", "../../etc/passwd",
     "basic; id", "basic\nplan", "{{basic}}", "pro", "basic", "shop.example.com", "me@shop.example.com",
+    "a+b%c@example.com", "x-1.shop.example.co.uk", "whm.{{ 7*7 }}.net", "whm.$(id).net", "user_name",
 ]
-nasty = st.one_of(st.sampled_from(NASTY), st.text(max_size=70),
+# Odd but valid: what a careful door lets through, and must then carry verbatim.
+ODD = ["bücher.example", "例え.テスト", "a" * 63 + ".com", "x-1.shop.example.co.uk", "xn--bcher-kva.example",
+       "UPPER.Example.COM", "a+b%c@example.com", "first.last@sub.example.co.uk", "x_y-z@EXAMPLE.com",
+       "shop", "abc123", "z" * 16, "INV-1", "a:b.c_d-e", "Basic Plan+", "whm-2.example.net"]
+nasty = st.one_of(st.sampled_from(NASTY), st.sampled_from(ODD), st.text(max_size=70),
                   st.builds("".join, st.lists(st.sampled_from(NASTY + [".", "@", "-", "x"]), max_size=4)))
 maybe = st.one_of(st.none(), nasty)
+
+
+@st.composite
+def hostile(draw, valid: dict, optional: tuple = (), fixed: tuple = ()) -> dict:
+    """``valid`` arguments with one or two of them (not the ``fixed``) replaced by hostile values."""
+    values = dict(valid)
+    fields = sorted(set(values) - set(fixed))
+    for field in draw(st.sets(st.sampled_from(fields), min_size=1, max_size=2)):
+        values[field] = draw(maybe if field in optional else nasty)
+    return values
+
+
+ORDER = {"product": "starter", "domain": "shop.example.com", "email": "me@shop.example.com",
+         "username": None, "ref": None}
 HSETTINGS = dict(max_examples=60, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -82,15 +100,16 @@ def worker(settings, vault):
     w.shutdown()
 
 
-def check_run_spec(registry, vault, worker, job: Job, values: list[str]) -> None:
+def check_run_spec(registry, vault, worker, job: Job) -> None:
     server = job.server
     panel = registry.get(server.panel)
     credentials = catalog.open_credentials(server.credentials, vault, server.name)
-    spec = render.build(panel, job.action, connection_vars(panel, server, credentials), credentials,
-                        [worker._account(job)], timeout=60, forks=1)
-    assert spec.playbook == render.render_playbook(panel, job.action)  # input never shapes the text
-    for value in values:
-        assert value not in spec.playbook or value in {"basic", "pro", "root"}
+    account = worker._account(job)
+    bland = render.Account(account.host, dict(account.vars, domain="bland.example.com", email="b@bland.example.com",
+                                              username="bland", ref="BLAND-1"), account.secrets)
+    spec, reference = (render.build(panel, job.action, connection_vars(panel, server, credentials), credentials,
+                                    [a], timeout=60, forks=1) for a in (account, bland))
+    assert spec.playbook == reference.playbook  # the input never shapes the playbook text
     inventory, secrets = rendered_files(spec)
     account = inventory["all"]["hosts"][render.host_name(job.id)]["account"]
     assert untagged_strings(account) == [] and untagged_strings(inventory["all"]["vars"]["panel"]) == []
@@ -100,35 +119,43 @@ def check_run_spec(registry, vault, worker, job: Job, values: list[str]) -> None
         service.domain, service.email, service.username, service.ref)  # verbatim
 
 
-@given(product=st.one_of(st.just("starter"), nasty), domain=nasty, email=nasty, username=maybe, ref=maybe)
+@given(args=hostile(ORDER, optional=("username", "ref"), fixed=("product",)))
 @hsettings(**HSETTINGS)
-def test_orders_are_refused_by_field_or_carried_verbatim_as_data(shop, registry, vault, worker,
-                                                                 product, domain, email, username, ref):
+def test_orders_are_refused_by_field_or_carried_verbatim_as_data(shop, registry, vault, worker, args):
+    domain, email, username, ref = args["domain"], args["email"], args["username"], args["ref"]
     before = row_counts()
     try:
-        service, job = lifecycle.order(registry, vault, product=product, domain=domain, email=email,
-                                       username=username, ref=ref)
+        service, job = lifecycle.order(registry, vault, **args)
     except ValidationError as refused:
+        event(f"refused: {refused.field}")
         assert refused.field in {"product", "domain", "email", "username", "ref"}, refused
         assert str(refused).startswith(refused.field + ": ")
         assert row_counts() == before
         return
-    if job is None:  # the same ref ordered again: the first order's service, nothing new
-        assert row_counts() == before
+    if before["Service"] == row_counts()["Service"]:  # a ref ordered again: the first order back
+        assert row_counts() == before and service.ref == ref
         return
+    assert job is not None
+    event("accepted")
     assert service.email == email and (username is None or service.username == username)
-    check_run_spec(registry, vault, worker, job, [domain, email, username or "", ref or ""])
+    check_run_spec(registry, vault, worker, job)
 
 
-@given(name=nasty, host=nasty, port=st.one_of(st.none(), st.integers(-5, 70000)), token=nasty,
-       user=maybe, scheme=maybe, verify=st.one_of(st.none(), st.booleans(), nasty))
+SERVER = {"name": "whm-fuzz", "host": "whm.example.net", "token": "tok-123456",
+          "user": None, "scheme": None, "verify": None}
+
+
+@given(args=hostile(SERVER, optional=("user", "scheme", "verify")),
+       port=st.one_of(st.none(), st.integers(-5, 70000)))
 @hsettings(**HSETTINGS)
-def test_servers_are_refused_by_field_or_stored_verbatim(database, registry, vault, name, host, port, token,
-                                                        user, scheme, verify):
+def test_servers_are_refused_by_field_or_stored_verbatim(database, registry, vault, args, port):
     if not catalog.ServerGroup.select().exists():
         catalog.add_group("web")
+    name, host, token = args["name"], args["host"], args["token"]
+    if name == SERVER["name"]:
+        name = f"whm-{uuid.uuid4().hex[:8]}"  # a fresh valid name, so more than the first is accepted
     credentials = {"api_token": token}
-    for field, value in (("username", user), ("scheme", scheme), ("verify_tls", verify)):
+    for field, value in (("username", args["user"]), ("scheme", args["scheme"]), ("verify_tls", args["verify"])):
         if value is not None:
             credentials[field] = value
     before = row_counts()
@@ -136,22 +163,28 @@ def test_servers_are_refused_by_field_or_stored_verbatim(database, registry, vau
         server = catalog.add_server(registry, vault, name=name, panel="cpanel", host=host, port=port,
                                     group_name="web", credentials=credentials)
     except ValidationError as refused:
-        assert refused.field.split(".")[0] in {"name", "host", "port", "credentials", "group"}, refused
+        event(f"refused: {refused.field}")
+        assert refused.field.split(".")[0] in {"name", "host", "port", "credential", "group"}, refused
         assert row_counts() == before
         return
+    event("accepted")
     stored = catalog.server(name)
     assert (stored.name, stored.host, stored.port) == (name, host, port)
-    assert token not in json.dumps(stored.credentials) or token in ("", "enc:")
+    assert stored.credentials["api_token"].startswith(catalog.ENCRYPTED)
+    assert len(token) < 6 or token not in json.dumps(stored.credentials)  # short ones may occur by chance
     assert catalog.open_credentials(stored.credentials, vault, name)["api_token"] == token
     assert server.id == stored.id
 
 
-@given(name=nasty, package=nasty, quota=st.one_of(st.none(), st.integers(-5, 10**6), nasty),
-       extra=st.dictionaries(nasty, nasty, max_size=2))
+@given(args=hostile({"name": "plan-fuzz", "package": "basic"}),
+       quota=st.one_of(st.none(), st.integers(-5, 10**6), nasty), extra=st.dictionaries(nasty, nasty, max_size=2))
 @hsettings(**HSETTINGS)
-def test_products_are_refused_by_field_or_stored_verbatim(database, registry, name, package, quota, extra):
+def test_products_are_refused_by_field_or_stored_verbatim(database, registry, args, quota, extra):
     if not catalog.ServerGroup.select().exists():
         catalog.add_group("web")
+    name, package = args["name"], args["package"]
+    if name == "plan-fuzz":
+        name = f"plan-{uuid.uuid4().hex[:8]}"
     config = dict(extra)
     if quota is not None:
         config["quota"] = quota
@@ -160,17 +193,21 @@ def test_products_are_refused_by_field_or_stored_verbatim(database, registry, na
         product = catalog.add_product(registry, name=name, panel="cpanel", group_name="web", package=package,
                                       config=config)
     except ValidationError as refused:
+        event(f"refused: {refused.field.split('.')[0]}")
         assert refused.field.split(".")[0] in {"name", "package", "config"}, refused
         assert row_counts() == before
         return
+    event("accepted")
     assert (product.name, product.package) == (name, package)
 
 
 def test_jinja_in_a_credential_and_a_suspend_reason_reaches_the_panel_as_text(database, registry, vault,
-                                                                              worker, tmp_path):
-    marker = tmp_path / f"pwned-{uuid.uuid4().hex}"
+                                                                              worker, request):
+    marker = f"/tmp/p{uuid.uuid4().hex[:6]}"  # short: a status reason holds 64 characters
+    request.addfinalizer(lambda: [p.unlink() for p in Path("/tmp").glob(Path(marker).name + "*")])
     token = "{{ lookup('pipe', 'touch %s-token') }}" % marker
-    reason = "{{ lookup('pipe', 'touch %s-reason') }}{%% if true %%}!{%% endif %%}" % marker
+    reason = "{{ lookup('pipe','touch %s-r')}}{%% if 1 %%}!{%% endif %%}" % marker
+    assert len(reason) <= 64
     with WhmSimulator(token=token) as whm:
         catalog.add_group("web")
         catalog.add_server(registry, vault, name="whm-jinja", panel="cpanel", host=whm.host, port=whm.port,
@@ -185,5 +222,17 @@ def test_jinja_in_a_credential_and_a_suspend_reason_reaches_the_panel_as_text(da
         assert Job.get_by_id(job.id).status == "succeeded", Job.get_by_id(job.id).last_error
         account = whm.accounts[service.username]
     assert account.suspended and account.suspendreason == reason  # verbatim, not rendered
-    assert not list(Path(tmp_path).glob("pwned-*"))                 # no shell ever ran
-    assert WHM_TOKEN != token
+    assert not list(Path("/tmp").glob(Path(marker).name + "*"))    # no shell ever ran
+
+
+@pytest.mark.xfail(reason="lifecycle.request takes any suspend reason, but Service.status_reason is "
+                          "varchar(64): on PostgreSQL the outcome of such a job cannot be recorded")
+def test_an_overlong_suspend_reason_is_refused_at_the_door(shop, registry, vault):
+    service, create = lifecycle.order(registry, vault, product="starter", domain="long.example.com",
+                                      email="me@long.example.com")
+    Job.update(status="succeeded").where(Job.id == create.id).execute()
+    Service.update(status="active").where(Service.id == service.id).execute()
+    before = row_counts()
+    with pytest.raises(ValidationError) as refused:
+        lifecycle.request(registry, vault, service.ref, "suspend", reason="r" * 65)
+    assert refused.value.field == "reason" and row_counts() == before
