@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import peewee as pw  # noqa: E402
+
 from provisiond import catalog, config, crypto, db, lifecycle, panels  # noqa: E402
 from provisiond.models import Job, database  # noqa: E402
 from provisiond.sandbox.cpanel import WhmSimulator  # noqa: E402
@@ -234,8 +236,7 @@ def add_whm_servers(home: Home, sims: list[WhmSimulator], group: str = "web",
 def order_wave(home: Home, count: int, prefix: str = "acct", product: str = "starter") -> list[int]:
     """``count`` orders committed in ONE transaction, so the daemon sees the whole wave at once."""
     jobs = []
-    with database.obj.atomic("IMMEDIATE") if isinstance(database.obj, __import__("peewee").SqliteDatabase) \
-            else database.obj.atomic():
+    with db.immediate(database.obj):
         for i in range(count):
             _service, job = lifecycle.order(home.registry, home.vault, product=product,
                                             domain=f"{prefix}{i:05d}.example.com",
@@ -258,7 +259,7 @@ def wait_jobs(job_ids: list[int], timeout: float, poll: float = 0.1) -> dict[str
     deadline = time.monotonic() + timeout
     while True:
         counts = {}
-        for status, n in (Job.select(Job.status, __import__("peewee").fn.COUNT(Job.id))
+        for status, n in (Job.select(Job.status, pw.fn.COUNT(Job.id))
                           .where(Job.id.in_(job_ids)).group_by(Job.status).tuples()):
             counts[status] = n
         if sum(counts.get(s, 0) for s in DONE) >= len(job_ids):

@@ -396,6 +396,15 @@ def cmd_server_action(rt: Runtime, args) -> int:
     return 0
 
 
+@command("keys rotate")
+def cmd_keys_rotate(rt: Runtime, args) -> int:
+    from provisiond import keys
+    rt.open_db()
+    counts = keys.rotate_all(rt.settings)
+    rt.out(counts, lambda c: "new key first; re-encrypted: " + ", ".join(f"{k} {v}" for k, v in c.items()))
+    return 0
+
+
 @command("job list")
 def cmd_job_list(rt: Runtime, args) -> int:
     rt.open_db()
@@ -507,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub(top, "api", "serve the HTTP API for billing systems (loopback by default)")
     p.add_argument("--host")
     p.add_argument("--port", type=_positive)
+    kg = group("keys", "encryption keys of stored secrets")
+    sub(kg, "rotate", "put a new key first and re-encrypt every stored secret")
     tg = group("token", "API bearer tokens")
     sub(tg, "create", "create a token (printed once)").add_argument("name")
     sub(tg, "revoke", "revoke a token").add_argument("name")

@@ -189,6 +189,8 @@ def request(registry: Registry, vault: Vault, ref_or_id: str | int, action: str,
     secret = None
     if action == "suspend":
         params["reason"] = reason or "admin"
+        if len(params["reason"]) > 64 or "\x00" in params["reason"]:
+            raise ValidationError("reason", "must be at most 64 characters, without NUL bytes")
     if action == "change_package":
         if not package:
             raise ValidationError("package", "is required")

@@ -213,9 +213,7 @@ def test_refusals_fail_once_with_the_panel_reason(case, cloudpanel_setup, regist
     assert expected in log.message
     assert cloudpanel.sites == before
     assert_no_secret(log, vault.decrypt(service.password), cloudpanel.sshd.client_key.splitlines()[1])
-    if case == "wrong_key":  # unreachable: the core retries it later, with backoff
-        assert job.status == "queued" and log.status == "retrying"
-        return
+    # wrong_key: a refused SSH key is permanent (no retry makes it welcome), like every refusal
     assert job.status == "failed" and Service.get_by_id(service.id).status == "failed"
     if case == "site_user_of_another_site":
         # Terminating the failed service must not delete the other site of that user.

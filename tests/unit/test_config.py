@@ -30,7 +30,7 @@ def test_defaults(home):
     assert settings.database_url == f"sqlite:///{home / 'provisiond.db'}"
     assert settings.secret_key_file == home / "secret.key"
     assert settings.artifacts_dir == home / "artifacts"
-    assert (settings.tick_seconds, settings.batch_size, settings.retry_max_attempts) == (120.0, 20, 6)
+    assert (settings.tick_seconds, settings.batch_size, settings.retry_max_attempts) == (120.0, 50, 6)
     assert settings.playbooks_path == ()
     assert settings.panel_dirs() == [config.bundled_dir("playbooks")]
     assert (config.bundled_dir("playbooks") / "cpanel" / "panel.yaml").is_file()
@@ -60,7 +60,7 @@ def test_default_home_follows_xdg_data_home(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("in_file, in_env, override, expected", [
-    (None, None, None, 20),
+    (None, None, None, 50),
     (5, None, None, 5),
     (None, "7", None, 7),
     (5, "7", None, 7),
