@@ -225,8 +225,6 @@ def test_jinja_in_a_credential_and_a_suspend_reason_reaches_the_panel_as_text(da
     assert not list(Path("/tmp").glob(Path(marker).name + "*"))    # no shell ever ran
 
 
-@pytest.mark.skipif(False, reason="fixed") if False else pytest.mark.xfail(strict=False, reason="lifecycle.request takes any suspend reason, but Service.status_reason is "
-                          "varchar(64): on PostgreSQL the outcome of such a job cannot be recorded")
 def test_an_overlong_suspend_reason_is_refused_at_the_door(shop, registry, vault):
     service, create = lifecycle.order(registry, vault, product="starter", domain="long.example.com",
                                       email="me@long.example.com")
