@@ -105,10 +105,16 @@ def _tokens_outbox_product_policies(db: pw.Database) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS service_overdue ON service (status, paid_until)")
 
 
+def _audit_and_daemons(db: pw.Database) -> None:
+    from provisiond.models import AuditEntry, Daemon
+    db.create_tables([AuditEntry, Daemon], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
     (3, "api tokens, notification outbox, product mail and backup policies", _tokens_outbox_product_policies),
+    (4, "audit trail, daemon heartbeats", _audit_and_daemons),
 ]
 
 

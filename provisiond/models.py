@@ -193,5 +193,29 @@ class Notification(BaseModel):
     sent_at = pw.DateTimeField(null=True)
 
 
-MODELS = [Setting, ServerGroup, Server, Product, Service, Job, ProvisioningLog, ApiToken, Notification]
+class AuditEntry(BaseModel):
+    """Who did what, by hand, that a later reader must be able to see: an admin resolving a
+    held job, closing a service, correcting a payment date, revealing a password."""
+
+    at = pw.DateTimeField(default=utcnow, index=True)
+    actor = pw.CharField(max_length=200)          # cli:root@host, api:billing
+    action = pw.CharField(max_length=64)          # job.resolve, service.close, ...
+    subject = pw.CharField(max_length=200, index=True)  # job:7, service:INV-1001
+    detail = JsonField(default=dict)
+
+
+class Daemon(BaseModel):
+    """One row per daemon process: its heartbeat, read by health checks and `status`."""
+
+    owner = pw.CharField(primary_key=True, max_length=128)
+    host = pw.CharField(max_length=255)
+    pid = pw.IntegerField()
+    version = pw.CharField(max_length=32)
+    started_at = pw.DateTimeField(default=utcnow)
+    last_tick_at = pw.DateTimeField(null=True)
+    stopped_at = pw.DateTimeField(null=True)
+
+
+MODELS = [Setting, ServerGroup, Server, Product, Service, Job, ProvisioningLog, ApiToken, Notification,
+          AuditEntry, Daemon]
 
