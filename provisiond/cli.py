@@ -11,13 +11,14 @@ import dataclasses
 import datetime
 import json
 import logging
+import os
 import shutil
 import sys
 from typing import Any, Callable
 
 from provisiond import catalog, config, crypto, db, lifecycle, panels, queue, ssh
 from provisiond.errors import NotFound, PanelError, ProvisiondError, StateError, ValidationError
-from provisiond.models import Job, ProvisioningLog, Server, Service, utcnow
+from provisiond.models import Job, ProvisioningLog, Server, Service, ServiceStatus, utcnow
 
 COMMANDS: dict[str, Callable] = {}
 
@@ -75,19 +76,34 @@ def _kv(pairs: list[str] | None, field: str) -> dict[str, str]:
     return result
 
 
+def _text(value: Any) -> str:
+    """A value as a person reads it: no Python reprs, times to the second, lists by commas."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime.datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_text(v)}" for k, v in value.items())
+    return str(value)
+
+
 def _table(rows: list[dict], columns: list[str]) -> str:
     if not rows:
         return "(none)"
-    widths = {c: max(len(c), *(len(str(r.get(c, "") or "")) for r in rows)) for c in columns}
-    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(r.get(c, "") if r.get(c) is not None else "").ljust(widths[c]) for c in columns)
-              for r in rows]
+    cells = [[_text(r.get(c)).replace("\n", " ") for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines)
 
 
 def _fields(data: dict) -> str:
     width = max(len(k) for k in data)
-    return "\n".join(f"{k.ljust(width)}  {'' if v is None else v}" for k, v in data.items())
+    return "\n".join(f"{k.ljust(width)}  {_text(v)}" for k, v in data.items())
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -469,7 +485,8 @@ def cmd_log_show(rt: Runtime, args) -> int:
 @command("sandbox")
 def cmd_sandbox(rt: Runtime, args) -> int:
     from provisiond.sandbox import serve
-    return serve(args.panel, args.host, args.port)
+    fields = [f.name for f in rt.registry().get(args.panel).credentials]
+    return serve(args.panel, args.host, args.port, fields)
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -598,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("service", help="id or billing reference")
     p.add_argument("package")
     p = sub(svg, "list", "list services")
-    p.add_argument("--status")
+    p.add_argument("--status", choices=[s.value for s in ServiceStatus], help="only services in this state")
 
     jg = group("job", "jobs")
     p = sub(jg, "list", "list jobs, newest first")
@@ -629,7 +646,14 @@ def main(argv: list[str] | None = None) -> int:
     name = args.command + (f" {args.sub}" if getattr(args, "sub", None) else "")
     try:
         settings = config.load({"home": args.home, "database_url": args.database_url})
-        return COMMANDS[name](Runtime(settings, args.json), args) or 0
+        code = COMMANDS[name](Runtime(settings, args.json), args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # `provisiond ... --json | head`: the reader left; end quietly, as other tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (ValidationError, NotFound, StateError, PanelError) as exc:
         print(f"provisiond: error: {exc}", file=sys.stderr)
         return 2

@@ -140,3 +140,52 @@ def test_admin_and_client_actions_declared_by_the_panel(ready, whm):
     code, _, err = ready("service", "action", "ACT-1", "no_such_action")
     assert code == 2 and "action" in err
     assert order["job"]
+
+
+def test_sandbox_prints_server_add_lines_that_work_when_pasted(run, whm, registry):
+    import shlex
+
+    from provisiond.sandbox import server_add_lines
+    lines = server_add_lines("cpanel", whm, [f.name for f in registry.get("cpanel").credentials])
+    assert run("init")[0] == 0
+    for line in lines.splitlines():
+        argv = shlex.split(line)
+        assert argv[0] == "provisiond"
+        code, _, err = run(*argv[1:])
+        assert code == 0, err
+    code, out, err = run("server", "test", "sandbox-cpanel")
+    assert code == 0, err
+    assert "ok" in out
+
+
+def test_service_list_refuses_an_unknown_status_like_job_list(ready, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        ready("service", "list", "--status", "bogus")
+    assert exit_.value.code == 2
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_text_output_has_no_python_reprs(ready):
+    ready("service", "order", "--product", "starter", "--domain", "repr.example.com",
+          "--email", "a@repr.example.com", "--ref", "INV-R1")
+    job = Job.get()
+    Job.update(params={"package": "pro", "extra": ["a", "b"]}).where(Job.id == job.id).execute()
+    texts = [ready("service", "show", "INV-R1")[1], ready("job", "show", str(job.id))[1],
+             ready("job", "list")[1], ready("server", "list")[1]]
+    for text in texts:
+        assert not any(mark in text for mark in ("{'", "['", "datetime.", "None")), text
+        assert "extra=a, b, package=pro" in texts[1]
+
+
+def test_json_piped_into_a_reader_that_leaves_ends_quietly(ready, settings):
+    import subprocess
+    import sys
+    from provisiond import queue
+    server = Server.get()
+    for n in range(300):  # more than a pipe holds, so the write meets the closed pipe
+        queue.enqueue("test_connection", server=server, params={"n": n})
+    script = (f"{sys.executable} -m provisiond.cli --home {settings.home} "
+              f"--database-url '{settings.database_url}' job list --limit 500 --json | head -n 1")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "["
+    assert done.stderr == ""
