@@ -330,7 +330,7 @@ def cmd_service_order(rt: Runtime, args) -> int:
     rt.open_db()
     service, job = lifecycle.order(rt.registry(), rt.vault, product=args.product, domain=args.domain,
                                    email=args.email, username=args.username, ref=args.ref,
-                                   policy=rt.policy, settings=rt.settings)
+                                   paid_until=args.paid_until, policy=rt.policy, settings=rt.settings)
     view = service_view(service) | {"job": job.id if job else None}
     rt.out(view, lambda v: f"service {v['ref']} ({v['domain']}) ordered: "
            + (f"create job {v['job']} queued on {v['server']} as {v['username']}" if v["job"]
@@ -595,6 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", required=True)
     p.add_argument("--username")
     p.add_argument("--ref", help="the billing system's reference")
+    p.add_argument("--paid-until", type=_date, metavar="YYYY-MM-DD",
+                   help="the day the order is paid until (the overdue sweep counts from it)")
     for name, help_text in (("show", "show a service and its jobs"), ("unsuspend", "unsuspend"),
                             ("terminate", "terminate (remove the account)"),
                             ("change-password", "set a new generated password")):

@@ -189,3 +189,11 @@ def test_json_piped_into_a_reader_that_leaves_ends_quietly(ready, settings):
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "["
     assert done.stderr == ""
+
+
+def test_order_takes_paid_until_as_the_api_does(ready):
+    code, out, err = ready("--json", "service", "order", "--product", "starter", "--domain", "paid.example.com",
+                           "--email", "a@paid.example.com", "--ref", "INV-PU", "--paid-until", "2027-03-31")
+    assert code == 0, err
+    assert json.loads(out)["paid_until"] == "2027-03-31"
+    assert str(Service.get(Service.ref == "INV-PU").paid_until) == "2027-03-31"
