@@ -111,6 +111,8 @@ class OrderIn(Strict):
 
 class PaymentIn(Strict):
     paid_until: IsoDate
+    correct: bool = Field(False, description="allow a date earlier than the current one "
+                                             "(a correction, audited); without it that is a 409")
 
 
 class SuspendIn(Strict):
@@ -375,12 +377,15 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     @v1.post("/services/{service}/payments", response_model=ServiceAndJob, tags=["services"],
              responses={**NOT_FOUND, **CONFLICT, **INVALID})
     @_with_db
-    def record_payment(service: ServiceKey, payment: PaymentIn):
+    def record_payment(service: ServiceKey, payment: PaymentIn,
+                       token: Annotated[ApiToken, Depends(authenticate)]):
         """Record ``paid_until``; a service suspended for being overdue is unsuspended at once
-        (never one suspended by an admin or for abuse)."""
+        (never one suspended by an admin or for abuse). An earlier date than the current one is
+        a 409 unless ``correct`` is true."""
         service_id = _service_id(service)
         job = lifecycle.record_payment(service_id, payment.paid_until, utcnow().date(),
-                                       registry=registry(), vault=vault, policy=policy)
+                                       registry=registry(), vault=vault, policy=policy,
+                                       correct=payment.correct, actor=f"api:{token.name}")
         return {"service": service_view(Service.get_by_id(service_id)),
                 "job": job_view(job) if job else None}
 

@@ -203,8 +203,10 @@ def cmd_token_revoke(rt: Runtime, args) -> int:
 @command("service paid")
 def cmd_service_paid(rt: Runtime, args) -> int:
     rt.open_db()
+    from provisiond import audit
     job = lifecycle.record_payment(args.service, args.until, datetime.date.today(), registry=rt.registry(),
-                                   vault=rt.vault, policy=rt.policy)
+                                   vault=rt.vault, policy=rt.policy, correct=args.correct,
+                                   actor=audit.cli_actor())
     service = lifecycle.get_service(args.service)
     rt.out(service_view(service) | {"unsuspend_job": job.id if job else None},
            lambda v: f"service {v['ref']} paid until {v['paid_until']}"
@@ -594,6 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub(svg, "paid", "record a payment (unsuspends a service suspended for being overdue)")
     p.add_argument("service", help="id or billing reference")
     p.add_argument("--until", type=_date, required=True, help="paid until (YYYY-MM-DD)")
+    p.add_argument("--correct", action="store_true",
+                   help="allow a date earlier than the current one (a correction; audited)")
     p = sub(svg, "change-package", "move to another package")
     p.add_argument("service", help="id or billing reference")
     p.add_argument("package")

@@ -409,3 +409,16 @@ def test_service_actions_declared_by_the_panel(cpanel_setup, settings, vault, wh
     refused = client.post("/v1/services/API-ACT/actions/login_link", json={"params": {"x": 1}})
     assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "params.x"
     assert client.post("/v1/services/API-ACT/actions/nope").status_code == 422
+
+
+def test_a_payment_earlier_than_the_current_date_is_a_conflict_unless_a_correction(client):
+    from provisiond import audit
+    order(client, paid_until="2027-01-01")
+    refused = client.post("/v1/services/INV-1/payments", json={"paid_until": "2026-01-01"})
+    assert refused.status_code == 409
+    assert all(part in refused.json()["detail"] for part in ("paid_until", "2026-01-01", "2027-01-01"))
+    assert client.get("/v1/services/INV-1").json()["paid_until"] == "2027-01-01"
+    corrected = client.post("/v1/services/INV-1/payments", json={"paid_until": "2026-01-01", "correct": True})
+    assert corrected.status_code == 200 and corrected.json()["service"]["paid_until"] == "2026-01-01"
+    [entry] = audit.entries("service:INV-1")
+    assert (entry.actor, entry.action) == ("api:billing", "payment.correct")

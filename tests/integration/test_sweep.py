@@ -82,3 +82,40 @@ def test_a_missed_sweep_is_caught_up_at_start(database, settings):
     assert sweep_missed(settings, after_three)          # today's 03:00 passed without a sweep
     sweep.claim_day(datetime.date(2026, 11, 22))
     assert not sweep_missed(settings, after_three)
+
+
+def _service(cpanel_setup, ref: str, **fields) -> Service:
+    server, product = cpanel_setup
+    return Service.create(ref=ref, product=product, server=server, domain=f"{ref.lower()}.example.com",
+                          email="o@example.com", package=product.package, username=ref.lower(), **fields)
+
+
+def test_a_payment_date_moved_back_is_refused_unless_corrected_and_audited(cpanel_setup, settings, capsys):
+    from provisiond import audit, cli
+    _service(cpanel_setup, "INV-7", status="active", paid_until=datetime.date(2027, 1, 1))
+    argv = ["--home", str(settings.home), "--database-url", settings.database_url,
+            "service", "paid", "INV-7", "--until", "2026-01-01"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "paid_until" in err and "2026-01-01" in err and "2027-01-01" in err and len(err.splitlines()) == 1
+    assert Service.get(Service.ref == "INV-7").paid_until == datetime.date(2027, 1, 1)
+    assert audit.entries("service:INV-7") == []
+
+    assert cli.main([*argv, "--correct"]) == 0
+    assert Service.get(Service.ref == "INV-7").paid_until == datetime.date(2026, 1, 1)
+    [entry] = audit.entries("service:INV-7")
+    assert entry.action == "payment.correct" and entry.actor.startswith("cli:")
+    assert entry.detail == {"previous": "2027-01-01", "paid_until": "2026-01-01"}
+    assert cli.main(argv[:-2] + ["--until", "2027-06-01"]) == 0  # forward needs no --correct
+
+
+def test_the_sweep_suspends_an_active_service_past_its_terminate_days_never_terminates_it(cpanel_setup):
+    """The issue's case: paid until 2026-01-01, 325 days overdue and active: suspended, not
+    terminated; terminated only once it is suspended for non-payment."""
+    active = _service(cpanel_setup, "LATE", status="active", paid_until=datetime.date(2026, 1, 1))
+    admin = _service(cpanel_setup, "HELD", status="suspended", status_reason="admin",
+                     paid_until=datetime.date(2026, 1, 1))
+    assert sweep.decide(TODAY) == [policies.Decision(active.id, "suspend", "overdue")]
+    Service.update(status="suspended", status_reason="overdue").where(Service.id == active.id).execute()
+    assert sweep.decide(TODAY) == [policies.Decision(active.id, "terminate", "overdue 325 days")]
+    assert admin.id not in [d.service_id for d in sweep.decide(TODAY)]
