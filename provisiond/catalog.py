@@ -17,7 +17,7 @@ from provisiond.crypto import MASK, Vault
 from provisiond.errors import NotFound, ProvisiondError, ValidationError
 from provisiond.models import Product, Server, ServerGroup, database
 from provisiond.panels import Panel, Registry
-from provisiond.policies import Strategy
+from provisiond.policies import MAX_DAYS, Strategy
 
 ENCRYPTED = "enc:"
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -139,8 +139,8 @@ def add_product(registry: Registry, *, name: str, panel: str, group_name: str, p
     checked = found.check_package_config(config or {})
     target = group(group_name)
     for field, days in (("suspend_after_days", suspend_after_days), ("terminate_after_days", terminate_after_days)):
-        if days is not None and int(days) < 0:
-            raise ValidationError(field, "must not be negative")
+        if days is not None and not 0 <= int(days) <= MAX_DAYS:
+            raise ValidationError(field, f"must be between 0 and {MAX_DAYS} days")
     if suspend_after_days is not None and terminate_after_days is not None \
             and int(terminate_after_days) < int(suspend_after_days):
         raise ValidationError("terminate_after_days", "must not come before suspend_after_days")

@@ -251,11 +251,13 @@ def cmd_sweep(rt: Runtime, args) -> int:
     result = run_sweep(rt.settings, today, dry_run=args.dry_run)
     rows = [{"service": d.service_id, "ref": Service.get_by_id(d.service_id).ref, "action": d.action,
              "reason": d.reason} for d in result.decisions]
-    rt.out({"day": today, "dry_run": args.dry_run, "enqueued": result.enqueued, "decisions": rows},
+    rt.out({"day": today, "dry_run": args.dry_run, "enqueued": result.enqueued, "decisions": rows,
+            "failed_products": result.failed},
            lambda v: _table(rows, ["service", "ref", "action", "reason"])
            + f"\n{len(rows)} decision(s); " + ("dry run, nothing enqueued" if args.dry_run
-                                               else f"{v['enqueued']} job(s) enqueued"))
-    return 0
+                                               else f"{v['enqueued']} job(s) enqueued")
+           + "".join(f"\nproduct {name} NOT swept: {why}" for name, why in result.failed.items()))
+    return 1 if result.failed else 0
 
 
 @command("group add")

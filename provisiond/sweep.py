@@ -6,8 +6,8 @@ rules as a few indexed queries, one pair per distinct (suspend, terminate) days 
 products, so a sweep over 100,000 services never loops over rows in Python. Decisions are
 enqueued in bulk, each with an idempotency key of the day, so a sweep run twice on a day
 enqueues nothing new. Services that already have an open job are left for the next sweep.
-One sweep a day runs across a cluster: ``claim_day`` is a compare-and-set on a shared row,
-taken in the transaction that enqueues, and only by a sweep that decided for every product.
+One sweep a day runs across a cluster: the daemon's sweep holds a shared row for its
+transaction and marks the day done in it, only when it decided for every product.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def decide(today: datetime.date, default_suspend: int = 10, default_terminate: i
         try:
             with database.atomic():  # a savepoint: a failed query does not poison the rest
                 decisions += _decide_group(today, suspend_days, terminate_days, [p.id for p in products])
-        except (ArithmeticError, ValueError, pw.DatabaseError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever one product does, the others are swept
             failed.update({p.name: f"{type(exc).__name__}: {exc}" for p in products})
     return sorted(decisions, key=lambda d: d.service_id)
 
@@ -118,30 +118,44 @@ def run(today: datetime.date, *, dry_run: bool = False, default_suspend: int = 1
         claim: bool = False, settings: Settings | None = None) -> SweepResult:
     """Decide and (unless dry_run) enqueue one sweep's jobs in one transaction.
 
-    With ``claim`` (the daemon's daily sweep), the day is claimed in that same transaction and
-    only when every product was swept: a sweep that fails, or leaves a product out, does not
-    mark the day done, so the next attempt sweeps it again (the day's idempotency keys keep
-    jobs from doubling). A caller that loses the claim enqueues nothing. With ``settings``, each
-    failed product alerts an admin once a day.
+    With ``claim`` (the daemon's daily sweep) that transaction first holds the day's row, so
+    one daemon sweeps while the others wait and then find the day done; the day is marked
+    done only when every product was swept. A sweep that fails rolls back and one that had to
+    leave a product out leaves the day open: the next attempt sweeps it again (the day's
+    idempotency keys keep jobs from doubling). With ``settings``, each product that could not
+    be swept alerts an admin once a day.
     """
     failed: dict[str, str] = {}
-    decisions = decide(today, default_suspend, default_terminate, failed)
-    _report_failures(today, failed, settings)
     if dry_run:
+        decisions = decide(today, default_suspend, default_terminate, failed)
+        _report_failures(today, failed, settings)
         return SweepResult(today, decisions, 0, dry_run, failed)
-    attempts = max_attempts or {}
+    with dbmod.immediate(database.obj):
+        if claim and not _hold_day(today):
+            return SweepResult(today, [], 0, dry_run)  # another daemon swept today
+        decisions = decide(today, default_suspend, default_terminate, failed)
+        enqueued = queue.enqueue_many(_job_rows(today, decisions, max_attempts or {}), utcnow())
+        claimed = claim and not failed and claim_day(today)
+    _report_failures(today, failed, settings)
+    return SweepResult(today, decisions, enqueued, dry_run, failed, claimed)
+
+
+def _hold_day(day: datetime.date) -> bool:
+    """In a transaction: lock the last-sweep row (PostgreSQL; SQLite's write lock is held
+    already) and say whether ``day`` is still to be swept."""
+    Setting.insert(key=LAST_SWEEP, value="").on_conflict_ignore().execute()
+    query = Setting.select().where(Setting.key == LAST_SWEEP)
+    row = (query.for_update() if dbmod.is_postgres() else query).get()
+    return row.value < day.isoformat()
+
+
+def _job_rows(today: datetime.date, decisions: list[Decision], attempts: dict[str, int]) -> list[dict]:
     servers = dict(Service.select(Service.id, Service.server).where(
         Service.id.in_([d.service_id for d in decisions])).tuples()) if decisions else {}
-    rows = [{"action": d.action, "service": d.service_id, "server": servers[d.service_id],
+    return [{"action": d.action, "service": d.service_id, "server": servers[d.service_id],
              "params": {"reason": "overdue"} if d.action == "suspend" else {},
              "idempotency_key": f"sweep:{today.isoformat()}:{d.action}:{d.service_id}",
              "max_attempts": attempts.get(d.action, 6)} for d in decisions if servers.get(d.service_id)]
-    with dbmod.immediate(database.obj):
-        claimed = claim and not failed and claim_day(today)
-        if claim and not failed and not claimed:
-            return SweepResult(today, decisions, 0, dry_run, failed)  # another daemon swept today
-        enqueued = queue.enqueue_many(rows, utcnow()) if rows else 0
-    return SweepResult(today, decisions, enqueued, dry_run, failed, claimed)
 
 
 def _report_failures(today: datetime.date, failed: dict[str, str], settings: Settings | None) -> None:
