@@ -62,8 +62,7 @@ def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host:
     if not name or not inputs.REF.match(name):
         raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
     found = registry.get(panel)
-    if not host or not inputs.LABEL.match(host.split(".")[0].lower()) and not _is_address(host):
-        raise ValidationError("host", f"{host!r} is not a hostname or address")
+    inputs.host(host)
     if port is not None and not 0 < int(port) < 65536:
         raise ValidationError("port", "must be between 1 and 65535")
     if int(max_accounts) < 0:
@@ -103,15 +102,6 @@ def update_server_credentials(registry: Registry, vault: Vault, server: Server,
     server.credentials = seal_credentials(found, checked, vault)
     server.save()
     return server
-
-
-def _is_address(host: str) -> bool:
-    import ipaddress
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
 
 
 def server(name_or_id: str) -> Server:
