@@ -7,6 +7,8 @@ daemons itself when the enqueue commits (NOTIFY, or the wake file on SQLite). Ev
 but ``/v1/health`` and the OpenAPI document (``/openapi.json``, ``/docs``) needs
 ``Authorization: Bearer <token>`` (``provisiond token create NAME``).
 
+A request body over 1 MiB is 413, refused before it is read (``bodylimit``).
+
 Errors: bad input is 422 naming the field (``{"detail": [{"loc": ["body", field], "msg": ...,
 "type": ...}]}``), an unknown id 404, a state that forbids the action 409, a panel that cannot
 do it 422, no or a bad token 401 with ``WWW-Authenticate: Bearer``.
@@ -38,6 +40,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from provisiond import db as dbmod
 from provisiond import actions, inputs, lifecycle, panels, queue, tokens
+from provisiond.bodylimit import MAX_BODY, BodyLimit
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import NotFound, PanelError, StateError, ValidationError
@@ -337,6 +340,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     app = FastAPI(title="provisiond", version="1", openapi_url="/openapi.json",
                   description="Provisioning of hosting accounts for billing systems.")
     _install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
 
     @app.get("/v1/health", response_model=Health, tags=["health"],

@@ -21,6 +21,7 @@ from provisiond.policies import MAX_DAYS, Strategy
 
 ENCRYPTED = "enc:"
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_INT = 2**31 - 1  # an integer column on PostgreSQL
 
 
 def add_group(name: str, strategy: str = Strategy.LEAST_LOADED.value) -> ServerGroup:
@@ -65,8 +66,8 @@ def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host:
     inputs.host(host)
     if port is not None and not 0 < int(port) < 65536:
         raise ValidationError("port", "must be between 1 and 65535")
-    if int(max_accounts) < 0:
-        raise ValidationError("max_accounts", "must not be negative")
+    if not 0 <= int(max_accounts) <= MAX_INT:
+        raise ValidationError("max_accounts", f"must be between 0 and {MAX_INT}")
     checked = found.check_credentials(credentials or {})
     if found.connection == "ssh":
         ssh.check_private_key(str(checked.get("private_key", "")))

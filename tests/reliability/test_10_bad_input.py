@@ -251,6 +251,8 @@ LONG_EMAIL = "a" * 60 + "@" + "b" * 236 + ".com"   # 300 characters: the email c
     (["server", "add", "whm-evil", "--panel", "cpanel", "--host", "a.-oProxyCommand=x",
       "--group", "web", "--credential", "api_token=x"], "host"),
     (["service", "order", "--product", "starter", "--domain", "exa\u200bmple.com", "--email", "a@b.co"], "domain"),
+    (["server", "add", "whm-big", "--panel", "cpanel", "--host", "whm.example.net", "--max-accounts", str(2**40),
+      "--group", "web", "--credential", "api_token=x"], "max_accounts"),
 ])
 def test_the_cli_gives_one_line_field_errors_for_overlong_values_on_every_database(shop, settings, capsys,
                                                                                      argv, field):
