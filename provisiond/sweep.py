@@ -165,5 +165,6 @@ def _report_failures(today: datetime.date, failed: dict[str, str], settings: Set
             notify.alert(settings, f"overdue sweep skipped product {name}",
                          f"The overdue sweep of {today} could not decide for the services of product "
                          f"{name}: {why}\n\nThe other products were swept. Fix the product's "
-                         "suspend/terminate days; the day is swept again until every product is.",
+                         "suspend/terminate days; the day stays open, so a daemon that starts sweeps "
+                         "it again (and `provisiond sweep` shows what it would do).",
                          f"sweep:{today.isoformat()}:{name}")
