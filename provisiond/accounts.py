@@ -14,8 +14,13 @@ from provisiond.errors import ValidationError
 from provisiond.panels import PasswordRules, UsernameRules
 
 
+STORED_MAX_LENGTH = 64  # the service.username column
+
+
 def username_problem(username: str, rules: UsernameRules) -> str | None:
     """Why ``username`` breaks the panel's rules, or None when it is acceptable."""
+    if len(username) > STORED_MAX_LENGTH:  # whatever a server's own limit says
+        return f"must be at most {STORED_MAX_LENGTH} characters"
     if not rules.min_length <= len(username) <= rules.max_length:
         return f"must be {rules.min_length} to {rules.max_length} characters"
     if rules.lowercase and username != username.lower():

@@ -7,6 +7,8 @@ daemons itself when the enqueue commits (NOTIFY, or the wake file on SQLite). Ev
 but ``/v1/health`` and the OpenAPI document (``/openapi.json``, ``/docs``) needs
 ``Authorization: Bearer <token>`` (``provisiond token create NAME``).
 
+A request body over 1 MiB is 413, refused before it is read (``bodylimit``).
+
 Errors: bad input is 422 naming the field (``{"detail": [{"loc": ["body", field], "msg": ...,
 "type": ...}]}``), an unknown id 404, a state that forbids the action 409, a panel that cannot
 do it 422, no or a bad token 401 with ``WWW-Authenticate: Bearer``.
@@ -38,6 +40,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from provisiond import db as dbmod
 from provisiond import actions, inputs, lifecycle, panels, queue, tokens
+from provisiond.bodylimit import MAX_BODY, BodyLimit
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import NotFound, PanelError, StateError, ValidationError
@@ -111,6 +114,8 @@ class OrderIn(Strict):
 
 class PaymentIn(Strict):
     paid_until: IsoDate
+    correct: bool = Field(False, description="allow a date earlier than the current one "
+                                             "(a correction, audited); without it that is a 409")
 
 
 class SuspendIn(Strict):
@@ -335,6 +340,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     app = FastAPI(title="provisiond", version="1", openapi_url="/openapi.json",
                   description="Provisioning of hosting accounts for billing systems.")
     _install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
 
     @app.get("/v1/health", response_model=Health, tags=["health"],
@@ -375,12 +381,15 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     @v1.post("/services/{service}/payments", response_model=ServiceAndJob, tags=["services"],
              responses={**NOT_FOUND, **CONFLICT, **INVALID})
     @_with_db
-    def record_payment(service: ServiceKey, payment: PaymentIn):
+    def record_payment(service: ServiceKey, payment: PaymentIn,
+                       token: Annotated[ApiToken, Depends(authenticate)]):
         """Record ``paid_until``; a service suspended for being overdue is unsuspended at once
-        (never one suspended by an admin or for abuse)."""
+        (never one suspended by an admin or for abuse). An earlier date than the current one is
+        a 409 unless ``correct`` is true."""
         service_id = _service_id(service)
         job = lifecycle.record_payment(service_id, payment.paid_until, utcnow().date(),
-                                       registry=registry(), vault=vault, policy=policy)
+                                       registry=registry(), vault=vault, policy=policy,
+                                       correct=payment.correct, actor=f"api:{token.name}")
         return {"service": service_view(Service.get_by_id(service_id)),
                 "job": job_view(job) if job else None}
 

@@ -17,10 +17,11 @@ from provisiond.crypto import MASK, Vault
 from provisiond.errors import NotFound, ProvisiondError, ValidationError
 from provisiond.models import Product, Server, ServerGroup, database
 from provisiond.panels import Panel, Registry
-from provisiond.policies import Strategy
+from provisiond.policies import MAX_DAYS, Strategy
 
 ENCRYPTED = "enc:"
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_INT = 2**31 - 1  # an integer column on PostgreSQL
 
 
 def add_group(name: str, strategy: str = Strategy.LEAST_LOADED.value) -> ServerGroup:
@@ -62,12 +63,11 @@ def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host:
     if not name or not inputs.REF.match(name):
         raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
     found = registry.get(panel)
-    if not host or not inputs.LABEL.match(host.split(".")[0].lower()) and not _is_address(host):
-        raise ValidationError("host", f"{host!r} is not a hostname or address")
+    inputs.host(host)
     if port is not None and not 0 < int(port) < 65536:
         raise ValidationError("port", "must be between 1 and 65535")
-    if int(max_accounts) < 0:
-        raise ValidationError("max_accounts", "must not be negative")
+    if not 0 <= int(max_accounts) <= MAX_INT:
+        raise ValidationError("max_accounts", f"must be between 0 and {MAX_INT}")
     checked = found.check_credentials(credentials or {})
     if found.connection == "ssh":
         ssh.check_private_key(str(checked.get("private_key", "")))
@@ -105,15 +105,6 @@ def update_server_credentials(registry: Registry, vault: Vault, server: Server,
     return server
 
 
-def _is_address(host: str) -> bool:
-    import ipaddress
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
 def server(name_or_id: str) -> Server:
     key = str(name_or_id)
     if "\x00" in key:
@@ -139,8 +130,8 @@ def add_product(registry: Registry, *, name: str, panel: str, group_name: str, p
     checked = found.check_package_config(config or {})
     target = group(group_name)
     for field, days in (("suspend_after_days", suspend_after_days), ("terminate_after_days", terminate_after_days)):
-        if days is not None and int(days) < 0:
-            raise ValidationError(field, "must not be negative")
+        if days is not None and not 0 <= int(days) <= MAX_DAYS:
+            raise ValidationError(field, f"must be between 0 and {MAX_DAYS} days")
     if suspend_after_days is not None and terminate_after_days is not None \
             and int(terminate_after_days) < int(suspend_after_days):
         raise ValidationError("terminate_after_days", "must not come before suspend_after_days")

@@ -219,8 +219,10 @@ def cmd_token_revoke(rt: Runtime, args) -> int:
 @command("service paid")
 def cmd_service_paid(rt: Runtime, args) -> int:
     rt.open_db()
+    from provisiond import audit
     job = lifecycle.record_payment(args.service, args.until, datetime.date.today(), registry=rt.registry(),
-                                   vault=rt.vault, policy=rt.policy)
+                                   vault=rt.vault, policy=rt.policy, correct=args.correct,
+                                   actor=audit.cli_actor())
     service = lifecycle.get_service(args.service)
     rt.out(service_view(service) | {"unsuspend_job": job.id if job else None},
            lambda v: f"service {v['ref']} paid until {v['paid_until']}"
@@ -265,11 +267,13 @@ def cmd_sweep(rt: Runtime, args) -> int:
     result = run_sweep(rt.settings, today, dry_run=args.dry_run)
     rows = [{"service": d.service_id, "ref": Service.get_by_id(d.service_id).ref, "action": d.action,
              "reason": d.reason} for d in result.decisions]
-    rt.out({"day": today, "dry_run": args.dry_run, "enqueued": result.enqueued, "decisions": rows},
+    rt.out({"day": today, "dry_run": args.dry_run, "enqueued": result.enqueued, "decisions": rows,
+            "failed_products": result.failed},
            lambda v: _table(rows, ["service", "ref", "action", "reason"])
            + f"\n{len(rows)} decision(s); " + ("dry run, nothing enqueued" if args.dry_run
-                                               else f"{v['enqueued']} job(s) enqueued"))
-    return 0
+                                               else f"{v['enqueued']} job(s) enqueued")
+           + "".join(f"\nproduct {name} NOT swept: {why}" for name, why in result.failed.items()))
+    return 1 if result.failed else 0
 
 
 @command("group add")
@@ -613,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub(svg, "paid", "record a payment (unsuspends a service suspended for being overdue)")
     p.add_argument("service", help="id or billing reference")
     p.add_argument("--until", type=_date, required=True, help="paid until (YYYY-MM-DD)")
+    p.add_argument("--correct", action="store_true",
+                   help="allow a date earlier than the current one (a correction; audited)")
     p = sub(svg, "change-package", "move to another package")
     p.add_argument("service", help="id or billing reference")
     p.add_argument("package")

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from provisiond.errors import ConfigError
+from provisiond.policies import MAX_DAYS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -80,6 +81,7 @@ class Settings:
     alert_webhook_url: str = ""
     billing_webhook_url: str = ""
     billing_webhook_secret: str = ""
+    billing_webhook_unsigned: bool = False
     welcome_template: str = ""
     notify_seconds: float = 10.0
 
@@ -94,6 +96,21 @@ class Settings:
             object.__setattr__(self, name, default if value is None else Path(value))
         object.__setattr__(self, "playbooks_path", tuple(Path(p) for p in self.playbooks_path))
         object.__setattr__(self, "roles_path", tuple(Path(p) for p in self.roles_path))
+        self._check_overdue_days()
+        if self.billing_webhook_url and not self.billing_webhook_secret and not self.billing_webhook_unsigned:
+            # An unsigned hook lets anyone who can reach the billing system forge state changes.
+            raise ConfigError("setting billing_webhook_secret: required when billing_webhook_url is set "
+                              "(or set billing_webhook_unsigned: true to post unsigned on purpose)")
+
+    def _check_overdue_days(self) -> None:
+        # Bounded here so a typo cannot reach the sweep (a date a million days back overflows).
+        for name in ("suspend_after_days", "terminate_after_days"):
+            if not 0 <= getattr(self, name) <= MAX_DAYS:
+                raise ConfigError(f"setting {name}: must be between 0 and {MAX_DAYS} days, "
+                                  f"got {getattr(self, name)}")
+        if self.terminate_after_days < self.suspend_after_days:
+            raise ConfigError(f"setting terminate_after_days: {self.terminate_after_days} comes before "
+                              f"suspend_after_days {self.suspend_after_days}")
 
     def run_slots(self) -> int:
         """How many runs may go at once: ``max_runs``, or two per CPU core when it is 0."""

@@ -136,9 +136,11 @@ class Daemon:
     def sweep(self) -> None:
         """Today's overdue sweep, once across every daemon sharing the database."""
         today = datetime.date.today()
-        if not sweep.claim_day(today):
+        if sweep.last_day() == today:
             return
-        result = run_sweep(self.settings, today)
+        result = run_sweep(self.settings, today, claim=True)  # marks the day done only when complete
+        if not result.claimed and not result.failed:
+            return  # another daemon swept today
         log.info("overdue sweep %s: %d decisions, %d jobs enqueued", today, len(result.decisions), result.enqueued)
         if result.enqueued:
             self.bring_tick_forward()
@@ -176,11 +178,13 @@ def utcnow_local() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def run_sweep(settings: Settings, today: datetime.date, dry_run: bool = False) -> sweep.SweepResult:
+def run_sweep(settings: Settings, today: datetime.date, dry_run: bool = False,
+              claim: bool = False) -> sweep.SweepResult:
     policy = retry_policy(settings)
     return sweep.run(today, dry_run=dry_run, default_suspend=settings.suspend_after_days,
                      default_terminate=settings.terminate_after_days,
-                     max_attempts={a: policy.attempts_for(a) for a in ("suspend", "terminate")})
+                     max_attempts={a: policy.attempts_for(a) for a in ("suspend", "terminate")},
+                     claim=claim, settings=settings)
 
 
 def sweep_missed(settings: Settings, now: datetime.datetime) -> bool:

@@ -36,6 +36,11 @@ from provisiond.crypto import Redactor
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 RUN_MARKER = "PROVISIOND_RUN"   # set in every process of a run, to find its leftovers
 HOST_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
+# ansible-runner empties a task result whose text is longer than MAX_EVENT_RES (700,000 by
+# default), message and transient flag included. panel_call reads at most 1 MiB of an answer
+# (its text can be ~1.5x that as a Python repr) and keeps only an excerpt when a call fails, so
+# 4 MiB keeps every panel_call result whole.
+MAX_EVENT_RES = 4 * 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -154,6 +159,7 @@ def _environment(spec: RunSpec, data_dir: Path, marker: str) -> dict:
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        "MAX_EVENT_RES": str(MAX_EVENT_RES),
     })
     env.update(spec.env)
     return env

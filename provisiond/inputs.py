@@ -6,7 +6,12 @@ travel as a variable (never as template or shell code).
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
+import unicodedata
+
+import idna
 
 from provisiond.errors import ValidationError
 
@@ -17,17 +22,30 @@ PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,99}$")
 
 
 def domain(value: str) -> str:
-    """A hostname in its ASCII form: internationalised names are turned into punycode."""
+    """A domain name, returned in its ASCII form (the A-label, e.g. ``xn--fa-hia.de``).
+
+    Internationalised names are checked and converted with IDNA 2008 (UTS 46 mapping,
+    non-transitional, the ``idna`` package): ``faß.de`` is ``xn--fa-hia.de``, never
+    ``fass.de`` as Python's IDNA 2003 codec makes it. The A-label is what is stored, shown
+    and sent to panels, consistently. Invisible characters (zero-width space and joiners, soft
+    hyphen, variation selectors), which would silently vanish from the name, are refused, and
+    so is an ``xn--`` label that is not valid punycode.
+    """
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("domain", "is required")
     if value != value.strip() or any(c.isspace() for c in value):
         raise ValidationError("domain", f"{value!r} contains spaces")
     if value.endswith("."):
         raise ValidationError("domain", f"{value!r} ends with a dot; give the name without it")
+    if len(value) > 253:
+        raise ValidationError("domain", "must be at most 253 characters")
+    invisible = next((c for c in value if _invisible(c)), None)
+    if invisible is not None:
+        raise ValidationError("domain", f"{value!r} contains an invisible character (U+{ord(invisible):04X})")
     try:
-        ascii_name = value.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        raise ValidationError("domain", f"{value!r} is not a valid domain name") from None
+        ascii_name = idna.encode(value, uts46=True, std3_rules=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        raise ValidationError("domain", f"{value!r} is not a valid domain name (IDNA 2008)") from None
     labels = ascii_name.split(".")
     if len(ascii_name) > 253 or len(labels) < 2 or not all(LABEL.match(x) for x in labels):
         raise ValidationError("domain", f"{value!r} is not a valid domain name "
@@ -37,7 +55,41 @@ def domain(value: str) -> str:
     return ascii_name
 
 
+def _invisible(char: str) -> bool:
+    """A format character, or one UTS 46 maps to nothing (it would vanish from the name)."""
+    if char.isascii():
+        return False
+    if unicodedata.category(char) in ("Cf", "Cc"):
+        return True
+    try:
+        return idna.uts46_remap(char, std3_rules=False) == ""
+    except idna.IDNAError:  # disallowed: refused by the IDNA check that follows
+        return False
+
+
+def host(value: str) -> str:
+    """A server's host: a hostname (ASCII labels) or an IP literal, nothing else.
+
+    It reaches SSH and URLs, so anything that could be read as an option (a leading '-'), a
+    user (``@``), a path, a second line or a port is refused. Returned as given.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValidationError("host", "is required")
+    if "%" not in value:  # an IPv6 zone id would carry any text
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_address(value)
+            return value
+    labels = value.lower().split(".")
+    if (len(value) > 253 or not value.isascii() or not all(LABEL.fullmatch(x) for x in labels)
+            or labels[-1].isdigit()):
+        raise ValidationError("host", f"{value!r} is not a hostname or an IP address "
+                              "(letters, digits and hyphens in dot-separated labels of 1-63)")
+    return value
+
+
 def email(value: str) -> str:
+    if isinstance(value, str) and len(value) > 254:
+        raise ValidationError("email", "must be at most 254 characters")
     if not isinstance(value, str) or not EMAIL.fullmatch(value):
         raise ValidationError("email", f"{value!r} is not a valid email address")
     return value

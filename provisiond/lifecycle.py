@@ -282,20 +282,33 @@ def _notify_final_failure(settings: Settings, job: Job, before: Service, message
 
 def record_payment(ref_or_id: str | int, paid_until: datetime.date, today: datetime.date, *,
                    registry: Registry, vault: Vault,
-                   policy: RetryPolicy = RetryPolicy()) -> Job | None:
+                   policy: RetryPolicy = RetryPolicy(), correct: bool = False,
+                   actor: str | None = None) -> Job | None:
     """Record that the service is paid until ``paid_until``.
+
+    A date earlier than the current ``paid_until`` is refused (StateError naming both dates):
+    moved back by accident, it would have the sweep suspend a paid-up account. With
+    ``correct`` it is a correction, recorded in the audit trail under ``actor``.
 
     Returns the unsuspend job when the payment clears a suspension for being overdue
     (``policies.on_payment``); a service suspended by an admin or for abuse stays suspended,
     and None is returned. The payment and the unsuspend request are one transaction.
     """
+    from provisiond import audit
     from provisiond.policies import on_payment
 
     service_id = get_service(ref_or_id).id
     with dbmod.immediate(database.obj):
+        service = Service.get_by_id(service_id)
+        previous = service.paid_until
+        if previous is not None and paid_until < previous:
+            if not correct:
+                raise StateError(f"paid_until: {paid_until} is earlier than the current {previous} of "
+                                 f"service {service.ref}; give --correct (API: \"correct\": true) to move it back")
+            audit.record(actor or audit.cli_actor(), "payment.correct", f"service:{service.ref}",
+                         previous=previous.isoformat(), paid_until=paid_until.isoformat())
         Service.update(paid_until=paid_until, updated_at=utcnow()).where(
             Service.id == service_id).execute()
-        service = Service.get_by_id(service_id)
         if on_payment(service.status, service.status_reason, paid_until, today) is None:
             return None
         return request(registry, vault, service_id, "unsuspend", policy=policy)

@@ -202,6 +202,10 @@ class RetryPolicy:
 # --------------------------------------------------------------------------- overdue
 
 
+# Ten years: beyond it a day count is a typo, and a date that far back does not exist.
+MAX_DAYS = 3650
+
+
 def resolve_days(
     product_suspend: int | None,
     product_terminate: int | None,
@@ -210,13 +214,13 @@ def resolve_days(
 ) -> tuple[int, int]:
     """(suspend_after_days, terminate_after_days): a product's override, else the default.
 
-    Raises ValueError for a negative value or a termination before the suspension, so a
-    bad product override is refused when it is written, not found by the sweep.
+    Raises ValueError for a value outside 0..MAX_DAYS or a termination before the
+    suspension, so a bad product override is refused when it is written, not found by the sweep.
     """
     suspend = default_suspend if product_suspend is None else product_suspend
     terminate = default_terminate if product_terminate is None else product_terminate
-    if suspend < 0 or terminate < 0:
-        raise ValueError(f"overdue days must be >= 0, got suspend={suspend}, terminate={terminate}")
+    if not (0 <= suspend <= MAX_DAYS and 0 <= terminate <= MAX_DAYS):
+        raise ValueError(f"overdue days must be 0-{MAX_DAYS}, got suspend={suspend}, terminate={terminate}")
     if terminate < suspend:
         raise ValueError(f"terminate after {terminate} days comes before suspend after {suspend}")
     return suspend, terminate
@@ -252,10 +256,12 @@ def decide(facts: OverdueFacts, today: datetime.date) -> Decision | None:
     if facts.hold_until is not None and facts.hold_until >= today:
         return None
     days_overdue = (today - facts.paid_until).days
-    if days_overdue >= facts.terminate_after_days and not facts.never_terminate:
+    if facts.status == "active":
+        # Suspended first, whatever the day count: a late suspension is never skipped.
+        return Decision(facts.service_id, "suspend", "overdue") if days_overdue >= facts.suspend_after_days else None
+    if (facts.status_reason == "overdue" and days_overdue >= facts.terminate_after_days
+            and not facts.never_terminate):
         return Decision(facts.service_id, "terminate", f"overdue {days_overdue} days")
-    if days_overdue >= facts.suspend_after_days and facts.status == "active":
-        return Decision(facts.service_id, "suspend", "overdue")
     return None
 
 
@@ -266,12 +272,13 @@ def sweep(services: Iterable[OverdueFacts], today: datetime.date) -> list[Decisi
     ``paid_until``, when ``hold_until >= today``, or when it is not active or suspended
     (pending, terminated and failed services are never touched).
 
-    - terminate: ``days_overdue >= terminate_after_days`` and not ``never_terminate``;
-      this includes a service suspended by an admin or for abuse: the suspension does not
-      pay the debt. Reason: ``"overdue N days"``.
-    - suspend: otherwise, ``days_overdue >= suspend_after_days`` and the service is
-      active (a never-terminate service past its terminate days is still suspended).
+    - suspend: an active service with ``days_overdue >= suspend_after_days``, whatever the
+      day count (an active service is never terminated: it is suspended first, even when it
+      is already past its terminate days, e.g. after a payment date was moved back).
       Reason: ``"overdue"``.
+    - terminate: only a service suspended for non-payment (``status_reason == "overdue"``)
+      with ``days_overdue >= terminate_after_days`` and not ``never_terminate``. A service
+      suspended by an admin or for abuse is left to the admin. Reason: ``"overdue N days"``.
     """
     return [d for d in (decide(facts, today) for facts in services) if d is not None]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import select
@@ -341,10 +342,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_an_order_over_real_http(cpanel_setup, settings, vault, woken):
-    token = tokens.create("billing")
+@contextlib.contextmanager
+def _serving(settings, vault):
+    """The API over real HTTP on a free loopback port; yields the port."""
     server = api.build_server(settings, port=_free_port(), vault=vault)
-    assert server.config.host == "127.0.0.1"  # loopback unless told otherwise
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -352,7 +353,18 @@ def test_an_order_over_real_http(cpanel_setup, settings, vault, woken):
         while not server.started and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert server.started
-        base = f"http://127.0.0.1:{server.config.port}"
+        yield server.config.port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_an_order_over_real_http(cpanel_setup, settings, vault, woken):
+    token = tokens.create("billing")
+    assert api.build_server(settings, vault=vault).config.host == "127.0.0.1"  # loopback unless told
+    with _serving(settings, vault) as port:
+        base = f"http://127.0.0.1:{port}"
         assert requests.post(f"{base}/v1/orders", json=ORDER, timeout=10).status_code == 401
         response = requests.post(f"{base}/v1/orders", json=ORDER, timeout=10,
                                  headers={"Authorization": f"Bearer {token}"})
@@ -362,10 +374,6 @@ def test_an_order_over_real_http(cpanel_setup, settings, vault, woken):
                              headers={"Authorization": f"Bearer {token}"}).json()
         assert shown["status"] == "queued" and shown["service"] == "INV-1"
         assert woken()
-    finally:
-        server.should_exit = True
-        thread.join(10)
-    assert not thread.is_alive()
 
 
 def test_sigterm_stops_the_server_and_returns_to_the_caller(database, settings, vault):
@@ -409,3 +417,46 @@ def test_service_actions_declared_by_the_panel(cpanel_setup, settings, vault, wh
     refused = client.post("/v1/services/API-ACT/actions/login_link", json={"params": {"x": 1}})
     assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "params.x"
     assert client.post("/v1/services/API-ACT/actions/nope").status_code == 422
+
+
+def test_a_payment_earlier_than_the_current_date_is_a_conflict_unless_a_correction(client):
+    from provisiond import audit
+    order(client, paid_until="2027-01-01")
+    refused = client.post("/v1/services/INV-1/payments", json={"paid_until": "2026-01-01"})
+    assert refused.status_code == 409
+    assert all(part in refused.json()["detail"] for part in ("paid_until", "2026-01-01", "2027-01-01"))
+    assert client.get("/v1/services/INV-1").json()["paid_until"] == "2027-01-01"
+    corrected = client.post("/v1/services/INV-1/payments", json={"paid_until": "2026-01-01", "correct": True})
+    assert corrected.status_code == 200 and corrected.json()["service"]["paid_until"] == "2026-01-01"
+    [entry] = audit.entries("service:INV-1")
+    assert (entry.actor, entry.action) == ("api:billing", "payment.correct")
+
+
+def _status_line(sock: socket.socket) -> bytes:
+    answer = b""
+    while b"\r\n" not in answer:
+        data = sock.recv(4096)
+        if not data:
+            break
+        answer += data
+    return answer.split(b"\r\n", 1)[0]
+
+
+HEAD = b"POST /v1/orders HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+
+
+def test_a_body_over_1_mib_is_refused_before_it_is_read(database, settings, vault):
+    """An unauthenticated 300 MB POST took the API to 1 GB: the body is refused, unread."""
+    with _serving(settings, vault) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(HEAD + b"Content-Length: 314572800\r\n\r\n")  # not one byte of it follows
+            assert _status_line(sock) == b"HTTP/1.1 413 Request Entity Too Large"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+            chunk = b"x" * 65536
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                for _ in range(17):  # 1 MiB + 64 KiB and no last chunk: only a counting server answers
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            assert _status_line(sock) == b"HTTP/1.1 413 Request Entity Too Large"
+        small = requests.post(f"http://127.0.0.1:{port}/v1/orders", json=ORDER, timeout=10)
+        assert small.status_code == 401  # a normal body still reaches the token check

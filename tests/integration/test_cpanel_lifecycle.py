@@ -120,6 +120,34 @@ def test_transient_failure_is_retried_then_succeeds(cpanel_setup, registry, vaul
     assert "flaky" in whm.accounts
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "text/html"])
+def test_an_800_kb_503_is_still_transient_on_the_first_attempt(cpanel_setup, registry, vault, whm, worker,
+                                                                content_type):
+    """A huge answer once emptied the task's event (ansible-runner's MAX_EVENT_RES): message and
+    transient flag were lost and a 503 failed the job for good on attempt 1."""
+    service, job = lifecycle.order(registry, vault, product="starter", domain="huge.example.com",
+                                   email="me@huge.example.com")
+    body = (json.dumps({"error": "maintenance", "pad": "x" * 800_000}) if content_type == "application/json"
+            else "<html>" + "busy " * 160_000 + "</html>").encode()
+    whm.fail_next(1, status=503, body=body, content_type=content_type)
+    job = settle(worker, job)
+    assert job.status == "queued" and job.attempts == 1, job.last_error
+    assert "HTTP 503" in job.last_error and len(job.last_error) < 5000
+    log = last_log(job)
+    assert log.status == "retrying" and len(log.panel_answer or "") <= 5000
+
+
+def test_a_large_answer_under_the_1_mib_bound_comes_back_whole(cpanel_setup, settings, vault, registry, whm):
+    """About 900 kB of plans: over ansible-runner's default MAX_EVENT_RES, which emptied the
+    task's result and the reported list with it."""
+    from provisiond import actions
+    server, _ = cpanel_setup
+    whm.plans = {f"plan-{i:05d}-{'x' * 40}" for i in range(15_000)}
+    assert 700_000 < len(json.dumps({"pkg": [{"name": p} for p in whm.plans]})) < 1024 * 1024
+    answer = actions.run(settings, vault, registry, action="list_packages", server=server)
+    assert sorted(answer["packages"]) == sorted(whm.plans)
+
+
 def test_one_run_serves_a_batch_and_one_failure_spares_its_neighbours(cpanel_setup, registry, vault, whm, worker):
     whm.op_createacct({"username": "squat", "domain": "b3.example.com", "plan": "basic",
                        "password": "Zz3!squatter-long", "contactemail": "s@b3.example.com"})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import random
 import threading
+
+import pytest
 
 from provisiond import catalog, policies, sweep
 from provisiond.daemon import sweep_missed
@@ -82,3 +85,84 @@ def test_a_missed_sweep_is_caught_up_at_start(database, settings):
     assert sweep_missed(settings, after_three)          # today's 03:00 passed without a sweep
     sweep.claim_day(datetime.date(2026, 11, 22))
     assert not sweep_missed(settings, after_three)
+
+
+def _service(cpanel_setup, ref: str, **fields) -> Service:
+    server, product = cpanel_setup
+    product = fields.pop("product", product)
+    return Service.create(ref=ref, product=product, server=server, domain=f"{ref.lower()}.example.com",
+                          email="o@example.com", package=product.package, username=ref.lower(), **fields)
+
+
+def test_a_payment_date_moved_back_is_refused_unless_corrected_and_audited(cpanel_setup, settings, capsys):
+    from provisiond import audit, cli
+    _service(cpanel_setup, "INV-7", status="active", paid_until=datetime.date(2027, 1, 1))
+    argv = ["--home", str(settings.home), "--database-url", settings.database_url,
+            "service", "paid", "INV-7", "--until", "2026-01-01"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "paid_until" in err and "2026-01-01" in err and "2027-01-01" in err and len(err.splitlines()) == 1
+    assert Service.get(Service.ref == "INV-7").paid_until == datetime.date(2027, 1, 1)
+    assert audit.entries("service:INV-7") == []
+
+    assert cli.main([*argv, "--correct"]) == 0
+    assert Service.get(Service.ref == "INV-7").paid_until == datetime.date(2026, 1, 1)
+    [entry] = audit.entries("service:INV-7")
+    assert entry.action == "payment.correct" and entry.actor.startswith("cli:")
+    assert entry.detail == {"previous": "2027-01-01", "paid_until": "2026-01-01"}
+    assert cli.main(argv[:-2] + ["--until", "2027-06-01"]) == 0  # forward needs no --correct
+
+
+def test_the_sweep_suspends_an_active_service_past_its_terminate_days_never_terminates_it(cpanel_setup):
+    """The issue's case: paid until 2026-01-01, 325 days overdue and active: suspended, not
+    terminated; terminated only once it is suspended for non-payment."""
+    active = _service(cpanel_setup, "LATE", status="active", paid_until=datetime.date(2026, 1, 1))
+    admin = _service(cpanel_setup, "HELD", status="suspended", status_reason="admin",
+                     paid_until=datetime.date(2026, 1, 1))
+    assert sweep.decide(TODAY) == [policies.Decision(active.id, "suspend", "overdue")]
+    Service.update(status="suspended", status_reason="overdue").where(Service.id == active.id).execute()
+    assert sweep.decide(TODAY) == [policies.Decision(active.id, "terminate", "overdue 325 days")]
+    assert admin.id not in [d.service_id for d in sweep.decide(TODAY)]
+
+
+def test_overdue_days_are_bounded_when_a_product_is_added(cpanel_setup, registry):
+    from provisiond.errors import ValidationError
+    from provisiond.models import Product
+    for field, days in (("terminate_after_days", 1_000_000), ("suspend_after_days", 3651),
+                        ("suspend_after_days", -1)):
+        with pytest.raises(ValidationError) as refused:
+            catalog.add_product(registry, name="huge", panel="cpanel", group_name="web", package="pro",
+                                **{field: days})
+        assert refused.value.field == field
+    assert not Product.select().where(Product.name == "huge").exists()
+    assert catalog.add_product(registry, name="decade", panel="cpanel", group_name="web", package="pro",
+                               suspend_after_days=3650, terminate_after_days=3650).terminate_after_days == 3650
+
+
+def test_one_bad_product_never_stops_the_sweep_nor_claims_the_day(cpanel_setup, registry, settings):
+    """A product stored with a day count the door now refuses (the issue's 1,000,000) used to
+    crash every sweep with OverflowError after the day was claimed: nobody was swept again."""
+    from provisiond.daemon import run_sweep
+    from provisiond.models import Notification, Product
+    server, starter = cpanel_setup
+    bad = catalog.add_product(registry, name="bad", panel="cpanel", group_name="web", package="pro")
+    Product.update(terminate_after_days=1_000_000).where(Product.id == bad.id).execute()
+    good = _service(cpanel_setup, "GOOD", status="active", paid_until=TODAY - datetime.timedelta(days=30))
+    _service(cpanel_setup, "BAD", status="active", paid_until=TODAY - datetime.timedelta(days=30),
+             product=bad)
+    alerting = dataclasses.replace(settings, alert_webhook_url="http://127.0.0.1:9/alerts")
+
+    for decided in ([(good.id, "suspend")], []):  # the catch-up and the cron run: one alert
+        result = run_sweep(alerting, TODAY, claim=True)
+        assert list(result.failed) == ["bad"] and not result.claimed
+        assert [(d.service_id, d.action) for d in result.decisions] == decided  # then: has an open job
+        assert sweep.last_day() is None  # not finished, so not claimed: it runs again
+    assert [j.service_id for j in Job.select()] == [good.id]
+    [alert] = Notification.select().where(Notification.kind == "alert_webhook")
+    assert "bad" in alert.payload["subject"]
+
+    Product.update(terminate_after_days=None).where(Product.id == bad.id).execute()
+    fixed = run_sweep(alerting, TODAY, claim=True)
+    assert fixed.claimed and fixed.failed == {} and sweep.last_day() == TODAY
+    assert Job.select().count() == 2  # the good service's suspend was not enqueued twice
+    assert run_sweep(alerting, TODAY, claim=True).enqueued == 0  # the day is taken

@@ -14,6 +14,7 @@ Jinja2 lookups calling a shell reach the panel as literal text, and the shell ne
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -168,6 +169,8 @@ def test_servers_are_refused_by_field_or_stored_verbatim(database, registry, vau
         assert row_counts() == before
         return
     event("accepted")
+    # a hostname or an IP literal: nothing SSH or a URL could read as an option, user or path
+    assert re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", host) and not host.startswith("-") and "@" not in host, host
     stored = catalog.server(name)
     assert (stored.name, stored.host, stored.port) == (name, host, port)
     assert stored.credentials["api_token"].startswith(catalog.ENCRYPTED)
@@ -234,3 +237,30 @@ def test_an_overlong_suspend_reason_is_refused_at_the_door(shop, registry, vault
     with pytest.raises(ValidationError) as refused:
         lifecycle.request(registry, vault, service.ref, "suspend", reason="r" * 65)
     assert refused.value.field == "reason" and row_counts() == before
+
+
+LONG_EMAIL = "a" * 60 + "@" + "b" * 236 + ".com"   # 300 characters: the email column holds 254
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["service", "order", "--product", "starter", "--domain", "long.example.com", "--email", LONG_EMAIL], "email"),
+    (["service", "order", "--product", "starter", "--domain", "long.example.com", "--email", "a@b.co",
+      "--username", "u" * 70], "username"),
+    (["server", "add", "whm-long", "--panel", "cpanel", "--host", ("h" * 60 + ".") * 5 + "net",
+      "--group", "web", "--credential", "api_token=x"], "host"),
+    (["server", "add", "whm-evil", "--panel", "cpanel", "--host", "a.-oProxyCommand=x",
+      "--group", "web", "--credential", "api_token=x"], "host"),
+    (["service", "order", "--product", "starter", "--domain", "exa\u200bmple.com", "--email", "a@b.co"], "domain"),
+    (["server", "add", "whm-big", "--panel", "cpanel", "--host", "whm.example.net", "--max-accounts", str(2**40),
+      "--group", "web", "--credential", "api_token=x"], "max_accounts"),
+])
+def test_the_cli_gives_one_line_field_errors_for_overlong_values_on_every_database(shop, settings, capsys,
+                                                                                     argv, field):
+    """On PostgreSQL a 300-character email was a DataError traceback: every stored field is
+    bounded at the door, on SQLite (which would store it) and PostgreSQL alike."""
+    from provisiond import cli
+    before = row_counts()
+    code = cli.main(["--home", str(settings.home), "--database-url", settings.database_url, *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"provisiond: error: {field}: ") and len(err.splitlines()) == 1, err
+    assert row_counts() == before

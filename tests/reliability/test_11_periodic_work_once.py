@@ -1,8 +1,8 @@
 """Guarantee 11: cluster-wide periodic work runs once.
 
 Three daemons share one database. On each of three days all three fire their sweep at the same
-moment: one sweep runs per day (the others lose ``sweep.claim_day``), and the overdue services
-get one suspend job each. Then the jobs are left by a dead worker with expired leases, and the
+moment: one sweep runs per day (the others wait on the day's row and find it done), and the
+overdue services get one suspend job each. Then the jobs are left by a dead worker with expired leases, and the
 three daemons' reapers fire together three times: each expired job is reaped exactly once.
 """
 
@@ -65,9 +65,10 @@ def test_three_daemons_sweep_once_a_day_and_reap_each_job_once(shop, settings, v
     sweeps = collections.Counter()
     real_run_sweep = daemon_module.run_sweep
 
-    def counting_run_sweep(settings_, today, dry_run=False):
-        sweeps[today] += 1
-        return real_run_sweep(settings_, today, dry_run)
+    def counting_run_sweep(settings_, today, dry_run=False, claim=False):
+        result = real_run_sweep(settings_, today, dry_run, claim)
+        sweeps[today] += result.claimed or bool(result.decisions)  # the others found the day done
+        return result
 
     monkeypatch.setattr(daemon_module, "run_sweep", counting_run_sweep)
     try:

@@ -164,3 +164,29 @@ def test_timeout_for_action(home, action, expected):
     settings = config.load({"home": home, "timeout_create": 100, "timeout_terminate": "200"},
                            environ={"PROVISIOND_TIMEOUT_DEFAULT": "30"})
     assert settings.timeout_for(action) == expected
+
+
+@pytest.mark.parametrize("values, says", [
+    ({"terminate_after_days": 1_000_000}, "setting terminate_after_days: must be between 0 and 3650"),
+    ({"suspend_after_days": -1}, "setting suspend_after_days: must be between 0 and 3650"),
+    ({"suspend_after_days": 3651, "terminate_after_days": 3651}, "setting suspend_after_days"),
+    ({"suspend_after_days": 20, "terminate_after_days": 10}, "setting terminate_after_days: 10 comes before"),
+])
+def test_overdue_days_are_bounded_at_the_door(home, tmp_path, values, says):
+    conf = write(tmp_path / "days.yaml", values)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        config.load({"home": home}, environ={"PROVISIOND_CONFIG": conf})
+    env = {f"PROVISIOND_{k.upper()}": str(v) for k, v in values.items()}
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        config.load({"home": home}, environ=env)
+    assert config.load({"home": home}, environ={"PROVISIOND_TERMINATE_AFTER_DAYS": "3650"}).terminate_after_days == 3650
+
+
+def test_a_billing_webhook_without_a_secret_refuses_to_start_unless_unsigned_on_purpose(home):
+    hook = {"PROVISIOND_BILLING_WEBHOOK_URL": "https://billing.example.com/hook"}
+    with pytest.raises(ConfigError, match="billing_webhook_secret"):
+        config.load({"home": home}, environ=hook)
+    unsigned = config.load({"home": home}, environ={**hook, "PROVISIOND_BILLING_WEBHOOK_UNSIGNED": "true"})
+    assert unsigned.billing_webhook_unsigned and not unsigned.billing_webhook_secret
+    signed = config.load({"home": home}, environ={**hook, "PROVISIOND_BILLING_WEBHOOK_SECRET": "s3cret-key"})
+    assert signed.billing_webhook_url

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from provisiond import inputs
@@ -102,3 +104,57 @@ def test_package_refused(given):
     with pytest.raises(ValidationError) as err:
         inputs.package(given)
     assert err.value.field == "package"
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("faß.de", "xn--fa-hia.de"),        # IDNA 2008: ß stays ß, never "fass.de"
+    ("ß.de", "xn--zca.de"),
+    ("FAß.de", "xn--fa-hia.de"),
+    ("xn--fa-hia.de", "xn--fa-hia.de"),  # the stored A-label is accepted as it is
+    ("例え.テスト", "xn--r8jz45g.xn--zckzah"),
+    ("ｓｈｏｐ.example.com", "shop.example.com"),  # full-width letters are mapped (UTS 46)
+])
+def test_domain_follows_idna_2008_non_transitional(given, expected):
+    assert inputs.domain(given) == expected
+
+
+@pytest.mark.parametrize("given, says", [
+    ("exa\u200bmple.com", "invisible character (U+200B)"),   # zero-width space
+    ("exa\u200cmple.com", "invisible character (U+200C)"),   # zero-width non-joiner
+    ("exa\u200dmple.com", "invisible character (U+200D)"),   # zero-width joiner
+    ("exa\u00admple.com", "invisible character (U+00AD)"),   # soft hyphen
+    ("exa\ufe0fmple.com", "invisible character (U+FE0F)"),   # variation selector
+    ("\ufeffexample.com", "invisible character (U+FEFF)"),
+    ("xn--zz.de", "not a valid domain name"),                 # invalid punycode
+    ("xn--.de", "not a valid domain name"),
+    ("xn--fa-hia-.de", "not a valid domain name"),
+    ("a" * 300 + ".com", "at most 253"),
+])
+def test_domain_refuses_what_would_vanish_or_cannot_decode(given, says):
+    with pytest.raises(ValidationError, match=re.escape(says)) as err:
+        inputs.domain(given)
+    assert err.value.field == "domain"
+
+
+@pytest.mark.parametrize("given", ["whm1.example.net", "WHM1.Example.NET", "localhost", "web-2",
+                                   "127.0.0.1", "10.0.0.5", "::1", "2001:db8::7", "xn--bcher-kva.example"])
+def test_host_accepts_a_hostname_or_an_ip_literal(given):
+    assert inputs.host(given) == given
+
+
+@pytest.mark.parametrize("given", [
+    "evil.x@127.0.0.1", "a./../../../tmp/x", "whm.example.net\n", "a\nb", "a.-oProxyCommand=x",
+    "-oProxyCommand=x", "-whm.example.net", "whm.example.net.", "whm.example.net:2087", "[::1]",
+    "fe80::1%$(id)", "127.1", "1.2.3.4.5", "whm example.net", "bücher.example", "", None, "a" * 254,
+    "http://whm.example.net", "whm_1.example.net",
+])
+def test_host_refuses_anything_but_a_hostname_or_an_ip_literal(given):
+    with pytest.raises(ValidationError) as err:
+        inputs.host(given)
+    assert err.value.field == "host"
+
+
+def test_an_email_longer_than_the_column_is_refused_at_the_door():
+    with pytest.raises(ValidationError) as err:
+        inputs.email("a" * 60 + "@" + "b" * 236 + ".com")   # 300 characters, each part within the regex
+    assert str(err.value) == "email: must be at most 254 characters"

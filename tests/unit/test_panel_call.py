@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import importlib.util
 import json
+import threading
 import urllib.parse
 
 import pytest
@@ -115,3 +118,54 @@ def test_redact_leaves_short_secrets_alone():
 def test_message_joins_the_paths_that_have_a_value(paths, expected):
     answer = {"metadata": {**WHM_FAIL["metadata"], "empty": ""}}
     assert pc._message(answer, {"message": paths}) == expected
+
+
+class _Endless(http.server.BaseHTTPRequestHandler):
+    """Answers with ``status`` and a body of up to 64 MiB, sent until the client stops reading."""
+
+    status = 503
+
+    def do_GET(self):
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        chunk = b'{"pad": "' + b"x" * 65536
+        with contextlib.suppress(OSError):
+            for _ in range(1024):
+                self.wfile.write(chunk)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def endless():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status, transient", [(503, True), (200, False)])
+def test_a_huge_answer_is_read_to_1_mib_and_kept_as_an_excerpt(endless, status, transient):
+    endless.status = status
+    module = pc.ActionModule.__new__(pc.ActionModule)  # _call needs no Ansible task
+    result = module._call({"url": f"http://127.0.0.1:{endless.server_address[1]}/json-api/x", "timeout": 30})
+    assert result["failed"] is True and result["transient"] is transient
+    assert f"HTTP {status}: the panel's answer is larger than 1048576 bytes" in result["msg"]
+    assert len(json.dumps(result)) < 5000  # message, flag and excerpt survive any event limit
+
+
+def test_a_failed_call_keeps_an_excerpt_of_a_large_answer(endless):
+    body = json.dumps({"error": "maintenance", "pad": "x" * 800_000})
+    handler = type("Big", (_Endless,), {"do_GET": lambda self: (
+        self.send_response(503), self.send_header("Content-Type", "application/json"),
+        self.send_header("Content-Length", str(len(body))), self.end_headers(), self.wfile.write(body.encode()))})
+    endless.RequestHandlerClass = handler
+    module = pc.ActionModule.__new__(pc.ActionModule)
+    result = module._call({"url": f"http://127.0.0.1:{endless.server_address[1]}/x", "message": "error"})
+    assert (result["failed"], result["transient"], result["msg"]) == (True, True, "HTTP 503: maintenance")
+    assert result["answer"] == body[:pc.EXCERPT]

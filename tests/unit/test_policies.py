@@ -280,16 +280,16 @@ def TERMINATE(days):
         (facts(10), SUSPEND),
         (facts(11), SUSPEND),
         (facts(10, status="suspended", reason="overdue"), None),  # already suspended
-        # terminate boundary
+        # terminate boundary: only a service suspended for non-payment
         (facts(44), SUSPEND),
-        (facts(45), TERMINATE(45)),
         (facts(44, status="suspended", reason="overdue"), None),
         (facts(45, status="suspended", reason="overdue"), TERMINATE(45)),
         (facts(400, status="suspended", reason="overdue"), TERMINATE(400)),
-        # admin / abuse suspensions do not pay the debt
-        (facts(45, status="suspended", reason="admin"), TERMINATE(45)),
-        (facts(50, status="suspended", reason="abuse"), TERMINATE(50)),
+        # admin / abuse suspensions are left to the admin: never terminated by the sweep
+        (facts(45, status="suspended", reason="admin"), None),
+        (facts(50, status="suspended", reason="abuse"), None),
         (facts(20, status="suspended", reason="abuse"), None),
+        (facts(50, status="suspended", reason=None), None),
         # never_terminate: still suspended, never terminated
         (facts(45, never_terminate=True), SUSPEND),
         (facts(400, never_terminate=True), SUSPEND),
@@ -298,7 +298,8 @@ def TERMINATE(days):
         # hold_until: today and tomorrow hold, yesterday does not
         (facts(50, hold_until=TODAY), None),
         (facts(50, hold_until=ago(-1)), None),
-        (facts(50, hold_until=ago(1)), TERMINATE(50)),
+        (facts(50, hold_until=ago(1)), SUSPEND),
+        (facts(50, status="suspended", reason="overdue", hold_until=ago(1)), TERMINATE(50)),
         (facts(12, hold_until=ago(1)), SUSPEND),
         (facts(12, hold_until=TODAY), None),
         # no paid_until: never
@@ -311,9 +312,10 @@ def TERMINATE(days):
         # per-product overrides, resolved by the caller
         (facts(3, suspend=3, terminate=7), SUSPEND),
         (facts(2, suspend=3, terminate=7), None),
-        (facts(7, suspend=3, terminate=7), TERMINATE(7)),
+        (facts(7, suspend=3, terminate=7, status="suspended", reason="overdue"), TERMINATE(7)),
         (facts(20, suspend=30, terminate=90), None),
-        (facts(0, suspend=0, terminate=0), TERMINATE(0)),
+        (facts(0, suspend=0, terminate=0), SUSPEND),
+        (facts(0, suspend=0, terminate=0, status="suspended", reason="overdue"), TERMINATE(0)),
         (facts(1, suspend=0, terminate=60), SUSPEND),
     ],
 )
@@ -325,9 +327,19 @@ def test_sweep_single_service(service, expected):
         assert decisions == [Decision(service.service_id, *expected)]
 
 
+@pytest.mark.parametrize("days_overdue", [45, 331, 3650])
+def test_an_active_overdue_service_is_suspended_first_never_terminated(days_overdue):
+    """The sweep suspends an active service past its terminate days (a payment date moved
+    back); only the next sweep, once it is suspended for non-payment, may terminate it."""
+    active = facts(days_overdue)
+    assert sweep([active], TODAY) == [Decision(7, "suspend", "overdue")]
+    suspended = dataclasses.replace(active, status="suspended", status_reason="overdue")
+    assert sweep([suspended], TODAY) == [Decision(7, "terminate", f"overdue {days_overdue} days")]
+
+
 def test_sweep_keeps_input_order_and_skips_the_rest():
     services = [
-        dataclasses.replace(facts(50), service_id=1),
+        dataclasses.replace(facts(50, status="suspended", reason="overdue"), service_id=1),
         dataclasses.replace(facts(5), service_id=2),
         dataclasses.replace(facts(12), service_id=3),
         dataclasses.replace(facts(99, status="terminated"), service_id=4),
@@ -357,7 +369,7 @@ def test_resolve_days(product_suspend, product_terminate, defaults, expected):
 
 @pytest.mark.parametrize(
     "product_suspend, product_terminate",
-    [(-1, None), (None, -5), (60, None), (20, 10)],
+    [(-1, None), (None, -5), (60, None), (20, 10), (None, 3651), (1_000_000, 1_000_000)],
 )
 def test_resolve_days_refuses_nonsense(product_suspend, product_terminate):
     with pytest.raises(ValueError):

@@ -23,6 +23,8 @@ import urllib.request
 from ansible.plugins.action import ActionBase
 
 MASK = "********"
+MAX_ANSWER = 1024 * 1024  # bytes of an answer read at most; a panel's JSON is far smaller
+EXCERPT = 2000            # characters of a failed call's answer kept in the result
 ARGS = {"url", "method", "params", "form", "json", "body", "headers", "parse", "ok_status",
         "fail_when", "message", "html_is_auth_failure", "timeout", "validate_certs", "sign",
         "basic_auth", "return_headers"}
@@ -161,18 +163,24 @@ class ActionModule(ActionBase):
         try:
             with urllib.request.urlopen(request, timeout=float(args.get("timeout", 30)),
                                         context=context) as response:
-                status, answer_headers, raw = response.status, response.headers, response.read()
+                status, answer_headers, raw = response.status, response.headers, response.read(MAX_ANSWER + 1)
         except urllib.error.HTTPError as exc:
-            status, answer_headers, raw = exc.code, exc.headers, exc.read()
+            status, answer_headers, raw = exc.code, exc.headers, exc.read(MAX_ANSWER + 1)
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             return {"failed": True, "transient": True, "status": None,
                     "msg": f"cannot reach the panel at {_origin(request.full_url)}: {reason}"}
-        text = raw.decode("utf-8", "replace")
+        text = raw[:MAX_ANSWER].decode("utf-8", "replace")
         ctype = answer_headers.get("Content-Type", "")
         outcome = {"status": status, "elapsed": round(time.monotonic() - started, 3)}
         if args.get("return_headers"):  # e.g. Hestia's exit code travels in Hestia-Exit-Code
             outcome["headers"] = {str(n): answer_headers.get(str(n)) for n in args["return_headers"]}
+        retry = status >= 500 or status == 429
+        if len(raw) > MAX_ANSWER:  # read no further: a cut answer cannot be parsed anyway
+            return {**outcome, "failed": True, "transient": retry and status not in _statuses(args),
+                    "answer": text[:EXCERPT],
+                    "msg": f"HTTP {status}: the panel's answer is larger than {MAX_ANSWER} bytes "
+                           f"(it begins: {text.strip()[:300]})"}
         if _truthy(args.get("html_is_auth_failure")) and "html" in ctype.lower():
             return {**outcome, "failed": True, "transient": False, "answer": text[:500],
                     "msg": "the panel refused the login (it answered with its HTML login page)"}
@@ -181,17 +189,20 @@ class ActionModule(ActionBase):
         except ValueError:
             answer = text
             if status in _statuses(args):
-                return {**outcome, "failed": True, "transient": status >= 500, "answer": text[:2000],
+                return {**outcome, "failed": True, "transient": status >= 500, "answer": text[:EXCERPT],
                         "msg": f"the panel answered HTTP {status} with a body that is not {args.get('parse', 'json')}"}
+        # A failed call keeps an excerpt: a huge answer would swell the task's event past what
+        # ansible-runner keeps (MAX_EVENT_RES), and the message and transient flag with it.
+        failed_answer = answer if len(text) <= EXCERPT else text[:EXCERPT]
         outcome["answer"] = answer
         if status not in _statuses(args):
             message = _message(answer, args) or (text.strip()[:300] or "no body")
-            return {**outcome, "failed": True, "transient": status >= 500 or status == 429,
-                    "msg": f"HTTP {status}: {message}"}
+            return {**outcome, "failed": True, "transient": retry, "answer": failed_answer,
+                    "msg": f"HTTP {status}: {str(message)[:2000]}"}
         rule = args.get("fail_when")
         if rule and _rule_fails(answer, rule):
-            return {**outcome, "failed": True, "transient": False,
-                    "msg": _message(answer, args) or f"the panel reported a failure ({rule['path']})"}
+            return {**outcome, "failed": True, "transient": False, "answer": failed_answer,
+                    "msg": str(_message(answer, args) or f"the panel reported a failure ({rule['path']})")[:2000]}
         return outcome
 
 
