@@ -118,7 +118,7 @@ def test_repeats_are_idempotent_when_the_panel_already_agrees(opterius_setup, re
     assert "/api/v1/accounts/terminate" not in paths(opterius)
 
 
-@pytest.mark.parametrize("case", ["bad_key", "domain_taken", "unknown_package"])
+@pytest.mark.parametrize("case", ["bad_key", "domain_taken", "username_taken", "unknown_package"])
 def test_create_refusals_fail_once_with_the_panel_answer(case, opterius_setup, registry, vault, opterius,
                                                          worker, settings):
     product, wrong = "starter", "opt_wrong-key-that-was-revoked"
@@ -128,6 +128,10 @@ def test_create_refusals_fail_once_with_the_panel_answer(case, opterius_setup, r
     elif case == "domain_taken":
         opterius.add_account("other", "taken.example.com")
         expected, task = "HTTP 409: Domain 'taken.example.com' already exists.", "Create the account (POST /api/v1/accounts/create)"
+    elif case == "username_taken":
+        opterius.add_account("taken", "elsewhere.example.com")
+        expected = "the account taken exists on the panel for elsewhere.example.com, not taken.example.com"
+        task = "Refuse an existing account of another domain"
     else:
         catalog.add_product(registry, name="ghost", panel="opterius", group_name="web", package="gold")
         product = "ghost"
@@ -140,9 +144,11 @@ def test_create_refusals_fail_once_with_the_panel_answer(case, opterius_setup, r
     assert Service.get_by_id(service.id).status == "failed"
     log = last_log(job)
     assert (log.status, log.failed_task, log.message) == ("failed", task, expected)
-    assert expected.split(": ", 1)[1] in log.panel_answer
+    assert case == "username_taken" or expected.split(": ", 1)[1] in log.panel_answer
     assert_no_secret(log, KEY, wrong, vault.decrypt(service.password))
-    assert [a.username for a in opterius.accounts.values()] == (["other"] if case == "domain_taken" else [])
+    left = {"domain_taken": ["other"], "username_taken": ["taken"]}.get(case, [])
+    assert [a.username for a in opterius.accounts.values()] == left
+    assert "/api/v1/accounts/create" not in paths(opterius) or case in ("domain_taken", "unknown_package")
     if case == "bad_key":
         report = worker_module.test_server(settings, vault, registry, Server.get(Server.name == "opt1"))
         assert report["health"] == "failed" and report["message"] == expected
