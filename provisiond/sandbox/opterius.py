@@ -3,7 +3,7 @@
 Source: github.com/opterius/panel at f550c3a (v2.8.14); "W" below is
 ``app/Http/Controllers/Api/WhmcsApiController.php``, "P" is ``app/Services/ProvisioningService.php``.
 
-- Routes (``routes/api.php:22-37``): only ``/api/v1/...``, all behind the ``api_key`` middleware
+- Routes (``routes/api.php:21-37``): only ``/api/v1/...``, all behind the ``api_key`` middleware
   (``bootstrap/app.php:17``). An unknown path is Laravel's router 404 ``{"message": "The route
   <path> could not be found."}``; a known path with another method is 405 (both HTML without
   ``Accept: application/json``). There is no ``/api/accounts/{id}`` and no HMAC check.
@@ -31,20 +31,26 @@ Source: github.com/opterius/panel at f550c3a (v2.8.14); "W" below is
 - ``POST /api/v1/accounts/password`` (W:206-226): the password is validated before the account is
   looked up; agent failure → 500 "Password change failed: <error>" (P:206-224).
 - ``POST /api/v1/accounts/package`` (W:231-256, P:229-242): 404 "Package 'x' not found.".
-- ``GET /api/v1/packages`` (W:261-271, labels ``app/Models/Package.php:51-66``) and
+- ``GET /api/v1/packages`` (W:261-271, labels ``app/Models/Package.php:50-65``) and
   ``POST /api/v1/accounts/usage`` (W:276-309) check no permission.
 - Accounts (W:314-326): by ``username`` when it is filled, else by a main ``domain`` (no
   ``parent_id``), else "Account not found." 404. Names compare case-insensitively, as MariaDB's
   default collation does (``installer/install.sh`` installs MariaDB).
 
-Laravel 13 (``composer.json``) around it: input is the query merged with a JSON or form body;
-strings are trimmed (never ``password``) and "" becomes null (``TrimStrings``,
-``ConvertEmptyStringsToNull``); rules run in order, ``required`` failing stops a field, other
-rules skip an absent field; messages are ``lang/en/validation.php``'s with ``_`` shown as a
-space. A failed validation answers 422 ``{"message": <first> " (and N more errors)", "errors":
-{field: [...]}}`` when the request ``expectsJson()`` (``Accept`` led by a JSON type, or an
-XMLHttpRequest), else a 302 redirect to the ``Referer`` or the site root. Approximations: the
-``email`` rule (egulias RFC validation) is a plain shape check.
+Laravel 13 (``composer.json``) around it, from laravel/framework's ``src/Illuminate/``: input
+is the query merged with a JSON or form body (``Http/Concerns/InteractsWithInput.php``, which
+also has ``bearerToken``); strings are trimmed (never ``password``) and "" becomes null
+(``Foundation/Http/Middleware/TrimStrings.php``, ``ConvertEmptyStringsToNull.php``); rules run in
+order, ``required`` failing stops a field, other rules skip an absent field
+(``Validation/Validator.php``); messages are ``Translation/lang/en/validation.php``'s with ``_``
+shown as a space. A failed validation answers 422 ``{"message": <first> " (and N more errors)",
+"errors": {field: [...]}}`` (``Validation/ValidationException.php::summarize``) when the request
+``expectsJson()`` (``Http/Concerns/InteractsWithContentTypes.php``: ``Accept`` led by a JSON
+type, or an XMLHttpRequest), else a 302 redirect to the ``Referer`` or the site root
+(``Foundation/Exceptions/Handler.php::invalid``). Router misses: ``Routing/
+AbstractRouteCollection.php`` ("The route <path> could not be found.", "The <M> method is not
+supported for route <path>. Supported methods: <list>."). Approximation: the ``email`` rule
+(egulias RFC validation) is a plain shape check.
 """
 
 from __future__ import annotations
