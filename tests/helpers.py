@@ -25,3 +25,10 @@ def kept_texts(row: ProvisioningLog) -> list[str]:
     if row.artifacts_path and Path(row.artifacts_path).is_dir():
         texts += [path.read_text() for path in Path(row.artifacts_path).iterdir()]
     return texts
+
+
+def hmac_reference(key: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 over ``<timestamp><body>``, lowercase hex: written apart from the code it checks."""
+    import hashlib
+    import hmac
+    return hmac.new(key.encode("utf-8"), timestamp.encode("ascii") + body, hashlib.sha256).hexdigest()

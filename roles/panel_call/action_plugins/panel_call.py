@@ -27,7 +27,7 @@ MAX_ANSWER = 1024 * 1024  # bytes of an answer read at most; a panel's JSON is f
 EXCERPT = 2000            # characters of a failed call's answer kept in the result
 ARGS = {"url", "method", "params", "form", "json", "body", "headers", "parse", "ok_status",
         "fail_when", "message", "html_is_auth_failure", "timeout", "validate_certs", "sign",
-        "basic_auth", "return_headers"}
+        "basic_auth", "return_headers", "follow_redirects"}
 SIGN_ARGS = {"key", "timestamp_header", "signature_header"}
 
 
@@ -156,13 +156,15 @@ class ActionModule(ActionBase):
 
     def _call(self, args):
         request = self._request(args)
-        context = None
+        handlers = []
         if request.full_url.startswith("https") and not _truthy(args.get("validate_certs", True)):
-            context = ssl._create_unverified_context()
+            handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+        if not _truthy(args.get("follow_redirects", True)):
+            handlers.append(_KeepRedirects())
         started = time.monotonic()
         try:
-            with urllib.request.urlopen(request, timeout=float(args.get("timeout", 30)),
-                                        context=context) as response:
+            with urllib.request.build_opener(*handlers).open(
+                    request, timeout=float(args.get("timeout", 30))) as response:
                 status, answer_headers, raw = response.status, response.headers, response.read(MAX_ANSWER + 1)
         except urllib.error.HTTPError as exc:
             status, answer_headers, raw = exc.code, exc.headers, exc.read(MAX_ANSWER + 1)
@@ -197,6 +199,8 @@ class ActionModule(ActionBase):
         outcome["answer"] = answer
         if status not in _statuses(args):
             message = _message(answer, args) or (text.strip()[:300] or "no body")
+            if 300 <= status < 400:  # e.g. Laravel's answer to a validation error without Accept: json
+                message = f"redirected to {answer_headers.get('Location') or 'nowhere'}"
             return {**outcome, "failed": True, "transient": retry, "answer": failed_answer,
                     "msg": f"HTTP {status}: {str(message)[:2000]}"}
         rule = args.get("fail_when")
@@ -204,6 +208,13 @@ class ActionModule(ActionBase):
             return {**outcome, "failed": True, "transient": False, "answer": failed_answer,
                     "msg": str(_message(answer, args) or f"the panel reported a failure ({rule['path']})")[:2000]}
         return outcome
+
+
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    """``follow_redirects: false``: a 3xx is the answer (urllib would re-send a POST as a GET)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
 
 
 def _statuses(args):

@@ -1,202 +1,249 @@
-"""OpteriusSimulator against shared/panels/opterius.md: HMAC-signed requests sent with `requests`."""
-
-import hashlib
-import hmac
-import json
-import time
+"""OpteriusSimulator against the panel's own code (github.com/opterius/panel, see the module's
+docstring for file and line): Bearer keys, Laravel validation, routes, answers and status codes."""
 
 import pytest
 import requests
 
-from provisiond.sandbox.opterius import OpteriusSimulator, sign
+from provisiond.sandbox.opterius import OpteriusSimulator
 
-TOKEN = "opterius-test-token"
-ACCOUNT = {"username": "alice", "password": "s3cur3p@ss", "domain": "alice.example.com",
-           "package": "basic", "email": "alice@example.com", "disk_limit_mb": 1024,
-           "bandwidth_limit_mb": 10240}
+KEY = "opt_" + "unitTestKey0" * 4
+ACCOUNT = {"domain": "alice.example.com", "username": "alice", "password": "s3cur3p@ss",
+           "package": "basic", "client_email": "alice@example.com", "client_name": "Alice"}
 
 
 @pytest.fixture
 def sim():
-    with OpteriusSimulator(api_token=TOKEN, packages=("basic", "pro")) as sim:
-        yield sim
+    with OpteriusSimulator(api_key=KEY, packages=("basic", "pro")) as simulator:
+        yield simulator
 
 
-def send(sim, method, path, body=None, token=TOKEN, timestamp=None, raw=None, signed_body=None):
-    """Serialize once, sign those bytes, send those bytes (``signed_body`` forges a mismatch)."""
-    data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    headers = {"X-Timestamp": stamp,
-               "X-Signature": sign(token, stamp, data if signed_body is None else signed_body)}
-    if data:
-        headers["Content-Type"] = "application/json"
-    return requests.request(method, sim.url + path, data=data, headers=headers, timeout=5)
+def send(sim, path, body=None, method="POST", key=KEY, accept="application/json", **headers):
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    if accept:
+        headers["Accept"] = accept
+    return requests.request(method, sim.url + path, json=body, headers=headers, timeout=5,
+                            allow_redirects=False)
 
 
 def create(sim, **changes):
-    return send(sim, "POST", "/api/accounts", dict(ACCOUNT, **changes))
+    return send(sim, "/api/v1/accounts/create", dict(ACCOUNT, **changes))
 
 
-# -- signing ---------------------------------------------------------------------------------
-def test_sign_is_hex_hmac_sha256_over_timestamp_and_raw_body():
-    body = b'{"a": 1}'
-    expected = hmac.new(TOKEN.encode(), b"1700000000" + body, hashlib.sha256).hexdigest()
-    assert sign(TOKEN, "1700000000", body) == expected
-    assert sign(TOKEN, "1700000000", b"") == hmac.new(TOKEN.encode(), b"1700000000", hashlib.sha256).hexdigest()
+# -- ApiKeyAuth and routing ------------------------------------------------------------------
+def test_connection_test_answers_the_panel_and_version(sim):
+    answer = send(sim, "/api/v1/test")
+    assert answer.status_code == 200
+    assert answer.json() == {"result": "success", "message": "Connection successful.",
+                             "data": {"panel": "Opterius Panel", "version": "2.8.14"}}
 
 
-def test_connection_test_with_good_signature(sim):
-    answer = send(sim, "GET", "/api/server/stats")
-    assert answer.status_code == 200 and "data" in answer.json()
+@pytest.mark.parametrize("key, status, message", [
+    (None, 401, "API key required. Use Authorization: Bearer <key>"),
+    ("opt_not-the-key", 401, "Invalid API key."),
+])
+def test_keys_are_bearer_only(sim, key, status, message):
+    answer = send(sim, "/api/v1/test", key=key)
+    assert (answer.status_code, answer.json()) == (status, {"result": "error", "message": message})
 
 
-def test_wrong_token_is_401(sim):
-    answer = send(sim, "GET", "/api/server/stats", token="not-the-token")
-    assert answer.status_code == 401
-    assert "error" in answer.json() and answer.json()["message"]
+def test_an_hmac_signed_request_is_not_authenticated(sim):
+    """What Opterius Commerce sends (X-Timestamp, X-Signature) the panel does not check."""
+    answer = send(sim, "/api/v1/test", key=None, **{"X-Timestamp": "1700000000", "X-Signature": "ab" * 32})
+    assert answer.status_code == 401 and answer.json()["message"].startswith("API key required")
 
 
-def test_missing_headers_are_401(sim):
-    assert requests.get(sim.url + "/api/server/stats", timeout=5).status_code == 401
-    stamp = str(int(time.time()))
-    only_stamp = requests.get(sim.url + "/api/server/stats", headers={"X-Timestamp": stamp}, timeout=5)
-    assert only_stamp.status_code == 401
-    bad_stamp = requests.get(sim.url + "/api/server/stats", timeout=5,
-                             headers={"X-Timestamp": "soon", "X-Signature": sign(TOKEN, "soon", b"")})
-    assert bad_stamp.status_code == 401
-
-
-def test_body_reserialized_after_signing_is_401(sim):
-    signed = json.dumps(ACCOUNT).encode()                        # what the client signed
-    sent = json.dumps(ACCOUNT, separators=(",", ":")).encode()   # same JSON, other bytes
-    assert signed != sent and json.loads(signed) == json.loads(sent)
-    answer = send(sim, "POST", "/api/accounts", raw=sent, signed_body=signed)
-    assert answer.status_code == 401
+def test_expired_keys_ip_lists_and_permissions(sim):
+    sim.add_key("opt_expired", expired=True)
+    sim.add_key("opt_elsewhere", allowed_ips=("203.0.113.9",))
+    sim.add_key("opt_suspend_only", permissions=("account.suspend",))
+    assert send(sim, "/api/v1/test", key="opt_expired").json()["message"] == "API key has expired."
+    assert send(sim, "/api/v1/test", key="opt_elsewhere").status_code == 403
+    refused = send(sim, "/api/v1/accounts/create", ACCOUNT, key="opt_suspend_only")
+    assert (refused.status_code, refused.json()["message"]) == (403, "Insufficient permissions.")
     assert sim.accounts == {}
-    assert send(sim, "POST", "/api/accounts", raw=sent).status_code == 201
+    # The package list and usage check no permission (WhmcsApiController:261, 276).
+    assert send(sim, "/api/v1/packages", method="GET", key="opt_suspend_only").status_code == 200
 
 
-def test_signature_covers_every_byte(sim):
-    body = json.dumps(ACCOUNT).encode()
-    answer = send(sim, "POST", "/api/accounts", raw=body + b" ", signed_body=body)
-    assert answer.status_code == 401
+@pytest.mark.parametrize("path", ["/api/accounts", "/api/accounts/1", "/api/server/stats"])
+def test_the_contracts_old_routes_do_not_exist(sim, path):
+    answer = send(sim, path, method="GET")
+    assert answer.status_code == 404
+    assert answer.json() == {"message": f"The route {path.lstrip('/')} could not be found."}
+    assert "<html>" in send(sim, path, method="GET", accept=None).text  # HTML without Accept: json
 
 
-def test_uppercase_hex_signature_is_refused(sim):
-    stamp = str(int(time.time()))
-    headers = {"X-Timestamp": stamp, "X-Signature": sign(TOKEN, stamp, b"").upper()}
-    assert requests.get(sim.url + "/api/server/stats", headers=headers, timeout=5).status_code == 401
+def test_a_route_with_another_method_is_405(sim):
+    answer = send(sim, "/api/v1/accounts/create", method="GET")
+    assert answer.status_code == 405
+    assert answer.json()["message"] == ("The GET method is not supported for route api/v1/accounts/create. "
+                                        "Supported methods: POST.")
 
 
-@pytest.mark.parametrize("age, status", [(301, 401), (299, 200), (-301, 401), (-299, 200)])
-def test_timestamp_window(sim, age, status):
-    answer = send(sim, "GET", "/api/server/stats", timestamp=int(time.time()) - age)
-    assert answer.status_code == status
+# -- Laravel validation ----------------------------------------------------------------------
+def test_validation_errors_are_laravels_422(sim):
+    answer = create(sim, username="al ice", password="short", client_email="not-an-email",
+                    client_name="   ", package=None)
+    assert answer.status_code == 422
+    assert answer.json() == {
+        "message": "The username field must only contain letters, numbers, dashes, and underscores. "
+                   "(and 4 more errors)",
+        "errors": {
+            "username": ["The username field must only contain letters, numbers, dashes, and underscores."],
+            "password": ["The password field must be at least 8 characters."],
+            "package": ["The package field is required."],
+            "client_email": ["The client email field must be a valid email address."],
+            "client_name": ["The client name field is required."],  # trimmed to "", then null
+        }}
+    assert sim.accounts == {} and sim.users == {}
 
 
-def test_window_edges_with_a_fixed_clock():
-    with OpteriusSimulator(api_token=TOKEN, clock=lambda: 1_700_000_000) as sim:
-        for stamp, status in [(1_699_999_700, 200), (1_699_999_699, 401), (1_700_000_300, 200),
-                              (1_700_000_301, 401)]:
-            assert send(sim, "GET", "/api/server/stats", timestamp=stamp).status_code == status, stamp
+def test_one_field_can_fail_several_rules_and_types_are_checked(sim):
+    answer = create(sim, username="x" * 33 + "!", domain=12345)
+    errors = answer.json()["errors"]
+    assert errors["username"] == ["The username field must not be greater than 32 characters.",
+                                  "The username field must only contain letters, numbers, dashes, and underscores."]
+    assert errors["domain"] == ["The domain field must be a string."]
+    assert answer.json()["message"].endswith("(and 2 more errors)")
 
 
-def test_repeated_identical_signature_is_accepted(sim):
-    account_id = create(sim).json()["data"]["id"]
-    stamp = int(time.time())
-    first = send(sim, "GET", f"/api/accounts/{account_id}", timestamp=stamp)
-    second = send(sim, "POST", f"/api/accounts/{account_id}/suspend", timestamp=stamp)
-    assert first.request.headers["X-Signature"] == second.request.headers["X-Signature"]
-    assert (first.status_code, second.status_code) == (200, 200)
-    assert send(sim, "GET", f"/api/accounts/{account_id}", timestamp=stamp).status_code == 200
+def test_without_accept_json_a_validation_error_is_a_302_redirect(sim):
+    answer = send(sim, "/api/v1/accounts/create", {"username": "alice"}, accept=None)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == sim.url
+    assert "Redirecting to" in answer.text and sim.accounts == {}
+    back = send(sim, "/api/v1/accounts/create", {}, accept="text/html", Referer="https://billing.example/x")
+    assert (back.status_code, back.headers["Location"]) == (302, "https://billing.example/x")
+    # Errors the controller answers itself are JSON whatever the Accept header says.
+    assert send(sim, "/api/v1/accounts/suspend", {"username": "nobody"}, accept=None).status_code == 404
 
 
-# -- operations ------------------------------------------------------------------------------
-def test_create_returns_id_and_keeps_state(sim):
+# -- accounts ---------------------------------------------------------------------------------
+def test_create_answers_the_account_id_and_makes_the_panel_user(sim):
     answer = create(sim)
-    assert answer.status_code == 201
-    data = answer.json()["data"]
-    assert isinstance(data["id"], int) and data["status"] == "active"
+    assert answer.status_code == 200
+    assert answer.json() == {"result": "success", "message": "Account alice created with domain alice.example.com.",
+                             "data": {"account_id": 1, "username": "alice", "domain": "alice.example.com",
+                                      "server_ip": "127.0.0.1"}}
     account = sim.accounts["alice"]
-    assert account.id == data["id"]
-    assert (account.domain, account.package, account.email, account.password) == (
-        "alice.example.com", "basic", "alice@example.com", "s3cur3p@ss")
-    assert (account.disk_limit_mb, account.bandwidth_limit_mb) == (1024, 10240)
-    assert not account.suspended
+    assert (account.domain, account.package, account.owner_email) == ("alice.example.com", "basic", "alice@example.com")
+    # The password becomes the panel login of a new user; the account gets no system password.
+    assert sim.users["alice@example.com"].password == ACCOUNT["password"] and account.system_password is None
+    second = create(sim, username="alice2", domain="two.example.com", password="another-password")
+    assert second.json()["data"]["account_id"] == 2
+    assert sim.users["alice@example.com"].password == ACCOUNT["password"]  # an existing user keeps it
 
 
-def test_account_info(sim):
-    account_id = create(sim).json()["data"]["id"]
-    data = send(sim, "GET", f"/api/accounts/{account_id}").json()["data"]
-    assert data["username"] == "alice" and data["status"] == "active" and data["package"] == "basic"
-
-
-def test_duplicate_username_or_domain_is_409(sim):
-    assert create(sim).status_code == 201
-    for changes in ({}, {"domain": "other.example.com"}, {"username": "bob"}):
-        answer = create(sim, **changes)
-        assert answer.status_code == 409 and answer.json()["error"] == "conflict"
+@pytest.mark.parametrize("changes, message", [
+    ({"domain": "other.example.com"}, "Username 'alice' already exists."),
+    ({"username": "ALICE", "domain": "other.example.com"}, "Username 'ALICE' already exists."),
+    ({"username": "bob"}, "Domain 'alice.example.com' already exists."),
+    ({"username": "bob", "domain": "blog.alice.example.com"}, "Domain 'blog.alice.example.com' already exists."),
+])
+def test_taken_names_are_409_and_nothing_changes(sim, changes, message):
+    assert create(sim).status_code == 200
+    sim.accounts["alice"].extra_domains.append("blog.alice.example.com")
+    answer = create(sim, **changes)
+    assert (answer.status_code, answer.json()) == (409, {"result": "error", "message": message})
     assert list(sim.accounts) == ["alice"]
 
 
-@pytest.mark.parametrize("changes", [
-    {"package": "Unlimited"}, {"username": "Al"}, {"username": "alice_1"}, {"password": "short"},
-    {"domain": "not a domain"}, {"email": "nope"}, {"disk_limit_mb": "1024"}, {"extra": 1},
-])
-def test_invalid_create_is_422(sim, changes):
-    answer = create(sim, **changes)
-    assert answer.status_code == 422
-    assert answer.json()["error"] == "validation_failed" and answer.json()["message"]
-    assert sim.accounts == {}
+def test_unknown_package_lists_the_available_ones(sim):
+    answer = create(sim, package="gold")
+    assert (answer.status_code, answer.json()["message"]) == (404, "Package 'gold' not found. Available: basic, pro")
 
 
-@pytest.mark.parametrize("field", ["username", "password", "domain", "package", "email"])
-def test_missing_field_is_422(sim, field):
-    body = dict(ACCOUNT)
-    del body[field]
-    assert send(sim, "POST", "/api/accounts", body).status_code == 422
+def test_account_limit_is_422(sim):
+    sim.account_limit = 0
+    answer = create(sim)
+    assert (answer.status_code, answer.json()["message"]) == (422, "Account limit reached (0/0).")
 
 
-def test_unparsable_body_is_400(sim):
-    assert send(sim, "POST", "/api/accounts", raw=b"{oops").status_code == 400
+def test_a_failed_server_setup_is_a_warning_and_the_account_row_stays(sim):
+    sim.agent_error = "Could not connect to server agent"
+    answer = create(sim)
+    assert answer.status_code == 200
+    assert answer.json() == {"result": "warning",
+                             "message": "Account saved but server setup failed: Could not connect to server agent",
+                             "data": {"account_id": 1}}
+    assert sim.accounts["alice"].domain_status == "pending"
+    assert create(sim).status_code == 409  # a repeat finds the row
 
 
-def test_suspend_and_unsuspend(sim):
-    account_id = create(sim).json()["data"]["id"]
-    answer = send(sim, "POST", f"/api/accounts/{account_id}/suspend")
-    assert answer.status_code == 200 and answer.json()["data"]["status"] == "suspended"
-    assert sim.accounts["alice"].suspended
-    again = send(sim, "POST", f"/api/accounts/{account_id}/suspend")
-    assert again.status_code == 409 and again.json()["error"] == "conflict"
-    assert send(sim, "POST", f"/api/accounts/{account_id}/unsuspend").json()["data"]["status"] == "active"
+def test_suspend_and_unsuspend_repeat_as_already(sim):
+    create(sim)
+    said = [send(sim, f"/api/v1/accounts/{verb}", {"username": "alice"}).json()["message"]
+            for verb in ("suspend", "suspend", "unsuspend", "unsuspend")]
+    assert said == ["Account alice suspended.", "Account is already suspended.",
+                    "Account alice unsuspended.", "Account is already active."]
+    send(sim, "/api/v1/accounts/suspend", {"username": "alice", "reason": "overdue"})
+    assert sim.accounts["alice"].suspend_reason == "overdue"
+
+
+def test_suspend_failures(sim):
+    missing = send(sim, "/api/v1/accounts/suspend", {"username": "nobody"})
+    assert (missing.status_code, missing.json()) == (404, {"result": "error", "message": "Account not found."})
+    create(sim)
+    blank_reason = send(sim, "/api/v1/accounts/suspend", {"username": "alice", "reason": ""})
+    assert (blank_reason.status_code, blank_reason.json()) == (500, {"message": "Server Error"})
+    sim.agent_error = "agent busy"
+    failed = send(sim, "/api/v1/accounts/suspend", {"username": "alice"})
+    assert (failed.status_code, failed.json()["message"]) == (500, "Failed to suspend: agent busy")
     assert not sim.accounts["alice"].suspended
-    assert send(sim, "POST", f"/api/accounts/{account_id}/unsuspend").status_code == 409
 
 
-def test_terminate(sim):
-    account_id = create(sim).json()["data"]["id"]
-    answer = send(sim, "DELETE", f"/api/accounts/{account_id}")
-    assert answer.status_code == 204 and answer.content == b""
+def test_accounts_are_found_by_username_else_by_main_domain(sim):
+    create(sim)
+    sim.accounts["alice"].extra_domains.append("addon.example.com")
+    by_domain = send(sim, "/api/v1/accounts/usage", {"domain": "alice.example.com"})
+    assert by_domain.json()["data"] == {"username": "alice", "domain": "alice.example.com", "suspended": False,
+                                        "disk_used_mb": 0, "disk_limit": 1024, "bw_used_mb": 0}
+    assert send(sim, "/api/v1/accounts/usage", {"domain": "addon.example.com"}).status_code == 404
+    # A filled username wins, even when a domain is given too.
+    assert send(sim, "/api/v1/accounts/usage", {"username": "bob", "domain": "alice.example.com"}).status_code == 404
+    assert send(sim, "/api/v1/accounts/usage", {}).status_code == 404
+
+
+def test_terminate_removes_then_answers_404(sim):
+    create(sim)
+    sim.agent_error = "ignored"  # the panel does not check the agent's answer on delete
+    first = send(sim, "/api/v1/accounts/terminate", {"username": "alice"})
+    assert (first.status_code, first.json()["message"]) == (200, "Account alice terminated.")
+    again = send(sim, "/api/v1/accounts/terminate", {"username": "alice"})
+    assert (again.status_code, again.json()["message"]) == (404, "Account not found.")
     assert sim.accounts == {}
-    assert send(sim, "GET", f"/api/accounts/{account_id}").status_code == 404
 
 
-def test_terminate_with_data_answer_when_configured():
-    with OpteriusSimulator(api_token=TOKEN, delete_no_content=False) as sim:
-        account_id = create(sim).json()["data"]["id"]
-        answer = send(sim, "DELETE", f"/api/accounts/{account_id}")
-        assert answer.status_code == 200 and answer.json()["data"]["id"] == account_id
+def test_change_password_validates_before_it_looks_the_account_up(sim):
+    short = send(sim, "/api/v1/accounts/password", {"username": "nobody", "password": "short"})
+    assert short.status_code == 422
+    assert short.json()["errors"] == {"password": ["The password field must be at least 8 characters."]}
+    create(sim)
+    done = send(sim, "/api/v1/accounts/password", {"username": "alice", "password": "n3w-long-pass"})
+    assert done.json()["message"] == "Password changed for alice."
+    assert sim.accounts["alice"].system_password == "n3w-long-pass"
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/api/accounts/99"), ("DELETE", "/api/accounts/99"),
-    ("POST", "/api/accounts/99/suspend"), ("POST", "/api/accounts/99/unsuspend"),
-])
-def test_unknown_account_is_404(sim, method, path):
-    answer = send(sim, method, path)
-    assert answer.status_code == 404 and answer.json()["error"] == "not_found"
+def test_change_package_and_list_packages(sim):
+    create(sim)
+    moved = send(sim, "/api/v1/accounts/package", {"username": "alice", "package": "pro"})
+    assert moved.json()["message"] == "Package changed to pro for alice."
+    assert sim.accounts["alice"].package == "pro"
+    unknown = send(sim, "/api/v1/accounts/package", {"username": "alice", "package": "gold"})
+    assert (unknown.status_code, unknown.json()["message"]) == (404, "Package 'gold' not found.")
+    listed = send(sim, "/api/v1/packages", method="GET").json()
+    assert listed == {"result": "success", "data": [
+        {"name": "basic", "disk_quota": "1 GB", "bandwidth": "10 GB/mo", "php_default": "8.4"},
+        {"name": "pro", "disk_quota": "2 GB", "bandwidth": "20 GB/mo", "php_default": "8.4"}]}
 
 
-def test_unknown_route_and_method(sim):
-    assert send(sim, "GET", "/api/nothing").status_code == 404
-    assert send(sim, "PUT", "/api/accounts").status_code == 405
+def test_sandbox_server_add_line_carries_the_manifests_api_key(sim):
+    """`provisiond sandbox opterius` prints a `server add` line from the manifest's credential names."""
+    from provisiond import panels
+    from provisiond.config import bundled_dir
+    from provisiond.sandbox import server_add_lines
+    fields = [f.name for f in panels.discover([bundled_dir("playbooks")]).get("opterius").credentials]
+    line = server_add_lines("opterius", sim, fields).splitlines()[-1]
+    assert f"--credential api_key={KEY}" in line and "--credential scheme=http" in line
+    assert f"--port {sim.port}" in line
