@@ -241,13 +241,9 @@ def queue_stats(now: datetime.datetime) -> dict:
 
 
 def _service_id(key: str) -> int:
-    """The id of the service named by ``key``, its id or billing reference."""
-    if key.isdigit() and int(key) > MAX_ID:
-        found = Service.get_or_none(Service.ref == key)
-        if found is None:
-            raise NotFound(f"service {key} does not exist")
-        return found.id
-    return lifecycle.get_service(key).id
+    """The id of the service whose billing reference is ``key``: the API addresses services
+    by reference only, so a reference never reaches the service that has it as an id."""
+    return lifecycle.get_service_by_ref(key).id
 
 
 class _PanelCache:
@@ -303,7 +299,7 @@ CONFLICT = {409: {"model": Problem, "description": "the current state does not a
 INVALID = {422: {"model": ValidationProblem, "description": "bad input; `loc` names the field"}}
 
 ServiceKey = Annotated[str, Path(min_length=1, max_length=100, pattern=REF_PATTERN,
-                                 description="the service's id or billing reference")]
+                                 description="the service's billing reference (never its id)")]
 JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 bearer = HTTPBearer(auto_error=False, description="a token from `provisiond token create NAME`")

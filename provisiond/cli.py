@@ -488,6 +488,10 @@ def _positive(value: str) -> int:
     return number
 
 
+SERVICE_KEY_HELP = ("the service's billing reference, or its id written id:7 (a bare number that is "
+                    "the ref of one service and the id of another is refused)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --json is accepted before or after the command; SUPPRESS keeps a subcommand's unset
     # flag from overriding the one given before it.
@@ -581,21 +585,21 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (("show", "show a service and its jobs"), ("unsuspend", "unsuspend"),
                             ("terminate", "terminate (remove the account)"),
                             ("change-password", "set a new generated password")):
-        sub(svg, name, help_text).add_argument("service", help="id or billing reference")
+        sub(svg, name, help_text).add_argument("service", help=SERVICE_KEY_HELP)
     p = sub(svg, "suspend", "suspend")
-    p.add_argument("service", help="id or billing reference")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
     p.add_argument("--reason", default="admin", help="overdue, admin, abuse, ... (default admin)")
     p = sub(svg, "action", "run an action the panel declares for active services (e.g. login_link)")
-    p.add_argument("service", help="id or billing reference")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
     p.add_argument("action")
     p.add_argument("--param", action="append", metavar="KEY=VALUE")
     p.add_argument("--as", dest="audience", default="admin", choices=["admin", "client"],
                    help="who asks: client areas only get the actions offered to clients")
     p = sub(svg, "paid", "record a payment (unsuspends a service suspended for being overdue)")
-    p.add_argument("service", help="id or billing reference")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
     p.add_argument("--until", type=_date, required=True, help="paid until (YYYY-MM-DD)")
     p = sub(svg, "change-package", "move to another package")
-    p.add_argument("service", help="id or billing reference")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
     p.add_argument("package")
     p = sub(svg, "list", "list services")
     p.add_argument("--status")

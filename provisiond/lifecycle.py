@@ -44,16 +44,58 @@ BILLING_EVENTS = {"create": "service.created", "suspend": "service.suspended",
 OCCUPYING = (S.PENDING.value, S.ACTIVE.value, S.SUSPENDED.value)
 
 
-def get_service(ref_or_id: str | int) -> Service:
-    key = str(ref_or_id)
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers
+ID_PREFIX = "id:"  # how a person writes a service id unambiguously (no ref starts with it)
+
+
+def get_service(key: str | int) -> Service:
+    """The service a person or a caller named.
+
+    An int is an id (callers inside provisiond). A string is ``id:7`` for an id, else a billing
+    reference; a bare number that is no service's reference is taken as an id. A number that
+    is the reference of one service and the id of another is refused, naming both: a billing
+    reference must never reach another service (WHMCS service ids are numbers)."""
+    if isinstance(key, int):
+        return _by_id(key)
+    key = str(key)
     if "\x00" in key:
         raise NotFound("service reference contains a NUL byte")
-    query = Service.ref == key
-    if key.isascii() and key.isdigit() and len(key) < 16:
-        query = query | (Service.id == int(key))
-    found = Service.select().where(query).order_by(Service.ref == key).first()
+    if key.startswith(ID_PREFIX):
+        return _by_id(_id_number(key[len(ID_PREFIX):], key))
+    by_ref = Service.get_or_none(Service.ref == key)
+    by_id = Service.get_or_none(Service.id == int(key)) if _is_id(key) else None
+    if by_ref is not None and by_id is not None and by_ref.id != by_id.id:
+        raise ValidationError("service", f"{key!r} is ambiguous: it is the ref of service "
+                              f"{ID_PREFIX}{by_ref.id} and the id of service {ID_PREFIX}{by_id.id} "
+                              f"(ref {by_id.ref}); write {ID_PREFIX}{by_ref.id} or {ID_PREFIX}{by_id.id}")
+    found = by_ref or by_id
     if found is None:
-        raise NotFound(f"service {ref_or_id} does not exist")
+        raise NotFound(f"service {key} does not exist")
+    return found
+
+
+def get_service_by_ref(ref: str) -> Service:
+    """The service with billing reference ``ref``, never one with that id (the API's rule)."""
+    found = Service.get_or_none(Service.ref == ref) if "\x00" not in ref else None
+    if found is None:
+        raise NotFound(f"service {ref} does not exist")
+    return found
+
+
+def _is_id(key: str) -> bool:
+    return key.isascii() and key.isdigit() and len(key) <= 10 and int(key) <= MAX_ID
+
+
+def _id_number(digits: str, key: str) -> int:
+    if not _is_id(digits):
+        raise NotFound(f"service {key} does not exist")
+    return int(digits)
+
+
+def _by_id(service_id: int) -> Service:
+    found = Service.get_or_none(Service.id == service_id)
+    if found is None:
+        raise NotFound(f"service {ID_PREFIX}{service_id} does not exist")
     return found
 
 

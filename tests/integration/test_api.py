@@ -177,7 +177,7 @@ def test_order_is_201_queues_the_job_and_wakes_the_daemon(client, worker, woken)
     assert Service.select().count() == 1
 
     assert run(worker, client, job)["status"] == "succeeded"
-    shown = client.get(f"/v1/services/{service['id']}").json()
+    shown = client.get("/v1/services/INV-1").json()
     assert shown["status"] == "active" and shown["remote_id"] == "shop"
     assert [(j["action"], j["status"]) for j in shown["jobs"]] == [("create", "succeeded")]
     assert client.get("/v1/services/INV-1").json()["id"] == service["id"]
@@ -192,6 +192,7 @@ def test_order_is_201_queues_the_job_and_wakes_the_daemon(client, worker, woken)
     ({"username": "root"}, "username"),
     ({"ref": "bad ref"}, "ref"),
     ({"ref": "INV\x00-1"}, "ref"),
+    ({"ref": "id:7"}, "ref"),  # the CLI's way to write an id is never a reference
     ({"domain": 42}, "domain"),
     ({"paid_until": "next tuesday"}, "paid_until"),
     ({"paid_until": "2030-02-30"}, "paid_until"),
@@ -225,6 +226,19 @@ def test_unknown_service_or_job_is_404(client, method, path, body):
     response = client.call(method, path, json=body)
     assert response.status_code == 404, response.text
     assert "does not exist" in response.json()["detail"]
+
+
+def test_the_api_addresses_services_by_ref_never_by_id(client):
+    # WHMCS service ids are numbers: ref "2" gets id 1 and ref "1" gets id 2.
+    first, second = (order(client, ref=ref, domain=f"n{ref}.example.com")["service"] for ref in ("2", "1"))
+    assert (first["id"], second["id"]) == (1, 2)
+    assert client.get("/v1/services/1").json()["ref"] == "1"
+    paid = client.post("/v1/services/1/payments", json={"paid_until": "2031-01-31"})
+    assert paid.status_code == 200 and paid.json()["service"]["ref"] == "1"
+    assert Service.get(Service.ref == "1").paid_until == datetime.date(2031, 1, 31)
+    assert Service.get(Service.ref == "2").paid_until is None
+    third = order(client, ref="INV-3", domain="n3.example.com")["service"]
+    assert client.get(f"/v1/services/{third['id']}").status_code == 404  # an id is no ref
 
 
 def test_actions_in_the_wrong_state_are_409(client, worker):

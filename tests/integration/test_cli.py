@@ -140,3 +140,27 @@ def test_admin_and_client_actions_declared_by_the_panel(ready, whm):
     code, _, err = ready("service", "action", "ACT-1", "no_such_action")
     assert code == 2 and "action" in err
     assert order["job"]
+
+
+def test_a_key_that_is_one_services_ref_and_anothers_id_is_refused_naming_both(ready, database):
+    for ref in ("2", "1", "ABC"):  # ids 1, 2, 3
+        assert ready("service", "order", "--product", "starter", "--domain", f"n{ref.lower()}.example.com",
+                     "--email", "me@example.com", "--ref", ref)[0] == 0
+    for argv in (["service", "show", "1"], ["service", "paid", "2", "--until", "2031-01-31"],
+                 ["service", "suspend", "1"]):
+        code, _, err = ready(*argv)
+        assert code == 2 and err.startswith("provisiond: error: service:"), err
+        assert "id:1" in err and "id:2" in err and len(err.strip().splitlines()) == 1
+    assert [s.paid_until for s in Service.select()] == [None] * 3  # nothing written
+    assert json.loads(ready("service", "show", "id:2", "--json")[1])["ref"] == "1"
+    assert ready("service", "paid", "id:1", "--until", "2031-01-31")[0] == 0
+    assert Service.get(Service.ref == "2").paid_until.isoformat() == "2031-01-31"
+    assert json.loads(ready("service", "show", "3", "--json")[1])["ref"] == "ABC"  # no ref 3: an id
+    assert json.loads(ready("service", "show", "ABC", "--json")[1])["id"] == 3
+    assert ready("service", "show", "id:9")[0] == 2
+
+
+def test_service_help_says_how_to_write_an_id(ready, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["service", "suspend", "--help"])
+    assert "id:7" in " ".join(capsys.readouterr().out.split())
