@@ -303,8 +303,11 @@ def cmd_product_add(rt: Runtime, args) -> int:
                                   terminate_after_days=args.terminate_after_days, steps=args.step or (),
                                   role_dirs=rt.settings.role_dirs(), welcome_password=args.welcome_password,
                                   backup_before_terminate=args.backup_before_terminate)
+    warning = catalog.panel_gap(product)
+    if warning:
+        print(f"provisiond: warning: {warning}", file=sys.stderr)
     rt.out({"id": product.id, "name": product.name, "panel": product.panel, "package": product.package,
-            "config": product.config, "steps": product.extra_roles},
+            "config": product.config, "steps": product.extra_roles, "warnings": [warning] if warning else []},
            f"product {product.name} added ({product.panel}, {product.package})")
     return 0
 

@@ -107,7 +107,7 @@ def _loads(group: ServerGroup) -> list[ServerLoad]:
               .group_by(Service.server))
     counts = {row.server_id: row.n for row in placed}
     return [ServerLoad(id=s.id, name=s.name, enabled=s.enabled, healthy=s.health != "failed",
-                       max_accounts=s.max_accounts, placed=counts.get(s.id, 0))
+                       max_accounts=s.max_accounts, placed=counts.get(s.id, 0), panel=s.panel)
             for s in Server.select().where(Server.group == group)]
 
 
@@ -117,14 +117,18 @@ def _lock_group(group: ServerGroup) -> None:
         ServerGroup.select().where(ServerGroup.id == group.id).for_update().execute()
 
 
-def _choose_server(product: Product) -> Server | None:
+def _choose_server(product: Product) -> tuple[Server | None, str | None]:
+    """A server of the product's group and panel with room, or None and why not."""
     group = product.group
     _lock_group(group)
-    chosen = place(_loads(group), Strategy(group.strategy), group.last_server_id)
+    loads = _loads(group)
+    chosen = place(loads, Strategy(group.strategy), group.last_server_id, panel=product.panel)
     if chosen is None:
-        return None
+        if not any(load.panel == product.panel for load in loads):
+            return None, f"no {product.panel} server in group {group.name}"
+        return None, f"no capacity in group {group.name}"
     ServerGroup.update(last_server_id=chosen.id).where(ServerGroup.id == group.id).execute()
-    return Server.get_by_id(chosen.id)
+    return Server.get_by_id(chosen.id), None
 
 
 def _username_for(service: Service, server: Server, registry: Registry, wanted: str | None) -> str:
@@ -179,16 +183,17 @@ def order(registry: Registry, vault: Vault, *, product: str, domain: str, email:
 
 def _place_and_enqueue(service: Service, registry: Registry, username: str | None,
                        policy: RetryPolicy, settings: Settings | None = None) -> Job | None:
-    server = _choose_server(service.product)
+    server, why_not = _choose_server(service.product)
     if server is None:
         group = service.product.group.name
-        service.pending_reason = f"no capacity in group {group}"
+        service.pending_reason = why_not
         service.save()
         if settings is not None:
             # Once per waiting service: every tick tries again, the dedup key keeps it to one alert.
-            notify.alert(settings, f"no capacity in group {group}",
-                         f"Service {service.ref} ({service.domain}) is waiting: no enabled, healthy "
-                         f"server of group {group} has room. It is placed as soon as one has.",
+            notify.alert(settings, why_not,
+                         f"Service {service.ref} ({service.domain}) is waiting: {why_not}. It is "
+                         f"placed as soon as an enabled, healthy {service.product.panel} server "
+                         f"of group {group} has room.",
                          f"capacity:{group}:{service.id}")
         return None
     service.server = server
