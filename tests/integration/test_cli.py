@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
-from provisiond import cli
+from provisiond import audit, cli
 from provisiond.models import Job, Product, Server, Service
 from tests.conftest import WHM_TOKEN
 
@@ -179,3 +180,42 @@ def test_a_plesk_product_in_a_cpanel_group_warns_and_its_order_waits_for_a_plesk
     assert whm.accounts == {} and Job.select().count() == 0  # never "created" by the cPanel playbook
     code, _, err = ready("product", "add", "second", "--panel", "cpanel", "--group", "web", "--package", "basic")
     assert code == 0 and "warning" not in err
+
+
+def test_an_order_replayed_with_another_domain_exits_2_and_the_same_replay_gives_the_service(ready, database):
+    argv = ["service", "order", "--product", "starter", "--email", "me@shop.example.com", "--ref", "INV-1002"]
+    assert ready(*argv, "--domain", "shop.example.com")[0] == 0
+    code, _, err = ready(*argv, "--domain", "other.example.com")
+    assert code == 2 and err.strip() == ("provisiond: error: order INV-1002 is known with another domain; "
+                                         "replay it unchanged or use a new ref")
+    code, out, _ = ready(*argv, "--domain", "shop.example.com")
+    assert code == 0 and out.startswith("service INV-1002 (shop.example.com) was ordered already: create job")
+    assert Service.select().count() == Job.select().count() == 1
+
+
+def test_a_password_from_a_file_or_stdin_and_a_generated_one_revealed_once(ready, tmp_path, monkeypatch, vault):
+    chosen = tmp_path / "password"
+    chosen.write_text("Shop2026-spring\n")
+    order = ["service", "order", "--product", "starter", "--email", "me@example.com"]
+    code, out, _ = ready(*order, "--domain", "given.example.com", "--ref", "G-1", "--password-file", str(chosen))
+    assert code == 0 and "Shop2026" not in out
+    assert vault.decrypt(Service.get(Service.ref == "G-1").password) == "Shop2026-spring"
+    code, _, err = ready("service", "credentials", "G-1", "--reveal")
+    assert code == 2 and "chosen by the billing system" in err and "Shop2026" not in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("bad"))
+    code, _, err = ready(*order, "--domain", "bad.example.com", "--password-file", "-")
+    assert code == 2 and err.startswith("provisiond: error: password:") and "bad" not in err.split(":", 2)[2]
+    monkeypatch.setattr("sys.stdin", io.StringIO("From-stdin-2026\n"))
+    assert ready(*order, "--domain", "stdin.example.com", "--ref", "S-1", "--password-file", "-")[0] == 0
+    assert vault.decrypt(Service.get(Service.ref == "S-1").password) == "From-stdin-2026"
+
+    assert ready(*order, "--domain", "made.example.com", "--ref", "M-1")[0] == 0
+    code, out, _ = ready("service", "credentials", "M-1")
+    generated = vault.decrypt(Service.get(Service.ref == "M-1").password)
+    assert code == 0 and "revealable" in out and generated not in out
+    code, out, _ = ready("--json", "service", "credentials", "M-1", "--reveal")
+    assert code == 0 and json.loads(out)["password"] == generated
+    code, _, err = ready("service", "credentials", "M-1", "--reveal")
+    assert code == 2 and "revealed already" in err and generated not in err
+    entries = audit.entries("service:M-1")
+    assert [e.action for e in entries] == ["service.reveal_password"] and entries[0].actor.startswith("cli:")
