@@ -388,13 +388,13 @@ def _password_file(path: str | None) -> str | None:
         return None
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text = sys.stdin.read(PASSWORD_FILE_LIMIT)
         else:
             with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+                text = handle.read(PASSWORD_FILE_LIMIT)  # bounded: /dev/zero is a file too
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError("password_file", f"cannot be read ({type(exc).__name__})") from None
-    return text[:-1] if text.endswith("\n") else text
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 @command("service credentials")
@@ -521,6 +521,7 @@ def _positive(value: str) -> int:
     return number
 
 
+PASSWORD_FILE_LIMIT = 1024  # characters; the panel's rules refuse a longer password anyway
 PASSWORD_FILE_HELP = ("read the account password the billing system chose from FILE (- for standard "
                       "input; one trailing newline is dropped); checked against the panel's rules")
 SERVICE_KEY_HELP = ("the service's billing reference, or its id written id:7 (a bare number that is "

@@ -205,7 +205,9 @@ def test_a_password_from_a_file_or_stdin_and_a_generated_one_revealed_once(ready
     monkeypatch.setattr("sys.stdin", io.StringIO("bad"))
     code, _, err = ready(*order, "--domain", "bad.example.com", "--password-file", "-")
     assert code == 2 and err.startswith("provisiond: error: password:") and "bad" not in err.split(":", 2)[2]
-    monkeypatch.setattr("sys.stdin", io.StringIO("From-stdin-2026\n"))
+    code, _, err = ready(*order, "--domain", "zero.example.com", "--password-file", "/dev/zero")
+    assert code == 2 and err.startswith("provisiond: error: password: must be 10 to 128")  # read bounded
+    monkeypatch.setattr("sys.stdin", io.StringIO("From-stdin-2026\r\n"))
     assert ready(*order, "--domain", "stdin.example.com", "--ref", "S-1", "--password-file", "-")[0] == 0
     assert vault.decrypt(Service.get(Service.ref == "S-1").password) == "From-stdin-2026"
 
