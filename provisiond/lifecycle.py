@@ -216,10 +216,12 @@ def _replayed(known: Service, wanted: dict, password: str | None, vault: Vault) 
     """The known service of a replayed order, or a Conflict naming the fields that differ.
 
     ``paid_until`` is not compared: payments move it after the order. A replay without a
-    password matches either way (a retry that leaves it out asks for nothing new)."""
+    password or username matches either way (a retry that leaves it out asks for nothing new),
+    and so does a username while the service waits for a server (it has none yet)."""
     have = {"product": known.product.name, "domain": known.domain, "email": known.email,
             "username": known.username}
-    differing = [f for f, value in wanted.items() if value is not None and value != have[f]]
+    differing = [f for f, value in wanted.items()
+                 if value is not None and have[f] is not None and value != have[f]]
     if password is not None and not _same_password(known, password, vault):
         differing.append("password")
     if differing:

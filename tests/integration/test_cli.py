@@ -171,11 +171,14 @@ def test_a_plesk_product_in_a_cpanel_group_warns_and_its_order_waits_for_a_plesk
     code, _, err = ready("product", "add", "pleskweb", "--panel", "plesk", "--group", "web", "--package", "basic")
     assert code == 0 and err.strip() == ("provisiond: warning: group web has no plesk server yet; "
                                          "orders of product pleskweb wait until one is added")
-    code, out, _ = ready("--json", "service", "order", "--product", "pleskweb", "--domain", "plesk.example.com",
-                         "--email", "me@plesk.example.com", "--ref", "P-1")
+    order = ["service", "order", "--product", "pleskweb", "--domain", "plesk.example.com",
+             "--email", "me@plesk.example.com", "--ref", "P-1", "--username", "owner1"]
+    code, out, _ = ready("--json", *order)
     held = json.loads(out)
     assert code == 0 and held["job"] is None and held["server"] is None
     assert held["pending_reason"] == "no plesk server in group web"
+    code, out, _ = ready(*order)  # replayed while waiting: no username yet, no conflict
+    assert code == 0 and "was ordered already: waiting: no plesk server in group web" in out
     assert ready("run", "--once")[0] == 0
     assert whm.accounts == {} and Job.select().count() == 0  # never "created" by the cPanel playbook
     code, _, err = ready("product", "add", "second", "--panel", "cpanel", "--group", "web", "--package", "basic")
