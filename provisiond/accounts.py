@@ -83,3 +83,28 @@ def generate_password(rules: PasswordRules) -> str:
         password = "".join(secrets.choice(alphabet) for _ in range(rules.length))
         if password[0].isalpha() and all(any(ch in c for ch in password) for c in classes):
             return password
+
+
+def password_problem(password: str, rules: PasswordRules) -> str | None:
+    """Why a password a billing system chose breaks the panel's rules, or None.
+
+    The answer never contains the password or any of its characters."""
+    if not isinstance(password, str):
+        return "must be a string"
+    if not rules.min_length <= len(password) <= rules.max_length:
+        return f"must be {rules.min_length} to {rules.max_length} characters"
+    allowed = set(string.ascii_letters + string.digits + rules.allowed_symbols + rules.symbols)
+    if not set(password) <= allowed:
+        return f"may only contain letters, digits and {rules.allowed_symbols}"
+    classes = (string.ascii_lowercase, string.ascii_uppercase, string.digits)
+    if not all(any(ch in c for ch in password) for c in classes):
+        return "must contain a lowercase letter, an uppercase letter and a digit"
+    return None
+
+
+def check_password(password: str, rules: PasswordRules) -> str:
+    """``password`` when the panel's rules accept it; else a ValidationError naming the field."""
+    problem = password_problem(password, rules)
+    if problem:
+        raise ValidationError("password", problem)
+    return password

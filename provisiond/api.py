@@ -39,7 +39,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from provisiond import db as dbmod
-from provisiond import actions, inputs, lifecycle, panels, queue, tokens
+from provisiond import actions, credentials, lifecycle, panels, queue, tokens
 from provisiond.bodylimit import MAX_BODY, BodyLimit
 from provisiond.config import Settings
 from provisiond.crypto import Vault
@@ -110,6 +110,9 @@ class OrderIn(Strict):
     username: str | None = Field(None, min_length=1, max_length=64)
     ref: str | None = Field(None, min_length=1, max_length=100)
     paid_until: IsoDate | None = None
+    password: str | None = Field(None, min_length=1, max_length=128, repr=False, description=(
+        "the account password the billing system chose (checked against the panel's rules, "
+        "stored encrypted, never shown again); without it provisiond generates one"))
 
 
 class PaymentIn(Strict):
@@ -131,6 +134,12 @@ class ActionIn(Strict):
 
 class ChangePackageIn(Strict):
     package: str = Field(min_length=1, max_length=100)
+
+
+class ChangePasswordIn(Strict):
+    password: str | None = Field(None, min_length=1, max_length=128, repr=False,
+                                 description="the password the billing system chose; "
+                                             "without it provisiond generates one")
 
 
 # -- answers ---------------------------------------------------------------------------------
@@ -170,6 +179,15 @@ class ServiceOut(BaseModel):
     paid_until: datetime.date | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
+
+
+class CredentialsOut(BaseModel):
+    ref: str
+    username: str | None
+    server: str | None
+    password_state: str
+    revealable: bool
+    password: str
 
 
 class ServiceDetail(ServiceOut):
@@ -246,13 +264,9 @@ def queue_stats(now: datetime.datetime) -> dict:
 
 
 def _service_id(key: str) -> int:
-    """The id of the service named by ``key``, its id or billing reference."""
-    if key.isdigit() and int(key) > MAX_ID:
-        found = Service.get_or_none(Service.ref == key)
-        if found is None:
-            raise NotFound(f"service {key} does not exist")
-        return found.id
-    return lifecycle.get_service(key).id
+    """The id of the service whose billing reference is ``key``: the API addresses services
+    by reference only, so a reference never reaches the service that has it as an id."""
+    return lifecycle.get_service_by_ref(key).id
 
 
 class _PanelCache:
@@ -308,7 +322,7 @@ CONFLICT = {409: {"model": Problem, "description": "the current state does not a
 INVALID = {422: {"model": ValidationProblem, "description": "bad input; `loc` names the field"}}
 
 ServiceKey = Annotated[str, Path(min_length=1, max_length=100, pattern=REF_PATTERN,
-                                 description="the service's id or billing reference")]
+                                 description="the service's billing reference (never its id)")]
 JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 bearer = HTTPBearer(auto_error=False, description="a token from `provisiond token create NAME`")
@@ -357,18 +371,20 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
 
     @v1.post("/orders", status_code=201, response_model=ServiceAndJob, tags=["services"],
              responses={200: {"model": ServiceAndJob, "description": "known ref: that service"},
+                        409: {"model": Problem, "description": "known ref with other data; "
+                                                               "names the fields that differ"},
                         **INVALID})
     @_with_db
     def create_order(order: OrderIn):
         """A paid order: the service and its create job (no job while no server has room)."""
-        known = (order.ref is not None and bool(inputs.ref(order.ref))
-                 and Service.select().where(Service.ref == order.ref).exists())
-        service, job = lifecycle.order(registry(), vault, product=order.product, domain=order.domain,
-                                       email=order.email, username=order.username, ref=order.ref,
-                                       paid_until=order.paid_until, policy=policy, settings=settings)
-        answer = {"service": service_view(service), "job": job_view(job) if job else None}
+        ordered = lifecycle.place_order(
+            registry(), vault, product=order.product, domain=order.domain, email=order.email,
+            username=order.username, ref=order.ref, paid_until=order.paid_until,
+            password=order.password, policy=policy, settings=settings)
+        answer = {"service": service_view(ordered.service),
+                  "job": job_view(ordered.job) if ordered.job else None}
         return JSONResponse(ServiceAndJob.model_validate(answer).model_dump(mode="json"),
-                            status_code=200 if known else 201)
+                            status_code=201 if ordered.created else 200)
 
     @v1.get("/services/{service}", response_model=ServiceDetail, tags=["services"],
             responses={**NOT_FOUND, **INVALID})
@@ -426,9 +442,20 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     @v1.post("/services/{service}/change-password", status_code=202, response_model=JobOut,
              tags=["services"], responses=action_responses)
     @_with_db
-    def change_password(service: ServiceKey):
-        """Set a new generated password; it is never part of an answer."""
-        return _request(service, "change_password")
+    def change_password(service: ServiceKey, body: Annotated[ChangePasswordIn | None, Body()] = None):
+        """Set the password the billing system chose, or a new generated one; it is never part
+        of an answer."""
+        return _request(service, "change_password", password=(body or ChangePasswordIn()).password)
+
+    @v1.get("/services/{service}/credentials", response_model=CredentialsOut, tags=["services"],
+            responses={**NOT_FOUND, 409: {"model": Problem, "description": (
+                "revealed already since the last change, or chosen by the billing system")}, **INVALID})
+    @_with_db
+    def reveal_credentials(service: ServiceKey, token: Annotated[ApiToken, Depends(authenticate)]):
+        """The generated password, once per change, for an admin (every token is one for now:
+        tokens have no scopes yet); audited. A second call is refused with 409 saying why."""
+        found = lifecycle.get_service(_service_id(service))
+        return credentials.reveal(found, vault, f"api:{token.name}")
 
     @v1.post("/services/{service}/actions/{action}", tags=["services"], response_model=dict[str, Any],
              responses=action_responses)

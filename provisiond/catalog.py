@@ -151,6 +151,15 @@ def add_product(registry: Registry, *, name: str, panel: str, group_name: str, p
                               backup_before_terminate=backup_before_terminate)
 
 
+def panel_gap(product: Product) -> str | None:
+    """A warning when the product's group has no server of the product's panel yet: its
+    orders would wait (placement only uses servers of the product's panel)."""
+    if Server.select().where((Server.group == product.group) & (Server.panel == product.panel)).exists():
+        return None
+    return (f"group {product.group.name} has no {product.panel} server yet; orders of product "
+            f"{product.name} wait until one is added")
+
+
 def product(name: str) -> Product:
     found = Product.get_or_none(Product.name == name) if inputs.REF.match(name or "") else None
     if found is None:

@@ -323,8 +323,11 @@ def cmd_product_add(rt: Runtime, args) -> int:
                                   terminate_after_days=args.terminate_after_days, steps=args.step or (),
                                   role_dirs=rt.settings.role_dirs(), welcome_password=args.welcome_password,
                                   backup_before_terminate=args.backup_before_terminate)
+    warning = catalog.panel_gap(product)
+    if warning:
+        print(f"provisiond: warning: {warning}", file=sys.stderr)
     rt.out({"id": product.id, "name": product.name, "panel": product.panel, "package": product.package,
-            "config": product.config, "steps": product.extra_roles},
+            "config": product.config, "steps": product.extra_roles, "warnings": [warning] if warning else []},
            f"product {product.name} added ({product.panel}, {product.package})")
     return 0
 
@@ -332,11 +335,14 @@ def cmd_product_add(rt: Runtime, args) -> int:
 @command("service order")
 def cmd_service_order(rt: Runtime, args) -> int:
     rt.open_db()
-    service, job = lifecycle.order(rt.registry(), rt.vault, product=args.product, domain=args.domain,
-                                   email=args.email, username=args.username, ref=args.ref,
-                                   paid_until=args.paid_until, policy=rt.policy, settings=rt.settings)
-    view = service_view(service) | {"job": job.id if job else None}
-    rt.out(view, lambda v: f"service {v['ref']} ({v['domain']}) ordered: "
+    ordered = lifecycle.place_order(rt.registry(), rt.vault, product=args.product, domain=args.domain,
+                                    email=args.email, username=args.username, ref=args.ref,
+                                    paid_until=args.paid_until, password=_password_file(args.password_file),
+                                    policy=rt.policy, settings=rt.settings)
+    service, job = ordered.service, ordered.job
+    view = service_view(service) | {"job": job.id if job else None, "created": ordered.created}
+    rt.out(view, lambda v: f"service {v['ref']} ({v['domain']}) "
+           + ("ordered: " if v["created"] else "was ordered already: ")
            + (f"create job {v['job']} queued on {v['server']} as {v['username']}" if v["job"]
               else f"waiting: {v['pending_reason']}"))
     return 0
@@ -393,7 +399,34 @@ def cmd_service_change_package(rt, args):
 
 @command("service change-password")
 def cmd_service_change_password(rt, args):
-    return _request(rt, args, "change_password")
+    return _request(rt, args, "change_password", password=_password_file(args.password_file))
+
+
+def _password_file(path: str | None) -> str | None:
+    """The password in FILE (``-``: standard input), without its line end; never echoed."""
+    if path is None:
+        return None
+    try:
+        if path == "-":
+            text = sys.stdin.read(PASSWORD_FILE_LIMIT)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read(PASSWORD_FILE_LIMIT)  # bounded: /dev/zero is a file too
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError("password_file", f"cannot be read ({type(exc).__name__})") from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+@command("service credentials")
+def cmd_service_credentials(rt: Runtime, args) -> int:
+    from provisiond import audit, credentials
+    rt.open_db()
+    service = lifecycle.get_service(args.service)
+    if not args.reveal:
+        rt.out(credentials.describe(service), _fields)
+        return 0
+    rt.out(credentials.reveal(service, rt.vault, audit.cli_actor()), _fields)
+    return 0
 
 
 @command("service action")
@@ -509,6 +542,13 @@ def _positive(value: str) -> int:
     return number
 
 
+PASSWORD_FILE_LIMIT = 1024  # characters; the panel's rules refuse a longer password anyway
+PASSWORD_FILE_HELP = ("read the account password the billing system chose from FILE (- for standard "
+                      "input; one trailing newline is dropped); checked against the panel's rules")
+SERVICE_KEY_HELP = ("the service's billing reference, or its id written id:7 (a bare number that is "
+                    "the ref of one service and the id of another is refused)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --json is accepted before or after the command; SUPPRESS keeps a subcommand's unset
     # flag from overriding the one given before it.
@@ -601,26 +641,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", help="the billing system's reference")
     p.add_argument("--paid-until", type=_date, metavar="YYYY-MM-DD",
                    help="the day the order is paid until (the overdue sweep counts from it)")
+    p.add_argument("--password-file", metavar="FILE", help=PASSWORD_FILE_HELP)
     for name, help_text in (("show", "show a service and its jobs"), ("unsuspend", "unsuspend"),
-                            ("terminate", "terminate (remove the account)"),
-                            ("change-password", "set a new generated password")):
-        sub(svg, name, help_text).add_argument("service", help="id or billing reference")
+                            ("terminate", "terminate (remove the account)")):
+        sub(svg, name, help_text).add_argument("service", help=SERVICE_KEY_HELP)
+    p = sub(svg, "change-password", "set a new password: the one in --password-file, else a generated one")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
+    p.add_argument("--password-file", metavar="FILE", help=PASSWORD_FILE_HELP)
+    p = sub(svg, "credentials", "the account's username and password state; --reveal shows a "
+                                "generated password once per change (audited)")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
+    p.add_argument("--reveal", action="store_true",
+                   help="show the generated password (once per change; recorded in the audit trail)")
     p = sub(svg, "suspend", "suspend")
-    p.add_argument("service", help="id or billing reference")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
     p.add_argument("--reason", default="admin", help="overdue, admin, abuse, ... (default admin)")
     p = sub(svg, "action", "run an action the panel declares for active services (e.g. login_link)")
-    p.add_argument("service", help="id or billing reference")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
     p.add_argument("action")
     p.add_argument("--param", action="append", metavar="KEY=VALUE")
     p.add_argument("--as", dest="audience", default="admin", choices=["admin", "client"],
                    help="who asks: client areas only get the actions offered to clients")
     p = sub(svg, "paid", "record a payment (unsuspends a service suspended for being overdue)")
-    p.add_argument("service", help="id or billing reference")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
     p.add_argument("--until", type=_date, required=True, help="paid until (YYYY-MM-DD)")
     p.add_argument("--correct", action="store_true",
                    help="allow a date earlier than the current one (a correction; audited)")
     p = sub(svg, "change-package", "move to another package")
-    p.add_argument("service", help="id or billing reference")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
     p.add_argument("package")
     p = sub(svg, "list", "list services")
     p.add_argument("--status", choices=[s.value for s in ServiceStatus], help="only services in this state")

@@ -110,11 +110,20 @@ def _audit_and_daemons(db: pw.Database) -> None:
     db.create_tables([AuditEntry, Daemon], safe=True)
 
 
+def _password_state(db: pw.Database) -> None:
+    from playhouse.migrate import SchemaMigrator, migrate
+    from provisiond.models import Service
+    if "password_state" not in {c.name for c in db.get_columns("service")}:
+        migrate(SchemaMigrator.from_database(db).add_column("service", "password_state",
+                                                            Service.password_state))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
     (3, "api tokens, notification outbox, product mail and backup policies", _tokens_outbox_product_policies),
     (4, "audit trail, daemon heartbeats", _audit_and_daemons),
+    (5, "who chose a service's password, and whether it was revealed", _password_state),
 ]
 
 

@@ -32,3 +32,12 @@ class CryptoError(ProvisiondError):
 
 class StateError(ProvisiondError):
     """An action that the service's or job's current state does not allow."""
+
+
+class Conflict(StateError):
+    """A request that contradicts what is known (an order ref replayed with other data).
+    ``fields`` names what differs."""
+
+    def __init__(self, fields: list[str], message: str):
+        super().__init__(message)
+        self.fields = fields

@@ -98,6 +98,8 @@ def email(value: str) -> str:
 def ref(value: str) -> str:
     if not isinstance(value, str) or not REF.fullmatch(value):
         raise ValidationError("ref", f"{value!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
+    if value.startswith("id:"):  # the CLI writes a service id so; no reference may look like one
+        raise ValidationError("ref", f"{value!r} must not start with 'id:'")
     return value
 
 

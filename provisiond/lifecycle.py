@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hmac
+import uuid
 from typing import Any
 
 import peewee as pw
 
-from provisiond import accounts, db as dbmod, inputs, notify, queue
+from provisiond import accounts, credentials, db as dbmod, inputs, notify, queue
 from provisiond.config import Settings
 from provisiond.crypto import Vault
-from provisiond.errors import NotFound, StateError, ValidationError
-from provisiond.models import (Job, Product, Server, ServerGroup, Service,
+from provisiond.errors import Conflict, NotFound, StateError, ValidationError
+from provisiond.models import (OPEN_JOB_STATUSES, Job, Product, Server, ServerGroup, Service,
                                ServiceStatus, database, utcnow)
 from provisiond.panels import Registry
 from provisiond.policies import RetryPolicy, ServerLoad, Strategy, place
@@ -44,16 +46,58 @@ BILLING_EVENTS = {"create": "service.created", "suspend": "service.suspended",
 OCCUPYING = (S.PENDING.value, S.ACTIVE.value, S.SUSPENDED.value)
 
 
-def get_service(ref_or_id: str | int) -> Service:
-    key = str(ref_or_id)
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers
+ID_PREFIX = "id:"  # how a person writes a service id unambiguously (no ref starts with it)
+
+
+def get_service(key: str | int) -> Service:
+    """The service a person or a caller named.
+
+    An int is an id (callers inside provisiond). A string is ``id:7`` for an id, else a billing
+    reference; a bare number that is no service's reference is taken as an id. A number that
+    is the reference of one service and the id of another is refused, naming both: a billing
+    reference must never reach another service (WHMCS service ids are numbers)."""
+    if isinstance(key, int):
+        return _by_id(key)
+    key = str(key)
     if "\x00" in key:
         raise NotFound("service reference contains a NUL byte")
-    query = Service.ref == key
-    if key.isascii() and key.isdigit() and len(key) < 16:
-        query = query | (Service.id == int(key))
-    found = Service.select().where(query).order_by(Service.ref == key).first()
+    if key.startswith(ID_PREFIX):
+        return _by_id(_id_number(key[len(ID_PREFIX):], key))
+    by_ref = Service.get_or_none(Service.ref == key)
+    by_id = Service.get_or_none(Service.id == int(key)) if _is_id(key) else None
+    if by_ref is not None and by_id is not None and by_ref.id != by_id.id:
+        raise ValidationError("service", f"{key!r} is ambiguous: it is the ref of service "
+                              f"{ID_PREFIX}{by_ref.id} and the id of service {ID_PREFIX}{by_id.id} "
+                              f"(ref {by_id.ref}); write {ID_PREFIX}{by_ref.id} or {ID_PREFIX}{by_id.id}")
+    found = by_ref or by_id
     if found is None:
-        raise NotFound(f"service {ref_or_id} does not exist")
+        raise NotFound(f"service {key} does not exist")
+    return found
+
+
+def get_service_by_ref(ref: str) -> Service:
+    """The service with billing reference ``ref``, never one with that id (the API's rule)."""
+    found = Service.get_or_none(Service.ref == ref) if "\x00" not in ref else None
+    if found is None:
+        raise NotFound(f"service {ref} does not exist")
+    return found
+
+
+def _is_id(key: str) -> bool:
+    return key.isascii() and key.isdigit() and len(key) <= 10 and int(key) <= MAX_ID
+
+
+def _id_number(digits: str, key: str) -> int:
+    if not _is_id(digits):
+        raise NotFound(f"service {key} does not exist")
+    return int(digits)
+
+
+def _by_id(service_id: int) -> Service:
+    found = Service.get_or_none(Service.id == service_id)
+    if found is None:
+        raise NotFound(f"service {ID_PREFIX}{service_id} does not exist")
     return found
 
 
@@ -65,7 +109,7 @@ def _loads(group: ServerGroup) -> list[ServerLoad]:
               .group_by(Service.server))
     counts = {row.server_id: row.n for row in placed}
     return [ServerLoad(id=s.id, name=s.name, enabled=s.enabled, healthy=s.health != "failed",
-                       max_accounts=s.max_accounts, placed=counts.get(s.id, 0))
+                       max_accounts=s.max_accounts, placed=counts.get(s.id, 0), panel=s.panel)
             for s in Server.select().where(Server.group == group)]
 
 
@@ -75,14 +119,18 @@ def _lock_group(group: ServerGroup) -> None:
         ServerGroup.select().where(ServerGroup.id == group.id).for_update().execute()
 
 
-def _choose_server(product: Product) -> Server | None:
+def _choose_server(product: Product) -> tuple[Server | None, str | None]:
+    """A server of the product's group and panel with room, or None and why not."""
     group = product.group
     _lock_group(group)
-    chosen = place(_loads(group), Strategy(group.strategy), group.last_server_id)
+    loads = _loads(group)
+    chosen = place(loads, Strategy(group.strategy), group.last_server_id, panel=product.panel)
     if chosen is None:
-        return None
+        if not any(load.panel == product.panel for load in loads):
+            return None, f"no {product.panel} server in group {group.name}"
+        return None, f"no capacity in group {group.name}"
     ServerGroup.update(last_server_id=chosen.id).where(ServerGroup.id == group.id).execute()
-    return Server.get_by_id(chosen.id)
+    return Server.get_by_id(chosen.id), None
 
 
 def _username_for(service: Service, server: Server, registry: Registry, wanted: str | None) -> str:
@@ -101,52 +149,107 @@ def _username_for(service: Service, server: Server, registry: Registry, wanted: 
     return accounts.generate_username(service.domain, rules, taken)
 
 
-def order(registry: Registry, vault: Vault, *, product: str, domain: str, email: str,
-          username: str | None = None, ref: str | None = None,
-          paid_until: datetime.date | None = None,
-          policy: RetryPolicy = RetryPolicy(),
-          settings: Settings | None = None) -> tuple[Service, Job | None]:
+@dataclasses.dataclass(frozen=True)
+class Ordered:
+    """What an order gave: the service, its open job, and whether this call created it (a
+    replayed ref gives the existing service: ``created`` False)."""
+    service: Service
+    job: Job | None
+    created: bool
+
+
+def order(registry: Registry, vault: Vault, **kwargs) -> tuple[Service, Job | None]:
+    """``place_order`` as a (service, job) pair."""
+    ordered = place_order(registry, vault, **kwargs)
+    return ordered.service, ordered.job
+
+
+def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, email: str,
+                username: str | None = None, ref: str | None = None,
+                paid_until: datetime.date | None = None, password: str | None = None,
+                policy: RetryPolicy = RetryPolicy(),
+                settings: Settings | None = None) -> Ordered:
     """A paid order: a pending Service and its create job, or nothing at all on bad input.
 
+    ``password`` is one the billing system chose (checked against the panel's rules, stored
+    encrypted, never revealed); without it provisiond generates one. A known ``ref`` with the
+    same data gives that service back; with other data it is a ``Conflict`` naming the fields.
+    Parallel orders of one ref give one service: the ref is looked up under the write lock,
+    and the loser of a race on PostgreSQL (unique ``ref``) reads the winner's service.
     With ``settings``, notifications (here: the "no capacity" alert) are queued."""
     found = Product.get_or_none(Product.name == product) if inputs.REF.match(product or "") else None
     if found is None:
         raise ValidationError("product", f"unknown product {product!r}")
     panel = registry.get(found.panel)
     panel.require("create")
-    domain = inputs.domain(domain)
-    email = inputs.email(email)
+    wanted = {"product": found.name, "domain": inputs.domain(domain), "email": inputs.email(email),
+              "username": username}
     if ref is not None:
         inputs.ref(ref)
     if username is not None:
         accounts.validate_username(username, panel.username)
-    with dbmod.immediate(database.obj):
-        if ref is not None and Service.select().where(Service.ref == ref).exists():
-            existing = Service.get(Service.ref == ref)
-            return existing, queue.open_job(existing)
-        password = accounts.generate_password(panel.password)
-        service = Service.create(ref=ref or f"tmp-{utcnow().timestamp()}", product=found,
-                                 domain=domain, email=email, package=found.package,
-                                 password=vault.encrypt(password), paid_until=paid_until)
-        if ref is None:
-            service.ref = f"svc-{service.id}"
-            service.save()
-        job = _place_and_enqueue(service, registry, username, policy, settings)
-    return service, job
+    if password is not None:
+        accounts.check_password(password, panel.password)
+    try:
+        with dbmod.immediate(database.obj):
+            known = Service.get_or_none(Service.ref == ref) if ref is not None else None
+            if known is not None:
+                return _replayed(known, wanted, password, vault)
+            service = Service.create(
+                ref=ref or f"tmp-{uuid.uuid4().hex}", product=found, domain=wanted["domain"],
+                email=wanted["email"], package=found.package, paid_until=paid_until,
+                password=vault.encrypt(password or accounts.generate_password(panel.password)),
+                password_state=credentials.GIVEN if password is not None else credentials.GENERATED)
+            if ref is None:
+                service.ref = f"svc-{service.id}"
+                service.save()
+            job = _place_and_enqueue(service, registry, username, policy, settings)
+    except pw.IntegrityError:
+        known = Service.get_or_none(Service.ref == ref) if ref is not None else None
+        if known is None:
+            raise
+        return _replayed(known, wanted, password, vault)
+    return Ordered(service, job, True)
+
+
+def _replayed(known: Service, wanted: dict, password: str | None, vault: Vault) -> Ordered:
+    """The known service of a replayed order, or a Conflict naming the fields that differ.
+
+    ``paid_until`` is not compared: payments move it after the order. A replay without a
+    password or username matches either way (a retry that leaves it out asks for nothing new),
+    and so does a username while the service waits for a server (it has none yet)."""
+    have = {"product": known.product.name, "domain": known.domain, "email": known.email,
+            "username": known.username}
+    differing = [f for f, value in wanted.items()
+                 if value is not None and have[f] is not None and value != have[f]]
+    if password is not None and not _same_password(known, password, vault):
+        differing.append("password")
+    if differing:
+        raise Conflict(differing, f"order {known.ref} is known with another "
+                       f"{', '.join(differing)}; replay it unchanged or use a new ref")
+    return Ordered(known, queue.open_job(known), False)
+
+
+def _same_password(service: Service, password: str, vault: Vault) -> bool:
+    if service.password_state != credentials.GIVEN or not service.password:
+        return False
+    stored = vault.decrypt(service.password, f"password of service {service.ref}")
+    return hmac.compare_digest(stored.encode(), password.encode())
 
 
 def _place_and_enqueue(service: Service, registry: Registry, username: str | None,
                        policy: RetryPolicy, settings: Settings | None = None) -> Job | None:
-    server = _choose_server(service.product)
+    server, why_not = _choose_server(service.product)
     if server is None:
         group = service.product.group.name
-        service.pending_reason = f"no capacity in group {group}"
+        service.pending_reason = why_not
         service.save()
         if settings is not None:
             # Once per waiting service: every tick tries again, the dedup key keeps it to one alert.
-            notify.alert(settings, f"no capacity in group {group}",
-                         f"Service {service.ref} ({service.domain}) is waiting: no enabled, healthy "
-                         f"server of group {group} has room. It is placed as soon as one has.",
+            notify.alert(settings, why_not,
+                         f"Service {service.ref} ({service.domain}) is waiting: {why_not}. It is "
+                         f"placed as soon as an enabled, healthy {service.product.panel} server "
+                         f"of group {group} has room.",
                          f"capacity:{group}:{service.id}")
         return None
     service.server = server
@@ -175,9 +278,12 @@ def place_waiting(registry: Registry, policy: RetryPolicy = RetryPolicy(),
 # -- requests on existing services ---------------------------------------------------------
 
 def request(registry: Registry, vault: Vault, ref_or_id: str | int, action: str, *,
-            reason: str | None = None, package: str | None = None,
+            reason: str | None = None, package: str | None = None, password: str | None = None,
             policy: RetryPolicy = RetryPolicy()) -> Job:
-    """Ask for a lifecycle action; an identical open request returns its job."""
+    """Ask for a lifecycle action; an identical open request returns its job.
+
+    ``change_password`` takes the ``password`` a billing system chose (else one is generated);
+    a second chosen password while the first is still queued is refused, never merged away."""
     service = get_service(ref_or_id)
     if action not in ALLOWED_FROM:
         raise ValidationError("action", f"unknown action {action!r}")
@@ -195,18 +301,37 @@ def request(registry: Registry, vault: Vault, ref_or_id: str | int, action: str,
         if not package:
             raise ValidationError("package", "is required")
         params["package"] = inputs.package(package)
+    if password is not None:
+        if action != "change_password":
+            raise ValidationError("password", f"is only taken by change_password, not {action}")
+        accounts.check_password(password, panel.password)
+        params["password"] = "given"  # who chose it; the password itself is a secret parameter
     with dbmod.immediate(database.obj):
         open_job = queue.open_job(service)
+        if password is not None:
+            open_job = _newest_open_job(service)  # the job queue.enqueue would merge this into
         if open_job is not None and open_job.action == action and open_job.params == params:
-            return open_job
+            if password is None or hmac.compare_digest(_job_password(open_job, vault), password):
+                return open_job
+            raise StateError(f"service {service.ref} has another chosen password queued (job "
+                             f"{open_job.id}); wait for it or cancel it first")
         if service.status not in {s.value for s in ALLOWED_FROM[action]}:
             raise StateError(f"service {service.ref} is {service.status}; {action} needs it "
                              f"{' or '.join(s.value for s in ALLOWED_FROM[action])}")
         if action == "change_password":
-            secret = vault.encrypt_json({"password": accounts.generate_password(panel.password)})
+            secret = vault.encrypt_json({"password": password or accounts.generate_password(panel.password)})
         job, _ = queue.enqueue(action, service=service, server=service.server, params=params,
                                secret_params=secret, max_attempts=policy.attempts_for(action))
     return job
+
+
+def _newest_open_job(service: Service) -> Job | None:
+    return (Job.select().where((Job.service == service) & Job.status.in_(OPEN_JOB_STATUSES))
+            .order_by(Job.id.desc()).first())
+
+
+def _job_password(job: Job, vault: Vault) -> str:
+    return vault.decrypt_json(job.secret_params, f"job {job.id} parameters")["password"]
 
 
 def retry_job(job_id: int, extra_attempts: int) -> Job:
@@ -242,6 +367,8 @@ def apply_success(job: Job, reported: dict, vault: Vault, settings: Settings | N
     if job.action == "change_password" and job.secret_params:
         new_password = vault.decrypt_json(job.secret_params, f"job {job.id} parameters")["password"]
         changes["password"] = vault.encrypt(new_password)
+        changes["password_state"] = (credentials.GIVEN if job.params.get("password") == "given"
+                                     else credentials.GENERATED)
     Service.update(**changes).where(Service.id == service.id).execute()
     if settings is not None:
         updated = Service.get_by_id(service.id)

@@ -110,6 +110,9 @@ class Service(BaseModel):
     remote_id = pw.CharField(max_length=255, null=True)
     package = pw.CharField(max_length=255)
     password = pw.TextField(null=True)
+    # generated (provisiond chose it, not revealed yet), revealed (shown once), given (the
+    # billing system chose it; never revealed). See credentials.py.
+    password_state = pw.CharField(max_length=16, default="generated")
     status = pw.CharField(max_length=16, default=ServiceStatus.PENDING.value, index=True)
     status_reason = pw.CharField(max_length=64, null=True)
     pending_reason = pw.TextField(null=True)

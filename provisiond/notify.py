@@ -247,7 +247,8 @@ def welcome_text(settings: Settings, vault: Vault, service: Service) -> tuple[st
     template = environment.from_string(path.read_text(encoding="utf-8"))
     server = service.server
     password = None
-    if service.product.welcome_password and service.password:
+    # One the billing system chose is never mailed: it showed it to the client itself.
+    if service.product.welcome_password and service.password and service.password_state != "given":
         password = vault.decrypt(service.password, f"password of service {service.ref}")
     text = template.render(username=service.username, domain=service.domain, email=service.email,
                            ref=service.ref, package=service.package, product=service.product.name,

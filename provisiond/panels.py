@@ -99,8 +99,15 @@ class UsernameRules:
 
 @dataclasses.dataclass(frozen=True)
 class PasswordRules:
+    """``length`` and ``symbols`` shape the passwords provisiond generates; a password a billing
+    system chose must be ``min_length`` to ``max_length`` characters of letters, digits and
+    ``allowed_symbols`` (no quote, backslash, brace or space: panels driven by a shell or a
+    template take it verbatim), with a lowercase letter, an uppercase letter and a digit."""
     length: int = 20
     symbols: str = "!#%+-=_"
+    min_length: int = 10
+    max_length: int = 128
+    allowed_symbols: str = "!#$%&()*+,-./:;<=>?@[]^_~"
 
 
 @dataclasses.dataclass(frozen=True)

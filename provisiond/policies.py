@@ -39,6 +39,7 @@ class ServerLoad:
     healthy: bool
     max_accounts: int
     placed: int
+    panel: str = ""
 
     @property
     def has_room(self) -> bool:
@@ -47,11 +48,13 @@ class ServerLoad:
 
 
 def place(
-    servers: Sequence[ServerLoad], strategy: Strategy, last_server_id: int | None = None
+    servers: Sequence[ServerLoad], strategy: Strategy, last_server_id: int | None = None,
+    panel: str | None = None,
 ) -> ServerLoad | None:
     """Pick the server for a new account, or None when no server has room.
 
-    Only servers with room are candidates (see ``ServerLoad.has_room``).
+    Only servers with room are candidates (see ``ServerLoad.has_room``), and with ``panel``
+    only servers of that panel: a product's panel is the server's panel.
 
     - least-loaded: lowest ``placed / max_accounts`` (exact fractions); ties go to the
       lowest ``placed``, then the lowest id.
@@ -62,7 +65,8 @@ def place(
 
     Deterministic: the order of ``servers`` does not matter.
     """
-    candidates = sorted((s for s in servers if s.has_room), key=lambda s: s.id)
+    candidates = sorted((s for s in servers if s.has_room and panel in (None, s.panel)),
+                        key=lambda s: s.id)
     if not candidates:
         return None
     strategy = Strategy(strategy)

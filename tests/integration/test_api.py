@@ -16,7 +16,7 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from provisiond import api, queue, tokens
+from provisiond import api, audit, queue, tokens
 from provisiond import db as dbmod
 from provisiond.errors import ValidationError
 from provisiond.models import ApiToken, Job, Service, utcnow
@@ -178,10 +178,24 @@ def test_order_is_201_queues_the_job_and_wakes_the_daemon(client, worker, woken)
     assert Service.select().count() == 1
 
     assert run(worker, client, job)["status"] == "succeeded"
-    shown = client.get(f"/v1/services/{service['id']}").json()
+    shown = client.get("/v1/services/INV-1").json()
     assert shown["status"] == "active" and shown["remote_id"] == "shop"
     assert [(j["action"], j["status"]) for j in shown["jobs"]] == [("create", "succeeded")]
     assert client.get("/v1/services/INV-1").json()["id"] == service["id"]
+
+
+def test_an_order_replayed_with_other_data_is_409_naming_the_fields(client):
+    first = order(client)["service"]
+    again = client.post("/v1/orders", json=ORDER)
+    assert again.status_code == 200 and again.json()["service"]["id"] == first["id"]
+    for changes, named in (({"domain": "other.example.com"}, "domain"),
+                           ({"email": "x@other.example.com", "product": "starter"}, "email"),
+                           ({"domain": "other.example.com", "username": "other"}, "domain, username")):
+        refused = client.post("/v1/orders", json=ORDER | changes)
+        assert refused.status_code == 409, refused.text
+        assert f"order INV-1 is known with another {named};" in refused.json()["detail"]
+    assert Service.select().count() == Job.select().count() == 1
+    assert Service.get().domain == "shop.example.com"
 
 
 @pytest.mark.parametrize("changes, field", [
@@ -193,6 +207,7 @@ def test_order_is_201_queues_the_job_and_wakes_the_daemon(client, worker, woken)
     ({"username": "root"}, "username"),
     ({"ref": "bad ref"}, "ref"),
     ({"ref": "INV\x00-1"}, "ref"),
+    ({"ref": "id:7"}, "ref"),  # the CLI's way to write an id is never a reference
     ({"domain": 42}, "domain"),
     ({"paid_until": "next tuesday"}, "paid_until"),
     ({"paid_until": "2030-02-30"}, "paid_until"),
@@ -226,6 +241,19 @@ def test_unknown_service_or_job_is_404(client, method, path, body):
     response = client.call(method, path, json=body)
     assert response.status_code == 404, response.text
     assert "does not exist" in response.json()["detail"]
+
+
+def test_the_api_addresses_services_by_ref_never_by_id(client):
+    # WHMCS service ids are numbers: ref "2" gets id 1 and ref "1" gets id 2.
+    first, second = (order(client, ref=ref, domain=f"n{ref}.example.com")["service"] for ref in ("2", "1"))
+    assert (first["id"], second["id"]) == (1, 2)
+    assert client.get("/v1/services/1").json()["ref"] == "1"
+    paid = client.post("/v1/services/1/payments", json={"paid_until": "2031-01-31"})
+    assert paid.status_code == 200 and paid.json()["service"]["ref"] == "1"
+    assert Service.get(Service.ref == "1").paid_until == datetime.date(2031, 1, 31)
+    assert Service.get(Service.ref == "2").paid_until is None
+    third = order(client, ref="INV-3", domain="n3.example.com")["service"]
+    assert client.get(f"/v1/services/{third['id']}").status_code == 404  # an id is no ref
 
 
 def test_actions_in_the_wrong_state_are_409(client, worker):
@@ -332,6 +360,54 @@ def test_actions_queue_their_jobs_and_no_secret_is_in_any_answer(client, worker,
     shown = client.get("/v1/services/INV-1")
     assert "password" not in shown.json() and "api_token" not in shown.text
     assert [j["status"] for j in shown.json()["jobs"]] == ["succeeded"] * 2 + ["queued"] * 4
+
+
+def test_a_password_the_billing_system_chose_is_used_and_never_revealed(client, worker, vault, whm, caplog):
+    caplog.set_level("DEBUG")
+    chosen, changed = "Shop2026-spring", "Next2027-summer"
+    refused = client.post("/v1/orders", json=ORDER | {"password": "short"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "password"]
+    assert "short" not in refused.text and Service.select().count() == 0
+    answer = order(client, password=chosen)
+    assert chosen not in str(answer)
+    assert run(worker, client, answer["job"])["status"] == "succeeded"
+    service = Service.get(Service.ref == "INV-1")
+    assert whm.accounts[service.username].password == chosen
+    assert chosen not in service.password and vault.decrypt(service.password) == chosen  # encrypted
+    hidden = client.get("/v1/services/INV-1/credentials")
+    assert hidden.status_code == 409 and "chosen by the billing system" in hidden.json()["detail"]
+
+    job = client.post("/v1/services/INV-1/change-password", json={"password": changed}).json()
+    assert job["params"] == {"password": "given"}
+    again = client.post("/v1/services/INV-1/change-password", json={"password": changed}).json()
+    assert again["id"] == job["id"]  # the same request merged
+    other = client.post("/v1/services/INV-1/change-password", json={"password": "Third2028-autumn"})
+    assert other.status_code == 409 and "another chosen password queued" in other.json()["detail"]
+    assert run(worker, client, job)["status"] == "succeeded"
+    assert whm.accounts[service.username].password == changed
+    assert client.get("/v1/services/INV-1/credentials").status_code == 409
+    assert chosen not in caplog.text and changed not in caplog.text
+
+
+def test_a_generated_password_is_revealed_once_per_change_and_audited(client, worker, whm):
+    answer = order(client)
+    assert run(worker, client, answer["job"])["status"] == "succeeded"
+    shown = client.get("/v1/services/INV-1/credentials")
+    client.answers.pop()  # the one answer that carries the password, on purpose
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["password"] == whm.accounts["shop"].password and shown.json()["username"] == "shop"
+    again = client.get("/v1/services/INV-1/credentials")
+    assert again.status_code == 409 and "revealed already" in again.json()["detail"]
+    assert [(e.actor, e.action) for e in audit.entries("service:INV-1")] == [
+        ("api:billing", "service.reveal_password")]
+
+    job = client.post("/v1/services/INV-1/change-password").json()
+    assert run(worker, client, job)["status"] == "succeeded"
+    renewed = client.get("/v1/services/INV-1/credentials")
+    client.answers.pop()
+    assert renewed.status_code == 200 and renewed.json()["password"] == whm.accounts["shop"].password
+    assert renewed.json()["password"] != shown.json()["password"]
+    assert len(audit.entries("service:INV-1")) == 2
 
 
 # -- over real HTTP --------------------------------------------------------------------------

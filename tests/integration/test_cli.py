@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
-from provisiond import cli
+from provisiond import audit, cli
 from provisiond.models import Job, Product, Server, Service
 from tests.conftest import WHM_TOKEN
 
@@ -197,3 +198,86 @@ def test_order_takes_paid_until_as_the_api_does(ready):
     assert code == 0, err
     assert json.loads(out)["paid_until"] == "2027-03-31"
     assert str(Service.get(Service.ref == "INV-PU").paid_until) == "2027-03-31"
+
+
+def test_a_key_that_is_one_services_ref_and_anothers_id_is_refused_naming_both(ready, database):
+    for ref in ("2", "1", "ABC"):  # ids 1, 2, 3
+        assert ready("service", "order", "--product", "starter", "--domain", f"n{ref.lower()}.example.com",
+                     "--email", "me@example.com", "--ref", ref)[0] == 0
+    for argv in (["service", "show", "1"], ["service", "paid", "2", "--until", "2031-01-31"],
+                 ["service", "suspend", "1"]):
+        code, _, err = ready(*argv)
+        assert code == 2 and err.startswith("provisiond: error: service:"), err
+        assert "id:1" in err and "id:2" in err and len(err.strip().splitlines()) == 1
+    assert [s.paid_until for s in Service.select()] == [None] * 3  # nothing written
+    assert json.loads(ready("service", "show", "id:2", "--json")[1])["ref"] == "1"
+    assert ready("service", "paid", "id:1", "--until", "2031-01-31")[0] == 0
+    assert Service.get(Service.ref == "2").paid_until.isoformat() == "2031-01-31"
+    assert json.loads(ready("service", "show", "3", "--json")[1])["ref"] == "ABC"  # no ref 3: an id
+    assert json.loads(ready("service", "show", "ABC", "--json")[1])["id"] == 3
+    assert ready("service", "show", "id:9")[0] == 2
+
+
+def test_service_help_says_how_to_write_an_id(ready, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["service", "suspend", "--help"])
+    assert "id:7" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_plesk_product_in_a_cpanel_group_warns_and_its_order_waits_for_a_plesk_server(ready, whm):
+    code, _, err = ready("product", "add", "pleskweb", "--panel", "plesk", "--group", "web", "--package", "basic")
+    assert code == 0 and err.strip() == ("provisiond: warning: group web has no plesk server yet; "
+                                         "orders of product pleskweb wait until one is added")
+    order = ["service", "order", "--product", "pleskweb", "--domain", "plesk.example.com",
+             "--email", "me@plesk.example.com", "--ref", "P-1", "--username", "owner1"]
+    code, out, _ = ready("--json", *order)
+    held = json.loads(out)
+    assert code == 0 and held["job"] is None and held["server"] is None
+    assert held["pending_reason"] == "no plesk server in group web"
+    code, out, _ = ready(*order)  # replayed while waiting: no username yet, no conflict
+    assert code == 0 and "was ordered already: waiting: no plesk server in group web" in out
+    assert ready("run", "--once")[0] == 0
+    assert whm.accounts == {} and Job.select().count() == 0  # never "created" by the cPanel playbook
+    code, _, err = ready("product", "add", "second", "--panel", "cpanel", "--group", "web", "--package", "basic")
+    assert code == 0 and "warning" not in err
+
+
+def test_an_order_replayed_with_another_domain_exits_2_and_the_same_replay_gives_the_service(ready, database):
+    argv = ["service", "order", "--product", "starter", "--email", "me@shop.example.com", "--ref", "INV-1002"]
+    assert ready(*argv, "--domain", "shop.example.com")[0] == 0
+    code, _, err = ready(*argv, "--domain", "other.example.com")
+    assert code == 2 and err.strip() == ("provisiond: error: order INV-1002 is known with another domain; "
+                                         "replay it unchanged or use a new ref")
+    code, out, _ = ready(*argv, "--domain", "shop.example.com")
+    assert code == 0 and out.startswith("service INV-1002 (shop.example.com) was ordered already: create job")
+    assert Service.select().count() == Job.select().count() == 1
+
+
+def test_a_password_from_a_file_or_stdin_and_a_generated_one_revealed_once(ready, tmp_path, monkeypatch, vault):
+    chosen = tmp_path / "password"
+    chosen.write_text("Shop2026-spring\n")
+    order = ["service", "order", "--product", "starter", "--email", "me@example.com"]
+    code, out, _ = ready(*order, "--domain", "given.example.com", "--ref", "G-1", "--password-file", str(chosen))
+    assert code == 0 and "Shop2026" not in out
+    assert vault.decrypt(Service.get(Service.ref == "G-1").password) == "Shop2026-spring"
+    code, _, err = ready("service", "credentials", "G-1", "--reveal")
+    assert code == 2 and "chosen by the billing system" in err and "Shop2026" not in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("bad"))
+    code, _, err = ready(*order, "--domain", "bad.example.com", "--password-file", "-")
+    assert code == 2 and err.startswith("provisiond: error: password:") and "bad" not in err.split(":", 2)[2]
+    code, _, err = ready(*order, "--domain", "zero.example.com", "--password-file", "/dev/zero")
+    assert code == 2 and err.startswith("provisiond: error: password: must be 10 to 128")  # read bounded
+    monkeypatch.setattr("sys.stdin", io.StringIO("From-stdin-2026\r\n"))
+    assert ready(*order, "--domain", "stdin.example.com", "--ref", "S-1", "--password-file", "-")[0] == 0
+    assert vault.decrypt(Service.get(Service.ref == "S-1").password) == "From-stdin-2026"
+
+    assert ready(*order, "--domain", "made.example.com", "--ref", "M-1")[0] == 0
+    code, out, _ = ready("service", "credentials", "M-1")
+    generated = vault.decrypt(Service.get(Service.ref == "M-1").password)
+    assert code == 0 and "revealable" in out and generated not in out
+    code, out, _ = ready("--json", "service", "credentials", "M-1", "--reveal")
+    assert code == 0 and json.loads(out)["password"] == generated
+    code, _, err = ready("service", "credentials", "M-1", "--reveal")
+    assert code == 2 and "revealed already" in err and generated not in err
+    entries = audit.entries("service:M-1")
+    assert [e.action for e in entries] == ["service.reveal_password"] and entries[0].actor.startswith("cli:")

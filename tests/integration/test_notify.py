@@ -131,12 +131,14 @@ def assert_no_secret(secrets, receiver: Receiver) -> None:
 
 # -- welcome mail ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("with_password", [False, True])
+@pytest.mark.parametrize("with_password, chosen", [(False, None), (True, None), (True, "Shop2026-spring")])
 def test_welcome_mail_names_the_account_and_its_password_only_when_the_product_says_so(
-        with_password, cpanel_setup, notifying, vault, registry, whm, worker, smtp, receiver):
+        with_password, chosen, cpanel_setup, notifying, vault, registry, whm, worker, smtp, receiver):
+    # A password the billing system chose is never mailed: it showed it to the client already.
     Product.update(welcome_password=with_password).where(Product.name == "starter").execute()
     service, job = lifecycle.order(registry, vault, product="starter", domain="shop.example.com",
-                                   email="owner@shop.example.com", ref="INV-1", settings=notifying)
+                                   email="owner@shop.example.com", ref="INV-1", password=chosen,
+                                   settings=notifying)
     assert settle(worker, job).status == "succeeded"
     row = Notification.get(Notification.kind == "welcome_email")
     assert row.payload == {"service_id": service.id, "ref": "INV-1"}   # nothing to render, nothing secret
@@ -149,7 +151,7 @@ def test_welcome_mail_names_the_account_and_its_password_only_when_the_product_s
     assert mail["From"] == "provisiond@hosting.example"
     assert "Username:      shop" in body and "shop.example.com" in body
     assert f"http://{whm.host}:{whm.port}" in body
-    assert (password in body) is with_password
+    assert (password in body) is (with_password and chosen is None)
     assert password == whm.accounts["shop"].password
     assert_no_secret([WHM_TOKEN, password, BILLING_SECRET], receiver)
     assert Notification.get_by_id(row.id).status == "sent"

@@ -4,7 +4,8 @@ Eight threads fire the same requests for the same three services at once (suspen
 change_package, then change_password): each wave leaves exactly one job per service, and every
 thread got that job back. Then two daemon processes work the queue while the test polls the job
 rows: never two running jobs for one service, and each service's jobs run in request order.
-The database itself refuses a second running job of a service.
+The database itself refuses a second running job of a service. Six billing systems ordering
+one ref at once get one service and one create job, every answer a 200 or 201.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import threading
 import peewee as pw
 import pytest
 
-from provisiond import lifecycle, queue
+from fastapi.testclient import TestClient
+
+from provisiond import api, lifecycle, queue, tokens
 from provisiond.models import Job, Service, database as proxy, utcnow
 from provisiond.worker import Worker
 from tests.reliability.conftest import wait_for
@@ -109,3 +112,19 @@ def test_the_database_refuses_a_second_running_job_of_a_service(shop, registry, 
     with pytest.raises(pw.IntegrityError):
         with database.atomic():
             Job.update(status="running").where(Job.id == second.id).execute()
+
+
+def test_parallel_identical_orders_give_one_service_and_no_500(shop, settings, vault):
+    token = tokens.create("billing")
+    order = {"product": "starter", "domain": "race.example.com", "email": "o@race.example.com",
+             "ref": "INV-RACE"}
+    with TestClient(api.create_app(settings, vault), raise_server_exceptions=False) as client:
+        def post(body=order):
+            return client.post("/v1/orders", json=body, headers={"Authorization": f"Bearer {token}"})
+        answers = concurrently([post] * 6)
+        assert [getattr(a, "status_code", a) for a in answers].count(201) == 1, answers
+        assert sorted(a.status_code for a in answers) == [200] * 5 + [201]
+        assert len({a.json()["service"]["id"] for a in answers}) == 1
+        conflicting = post(order | {"domain": "other.example.com"})
+        assert conflicting.status_code == 409 and "domain" in conflicting.json()["detail"]
+    assert Service.select().count() == 1 and Job.select().count() == 1

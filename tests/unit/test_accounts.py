@@ -87,11 +87,16 @@ def test_valid_usernames_pass(username):
     ("nobody", "reserved"),
 ])
 def test_invalid_usernames_are_refused_naming_the_field(username, says):
+    err = refusal(accounts.validate_username, username, RULES)
+    assert err.field == "username"
+    assert says in err.message
+    assert str(err).startswith("username: ")
+
+
+def refusal(check, value, rules) -> ValidationError:
     with pytest.raises(ValidationError) as err:
-        accounts.validate_username(username, RULES)
-    assert err.value.field == "username"
-    assert says in err.value.message
-    assert str(err.value).startswith("username: ")
+        check(value, rules)
+    return err.value
 
 
 @pytest.mark.parametrize("length", [PASSWORD.length, 8, 32])
@@ -114,3 +119,30 @@ def test_generated_passwords_differ_between_calls():
 def test_password_without_symbols_uses_three_classes():
     password = accounts.generate_password(dataclasses.replace(PASSWORD, symbols=""))
     assert password.isalnum() and len(password) == PASSWORD.length
+
+
+@pytest.mark.parametrize("password", ["Shop2026-spring", "aB3" + "x" * 7, "Z9z" + "!" * 125, "Wh@tEver#12[]"])
+def test_a_chosen_password_within_the_panels_rules_passes(password):
+    assert accounts.check_password(password, PASSWORD) == password
+
+
+@pytest.mark.parametrize("password, says", [
+    ("Short1a", "must be 10 to 128 characters"),
+    ("Aa1" + "x" * 126, "must be 10 to 128 characters"),
+    ("alllowercase1", "a lowercase letter, an uppercase letter and a digit"),
+    ("NoDigitsHere!", "a lowercase letter, an uppercase letter and a digit"),
+    ("Has space 123", "may only contain letters, digits and"),
+    ("Quote'Inside12", "may only contain letters, digits and"),
+    ("{{ lookup }}Aa1", "may only contain letters, digits and"),
+    ("Umlaut-ÄÖÜ-ok1", "may only contain letters, digits and"),
+    ("Line1\nBreakAa", "may only contain letters, digits and"),
+])
+def test_a_chosen_password_breaking_the_rules_is_refused_without_echoing_it(password, says):
+    refused = refusal(accounts.check_password, password, PASSWORD)
+    assert refused.field == "password" and says in refused.message
+    assert password not in str(refused)
+
+
+def test_every_generated_password_passes_the_check_of_chosen_ones():
+    for _ in range(50):
+        accounts.check_password(accounts.generate_password(PASSWORD), PASSWORD)

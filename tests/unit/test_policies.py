@@ -81,6 +81,15 @@ def test_place(servers, strategy, last, expected):
     assert place(list(reversed(servers)), strategy, last) == chosen
 
 
+@pytest.mark.parametrize("strategy", [LL, FILL, RR])
+def test_placement_considers_only_servers_of_the_products_panel(strategy):
+    cpanel = [dataclasses.replace(srv(i, 0), panel="cpanel") for i in (1, 2, 3)]
+    plesk = dataclasses.replace(srv(4, 99), panel="plesk")
+    assert place([*cpanel, plesk], strategy, 1, panel="plesk").id == 4
+    assert place(cpanel, strategy, None, panel="plesk") is None
+    assert place([*cpanel, dataclasses.replace(plesk, placed=100)], strategy, None, panel="plesk") is None
+
+
 def test_strategy_accepts_stored_string():
     assert place([srv(1, 1), srv(2, 0)], "least-loaded").id == 2
     assert Strategy("fill-until-full") is FILL
