@@ -263,9 +263,12 @@ def close(ref_or_id: str | int, *, actor: str, settings: Settings | None = None)
 
 
 def _create_outcome_unknown(service: Service) -> bool:
-    """Whether the last create attempt may have reached the panel without us knowing."""
+    """Whether the last create attempt may have reached the panel without us knowing (an
+    admin who resolved the create checked the panel: then it is known)."""
     create = service.jobs.where(Job.action == "create").order_by(Job.id.desc()).first()
     if create is None or create.attempts == 0:
+        return False
+    if any(entry.action == "job.resolve" for entry in audit.entries(f"job:{create.id}")):
         return False
     last = (ProvisioningLog.select().where((ProvisioningLog.job == create)
                                            & (ProvisioningLog.attempt == create.attempts)

@@ -101,7 +101,7 @@ def resolve(job_id: int, succeeded: bool, *, actor: str, note: str | None = None
     now = utcnow()
     with database.atomic():
         job = queue.resolve(job_id, now, succeeded, note)
-        detail: dict[str, Any] = {"outcome": job.status, "action": job.action, "attempts": job.attempts}
+        detail: dict[str, Any] = {"outcome": job.status, "job_action": job.action, "attempts": job.attempts}
         if note:
             detail["note"] = note
         if job.service_id is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from provisiond.models import Job, ProvisioningLog
+from provisiond import outcomes, queue
+from provisiond.models import Job, JobStatus, ProvisioningLog, utcnow
 from provisiond.worker import Worker
 
 
@@ -25,3 +26,13 @@ def kept_texts(row: ProvisioningLog) -> list[str]:
     if row.artifacts_path and Path(row.artifacts_path).is_dir():
         texts += [path.read_text() for path in Path(row.artifacts_path).iterdir()]
     return texts
+
+
+def hold(job: Job, message: str = "the panel has an account of that name with another domain") -> Job:
+    """Claim the job and stop it as a run does when it cannot tell what the panel did
+    (needs_attention); only this job is claimed."""
+    [claimed] = queue.claim("holder", utcnow(), 1, 60, server_id=job.server_id, action=job.action)
+    assert claimed.id == job.id, "another job of the same kind was due first"
+    assert queue.fail(claimed, utcnow(), message, JobStatus.NEEDS_ATTENTION)
+    outcomes.ended(claimed, JobStatus.NEEDS_ATTENTION.value, message)
+    return Job.get_by_id(job.id)
