@@ -218,7 +218,7 @@ def _reaped_outcome(job: Job, at: datetime.datetime) -> tuple[str, str, dict]:
         return CANCELLED, f"cancelled; {error}", {"finished_at": at}
     if job.attempts >= job.max_attempts:
         return FAILED, error, {"finished_at": at}
-    return QUEUED, error, {"run_after": at}
+    return QUEUED, error, {}  # its run_after has passed already: due at once, first in line
 
 
 def reap(on_end: Callable[[Job, str, str], None] | None = None) -> list[int]:
