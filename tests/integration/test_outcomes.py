@@ -10,7 +10,7 @@ import pytest
 
 from provisiond import audit, lifecycle, outcomes, queue
 from provisiond.errors import StateError, ValidationError
-from provisiond.models import AuditEntry, Job, JobStatus, Notification, Service, utcnow
+from provisiond.models import AuditEntry, Job, Notification, Service, utcnow
 from provisiond.worker import Worker
 from tests.helpers import hold
 
