@@ -253,7 +253,7 @@ class _RunGuard:
     def __init__(self, jobs: list[Job], settings: Settings):
         self.jobs = jobs
         self.settings = settings
-        self.last_check = time.monotonic()
+        self.last_check = float("-inf")  # the first call, as the run starts, looks at once
         self.last_renewal = time.monotonic()
         self.stop = False
 
