@@ -39,7 +39,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from provisiond import db as dbmod
-from provisiond import actions, credentials, lifecycle, panels, queue, tokens
+from provisiond import actions, credentials, lifecycle, outcomes, panels, queue, tokens
 from provisiond.bodylimit import MAX_BODY, BodyLimit
 from provisiond.config import Settings
 from provisiond.crypto import Vault
@@ -142,6 +142,13 @@ class ChangePasswordIn(Strict):
                                              "without it provisiond generates one")
 
 
+class ResolveIn(Strict):
+    """How an admin who checked the panel found a needs_attention job's action."""
+
+    outcome: Literal["succeeded", "failed"]
+    note: str | None = Field(None, max_length=1000, description="what was found (audited)")
+
+
 # -- answers ---------------------------------------------------------------------------------
 
 class JobOut(BaseModel):
@@ -197,6 +204,11 @@ class ServiceDetail(ServiceOut):
 class ServiceAndJob(BaseModel):
     service: ServiceOut
     job: JobOut | None = Field(description="the job this request queued, if any")
+
+
+class ClosedService(ServiceOut):
+    account_may_exist: bool = Field(description="the create's last attempt had no known outcome; "
+                                                "an admin alert asks to check the panel")
 
 
 class JobPage(BaseModel):
@@ -457,6 +469,16 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
         found = lifecycle.get_service(_service_id(service))
         return credentials.reveal(found, vault, f"api:{token.name}")
 
+    @v1.post("/services/{service}/close", response_model=ClosedService, tags=["services"],
+             responses=action_responses)
+    @_with_db
+    def close(service: ServiceKey, token: Annotated[ApiToken, Depends(authenticate)]):
+        """End a pending or failed service that holds no account (its create was cancelled or
+        failed, or it waits for a server); 409 while one of its jobs is open or held. Audited."""
+        closed, may_exist = lifecycle.close(_service_id(service), actor=f"api:{token.name}",
+                                            settings=settings)
+        return service_view(closed) | {"account_may_exist": may_exist}
+
     @v1.post("/services/{service}/actions/{action}", tags=["services"], response_model=dict[str, Any],
              responses=action_responses)
     @_with_db
@@ -499,7 +521,16 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     @_with_db
     def cancel_job(job_id: JobId):
         """Cancel a queued job at once, or ask a running one to stop."""
-        return job_view(queue.cancel(job_id, utcnow()))
+        return job_view(outcomes.cancel(job_id, settings))
+
+    @v1.post("/jobs/{job_id}/resolve", response_model=JobOut, tags=["jobs"],
+             responses={**NOT_FOUND, **CONFLICT, **INVALID})
+    @_with_db
+    def resolve_job(job_id: JobId, body: ResolveIn, token: Annotated[ApiToken, Depends(authenticate)]):
+        """End a needs_attention job as the panel shows it; the service moves on as that
+        outcome of a run would (status, alert, billing webhook). Audited."""
+        return job_view(outcomes.resolve(job_id, body.outcome == "succeeded", actor=f"api:{token.name}",
+                                         note=body.note, settings=settings, vault=vault))
 
     @v1.get("/queue/stats", response_model=QueueStats, tags=["jobs"])
     @_with_db

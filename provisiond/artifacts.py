@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -32,19 +33,62 @@ def keep_run(artifacts_dir: Path, ident: str, result: RunResult) -> Path:
     return folder
 
 
+HEADERS = ("TASK [", "PLAY [", "RUNNING HANDLER [", "PLAY RECAP")
+HOST_LINE = re.compile(r"^\S[^\[\]]*?: \[([^\]\s]+)")   # ok: [job_1], fatal: [job_1 -> localhost]: ...
+RECAP_LINE = re.compile(r"^(\S+)\s+: ok=")
+FINISHED = ("successful", "failed")   # the run went through its plays: each host has its own rc
+
+
 def stdout_excerpt(stdout: str, host: str) -> str:
-    """The task headers and the lines about this host, so a batch's log reads like a single run."""
-    lines, header = [], None
+    """The task headers and the lines about this host, so a batch's log reads like a single run;
+    never another host's lines.
+
+    A host's lines are its result lines (``ok: [host]``, ``fatal: [host]: ...``), the lines that
+    continue them, its recap line, and the ``[ERROR]`` block ansible-core prints just before a
+    failed host's line. A host the output never names (the run failed before any task) gets
+    the run's own lines instead.
+    """
+    lines, run_lines, error_block = [], [], []
+    header, owner = None, None
     for line in stdout.splitlines():
-        if line.startswith(("TASK [", "PLAY [", "RUNNING HANDLER [")):
-            header = line
-        elif f"[{host}]" in line or f"{host} " in line or f"[{host} " in line:
-            if header:
-                lines.append(header)
-                header = None
-            lines.append(line)
-    text = "\n".join(lines) or stdout
+        if line.startswith(HEADERS):
+            header, owner = line, None
+            run_lines += error_block
+            error_block = []
+            continue
+        if line.startswith(("[ERROR]", "[WARNING]", "[DEPRECATION WARNING]")):
+            owner = None
+            run_lines += error_block
+            error_block = [line] if line.startswith("[ERROR]") else []
+            if not error_block:
+                run_lines.append(line)
+            continue
+        named = HOST_LINE.match(line) or RECAP_LINE.match(line)
+        if named:
+            owner, block, error_block = named.group(1), error_block, []
+        elif error_block:
+            error_block.append(line)
+            continue
+        else:
+            block = []
+            if owner is None and line.strip():
+                run_lines.append(line)
+        if owner == host:
+            lines += ([header] if header else []) + block + [line]
+            header = None
+    text = "\n".join(line for line in (lines or run_lines) if line.strip())
     return text[-EXCERPT_CHARS:]
+
+
+def host_rc(ok: bool, unreachable: bool, result: RunResult) -> int | None:
+    """This host's return code as ansible-playbook gives it for one host (0 ok, 2 failed, 4
+    unreachable), not the batch's: another host's failure is not this one's. A run that did not
+    finish (timeout, cancel, error) gives its own rc to every host."""
+    if result.status not in FINISHED:
+        return result.rc
+    if ok:
+        return 0
+    return 4 if unreachable else 2
 
 
 def _panel_answer(host: HostResult) -> str | None:
@@ -60,7 +104,7 @@ def record_attempt(job, host: HostResult, result: RunResult, *, status: str, pan
     started = datetime.datetime.fromtimestamp(result.started, datetime.timezone.utc).replace(tzinfo=None)
     return ProvisioningLog.create(
         job=job, attempt=job.attempts, server=job.server_id, panel=panel, action=job.action,
-        status=status, rc=result.rc, started_at=started,
+        status=status, rc=host_rc(host.ok, host.unreachable, result), started_at=started,
         finished_at=started + datetime.timedelta(seconds=result.duration),
         duration=round(result.duration, 3), failed_task=None if host.ok else host.failed_task,
         message=message if message is not None else (None if host.ok else host.message),
@@ -89,7 +133,7 @@ def record_step(job, step: str, problem: str | None, result: RunResult, *, panel
     started = datetime.datetime.fromtimestamp(result.started, datetime.timezone.utc).replace(tzinfo=None)
     return ProvisioningLog.create(
         job=job, attempt=job.attempts, server=job.server_id, panel=panel, action=f"{job.action}:{step}",
-        status="failed" if problem else "succeeded", rc=result.rc, started_at=started,
+        status="failed" if problem else "succeeded", rc=host_rc(not problem, False, result), started_at=started,
         finished_at=started + datetime.timedelta(seconds=result.duration), duration=round(result.duration, 3),
         failed_task=problem.split(": ", 1)[0] if problem else None, message=problem,
         artifacts_path=str(kept) if kept else None)

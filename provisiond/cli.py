@@ -16,9 +16,9 @@ import shutil
 import sys
 from typing import Any, Callable
 
-from provisiond import catalog, config, crypto, db, lifecycle, panels, queue, ssh
+from provisiond import audit, catalog, config, crypto, db, lifecycle, outcomes, panels, queue, ssh
 from provisiond.errors import NotFound, PanelError, ProvisiondError, StateError, ValidationError
-from provisiond.models import Job, ProvisioningLog, Server, Service, ServiceStatus, utcnow
+from provisiond.models import Job, ProvisioningLog, Server, Service, ServiceStatus
 
 COMMANDS: dict[str, Callable] = {}
 
@@ -359,6 +359,17 @@ def cmd_service_show(rt: Runtime, args) -> int:
     return 0
 
 
+@command("service close")
+def cmd_service_close(rt: Runtime, args) -> int:
+    rt.open_db()
+    service, may_exist = lifecycle.close(args.service, actor=audit.cli_actor(), settings=rt.settings)
+    rt.out(service_view(service) | {"account_may_exist": may_exist},
+           lambda v: f"service {v['ref']} closed" + (
+               f"; its create's last attempt had no known outcome: check {v['server']} for "
+               f"{v['username']} (an admin alert was queued)" if may_exist else ""))
+    return 0
+
+
 @command("service list")
 def cmd_service_list(rt: Runtime, args) -> int:
     rt.open_db()
@@ -488,9 +499,18 @@ def cmd_job_retry(rt: Runtime, args) -> int:
 @command("job cancel")
 def cmd_job_cancel(rt: Runtime, args) -> int:
     rt.open_db()
-    job = queue.cancel(args.job, utcnow())
+    job = outcomes.cancel(args.job, rt.settings)
     rt.out(job_view(job), lambda v: f"job {v['id']} " + (
         "cancelled" if v["status"] == "cancelled" else "asked to stop (it is running)"))
+    return 0
+
+
+@command("job resolve")
+def cmd_job_resolve(rt: Runtime, args) -> int:
+    rt.open_db()
+    job = outcomes.resolve(args.job, args.succeeded, actor=audit.cli_actor(), note=args.note,
+                           settings=rt.settings, vault=rt.vault)
+    rt.out(job_view(job), lambda v: f"job {v['id']} resolved as {v['status']}")
     return 0
 
 
@@ -670,6 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub(svg, "change-package", "move to another package")
     p.add_argument("service", help=SERVICE_KEY_HELP)
     p.add_argument("package")
+    p = sub(svg, "close", "end a pending or failed service that holds no account (its create "
+                          "was cancelled or failed, or it waits for a server)")
+    p.add_argument("service", help="id or billing reference")
     p = sub(svg, "list", "list services")
     p.add_argument("--status", choices=[s.value for s in ServiceStatus], help="only services in this state")
 
@@ -681,6 +704,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (("show", "show a job"), ("retry", "queue a failed job again"),
                             ("cancel", "cancel a queued job or stop a running one")):
         sub(jg, name, help_text).add_argument("job", type=int)
+    p = sub(jg, "resolve", "end a needs_attention job as you found it on the panel; the service "
+                           "moves on as that outcome would")
+    p.add_argument("job", type=int)
+    outcome = p.add_mutually_exclusive_group(required=True)
+    outcome.add_argument("--succeeded", action="store_true", help="the panel shows the action done")
+    outcome.add_argument("--failed", dest="succeeded", action="store_false",
+                         help="the panel shows the action not done")
+    p.add_argument("--note", metavar="TEXT", help="what you found (kept in the audit trail)")
 
     lg = group("log", "provisioning log")
     p = sub(lg, "show", "attempt history of a job")

@@ -24,7 +24,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from provisiond import artifacts, db, notify, queue, sweep
+from provisiond import artifacts, db, notify, outcomes, sweep
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.models import utcnow
@@ -128,9 +128,9 @@ class Daemon:
         log.info("provisiond running as %s; ticking every %ss", self.worker.owner, self.settings.tick_seconds)
 
     def reap(self) -> None:
-        reaped = queue.reap(utcnow())
+        reaped = outcomes.reap(self.settings)
         if reaped:
-            log.warning("jobs whose worker stopped renewing its lease were queued again: %s", reaped)
+            log.warning("jobs whose worker stopped renewing its lease were reaped: %s", reaped)
             self.bring_tick_forward()
 
     def sweep(self) -> None:

@@ -1,11 +1,20 @@
 """The service state machine, and the requests that move a service along it.
 
     pending ──create ok──▶ active ──suspend ok──▶ suspended
-       │                     ▲  ◀──unsuspend ok──┘  │
-       │ create failed       │                      │
-       ▼                     │ change_package, change_password keep the status
-     failed ─(job retry)─▶ pending                  │
-       └──────── terminate ok ─▶ terminated ◀───────┘ (from active, suspended or failed)
+     │  │                    ▲  ◀──unsuspend ok──┘  │
+     │  │ create failed      │                      │
+     │  ▼                    │ change_package, change_password keep the status
+     │ failed ─(job retry)─▶ pending                │
+     │  └──────── terminate ok ─▶ terminated ◀──────┘ (from active, suspended or failed)
+     │  │
+     └──┴─(service close: no open or held job)─▶ closed
+
+``terminated`` and ``closed`` are terminal; every other state has a command that leaves it
+(tests/integration/test_lifecycle_states.py walks them): pending waits for its create job
+(``job cancel``, ``job resolve`` when it is held) or is closed; failed is retried, terminated
+or closed. A held (needs_attention) job is resolved by an admin who checked the panel
+(``job resolve N --succeeded|--failed``), which moves the service as that outcome of a run
+would (provisiond.outcomes).
 
 Requests enqueue jobs through queue.py; only the outcome of a job moves the service
 (``apply_success`` / ``apply_failure``), so the service never claims a state the panel does
@@ -22,11 +31,12 @@ from typing import Any
 
 import peewee as pw
 
-from provisiond import accounts, credentials, db as dbmod, inputs, notify, queue
+from provisiond import accounts, audit, credentials, db as dbmod, inputs, notify, queue
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import Conflict, NotFound, StateError, ValidationError
-from provisiond.models import (OPEN_JOB_STATUSES, Job, Product, Server, ServerGroup, Service,
+from provisiond.models import (OPEN_JOB_STATUSES, Job, JobStatus, Product, ProvisioningLog, Server,
+                               ServerGroup, Service,
                                ServiceStatus, database, utcnow)
 from provisiond.panels import Registry
 from provisiond.policies import RetryPolicy, ServerLoad, Strategy, place
@@ -44,6 +54,8 @@ RESULT_STATUS = {"create": S.ACTIVE, "suspend": S.SUSPENDED, "unsuspend": S.ACTI
 BILLING_EVENTS = {"create": "service.created", "suspend": "service.suspended",
                   "unsuspend": "service.unsuspended", "terminate": "service.terminated"}
 OCCUPYING = (S.PENDING.value, S.ACTIVE.value, S.SUSPENDED.value)
+TERMINAL = (S.TERMINATED, S.CLOSED)
+CLOSABLE = (S.PENDING, S.FAILED)
 
 
 MAX_ID = 2**31 - 1  # ids are PostgreSQL integers
@@ -337,10 +349,67 @@ def _job_password(job: Job, vault: Vault) -> str:
 def retry_job(job_id: int, extra_attempts: int) -> Job:
     with database.atomic():
         job = queue.retry(job_id, utcnow(), extra_attempts)
-        if job.action == "create" and job.service and job.service.status == S.FAILED.value:
-            Service.update(status=S.PENDING.value, last_error=None, updated_at=utcnow()).where(
-                Service.id == job.service_id).execute()
+        if job.action == "create" and job.service and job.service.status in (S.FAILED.value, S.PENDING.value):
+            Service.update(status=S.PENDING.value, last_error=None, pending_reason=None,
+                           updated_at=utcnow()).where(Service.id == job.service_id).execute()
     return job
+
+
+def close(ref_or_id: str | int, *, actor: str, settings: Settings | None = None) -> tuple[Service, bool]:
+    """End a service that holds no account: pending (its create was cancelled, or it still
+    waits for a server) or failed (its create failed for good). Audited.
+
+    Refused while a job of the service is queued, running or held (cancel or resolve it
+    first). Nothing on the panel is touched. Returns (service, account_may_exist): when the
+    create's last attempt ended without a known outcome (interrupted, timed out, cancelled while
+    running), the close goes on but an admin is alerted to check the panel.
+    """
+    with dbmod.immediate(database.obj):
+        service = get_service(ref_or_id)
+        if service.status not in {s.value for s in CLOSABLE}:
+            raise StateError(f"service {service.ref} is {service.status}; close needs it "
+                             f"{' or '.join(s.value for s in CLOSABLE)}")
+        blocking = service.jobs.where(Job.status.in_(
+            (JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.NEEDS_ATTENTION.value))).first()
+        if blocking is not None:
+            verb = "resolve" if blocking.status == JobStatus.NEEDS_ATTENTION.value else "cancel"
+            raise StateError(f"service {service.ref} has job {blocking.id} ({blocking.action}) "
+                             f"{blocking.status}; {verb} it first")
+        may_exist = _create_outcome_unknown(service)
+        Service.update(status=S.CLOSED.value, pending_reason=None, updated_at=utcnow()).where(
+            Service.id == service.id).execute()
+        audit.record(actor, "service.close", f"service:{service.ref}", previous_status=service.status,
+                     account_may_exist=may_exist)
+        closed = Service.get_by_id(service.id)
+        if settings is not None:
+            notify.billing_event(settings, closed, "service.closed", service.status, change_id="close")
+            if may_exist:
+                _alert_closed_with_unknown_create(settings, closed)
+    return closed, may_exist
+
+
+def _create_outcome_unknown(service: Service) -> bool:
+    """Whether the last create attempt may have reached the panel without us knowing (an
+    admin who resolved the create checked the panel: then it is known)."""
+    create = service.jobs.where(Job.action == "create").order_by(Job.id.desc()).first()
+    if create is None or create.attempts == 0:
+        return False
+    if any(entry.action == "job.resolve" for entry in audit.entries(f"job:{create.id}")):
+        return False
+    last = (ProvisioningLog.select().where((ProvisioningLog.job == create)
+                                           & (ProvisioningLog.attempt == create.attempts)
+                                           & (ProvisioningLog.action == "create"))
+            .order_by(ProvisioningLog.id.desc()).first())
+    return last is None or last.status != JobStatus.FAILED.value
+
+
+def _alert_closed_with_unknown_create(settings: Settings, service: Service) -> None:
+    server = service.server.name if service.server_id else "?"
+    notify.alert(settings, f"service {service.ref} closed; check server {server}",
+                 f"Service {service.ref} ({service.domain}) was closed, but the last attempt of its "
+                 f"create ended without a known outcome: account {service.username} may exist on "
+                 f"server {server}. Check the panel and remove it there if it does.",
+                 f"service:{service.id}:closed-unknown")
 
 
 # -- outcomes ------------------------------------------------------------------------------

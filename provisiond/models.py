@@ -36,6 +36,7 @@ class ServiceStatus(str, enum.Enum):
     SUSPENDED = "suspended"
     TERMINATED = "terminated"
     FAILED = "failed"
+    CLOSED = "closed"          # ended without an account: its create was cancelled or failed
 
 
 class JobStatus(str, enum.Enum):

@@ -4,7 +4,16 @@
                  ▲  │                │ ├──fail────▶ failed | needs_attention
                  │  └──cancel──▶ cancelled        │ └──retry_later──▶ queued (run_after later)
                  └──── reap (lease expired) ◀─────┘
+    running ──reap (lease expired, cancel requested)──▶ cancelled
+    running ──reap (lease expired, attempts used up)──▶ failed
     failed | cancelled | needs_attention ──retry (admin)──▶ queued
+    needs_attention ──resolve (admin)──▶ succeeded | failed
+
+A cancel sticks: a job whose cancel was requested is never claimed nor queued again (the reaper
+and ``retry_later`` turn it into ``cancelled``); only an admin's ``retry`` clears the request.
+Leases are on one clock, the database's (``clock()``): a lease's expiry is written and compared
+in database time, so a daemon whose own clock is fast cannot take a job another still holds.
+Every way a job ends is reported to provisiond.outcomes, which moves the service.
 
 A claim is atomic (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite ``BEGIN IMMEDIATE`` and a
 conditional update checked by row count), gives the job a lease owner and expiry, and bumps its
@@ -17,7 +26,7 @@ refuses a second running job per service.
 from __future__ import annotations
 
 import datetime
-from typing import Iterable
+from typing import Callable, Iterable
 
 import peewee as pw
 
@@ -26,7 +35,17 @@ from provisiond.errors import NotFound, StateError
 from provisiond.models import OPEN_JOB_STATUSES, Job, JobStatus, Service, database, utcnow
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
+CANCELLED, FAILED = JobStatus.CANCELLED.value, JobStatus.FAILED.value
 RETRYABLE = (JobStatus.FAILED.value, JobStatus.CANCELLED.value, JobStatus.NEEDS_ATTENTION.value)
+
+
+def clock() -> datetime.datetime:
+    """The database's current time (naive UTC): the one clock leases are written and read on."""
+    db = database.obj
+    if dbmod.is_postgres(db):
+        return db.execute_sql("SELECT clock_timestamp() AT TIME ZONE 'UTC'").fetchone()[0]
+    text = db.execute_sql("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')").fetchone()[0]
+    return datetime.datetime.fromisoformat(text)
 
 
 def enqueue(action: str, *, service=None, server=None, params: dict | None = None,
@@ -75,8 +94,8 @@ def _candidates(now: datetime.datetime, limit: int, skip_servers: Iterable[int] 
                .where((earlier.service == Job.service) & (earlier.id < Job.id)
                       & (earlier.status.in_(OPEN_JOB_STATUSES))))
     query = (Job.select(Job.id)
-             .where((Job.status == QUEUED) & (Job.run_after <= now) & Job.server.is_null(False)
-                    & ~pw.fn.EXISTS(blocked))
+             .where((Job.status == QUEUED) & ~Job.cancel_requested
+                    & (Job.run_after <= now) & Job.server.is_null(False) & ~pw.fn.EXISTS(blocked))
              .order_by(Job.run_after, Job.id).limit(limit))
     if server_id is not None:
         query = query.where(Job.server == server_id)
@@ -100,11 +119,12 @@ def claim(owner: str, now: datetime.datetime, limit: int, lease_seconds: float, 
           skip_servers: Iterable[int] = ()) -> list[Job]:
     """Take up to ``limit`` due jobs for ``owner``; each gets a lease and a new fence.
 
-    With ``server_id`` and ``action`` only jobs that can share one run are taken.
+    With ``server_id`` and ``action`` only jobs that can share one run are taken. ``now`` decides
+    which jobs are due; the lease's expiry is set on the database's clock.
     """
     if limit <= 0:
         return []
-    expires = now + datetime.timedelta(seconds=lease_seconds)
+    expires = clock() + datetime.timedelta(seconds=lease_seconds)
     db = database.obj
     claimed_ids = []
     with dbmod.immediate(db):
@@ -114,7 +134,8 @@ def claim(owner: str, now: datetime.datetime, limit: int, lease_seconds: float, 
         for (job_id,) in query.tuples():
             updated = (Job.update(status=RUNNING, lease_owner=owner, lease_expires_at=expires,
                                   fence=Job.fence + 1, attempts=Job.attempts + 1, updated_at=now)
-                       .where((Job.id == job_id) & (Job.status == QUEUED)).execute())
+                       .where((Job.id == job_id) & (Job.status == QUEUED)
+                              & ~Job.cancel_requested).execute())
             if updated:
                 claimed_ids.append(job_id)
     if not claimed_ids:
@@ -131,11 +152,12 @@ def heartbeat(jobs: Iterable[Job], now: datetime.datetime, lease_seconds: float,
               renew: bool = True) -> dict[int, bool]:
     """Renew the leases of running jobs (or only look, with ``renew=False``).
 
-    Returns job id → True while the job is still ours and nobody asked to cancel it.
+    Returns job id → True while the job is still ours and nobody asked to cancel it. The new
+    expiry is on the database's clock.
     """
     jobs = list(jobs)
     if renew:
-        expires = now + datetime.timedelta(seconds=lease_seconds)
+        expires = clock() + datetime.timedelta(seconds=lease_seconds)
         for job in jobs:
             Job.update(lease_expires_at=expires, updated_at=now).where(_owned(job)).execute()
     rows = {row.id: row for row in Job.select(Job.id, Job.status, Job.lease_owner, Job.fence,
@@ -149,10 +171,10 @@ def heartbeat(jobs: Iterable[Job], now: datetime.datetime, lease_seconds: float,
     return state
 
 
-def _settle(job: Job, now: datetime.datetime, **changes) -> bool:
+def _settle(job: Job, now: datetime.datetime, when=True, **changes) -> bool:
     changes.setdefault("lease_owner", None)
     changes.setdefault("lease_expires_at", None)
-    return bool(Job.update(updated_at=now, **changes).where(_owned(job)).execute())
+    return bool(Job.update(updated_at=now, **changes).where(_owned(job) & when).execute())
 
 
 def finish(job: Job, now: datetime.datetime) -> bool:
@@ -165,29 +187,61 @@ def fail(job: Job, now: datetime.datetime, error: str,
     return _settle(job, now, status=status.value, finished_at=now, last_error=error)
 
 
-def retry_later(job: Job, now: datetime.datetime, error: str, run_after: datetime.datetime) -> bool:
-    return _settle(job, now, status=QUEUED, run_after=run_after, last_error=error)
+def retry_later(job: Job, now: datetime.datetime, error: str, run_after: datetime.datetime) -> str | None:
+    """Queue the job again for ``run_after``; a job whose cancel was requested meanwhile is
+    cancelled instead (a cancel sticks). Returns the status written, None when not the owner."""
+    if _settle(job, now, when=~Job.cancel_requested, status=QUEUED,
+               run_after=run_after, last_error=error):
+        return QUEUED
+    if cancel_running(job, now, f"cancelled after a failed attempt: {error}"):
+        return CANCELLED
+    return None
 
 
 def cancel_running(job: Job, now: datetime.datetime, error: str = "cancelled") -> bool:
     return _settle(job, now, status=JobStatus.CANCELLED.value, finished_at=now, last_error=error)
 
 
-def reap(now: datetime.datetime) -> list[int]:
-    """Put running jobs whose lease expired (their worker died) back in the queue.
+def _reapable(at: datetime.datetime):
+    """Running jobs whose lease ran out (on the database's clock), and queued jobs that carry a
+    cancel request (left by an older version): both are ended or queued again by ``reap``."""
+    return (((Job.status == RUNNING) & (Job.lease_expires_at < at))
+            | ((Job.status == QUEUED) & Job.cancel_requested))
 
-    A job that already used all its attempts fails instead. Either way the outcome of the
-    interrupted run is unknown, which the worker handles by reading the panel before acting.
+
+def _reaped_outcome(job: Job, at: datetime.datetime) -> tuple[str, str, dict]:
+    """What the reaper makes of one job: (status, error, changes)."""
+    if job.status == QUEUED:
+        return CANCELLED, "cancelled by an admin", {"finished_at": at}
+    error = f"worker {job.lease_owner} stopped renewing its lease; outcome of attempt {job.attempts} unknown"
+    if job.cancel_requested:
+        return CANCELLED, f"cancelled; {error}", {"finished_at": at}
+    if job.attempts >= job.max_attempts:
+        return FAILED, error, {"finished_at": at}
+    return QUEUED, error, {}  # its run_after has passed already: due at once, first in line
+
+
+def reap(on_end: Callable[[Job, str, str], None] | None = None) -> list[int]:
+    """End or re-queue running jobs whose lease expired (their worker died or stalled).
+
+    Expiry is judged on the database's clock, never the caller's. A job with a cancel request
+    is cancelled; one that used all its attempts fails; the others go back in the queue, where
+    the outcome of the interrupted run (unknown) is handled by reading the panel before acting.
+    ``on_end(job, status, error)`` runs in the same transaction as each job's change, so the
+    service moves with the job (provisiond.outcomes passes it).
     """
-    expired = list(Job.select().where((Job.status == RUNNING) & (Job.lease_expires_at < now)))
+    at = clock()
     reaped = []
-    for job in expired:
-        error = f"worker {job.lease_owner} stopped renewing its lease; outcome of attempt {job.attempts} unknown"
-        exhausted = job.attempts >= job.max_attempts
-        changes = {"status": JobStatus.FAILED.value, "finished_at": now} if exhausted else {
-            "status": QUEUED, "run_after": now}
-        if _settle(job, now, last_error=error, **changes):
-            reaped.append(job.id)
+    for job in list(Job.select().where(_reapable(at)).order_by(Job.id)):
+        status, error, changes = _reaped_outcome(job, at)
+        with database.atomic():
+            updated = Job.update(status=status, last_error=error, lease_owner=None, lease_expires_at=None,
+                                 updated_at=at, **changes).where(
+                (Job.id == job.id) & (Job.fence == job.fence) & _reapable(at)).execute()
+            if updated:
+                reaped.append(job.id)
+                if on_end is not None:
+                    on_end(job, status, error)
     return reaped
 
 
@@ -216,6 +270,20 @@ def retry(job_id: int, now: datetime.datetime, extra_attempts: int) -> Job:
     else:
         raise StateError(f"job {job_id} is {job.status}; only failed, cancelled or "
                          "needs_attention jobs can be retried")
+    return get(job_id)
+
+
+def resolve(job_id: int, now: datetime.datetime, succeeded: bool, note: str | None = None) -> Job:
+    """End a held (needs_attention) job as an admin found it on the panel: succeeded or failed."""
+    job = get(job_id)
+    if succeeded:
+        changes = {"status": JobStatus.SUCCEEDED.value, "last_error": None}
+    else:
+        changes = {"status": FAILED, "last_error": "resolved as failed by an admin" + (f": {note}" if note else "")}
+    updated = Job.update(finished_at=now, updated_at=now, **changes).where(
+        (Job.id == job_id) & (Job.status == JobStatus.NEEDS_ATTENTION.value)).execute()
+    if not updated:
+        raise StateError(f"job {job_id} is {job.status}; only needs_attention jobs can be resolved")
     return get(job_id)
 
 

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 
-from provisiond import artifacts, catalog, execute, lifecycle, notify, panels, queue, render
+from provisiond import artifacts, catalog, execute, lifecycle, outcomes, panels, queue, render
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import ProvisiondError
@@ -31,6 +31,8 @@ from provisiond.models import Job, JobStatus, Server, Service, database, utcnow
 from provisiond.policies import FailureKind, RetryPolicy, classify
 
 log = logging.getLogger("provisiond.worker")
+SUCCEEDED, FAILED, QUEUED = JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.QUEUED.value
+CANCELLED, HELD = JobStatus.CANCELLED.value, JobStatus.NEEDS_ATTENTION.value
 
 
 class _NotOwner(Exception):
@@ -64,7 +66,7 @@ class Worker:
         for folder, problem in registry.problems.items():
             log.warning("panel %s skipped: %s", folder, problem)
         lifecycle.place_waiting(registry, self.policy, settings=self.settings)
-        queue.reap(now)
+        outcomes.reap(self.settings)
         started = []
         while self.free_slots() > 0:
             jobs = self._claim_batch(now)
@@ -127,10 +129,15 @@ class Worker:
         accounts, runnable = [], []
         for job in jobs:
             try:
-                accounts.append(self._account(job))
-                runnable.append(job)
+                account = self._account(job)
             except ProvisiondError as exc:
                 self._record_refusal(job, str(exc))
+                continue
+            accounts.append(account)
+            runnable.append(job)
+        wanted = self._still_wanted(runnable)
+        accounts = [a for a, job in zip(accounts, runnable) if job.id in wanted]
+        runnable = [job for job in runnable if job.id in wanted]
         if not runnable:
             return
         ident = f"{utcnow():%Y%m%dT%H%M%S}-{server.name}-{action}-{runnable[0].id}-{uuid.uuid4().hex[:6]}"
@@ -148,6 +155,15 @@ class Worker:
                 self._record(job, host, result, kept, panel.id)
             except _NotOwner:
                 log.warning("job %s was taken over by another worker; its result was not recorded", job.id)
+
+    def _still_wanted(self, jobs: list[Job]) -> set[int]:
+        """The run guard's first look, before anything runs: a job whose cancel was requested
+        since its claim ends cancelled, one that is no longer ours is left to its new owner."""
+        state = queue.heartbeat(jobs, utcnow(), self.settings.lease_seconds)
+        for job in jobs:
+            if not state[job.id]:
+                self._record_cancelled(job)
+        return {job_id for job_id, go_on in state.items() if go_on}
 
     def _account(self, job: Job) -> render.Account:
         service = Service.get_by_id(job.service_id) if job.service_id else None
@@ -177,10 +193,16 @@ class Worker:
             with database.atomic():
                 if not queue.fail(job, now, message):
                     raise _NotOwner
-                lifecycle.apply_failure(job, message, final=True, settings=self.settings)
-                artifacts.record_attempt(job, host, empty, status="failed", panel=None, kept=None)
+                outcomes.ended(job, FAILED, message, settings=self.settings)
+                artifacts.record_attempt(job, host, empty, status=FAILED, panel=None, kept=None)
         except _NotOwner:
             pass
+
+    def _record_cancelled(self, job: Job) -> None:
+        """The job's cancel was requested before its run started: it ends without running."""
+        with database.atomic():
+            if queue.cancel_running(job, utcnow(), "cancelled before it ran"):
+                outcomes.ended(job, CANCELLED, "cancelled before it ran", settings=self.settings)
 
     def _record(self, job: Job, host: execute.HostResult, result: execute.RunResult, kept, panel_id: str) -> None:
         now = utcnow()
@@ -191,41 +213,36 @@ class Worker:
                 artifacts.record_step(job, step, problem, result, panel=panel_id, kept=kept)
 
     def _settle(self, job: Job, host: execute.HostResult, result: execute.RunResult, now) -> str:
-        """Move the job (and its service) on; returns the attempt's status for the log."""
+        """Move the job on (queue) and its service (outcomes); returns the attempt's log status."""
+        status, message = self._end_job(job, host, result, now)
+        if status is None:
+            raise _NotOwner
+        outcomes.ended(job, status, message, settings=self.settings, vault=self.vault, reported=host.stats)
+        if status in (SUCCEEDED, CANCELLED, HELD):
+            return status
+        if result.status == "timeout":
+            return "timeout"
+        return "retrying" if status == QUEUED else FAILED
+
+    def _end_job(self, job: Job, host: execute.HostResult, result: execute.RunResult,
+                 now) -> tuple[str | None, str | None]:
+        """The job's new status (None: no longer ours) and the message that goes with it."""
         if host.ok:
-            if not queue.finish(job, now):
-                raise _NotOwner
-            lifecycle.apply_success(job, host.stats, self.vault, settings=self.settings)
-            return JobStatus.SUCCEEDED.value
+            return (SUCCEEDED if queue.finish(job, now) else None), None
         message = host.message or f"run ended {result.status}"
         if result.status == "canceled":
-            if not queue.cancel_running(job, now, "cancelled while running: " + message):
-                raise _NotOwner
-            lifecycle.apply_failure(job, "cancelled while running", final=False)
-            return JobStatus.CANCELLED.value
+            done = queue.cancel_running(job, now, "cancelled while running: " + message)
+            return (CANCELLED if done else None), "cancelled while running"
         if host.stats.get("outcome") == "needs_attention":
-            if not queue.fail(job, now, message, JobStatus.NEEDS_ATTENTION):
-                raise _NotOwner
-            notify.alert(self.settings, f"provisiond: job {job.id} ({job.action}) needs a human",
-                         f"Job {job.id} stopped without acting: {message}\n"
-                         f"See `provisiond log show {job.id}`; then `provisiond job retry {job.id}`.",
-                         f"job:{job.id}:needs_attention:{job.attempts}")
-            lifecycle.apply_failure(job, message, final=False)
-            return JobStatus.NEEDS_ATTENTION.value
+            return (HELD if queue.fail(job, now, message, JobStatus.NEEDS_ATTENTION) else None), message
         if host.transient is not None:  # the panel call said itself whether to try again
             kind = FailureKind.TRANSIENT if host.transient else FailureKind.PERMANENT
         else:
             kind = classify(message, timed_out=result.status == "timeout", unreachable=host.unreachable)
         if kind is FailureKind.TRANSIENT and job.attempts < job.max_attempts:
             delay = self.policy.delay(job.attempts, self.rng)
-            if not queue.retry_later(job, now, message, now + datetime.timedelta(seconds=delay)):
-                raise _NotOwner
-            lifecycle.apply_failure(job, message, final=False)
-            return "retrying" if result.status != "timeout" else "timeout"
-        if not queue.fail(job, now, message):
-            raise _NotOwner
-        lifecycle.apply_failure(job, message, final=True, settings=self.settings)
-        return "timeout" if result.status == "timeout" else JobStatus.FAILED.value
+            return queue.retry_later(job, now, message, now + datetime.timedelta(seconds=delay)), message
+        return (FAILED if queue.fail(job, now, message) else None), message
 
 
 class _RunGuard:
@@ -236,7 +253,7 @@ class _RunGuard:
     def __init__(self, jobs: list[Job], settings: Settings):
         self.jobs = jobs
         self.settings = settings
-        self.last_check = time.monotonic()
+        self.last_check = float("-inf")  # the first call, as the run starts, looks at once
         self.last_renewal = time.monotonic()
         self.stop = False
 

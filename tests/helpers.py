@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from provisiond.models import Job, ProvisioningLog
+from provisiond import outcomes, queue
+from provisiond.models import Job, JobStatus, ProvisioningLog, utcnow
 from provisiond.worker import Worker
 
 
@@ -32,3 +33,13 @@ def hmac_reference(key: str, timestamp: str, body: bytes) -> str:
     import hashlib
     import hmac
     return hmac.new(key.encode("utf-8"), timestamp.encode("ascii") + body, hashlib.sha256).hexdigest()
+
+
+def hold(job: Job, message: str = "the panel has an account of that name with another domain") -> Job:
+    """Claim the job and stop it as a run does when it cannot tell what the panel did
+    (needs_attention); only this job is claimed."""
+    [claimed] = queue.claim("holder", utcnow(), 1, 60, server_id=job.server_id, action=job.action)
+    assert claimed.id == job.id, "another job of the same kind was due first"
+    assert queue.fail(claimed, utcnow(), message, JobStatus.NEEDS_ATTENTION)
+    outcomes.ended(claimed, JobStatus.NEEDS_ATTENTION.value, message)
+    return Job.get_by_id(job.id)

@@ -536,3 +536,27 @@ def test_a_body_over_1_mib_is_refused_before_it_is_read(database, settings, vaul
             assert _status_line(sock) == b"HTTP/1.1 413 Request Entity Too Large"
         small = requests.post(f"http://127.0.0.1:{port}/v1/orders", json=ORDER, timeout=10)
         assert small.status_code == 401  # a normal body still reaches the token check
+
+
+# -- resolve and close -------------------------------------------------------------------------------
+
+def test_resolve_a_held_job_and_close_a_cancelled_order(client):
+    from provisiond import audit
+    from tests.helpers import hold
+    job = order(client)["job"]
+    assert client.post(f"/v1/jobs/{job['id']}/resolve", json={"outcome": "succeeded"}).status_code == 409
+    hold(Job.get_by_id(job["id"]))
+    bad = client.post(f"/v1/jobs/{job['id']}/resolve", json={"outcome": "maybe"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "outcome"]
+    done = client.post(f"/v1/jobs/{job['id']}/resolve", json={"outcome": "succeeded", "note": "seen in WHM"})
+    assert done.status_code == 200 and done.json()["status"] == "succeeded"
+    assert client.get("/v1/services/INV-1").json()["status"] == "active"
+    assert [(e.actor, e.detail["note"]) for e in audit.entries(f"job:{job['id']}")] == [("api:billing", "seen in WHM")]
+    assert client.post("/v1/services/INV-1/close").status_code == 409   # it holds an account now
+
+    other = order(client, ref="INV-2", domain="gone.example.com")
+    client.post(f"/v1/jobs/{other['job']['id']}/cancel")
+    closed = client.post("/v1/services/INV-2/close")
+    assert closed.status_code == 200
+    assert (closed.json()["status"], closed.json()["account_may_exist"]) == ("closed", False)
+    assert [e.actor for e in audit.entries("service:INV-2")] == ["api:billing"]

@@ -281,3 +281,28 @@ def test_a_password_from_a_file_or_stdin_and_a_generated_one_revealed_once(ready
     assert code == 2 and "revealed already" in err and generated not in err
     entries = audit.entries("service:M-1")
     assert [e.action for e in entries] == ["service.reveal_password"] and entries[0].actor.startswith("cli:")
+
+
+# -- job resolve, service close ------------------------------------------------------------------
+
+def test_job_resolve_and_service_close_are_audited_and_refuse_the_wrong_state(ready, database):
+    from provisiond import audit
+    from tests.helpers import hold
+    run = ready
+    code, out, err = run("service", "order", "--product", "starter", "--domain", "held.example.com",
+                         "--email", "me@held.example.com", "--ref", "INV-9", "--json")
+    assert code == 0, err
+    job = Job.get_by_id(json.loads(out)["job"])
+    code, _, err = run("job", "resolve", str(job.id), "--succeeded")
+    assert code == 2 and "only needs_attention jobs can be resolved" in err
+    hold(job)
+    code, out, err = run("job", "resolve", str(job.id), "--failed", "--note", "checked WHM: no account")
+    assert (code, out.strip()) == (0, f"job {job.id} resolved as failed"), err
+    assert Service.get(Service.ref == "INV-9").status == "failed"
+    [entry] = audit.entries(f"job:{job.id}")
+    assert entry.actor.startswith("cli:") and entry.detail["note"] == "checked WHM: no account"
+    code, out, err = run("service", "close", "INV-9")
+    assert (code, out.strip()) == (0, "service INV-9 closed"), err
+    assert [e.action for e in audit.entries("service:INV-9")] == ["service.close"]
+    code, _, err = run("service", "close", "INV-9")
+    assert code == 2 and "INV-9 is closed" in err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from provisiond import catalog, lifecycle
+from provisiond import catalog, cli, lifecycle
 from provisiond.models import Job, ProvisioningLog, Service
 from tests.conftest import WHM_TOKEN
 from tests.helpers import last_log, settle
@@ -173,3 +173,33 @@ def test_terminate_of_a_mismatched_account_deletes_nothing(cpanel_setup, registr
     assert "mine" in whm.accounts
     assert "someone-else.example.com" in job.last_error
     assert Service.get_by_id(service.id).status == "active"
+
+
+def log_show(settings, capsys, job_id: int) -> str:
+    assert cli.main(["--home", str(settings.home), "--database-url", settings.database_url,
+                     "log", "show", str(job_id)]) == 0
+    return capsys.readouterr().out
+
+
+def test_each_job_of_a_batch_speaks_for_itself_in_its_log(cpanel_setup, registry, vault, whm, worker,
+                                                          settings, capsys):
+    whm.op_createacct({"username": "squat", "domain": "c1.example.com", "plan": "basic",
+                       "password": "Zz3!squatter-long", "contactemail": "s@c1.example.com"})
+    jobs = [lifecycle.order(registry, vault, product="starter", domain=f"c{i}.example.com",
+                            email=f"o@c{i}.example.com")[1] for i in range(3)]
+    assert len(worker.tick(wait=True)) == 1  # one run for the three creates; c1 fails in it
+    logs = {Job.get_by_id(j.id).service.domain: last_log(j) for j in jobs}
+    assert {d: (row.status, row.rc) for d, row in logs.items()} == {
+        "c0.example.com": ("succeeded", 0), "c1.example.com": ("failed", 2), "c2.example.com": ("succeeded", 0)}
+    for job in jobs:
+        own, others = f"job_{job.id}", [f"job_{j.id}" for j in jobs if j.id != job.id]
+        excerpt = last_log(job).stdout_excerpt
+        assert own in excerpt and not any(other in excerpt for other in others), excerpt
+    # The neighbour's failure (ansible-core prints its [ERROR] block among their lines) stays its own.
+    assert "c1.example.com" in logs["c1.example.com"].stdout_excerpt
+    assert "c1.example.com" not in logs["c0.example.com"].stdout_excerpt + logs["c2.example.com"].stdout_excerpt
+    ok, failed = jobs[0].id, jobs[1].id
+    out = log_show(settings, capsys, ok)
+    assert "attempt 1: succeeded" in out and "rc 0," in out and "rc 2" not in out
+    out = log_show(settings, capsys, failed)
+    assert "attempt 1: failed" in out and "rc 2," in out and f"job_{ok}" not in out

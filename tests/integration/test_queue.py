@@ -14,6 +14,12 @@ from provisiond.models import Job, Service, utcnow
 LEASE = 90
 
 
+def run_out(*jobs) -> None:
+    """Make the jobs' leases expire now on the database's clock (as a worker's death would)."""
+    past = queue.clock() - datetime.timedelta(seconds=1)
+    Job.update(lease_expires_at=past).where(Job.id.in_([j.id for j in jobs])).execute()
+
+
 def order(registry, vault, n: int) -> list[Service]:
     return [lifecycle.order(registry, vault, product="starter", domain=f"q{i}.example.com",
                             email=f"o@q{i}.example.com")[0] for i in range(n)]
@@ -82,7 +88,8 @@ def test_a_worker_whose_lease_was_taken_over_records_nothing(cpanel_setup, regis
     now = utcnow()
     [stale] = queue.claim("old-worker", now, 1, lease_seconds=1)
     later = now + datetime.timedelta(seconds=5)
-    assert queue.reap(later) == [stale.id]
+    run_out(stale)
+    assert queue.reap() == [stale.id]
     [fresh] = queue.claim("new-worker", later, 1, LEASE)
     assert fresh.fence == stale.fence + 1
     assert not queue.finish(stale, later)
@@ -98,8 +105,9 @@ def test_reaper_leaves_live_leases_and_fails_exhausted_jobs(cpanel_setup, regist
     now = utcnow()
     a, b = queue.claim("w", now, 2, lease_seconds=30)
     Job.update(max_attempts=1).where(Job.id == b.id).execute()
-    assert queue.reap(now + datetime.timedelta(seconds=10)) == []
-    reaped = queue.reap(now + datetime.timedelta(seconds=31))
+    assert queue.reap() == []
+    run_out(a, b)
+    reaped = queue.reap()
     assert sorted(reaped) == sorted([a.id, b.id])
     assert Job.get_by_id(a.id).status == "queued"
     assert Job.get_by_id(b.id).status == "failed"
@@ -129,3 +137,39 @@ def test_retry_later_waits_until_run_after(cpanel_setup, registry, vault):
     assert queue.claim("w", now + datetime.timedelta(seconds=59), 1, LEASE) == []
     [again] = queue.claim("w", now + datetime.timedelta(seconds=61), 1, LEASE)
     assert again.attempts == 2 and again.fence == 2
+
+
+# -- a cancel sticks ---------------------------------------------------------------------------
+
+def test_a_running_job_asked_to_cancel_whose_worker_died_is_cancelled_not_queued(cpanel_setup, registry, vault):
+    service = order(registry, vault, 1)[0]
+    [job] = queue.claim("dead-worker", utcnow(), 1, LEASE)
+    assert queue.cancel(job.id, utcnow()).cancel_requested
+    run_out(job)
+    assert queue.reap() == [job.id]
+    row = Job.get_by_id(job.id)
+    assert (row.status, row.lease_owner) == ("cancelled", None)
+    assert "cancelled" in row.last_error and "outcome of attempt 1 unknown" in row.last_error
+    assert queue.claim("w2", utcnow(), 5, LEASE) == []
+    assert queue.open_job(service) is None
+
+
+def test_a_queued_job_carrying_a_cancel_request_is_never_claimed_and_gets_cancelled(cpanel_setup, registry, vault):
+    order(registry, vault, 1)
+    job = Job.get()
+    # The state the old reaper left behind: queued again with the cancel request still set.
+    Job.update(cancel_requested=True).where(Job.id == job.id).execute()
+    assert queue.claim("w", utcnow(), 5, LEASE) == []
+    assert queue.reap() == [job.id]
+    assert (Job.get_by_id(job.id).status, Job.get_by_id(job.id).attempts) == ("cancelled", 0)
+
+
+def test_a_failed_attempt_of_a_job_asked_to_cancel_is_not_retried(cpanel_setup, registry, vault):
+    order(registry, vault, 1)
+    now = utcnow()
+    [job] = queue.claim("w", now, 1, LEASE)
+    queue.cancel(job.id, now)
+    assert queue.retry_later(job, now, "HTTP 503", now) == "cancelled"
+    row = Job.get_by_id(job.id)
+    assert row.status == "cancelled" and "HTTP 503" in row.last_error
+    assert queue.claim("w", now + datetime.timedelta(seconds=5), 1, LEASE) == []

@@ -3,6 +3,7 @@
 A daemon process is SIGKILLed in the middle of a playbook (the WHM simulator answers slowly).
 Its job keeps the dead daemon's lease until the lease runs out; only then does a second daemon
 take it (the reaper puts it back in the queue), run it, and the account exists exactly once.
+Leases are on the database's clock: a node whose own clock is fast takes nothing early.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import datetime
 import os
 import signal
 
-from provisiond import lifecycle
+from provisiond import daemon, lifecycle, queue, worker as workermod
+from provisiond.daemon import Daemon
 from provisiond.models import Job, ProvisioningLog, utcnow
 from tests.reliability.conftest import run_processes, wait_for
 
@@ -61,3 +63,37 @@ def test_a_killed_daemons_job_is_taken_over_after_its_lease_not_before(shop, reg
     creates = [r for r in whm.requests if r.path.endswith("/createacct")]
     assert len(creates) == 1
     assert run_processes(server_name) == {}  # the killed daemon's playbook died with it
+
+
+FAST = datetime.timedelta(seconds=120)
+
+
+def test_a_daemon_whose_clock_is_fast_never_takes_a_job_another_still_holds(shop, registry, vault, settings,
+                                                                             whm, monkeypatch):
+
+    _, job = lifecycle.order(registry, vault, product="starter", domain="held.example.com",
+                             email="me@held.example.com")
+    [held] = queue.claim("live-worker", utcnow(), 1, lease_seconds=60)  # alive, renewing every few s
+    fast_now = lambda: utcnow() + FAST  # noqa: E731 - this node's clock is two minutes ahead
+    monkeypatch.setattr(workermod, "utcnow", fast_now)
+    monkeypatch.setattr(daemon, "utcnow", fast_now)
+    fast = Daemon(settings, vault, owner="fast-node")
+    try:
+        fast.reap()
+        assert fast.worker.tick(fast_now(), wait=True) == []
+    finally:
+        fast.worker.shutdown()
+    row = Job.get_by_id(job.id)
+    assert (row.status, row.lease_owner, row.fence, row.attempts) == ("running", "live-worker", held.fence, 1)
+    assert whm.requests == []
+
+    # A lease the fast node writes is on the database's clock too, not two minutes too long.
+    other = lifecycle.order(registry, vault, product="starter", domain="other.example.com",
+                            email="me@other.example.com")[1]
+    before = queue.clock()
+    [mine] = queue.claim("fast-node", fast_now(), 1, lease_seconds=60)
+    assert mine.id == other.id
+    lease = datetime.timedelta(seconds=60)
+    assert before + lease <= mine.lease_expires_at <= queue.clock() + lease
+    assert queue.heartbeat([mine], fast_now(), 60) == {mine.id: True}
+    assert Job.get_by_id(mine.id).lease_expires_at <= queue.clock() + datetime.timedelta(seconds=60)

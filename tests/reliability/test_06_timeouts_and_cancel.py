@@ -9,6 +9,7 @@ cancel races a claim.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import random
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ import time
 import pytest
 
 from provisiond import catalog, config, lifecycle, panels, queue
-from provisiond.models import Job, ProvisioningLog, utcnow
+from provisiond.models import Job, ProvisioningLog, Service, utcnow
 from provisiond.worker import Worker
 from tests.reliability.conftest import (ROOT, alive, cmdlines, daemon_env, group_alive, run_processes,
                                         wait_for)
@@ -177,3 +178,48 @@ def test_cancel_racing_claims_never_lets_a_cancelled_job_run(shop, database):
     assert {(rows[i].status, rows[i].attempts, rows[i].cancel_requested) for i in claimed} == {
         ("running", 1, True)}  # a claimed job can only be asked to stop
     assert cancelled | set(claimed) == set(ids)
+
+
+def test_a_cancel_between_claim_and_run_stops_the_job_before_the_panel(shop, registry, vault, settings, whm,
+                                                                        monkeypatch):
+    service, job = lifecycle.order(registry, vault, product="starter", domain="late.example.com",
+                                   email="me@late.example.com")
+    real_claim = queue.claim
+
+    def claim_then_cancel(*args, **kwargs):
+        claimed = real_claim(*args, **kwargs)
+        for taken in claimed:  # the admin's cancel lands just after the claim
+            assert queue.cancel(taken.id, utcnow()).cancel_requested
+        return claimed
+
+    monkeypatch.setattr(queue, "claim", claim_then_cancel)
+    worker = Worker(settings, vault)
+    try:
+        worker.tick(wait=True)
+    finally:
+        worker.shutdown()
+    done = Job.get_by_id(job.id)
+    assert (done.status, done.last_error, done.lease_owner) == ("cancelled", "cancelled before it ran", None)
+    assert whm.requests == []                                   # nothing reached the panel
+    assert ProvisioningLog.select().where(ProvisioningLog.job == job.id).count() == 0
+    assert "service close" in Service.get_by_id(service.id).pending_reason
+
+
+def test_a_dead_workers_cancelled_job_is_cancelled_by_the_reaper_and_never_runs(shop, registry, vault,
+                                                                               settings, whm):
+    service, job = lifecycle.order(registry, vault, product="starter", domain="dead.example.com",
+                                   email="me@dead.example.com")
+    [held] = queue.claim("dead-worker", utcnow(), 1, lease_seconds=60)
+    assert queue.cancel(held.id, utcnow()).cancel_requested
+    Job.update(lease_expires_at=queue.clock() - datetime.timedelta(seconds=1)).where(Job.id == job.id).execute()
+    worker = Worker(settings, vault)
+    try:
+        assert worker.tick(wait=True) == []                     # reaped, and not claimed again
+        assert worker.tick(wait=True) == []
+    finally:
+        worker.shutdown()
+    done = Job.get_by_id(job.id)
+    assert (done.status, done.attempts, done.cancel_requested) == ("cancelled", 1, True)
+    assert whm.requests == []
+    after = Service.get_by_id(service.id)
+    assert after.status == "pending" and "was cancelled" in after.pending_reason

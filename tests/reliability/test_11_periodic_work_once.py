@@ -89,8 +89,8 @@ def test_three_daemons_sweep_once_a_day_and_reap_each_job_once(shop, settings, v
         lock = threading.Lock()
         real_reap = queue.reap
 
-        def counting_reap(now):
-            got = real_reap(now)
+        def counting_reap(*args, **kwargs):
+            got = real_reap(*args, **kwargs)
             with lock:
                 reaped.extend(got)
             return got
