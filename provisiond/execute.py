@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -136,9 +137,33 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def ansible_bin_dir() -> Path | None:
+    """The folder of the ``ansible-playbook`` installed with the running interpreter.
+
+    Under systemd (or ``env -i``) the virtualenv's ``bin`` is not on ``PATH``: the executables
+    sit beside ``sys.executable`` (not resolved: a venv's python is a symlink out of it) or in
+    the interpreter's scripts folder.
+    """
+    for folder in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
+        if (folder / "ansible-playbook").is_file():
+            return folder
+    return None
+
+
+def _search_path() -> str:
+    """The child's PATH: Ansible's folder first, then this process's PATH (or the system's)."""
+    path = os.environ.get("PATH") or SYSTEM_PATH
+    folder = ansible_bin_dir()
+    return os.pathsep.join([str(folder), path]) if folder else path
+
+
 def _environment(spec: RunSpec, data_dir: Path, marker: str) -> dict:
     env = {name: "" for name in os.environ if name.startswith("PROVISIOND_")}
     env.update({
+        "PATH": _search_path(),
         RUN_MARKER: marker,
         "ANSIBLE_ACTION_PLUGINS": str(bundled_dir("roles") / "panel_call" / "action_plugins"),
         "ANSIBLE_ROLES_PATH": str(bundled_dir("roles")),
