@@ -95,6 +95,11 @@ class Settings:
         object.__setattr__(self, "playbooks_path", tuple(Path(p) for p in self.playbooks_path))
         object.__setattr__(self, "roles_path", tuple(Path(p) for p in self.roles_path))
 
+    @property
+    def runs_dir(self) -> Path:
+        """Where runs keep their private files (secrets included) while they last: 0700, in the home."""
+        return self.home / "runs"
+
     def run_slots(self) -> int:
         """How many runs may go at once: ``max_runs``, or two per CPU core when it is 0."""
         return self.max_runs if self.max_runs > 0 else 2 * (os.cpu_count() or 1)
