@@ -112,11 +112,11 @@ def run_processes() -> Iterator[tuple[int, str]]:
 def kill_runs(wanted: Callable[[str], bool]) -> list[int]:
     """SIGKILL every run process whose marker is ``wanted``; returns their pids.
 
-    Goes round again while it finds some: a dying run may still have been forking.
+    Goes round again while it finds new ones: a dying run may still have been forking.
     """
     killed: list[int] = []
     for _ in range(5):
-        found = [pid for pid, marker in run_processes() if wanted(marker)]
+        found = [pid for pid, marker in run_processes() if wanted(marker) and pid not in killed]
         if not found:
             break
         for pid in found:
