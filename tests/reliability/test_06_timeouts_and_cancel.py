@@ -213,7 +213,7 @@ def hung_daemon(hanging, vault, daemons, monkeypatch, tmp_path):
     lifecycle.order(registry, vault, product="hanging", domain="killed.example.com", email="me@killed.example.com")
     # A long lease: the job stays the dead daemon's, so no later run muddles what is seen.
     daemon = daemons(playbooks_path=settings.playbooks_path[0], timeout_create=600, lease_seconds=600)
-    assert wait_for(lambda: hangs(token), 90), open(daemon.log_path).read()
+    assert wait_for(lambda: hangs(token), 120), open(daemon.log_path).read()
     [run_dir] = list(settings.runs_dir.iterdir())
     assert (run_dir / "secrets.yml").exists()
     assert {oct(p.stat().st_mode & 0o777) for p in (settings.runs_dir, run_dir)} == {"0o700"}
