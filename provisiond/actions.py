@@ -51,7 +51,7 @@ def run(settings: Settings, vault: Vault, registry: Registry, *, action: str, au
     spec = render.build(panel, action, connection_vars(panel, target_server, credentials), credentials,
                         [render.Account(host, values, {})], timeout=settings.timeout_default, forks=1,
                         ident=f"{utcnow():%Y%m%dT%H%M%S}-{target_server.name}-{action}-{uuid.uuid4().hex[:6]}",
-                        role_dirs=tuple(settings.role_dirs()))
+                        role_dirs=tuple(settings.role_dirs()), runs_dir=settings.runs_dir)
     result = execute.run(spec).host(host)
     log.info("%s action %s on %s%s: %s", audience, action, target_server.name,
              f" for service {service.ref}" if service is not None else "", "ok" if result.ok else "failed")

@@ -12,7 +12,6 @@ import datetime
 import json
 import logging
 import os
-import shutil
 import sys
 from typing import Any, Callable
 
@@ -91,6 +90,25 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _credentials(pairs: list[str] | None) -> dict[str, str]:
+    """``--credential`` values: ``K=VALUE``, ``K=@FILE`` (the file's text) or ``K=-`` (stdin),
+    so a token or a PEM key need not sit in ``ps`` or the shell's history."""
+    values = _kv(pairs, "credential")
+    if list(values.values()).count("-") > 1:
+        raise ValidationError("credential", "only one credential can be read from stdin (K=-)")
+    for key, value in values.items():
+        if value == "-":
+            values[key] = sys.stdin.read().rstrip("\r\n")
+        elif value.startswith("@"):
+            try:
+                with open(value[1:], encoding="utf-8") as handle:
+                    values[key] = handle.read().rstrip("\r\n")
+            except (OSError, UnicodeError) as exc:
+                raise ValidationError(f"credential.{key}", f"cannot read {value[1:]!r}: "
+                                      f"{getattr(exc, 'strerror', None) or exc}") from None
+    return values
+
+
 def _table(rows: list[dict], columns: list[str]) -> str:
     if not rows:
         return "(none)"
@@ -145,16 +163,12 @@ def log_view(row: ProvisioningLog) -> dict:
 
 @command("init")
 def cmd_init(rt: Runtime, args) -> int:
-    home = rt.settings.home
-    home.mkdir(parents=True, exist_ok=True)
-    made_key = crypto.create_key_file(rt.settings.secret_key_file)
-    config_file = home / "provisiond.yaml"
-    if not config_file.exists():
-        shutil.copyfile(config.bundled_dir("config") / "provisiond.yaml", config_file)
+    from provisiond import home
+    made_key = home.init(rt.settings)
     database = db.connect(rt.settings.database_url)
     applied = db.upgrade(database)
-    rt.out({"home": str(home), "database": rt.settings.database_url, "key_created": made_key,
-            "migrations": applied},
+    rt.out({"home": str(rt.settings.home), "database": home.masked_url(rt.settings.database_url),
+            "key_created": made_key, "migrations": applied},
            lambda d: f"provisiond home {d['home']}\ndatabase {d['database']}\n"
                      f"{'created a secret key' if made_key else 'secret key kept'}; "
                      f"migrations applied: {', '.join(applied) or 'none (current)'}")
@@ -290,7 +304,7 @@ def cmd_server_add(rt: Runtime, args) -> int:
     rt.open_db()
     server = catalog.add_server(rt.registry(), rt.vault, name=args.name, panel=args.panel, host=args.host,
                                 port=args.port, group_name=args.group, max_accounts=args.max_accounts,
-                                credentials=_kv(args.credential, "credential"))
+                                credentials=_credentials(args.credential))
     rt.out(server_view(server), f"server {server.name} added ({server.panel} at {server.host})")
     return 0
 
@@ -627,7 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_positive)
     p.add_argument("--group", required=True)
     p.add_argument("--max-accounts", type=int, default=500)
-    p.add_argument("--credential", action="append", metavar="KEY=VALUE", help="repeat for each field")
+    p.add_argument("--credential", action="append", metavar="KEY=VALUE",
+                   help="a credential field, repeated for each; KEY=@FILE reads the value from a file, "
+                        "KEY=- from stdin (keeps tokens and keys out of ps and shell history)")
     sub(sg, "list", "list servers")
     p = sub(sg, "test", "check that provisiond can talk to a server")
     p.add_argument("name")

@@ -112,6 +112,11 @@ class Settings:
             raise ConfigError(f"setting terminate_after_days: {self.terminate_after_days} comes before "
                               f"suspend_after_days {self.suspend_after_days}")
 
+    @property
+    def runs_dir(self) -> Path:
+        """Where runs keep their private files (secrets included) while they last: 0700, in the home."""
+        return self.home / "runs"
+
     def run_slots(self) -> int:
         """How many runs may go at once: ``max_runs``, or two per CPU core when it is 0."""
         return self.max_runs if self.max_runs > 0 else 2 * (os.cpu_count() or 1)

@@ -24,7 +24,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from provisiond import artifacts, db, notify, outcomes, sweep
+from provisiond import artifacts, db, notify, orphans, outcomes, sweep
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.models import utcnow
@@ -106,6 +106,7 @@ class Daemon:
             self.scheduler.modify_job("tick", next_run_time=utcnow_local() + datetime.timedelta(seconds=0.05))
 
     def start(self) -> None:
+        clean_up_after_dead_runs(self.settings)
         self.scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds, id="tick",
                                next_run_time=utcnow_local())
         if db.is_postgres():
@@ -173,6 +174,15 @@ class Daemon:
                 signal.signal(sig, handler)
 
 
+def clean_up_after_dead_runs(settings: Settings) -> None:
+    """Before anything is claimed or reaped: kill the runs whose provisiond died (SIGKILL, a
+    crash, a reboot) and remove their run dirs, secrets included. See ``orphans``."""
+    killed, removed = orphans.reap(settings.runs_dir)
+    if killed or removed:
+        log.warning("cleaned up after a provisiond that died: %d run process(es) killed, "
+                    "%d run dir(s) removed", len(killed), len(removed))
+
+
 def utcnow_local() -> datetime.datetime:
     """APScheduler wants an aware datetime for 'now'."""
     return datetime.datetime.now(datetime.timezone.utc)
@@ -204,6 +214,7 @@ def sweep_missed(settings: Settings, now: datetime.datetime) -> bool:
 
 def run_once(settings: Settings, vault: Vault) -> int:
     """One tick; waits for its runs. Returns how many runs it started."""
+    clean_up_after_dead_runs(settings)
     worker = Worker(settings, vault)
     try:
         return len(worker.tick(utcnow(), wait=True))

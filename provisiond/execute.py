@@ -1,7 +1,7 @@
 """The front door to ansible-runner: the only module that imports it.
 
 ``run(spec)`` runs one rendered playbook over one inventory (one host per job) in a fresh
-private_data_dir (0700), with a timeout and a cancel check, and returns a plain ``RunResult``
+private_data_dir (0700, in the home's ``runs/``), with a timeout and a cancel check, and returns a plain ``RunResult``
 with each host's outcome. It touches no database.
 
 Secrets never reach the runner's files in clear: they travel in a 0600 vars file passed as
@@ -18,23 +18,23 @@ import dataclasses
 import os
 import re
 import shutil
-import signal
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 import ansible_runner
 import yaml
 
-from provisiond.config import bundled_dir
+from provisiond import orphans
+from provisiond.config import bundled_dir, default_home
 from provisiond.crypto import Redactor
+from provisiond.orphans import RUN_MARKER  # noqa: F401 - set in every process of a run
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-RUN_MARKER = "PROVISIOND_RUN"   # set in every process of a run, to find its leftovers
 HOST_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
 # ansible-runner empties a task result whose text is longer than MAX_EVENT_RES (700,000 by
 # default), message and transient flag included. panel_call reads at most 1 MiB of an answer
@@ -56,6 +56,7 @@ class RunSpec:
     cancelled: Callable[[], bool] = lambda: False
     env: dict = dataclasses.field(default_factory=dict)
     private_files: dict = dataclasses.field(default_factory=dict)  # name → text, 0600 in private/
+    runs_dir: Path | None = None       # where the run's private data dir is made (the home's runs/)
 
 
 @dataclasses.dataclass
@@ -141,16 +142,40 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _environment(spec: RunSpec, data_dir: Path, marker: str) -> dict:
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def ansible_bin_dir() -> Path | None:
+    """The folder of the ``ansible-playbook`` installed with the running interpreter.
+
+    Under systemd (or ``env -i``) the virtualenv's ``bin`` is not on ``PATH``: the executables
+    sit beside ``sys.executable`` (not resolved: a venv's python is a symlink out of it) or in
+    the interpreter's scripts folder.
+    """
+    for folder in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
+        if (folder / "ansible-playbook").is_file():
+            return folder
+    return None
+
+
+def _search_path() -> str:
+    """The child's PATH: Ansible's folder first, then this process's PATH (or the system's)."""
+    path = os.environ.get("PATH") or SYSTEM_PATH
+    folder = ansible_bin_dir()
+    return os.pathsep.join([str(folder), path]) if folder else path
+
+
+def _environment(spec: RunSpec, data_dir: Path, control_dir: Path, marker: str) -> dict:
     env = {name: "" for name in os.environ if name.startswith("PROVISIOND_")}
     env.update({
+        "PATH": _search_path(),
         RUN_MARKER: marker,
         "ANSIBLE_ACTION_PLUGINS": str(bundled_dir("roles") / "panel_call" / "action_plugins"),
         "ANSIBLE_ROLES_PATH": str(bundled_dir("roles")),
         "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "False",
         # ansible-runner turns host key checking off unless told; SSH panels pin their keys.
         "ANSIBLE_HOST_KEY_CHECKING": "True",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(data_dir / "cp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
@@ -166,9 +191,16 @@ def _environment(spec: RunSpec, data_dir: Path, marker: str) -> dict:
 
 
 def run(spec: RunSpec) -> RunResult:
-    """Run one playbook; always returns, and always removes its private_data_dir."""
-    data_dir = Path(tempfile.mkdtemp(prefix="provisiond-run-"))
-    marker = f"{spec.ident}:{uuid.uuid4().hex}"
+    """Run one playbook; always returns, and always removes its private_data_dir.
+
+    The private_data_dir is made in ``spec.runs_dir`` (0700), not in ``$TMPDIR``; the run's
+    processes and files never outlive this process (``orphans``).
+    """
+    data_dir = orphans.new_run_dir(spec.runs_dir or default_home() / "runs")
+    # SSH's control sockets hold no secret, and their path must stay short (sun_path: 107 bytes).
+    control_dir = Path(tempfile.mkdtemp(prefix="pvd-"))
+    orphans.watch(data_dir, control_dir)
+    marker = orphans.new_marker(spec.ident)
     events: list[dict] = []
     lock = threading.Lock()
 
@@ -193,7 +225,7 @@ def run(spec: RunSpec) -> RunResult:
             inventory=[str(bundled_dir("inventories") / "defaults.yml"), str(data_dir / "inventory" / "hosts.yml")],
             cmdline=f"-e @{secrets_file}", forks=spec.forks, verbosity=spec.verbosity or None,
             timeout=max(1, int(spec.timeout)), cancel_callback=spec.cancelled,
-            event_handler=keep_event, envvars=_environment(spec, data_dir, marker),
+            event_handler=keep_event, envvars=_environment(spec, data_dir, control_dir, marker),
             suppress_env_files=True, quiet=True,
             settings={"pexpect_timeout": 0.5, "suppress_ansible_output": True})
         stdout = _read_stdout(runner)
@@ -205,6 +237,8 @@ def run(spec: RunSpec) -> RunResult:
     finally:
         kill_leftovers(marker)
         shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(control_dir, ignore_errors=True)
+        orphans.unwatch(data_dir, control_dir)
     duration = time.time() - started
     redact = spec.redactor
     clean_events = [redact.data(e) for e in events]
@@ -219,20 +253,7 @@ def kill_leftovers(marker: str) -> list[int]:
     ansible-runner kills the playbook's process group on timeout or cancel, but Ansible starts
     module processes in sessions of their own, out of that group; they all inherit the marker.
     """
-    needle = f"{RUN_MARKER}={marker}".encode() + b"\0"
-    killed = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                if needle not in handle.read() + b"\0":
-                    continue
-            os.kill(int(entry.name), signal.SIGKILL)
-            killed.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return killed
+    return orphans.kill_runs(lambda found: found == marker)
 
 
 def _read_stdout(runner) -> str:

@@ -76,7 +76,8 @@ def server_vars(panel: Panel, host: str, port: int | None, credentials: dict,
 
 def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: list[Account],
           *, timeout: float, forks: int, verbosity: int = 0, ident: str = "run",
-          cancelled=lambda: False, role_dirs: tuple = (), backup_dir: str | None = None) -> RunSpec:
+          cancelled=lambda: False, role_dirs: tuple = (), backup_dir: str | None = None,
+          runs_dir=None) -> RunSpec:
     panel_secrets = {k: credentials[k] for k in panel.secret_fields if k in credentials}
     account_secrets = {a.host: a.secrets for a in accounts}
     every_secret = [v for v in (*panel_secrets.values(), *(v for a in accounts for v in a.secrets.values()))
@@ -99,6 +100,7 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
     return RunSpec(playbook=render_playbook(panel, action, steps), inventory=inventory,
                    secrets=secrets, redactor=redactor, timeout=timeout, ident=ident,
                    forks=forks, verbosity=verbosity, cancelled=cancelled, private_files=private_files,
+                   runs_dir=runs_dir,
                    env={"ANSIBLE_ROLES_PATH": ":".join(map(str, role_dirs))} if role_dirs else {})
 
 

@@ -146,7 +146,7 @@ class Worker:
                             credentials, accounts, timeout=self.settings.timeout_for(action),
                             forks=self.settings.forks, verbosity=self.settings.ansible_verbosity,
                             ident=ident, cancelled=guard, role_dirs=tuple(self.settings.role_dirs()),
-                            backup_dir=str(self.settings.backup_dir))
+                            backup_dir=str(self.settings.backup_dir), runs_dir=self.settings.runs_dir)
         result = execute.run(spec)
         kept = artifacts.keep_run(self.settings.artifacts_dir, ident, result)
         for job in runnable:
@@ -283,7 +283,7 @@ def test_server(settings: Settings, vault: Vault, registry: panels.Registry, ser
     spec = render.build(panel, "test_connection",
                         connection_vars(panel, server, credentials), credentials,
                         [render.Account(host, {"server": server.name}, {})],
-                        timeout=settings.timeout_default, forks=1, ident=ident)
+                        timeout=settings.timeout_default, forks=1, ident=ident, runs_dir=settings.runs_dir)
     result = execute.run(spec)
     outcome = result.host(host)
     health = "ok" if outcome.ok else "failed"

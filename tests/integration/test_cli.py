@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,39 @@ def test_init_is_safe_to_run_twice(run, settings):
     assert oct(settings.secret_key_file.stat().st_mode & 0o777) == "0o600"
 
 
+def test_init_leaves_home_database_and_config_private_and_masks_the_password(settings, capsys):
+    url = settings.database_url.replace("postgres@", "postgres:canary-db-password@")  # trust auth
+    settings.home.chmod(0o755)  # made by the fixture (the key file)
+    (settings.home / "provisiond.yaml").write_text("{}\n")
+    (settings.home / "provisiond.yaml").chmod(0o644)  # an older init left it readable: tightened
+    for argv in (["init"], ["--json", "init"]):
+        assert cli.main(["--home", str(settings.home), "--database-url", url, *argv]) == 0
+        out = capsys.readouterr().out
+        assert "canary-db-password" not in out and ("********" in out) == (url != settings.database_url)
+    mode = lambda path: oct(path.stat().st_mode & 0o777)  # noqa: E731
+    assert mode(settings.home) == "0o700"
+    assert mode(settings.home / "provisiond.yaml") == mode(settings.secret_key_file) == "0o600"
+    if url.startswith("sqlite:///"):
+        assert mode(Path(url[len("sqlite:///"):])) == "0o600"
+
+
+def test_credentials_are_read_from_a_file_or_stdin(ready, tmp_path, monkeypatch, vault):
+    from provisiond import catalog
+    token_file = tmp_path / "whm2.token"
+    token_file.write_text("token-from-a-file\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("token-from-stdin\n"))
+    for name, source in (("whm2", f"@{token_file}"), ("whm3", "-")):
+        code, _, err = ready("server", "add", name, "--panel", "cpanel", "--host", "h.example.net", "--group",
+                             "web", "--credential", f"api_token={source}", "--credential", "scheme=http")
+        assert code == 0, err
+    stored = {s.name: catalog.open_credentials(s.credentials, vault, s.name)["api_token"]
+              for s in Server.select().where(Server.name != "whm1")}
+    assert stored == {"whm2": "token-from-a-file", "whm3": "token-from-stdin"}
+    code, _, err = ready("server", "add", "whm4", "--panel", "cpanel", "--host", "h.example.net", "--group",
+                         "web", "--credential", "api_token=-", "--credential", "username=-")
+    assert code == 2 and err.startswith("provisiond: error: credential:")
+
+
 @pytest.mark.parametrize("argv, field", [
     (["service", "order", "--product", "nope", "--domain", "a.example.com", "--email", "a@b.co"], "product"),
     (["service", "order", "--product", "starter", "--domain", "bad domain.com", "--email", "a@b.co"], "domain"),
@@ -51,6 +85,8 @@ def test_init_is_safe_to_run_twice(run, settings):
     (["service", "order", "--product", "starter", "--domain", "ok.example.com", "--email", "a@b.co",
       "--username", "root"], "username"),
     (["server", "add", "whm2", "--panel", "cpanel", "--host", "h.example.net", "--group", "web"], "credential.api_token"),
+    (["server", "add", "whm2", "--panel", "cpanel", "--host", "h.example.net", "--group", "web",
+      "--credential", "api_token=@/nonexistent/whm2.token"], "credential.api_token"),
     (["server", "add", "whm2", "--panel", "nopanel", "--host", "h.example.net", "--group", "web"], "panel"),
     (["product", "add", "p2", "--panel", "cpanel", "--group", "web", "--package", "basic", "--config", "quota=lots"], "config.quota"),
     (["product", "add", "p2", "--panel", "cpanel", "--group", "nogroup", "--package", "basic"], "group"),

@@ -282,22 +282,43 @@ def test_a_changed_host_key_stops_the_run_without_a_retry_storm(linux_setup, reg
 
 
 def test_terminate_keeps_a_final_backup_when_the_product_asks(linux_setup, registry, vault, host,
-                                                             worker, settings):
+                                                             worker, settings, tmp_path, request):
     import tarfile
+    # tar on the host goes through a shim that says under which umask, into which directory.
+    (tmp_path / "bin" / "tar").write_text(
+        f'#!/bin/sh\ndir=$(dirname "$2")\necho "tar umask=$(umask) dir=$(stat -c %a "$dir") $dir" >> {host.calls}\n'
+        f'exec {shutil.which("tar")} "$@"\n')
+    (tmp_path / "bin" / "tar").chmod(0o755)
     catalog.add_product(registry, name="kept", panel="linux", group_name="web", package="basic",
                         backup_before_terminate=True)
     service, job = lifecycle.order(registry, vault, product="kept", domain="kept.example.com",
                                    email="me@kept.example.com")
     assert settle(worker, job).status == "succeeded"
     (host.root / "home/kept/public_html/index.html").write_text("the client's site\n")
-    job = settle(worker, lifecycle.request(registry, vault, service.ref, "terminate"))
+    (host.root / "home/kept/public_html/shadow").symlink_to(host.root / "etc/shadow")  # a customer's link
+    job = lifecycle.request(registry, vault, service.ref, "terminate")
+    # A customer plants a link where a guessable archive path would be: it must not be written through.
+    victim, planted = tmp_path / "victim", Path(f"/tmp/provisiond-backup-kept-{job.id}.tar.gz")
+    victim.write_text("not the archive\n")
+    planted.unlink(missing_ok=True)
+    planted.symlink_to(victim)
+    request.addfinalizer(lambda: planted.unlink(missing_ok=True))
+    job = settle(worker, job)
     assert job.status == "succeeded", job.last_error
+    assert victim.read_bytes() == b"not the archive\n"  # the old role wrote the archive there
     assert host.entry("kept") is None and not (host.root / "home/kept").exists()
+    [tar_call] = [line for line in host.shim_calls() if line.startswith("tar ")]
+    umask, mode, folder = tar_call.split()[1:]
+    assert (umask, mode) == ("umask=0077", "dir=700") and not Path(folder).exists()  # removed after
     [archive] = list(Path(settings.backup_dir).glob("linux-127.0.0.1-kept-*.tar.gz"))
+    assert oct(archive.stat().st_mode & 0o777) == "0o600"
+    assert oct(Path(settings.backup_dir).stat().st_mode & 0o777) == "0o700"
     assert reported(last_log(job))["backup"] == str(archive)
     with tarfile.open(archive) as tar:
         index = next(m for m in tar.getmembers() if m.name.endswith("public_html/index.html"))
         assert tar.extractfile(index).read() == b"the client's site\n"
+        link = next(m for m in tar.getmembers() if m.name.endswith("public_html/shadow"))
+        assert link.issym()  # kept as a link: the file it points at is not in the archive
 
 
 def test_a_panel_without_final_backup_refuses_the_product_policy(linux_setup, registry):

@@ -1,16 +1,20 @@
-"""Guarantee 6: timeouts and cancel kill the whole process tree.
+"""Guarantee 6: timeouts, cancel and a killed daemon kill the whole process tree.
 
 A playbook that hangs in a child process ends as timed out within seconds of its limit, and
 no process of the run (nor of its process groups) is left. `provisiond job cancel` on a running
 job stops its playbook the same way. A cancelled queued job is never claimed, even when the
-cancel races a claim.
+cancel races a claim. A daemon killed with SIGKILL mid-run takes its run with it (its watchdog
+ends the run and removes the run dir, secrets included, which never was in $TMPDIR); when the
+watchdog died too, the next daemon to start ends the orphan run and removes what it left.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import random
+import signal
 import shutil
 import subprocess
 import sys
@@ -22,6 +26,7 @@ import pytest
 from provisiond import catalog, config, lifecycle, panels, queue
 from provisiond.models import Job, ProvisioningLog, Service, utcnow
 from provisiond.worker import Worker
+from tests.conftest import WHM_TOKEN
 from tests.reliability.conftest import (ROOT, alive, cmdlines, daemon_env, group_alive, run_processes,
                                         wait_for)
 
@@ -223,3 +228,76 @@ def test_a_dead_workers_cancelled_job_is_cancelled_by_the_reaper_and_never_runs(
     assert whm.requests == []
     after = Service.get_by_id(service.id)
     assert after.status == "pending" and "was cancelled" in after.pending_reason
+
+
+# -- a daemon killed mid-run -------------------------------------------------------------------
+
+def children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(b")", 1)[-1].split()[1]) == pid and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def hung_daemon(hanging, vault, daemons, monkeypatch, tmp_path):
+    """A real daemon, with $TMPDIR of its own, in the middle of a hanging create.
+
+    Returns (daemon, settings, run dir, $TMPDIR, the sleep's unique argument)."""
+    settings, registry, token = hanging
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    lifecycle.order(registry, vault, product="hanging", domain="killed.example.com", email="me@killed.example.com")
+    # A long lease: the job stays the dead daemon's, so no later run muddles what is seen.
+    daemon = daemons(playbooks_path=settings.playbooks_path[0], timeout_create=600, lease_seconds=600)
+    assert wait_for(lambda: hangs(token), 120), open(daemon.log_path).read()
+    [run_dir] = list(settings.runs_dir.iterdir())
+    assert (run_dir / "secrets.yml").exists()
+    assert {oct(p.stat().st_mode & 0o777) for p in (settings.runs_dir, run_dir)} == {"0o700"}
+    return daemon, settings, run_dir, tmpdir, token
+
+
+def hangs(token: str) -> bool:
+    return any(token.encode() in line for line in cmdlines().values())
+
+
+def assert_no_secret_in(folder) -> None:
+    assert list(folder.rglob("secrets.yml")) == []
+    assert not any(WHM_TOKEN in p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_daemon_killed_mid_run_takes_its_run_and_its_secrets_with_it(hung_daemon, server_name):
+    daemon, settings, run_dir, tmpdir, token = hung_daemon
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait(10)
+    assert wait_for(lambda: not hangs(token) and run_processes(server_name) == {}, 30)
+    assert wait_for(lambda: not run_dir.exists(), 30)
+    assert_no_secret_in(tmpdir)
+
+
+def test_a_starting_daemon_ends_the_run_and_removes_the_run_dir_a_dead_one_left(hung_daemon, daemons,
+                                                                                server_name):
+    daemon, settings, run_dir, tmpdir, token = hung_daemon
+    watchdogs = [pid for pid in children(daemon.pid) if b"provisiond.orphans" in cmdlines().get(pid, b"")]
+    assert len(watchdogs) == 1
+    for pid in (*watchdogs, daemon.pid):  # the daemon and its watchdog die together (a reboot, say)
+        os.kill(pid, signal.SIGKILL)
+    daemon.wait(10)
+    orphans = run_processes(server_name)
+    assert orphans and hangs(token) and (run_dir / "secrets.yml").exists()  # left behind, unfenced
+    assert_no_secret_in(tmpdir)
+
+    second = daemons(playbooks_path=settings.playbooks_path[0], lease_seconds=600)
+    assert wait_for(lambda: not hangs(token) and not any(alive(pid) for pid in orphans), 60)
+    assert wait_for(lambda: not run_dir.exists(), 30)
+    assert second.poll() is None
+    assert wait_for(lambda: "cleaned up after a provisiond that died" in open(second.log_path).read(), 30)

@@ -110,10 +110,10 @@ def dump_database(database) -> str:
 
 def test_canary_secrets_appear_nowhere(database, settings, registry, vault, whm, linux_host, tmp_path,
                                        monkeypatch, caplog, capsys, request):
-    # Where private data dirs are made; short, since SSH's control socket lives inside.
-    runs_dir = Path(tempfile.mkdtemp(prefix="prv-", dir="/tmp"))
-    request.addfinalizer(lambda: shutil.rmtree(runs_dir, ignore_errors=True))
-    monkeypatch.setattr(tempfile, "tempdir", str(runs_dir))
+    # $TMPDIR of the runs: only SSH's control sockets go there (no secret), for a run's time.
+    tmp = Path(tempfile.mkdtemp(prefix="prv-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     caplog.set_level(logging.DEBUG)
     settings = dataclasses.replace(settings, ansible_verbosity=4, billing_webhook_url="http://127.0.0.1:9/hook",
                                    billing_webhook_secret=BILLING_SECRET)
@@ -137,7 +137,7 @@ def test_canary_secrets_appear_nowhere(database, settings, registry, vault, whm,
 
     def settle(job) -> Job:
         worker.tick(wait=True)
-        assert list(runs_dir.glob("provisiond-run-*")) == []  # the private data dir is gone
+        assert list(settings.runs_dir.iterdir()) == list(tmp.iterdir()) == []  # the private data dir is gone
         return Job.get_by_id(job.id)
 
     try:
@@ -157,7 +157,7 @@ def test_canary_secrets_appear_nowhere(database, settings, registry, vault, whm,
             failed = settle(job)
             assert failed.status == "failed" and "already configured" in failed.last_error
             assert worker_module.test_server(settings, vault, registry, linux)["health"] == "ok"
-            assert list(runs_dir.glob("provisiond-run-*")) == []
+            assert list(settings.runs_dir.iterdir()) == list(tmp.iterdir()) == []
     finally:
         worker.shutdown()
 
