@@ -145,3 +145,20 @@ def test_terminate_of_a_mismatched_account_deletes_nothing(cpanel_setup, registr
     assert "mine" in whm.accounts
     assert "someone-else.example.com" in job.last_error
     assert Service.get_by_id(service.id).status == "active"
+
+
+def test_product_quota_zero_creates_an_unlimited_account_as_whm_means_it(cpanel_setup, registry,
+                                                                         vault, whm, worker):
+    catalog.add_product(registry, name="big", panel="cpanel", group_name="web", package="basic",
+                        config={"quota": 0, "bwlimit": 0})
+    catalog.add_product(registry, name="small", panel="cpanel", group_name="web", package="basic",
+                        config={"quota": 2048, "bwlimit": 10240})
+    for product, domain in (("big", "big.example.com"), ("small", "small.example.com")):
+        service, job = lifecycle.order(registry, vault, product=product, domain=domain,
+                                       email=f"owner@{domain}")
+        assert settle(worker, job).status == "succeeded"
+    assert (whm.accounts["big"].quota, whm.accounts["big"].bwlimit) == (0, 0)  # unlimited
+    assert (whm.accounts["small"].quota, whm.accounts["small"].bwlimit) == (2048, 10240)
+    labels = {f.name: f.label for f in registry.panels["cpanel"].package_fields}
+    assert labels["quota"].startswith("Disk quota in MB (0 = unlimited")
+    assert labels["bwlimit"].startswith("Bandwidth limit in MB (0 = unlimited")
