@@ -3,6 +3,13 @@
 It checks the ``Authorization: whm USER:TOKEN`` header, answers every call in the API 1 envelope
 (HTTP 200, failure is ``metadata.result == 0``), enforces cPanel's username rules, refuses
 duplicate users and domains and unknown plans, and keeps each account's state.
+
+createacct's ``quota`` and ``bwlimit`` follow WHM API 1's createacct page
+(https://api.docs.cpanel.net/openapi/whm/operation/createacct/): quota is an integer of MB from
+0 to 999999 where "0 — The account's disk space is unlimited"; bwlimit is MB where "0,
+unlimited, or null — The account possesses unlimited bandwidth". Not sent, both come from the
+plan (``plans`` may give a plan's ``QUOTA`` / ``BWLIMIT`` as listpkgs names them; unlimited
+otherwise). accountsummary reports the disk limit as ``disklimit`` ("unlimited" or "<MB>M").
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ class Account:
     password: str
     suspended: bool = False
     suspendreason: str = "not suspended"
+    quota: int = 0    # MB; 0 is unlimited, as WHM means it
+    bwlimit: int = 0  # MB; 0 is unlimited
     startdate: int = dataclasses.field(default_factory=lambda: int(time.time()))
 
     def summary(self, owner: str) -> dict:
@@ -43,14 +52,17 @@ class Account:
             "user": self.user, "domain": self.domain, "ip": "127.0.0.1", "plan": self.plan,
             "owner": owner, "email": self.email, "suspended": int(self.suspended),
             "suspendreason": self.suspendreason if self.suspended else "not suspended",
-            "disklimit": "unlimited", "diskused": "0M",
+            "disklimit": f"{self.quota}M" if self.quota else "unlimited", "diskused": "0M",
             "startdate": time.strftime("%y %b %d %H:%M", time.gmtime(self.startdate)),
             "unix_startdate": self.startdate,
         }
 
 
 class WhmSimulator(PanelSimulator):
-    """``WhmSimulator(token="t", plans={"basic"})``; ``sim.accounts`` is the panel's state."""
+    """``WhmSimulator(token="t", plans={"basic"})``; ``sim.accounts`` is the panel's state.
+
+    ``plans`` is a list of names (no limits) or a mapping name -> {"QUOTA": mb, "BWLIMIT": mb}
+    ("unlimited" or 0 for none)."""
 
     panel = "cpanel"
 
@@ -59,7 +71,7 @@ class WhmSimulator(PanelSimulator):
         super().__init__(**kwargs)
         self.token = token
         self.username = username
-        self.plans = set(plans)
+        self.plans = dict(plans) if isinstance(plans, dict) else {name: {} for name in plans}
         self.accounts: dict[str, Account] = {}
 
     # -- wire ------------------------------------------------------------------------------
@@ -121,12 +133,33 @@ class WhmSimulator(PanelSimulator):
                                   f"Sorry, the domain {domain} is already configured on this server.")
         if plan and plan not in self.plans:
             return self._envelope("createacct", 0, f"The package “{plan}” does not exist.")
+        limits = self.plans.get(plan, {})
+        try:
+            quota = self._megabytes(params.get("quota", limits.get("QUOTA")), "quota", 999999)
+            bwlimit = self._megabytes(params.get("bwlimit", limits.get("BWLIMIT")), "bwlimit", None)
+        except ValueError as refused:
+            return self._envelope("createacct", 0, str(refused))
         self.accounts[user] = Account(user, domain, plan or "default", params.get("contactemail", ""),
-                                      params["password"])
+                                      params["password"], quota=quota, bwlimit=bwlimit)
         data = {"ip": "127.0.0.1", "nameserver": "ns1.sandbox.test", "nameserver2": "ns2.sandbox.test",
                 "package": plan or "default"}
         return self._envelope("createacct", 1, "Account Creation Ok", data,
                               raw=f"Account creation for {user} complete\n")
+
+    @staticmethod
+    def _megabytes(value, name: str, most: int | None) -> int:
+        """A limit in MB as createacct reads it: 0, "unlimited" or nothing is unlimited (0)."""
+        if value in (None, "", "unlimited", "null"):
+            return 0
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = -1
+        if number < 0 or (most is not None and number > most):
+            # Wording unverified; WHM refuses a value outside the documented range.
+            raise ValueError(f"The “{name}” parameter must be a whole number of megabytes "
+                             f"from 0{f' to {most}' if most else ''}, or “unlimited”.")
+        return number
 
     def op_accountsummary(self, params):
         user, domain = params.get("user"), params.get("domain")
@@ -148,7 +181,10 @@ class WhmSimulator(PanelSimulator):
         return self._envelope("listaccts", 1, "OK", {"acct": [a.summary(self.username) for a in accounts]})
 
     def op_listpkgs(self, params):
-        return self._envelope("listpkgs", 1, "OK", {"pkg": [{"name": p} for p in sorted(self.plans)]})
+        pkgs = [{"name": name, "QUOTA": str(limits.get("QUOTA", "unlimited")),
+                 "BWLIMIT": str(limits.get("BWLIMIT", "unlimited"))}
+                for name, limits in sorted(self.plans.items())]
+        return self._envelope("listpkgs", 1, "OK", {"pkg": pkgs})
 
     def op_suspendacct(self, params):
         account = self.accounts.get(params.get("user", ""))

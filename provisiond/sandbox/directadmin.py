@@ -7,6 +7,20 @@ is an url-encoded string (``error=0|1&text=...&details=...``, lists as ``list[]=
 It enforces the username rules (lowercase letters and digits, a letter first, 4 to
 ``max_username_length`` characters), refuses duplicate users and domains, unknown packages and
 IPs, missing parameters and mismatched passwords, and keeps each account's state.
+
+Users of other resellers (issue 10): every account has a ``creator``, the reseller or admin that
+made it, which CMD_API_SHOW_USER_CONFIG reports as ``creator=``. DirectAdmin's "Legacy API" page
+(https://docs.directadmin.com/developer/api/legacy-api.html) says "You MUST have the proper
+permissions with your account in order use the API. For example, a User cannot get the list of
+all the Users on the server, only an Admin can", and gives CMD_API_MODIFY_USER "to allow a
+reseller to update the settings of one of his or her users" (the same page as mirrored at
+http://directadm.in/commands/save). Modelled on that: CMD_API_SHOW_USERS lists the caller's own
+users (an admin's too: the users it created), CMD_API_SHOW_ALL_USERS lists every user and only
+for an admin; a reseller login is refused (``error=1``) every read or change of another
+reseller's user, an admin login may read and change any user. The refusal's words are
+*unverified*: DirectAdmin answers a domain that is not the caller's with "You do not own that
+domain" (solitweb/laravel-directadmin issue 12), so the user form follows it, and it is a knob
+(``not_owned_details``); a playbook must not need it to be exact.
 """
 
 from __future__ import annotations
@@ -58,10 +72,11 @@ class Account:
     ip: str
     suspended: bool = False
     suspend_reason: str = ""
+    creator: str = ""  # "" is the simulator's own login
     created: float = dataclasses.field(default_factory=time.time)
 
     def config(self, creator: str) -> dict[str, str]:
-        return {"username": self.user, "usertype": "user", "creator": creator,
+        return {"username": self.user, "usertype": "user", "creator": self.creator or creator,
                 "domain": self.domain, "email": self.email, "ip": self.ip,
                 "package": self.package, "suspended": "yes" if self.suspended else "no",
                 "date_created": time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(self.created))}
@@ -75,7 +90,9 @@ class DirectAdminSimulator(PanelSimulator):
     takes from; ``level`` ``"admin"`` or ``"reseller"`` (a reseller may not call
     CMD_API_SHOW_ALL_USERS); ``repeat_suspend_is_error`` (whether suspending a suspended user
     fails is unverified: strict by default); ``json_error_status`` and ``login_status``
-    (unverified HTTP statuses of a ``json=yes`` error and of the login page).
+    (unverified HTTP statuses of a ``json=yes`` error and of the login page);
+    ``not_owned_details`` (the unverified words of a refusal for another reseller's user).
+    ``sim.add_foreign_user(user, domain, creator)`` puts another reseller's user on the server.
     """
 
     panel = "directadmin"
@@ -85,7 +102,8 @@ class DirectAdminSimulator(PanelSimulator):
                  max_username_length: int = 8, ips=("127.0.0.1",), free_ips=(),
                  level: str = "admin", repeat_suspend_is_error: bool = True,
                  suspend_reasons=("billing", "other"), json_error_status: int = 400,
-                 login_status: int = 200, system_users=SYSTEM_USERS, **kwargs):
+                 login_status: int = 200, system_users=SYSTEM_USERS,
+                 not_owned_details: str = "You do not own that user", **kwargs):
         super().__init__(**kwargs)
         self.username, self.password, self.login_key = username, password, login_key
         self.packages = set(packages)
@@ -96,6 +114,7 @@ class DirectAdminSimulator(PanelSimulator):
         self.suspend_reasons = set(suspend_reasons)
         self.json_error_status, self.login_status = json_error_status, login_status
         self.system_users = set(system_users) | {username}
+        self.not_owned_details = not_owned_details
         self.accounts: dict[str, Account] = {}
 
     # -- wire ------------------------------------------------------------------------------
@@ -145,10 +164,23 @@ class DirectAdminSimulator(PanelSimulator):
         body = urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote)
         return Response(200, body.encode(), "text/plain; charset=utf-8")
 
+    def add_foreign_user(self, user: str, domain: str, creator: str = "reseller2",
+                         package: str = "basic") -> Account:
+        """Another reseller's user, as that reseller would have created it."""
+        account = Account(user, domain, package, f"owner@{domain}", "foreign-pass", self.ips[0],
+                          creator=creator)
+        self.accounts[user] = account
+        return account
+
+    def _mine(self, account: Account) -> bool:
+        return (account.creator or self.username) == self.username
+
     def _account(self, user: str, text: str) -> Account:
         account = self.accounts.get(user)
         if account is None:
             raise Failure(text, f"User {user} does not exist")
+        if self.level != "admin" and not self._mine(account):
+            raise Failure(text, self.not_owned_details)
         return account
 
     # -- operations ------------------------------------------------------------------------
@@ -260,7 +292,7 @@ class DirectAdminSimulator(PanelSimulator):
         return self._account(params.get("user", ""), "Unable to show user").config(self.username)
 
     def op_show_users(self, params):
-        return sorted(self.accounts)
+        return sorted(u for u, a in self.accounts.items() if self._mine(a))
 
     def op_show_all_users(self, params):
         if self.level != "admin":

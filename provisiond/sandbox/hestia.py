@@ -1,12 +1,38 @@
-"""A strict HestiaCP /api/ simulator (shared/panels/hestia.md).
+"""A strict HestiaCP /api/ simulator, rebuilt from hestiacp/hestiacp's own code.
 
-It follows hestiacp's ``web/api/index.php``: form posts to ``/api/`` authenticated by
-``access_key`` + ``secret_key`` (or ``hash=ACCESS:SECRET``; the legacy ``hash=<key>`` and
-``user``/``password`` only when configured), ``returncode=yes`` answers the exit code alone with
-HTTP 200 and a ``Hestia-Exit-Code`` header, early failures map to 401/422/400, and
-``returncode=no`` answers the command's output (204 when it has none, the mapped status on
-failure). The ``v-*`` commands check arguments, formats, reserved and existing names, packages,
-suspension and package limits in the order the real scripts do, with the same exit codes.
+Sources (hestiacp/hestiacp, main branch), per part:
+
+- the entry, ``/api/``: ``web/api/index.php``. Form posts (or a JSON body) authenticated by
+  ``access_key`` + ``secret_key`` (or ``hash=ACCESS:SECRET``; the legacy ``hash=<key>`` and
+  ``user``/``password`` only when configured). ``returncode=yes`` answers the exit code alone
+  with HTTP 200 and a ``Hestia-Exit-Code`` header; ``returncode=no`` answers the command's
+  trimmed output, 204 when it has none, ``application/json`` when it parses as JSON, and the
+  mapped status on failure. Early failures go through ``api_error`` (mapped status, body
+  ``Error: ...`` or the code).
+- exit code -> HTTP status: ``exit_code_to_http_code`` in ``web/inc/helpers.php`` (0 -> 200,
+  E_ARGS -> 400, E_INVALID -> 422, E_PASSWORD / E_SUSPENDED / E_UNSUSPENDED / E_FORBIDEN /
+  E_API_DISABLED -> 401, E_DISABLED -> 400, anything else -> 400); the codes are the E_* of
+  ``func/main.sh`` (E_FORBIDEN is 10).
+- the key check: ``bin/v-check-access-key`` with ``check_access_key_secret`` and
+  ``check_access_key_cmd`` of ``func/main.sh``: every failure of the key is exit 9 (E_PASSWORD;
+  ``abort_missmatch`` folds the others into it) except a command outside the key's permissions
+  or unknown, exit 10 "Key X don't have permission to run the command C" / "Command C not
+  found", which ``index.php`` answers HTTP 401. A key's permissions are presets of
+  ``install/common/api/`` (``get_apis_commands``); the ``billing`` preset is copied below from
+  ``install/common/api/billing``. A key without permissions belongs to the admin and may run
+  everything. Keys are made by ``bin/v-add-access-key USER [PERMISSIONS] [COMMENT] [FORMAT]``.
+- the commands, each following its ``bin/<command>`` script and the checks of ``func/main.sh``
+  (``check_args``, ``is_format_valid``, ``is_object_valid``, ``is_object_unsuspended``) in the
+  script's order, with their exit codes and ``Error:`` lines: ``v-add-user`` (reserved names,
+  ``NAME`` from NAME [LASTNAME]), ``v-add-domain`` (web, DNS and mail domain through
+  ``v-add-web-domain``, ``v-add-dns-domain``, ``v-add-mail-domain``; a sub-command's failure
+  prints its own line and then "can't add web domain"; code 8 "Package limit reached" only when
+  all three are full; ``is_domain_new`` of ``func/domain.sh`` for "Web domain X exists"),
+  ``v-add-web-domain``, ``v-suspend-user``, ``v-unsuspend-user``, ``v-delete-user``,
+  ``v-change-user-package``, ``v-change-user-password``, ``v-list-user`` and ``v-list-users``
+  (their ``json_list``: ``{"<user>": {"NAME": ..., "PACKAGE": ..., "CONTACT": ...,
+  "SUSPENDED": "yes|no", "U_WEB_DOMAINS": ..., ...}}``), ``v-list-web-domains``,
+  ``v-list-user-packages``, ``v-list-sys-info``.
 """
 
 from __future__ import annotations
@@ -21,6 +47,14 @@ from provisiond.sandbox.base import PanelSimulator, Request, Response
 
 E_ARGS, E_INVALID, E_NOTEXIST, E_EXISTS, E_SUSPENDED = 1, 2, 3, 4, 5
 E_LIMIT, E_PASSWORD, E_FORBIDDEN, E_DISABLED = 8, 9, 10, 11
+# install/common/api/billing: ROLE='admin', COMMANDS='...' (v-make-tmp-file is listed twice there).
+PRESETS = {"billing": ("v-add-user", "v-delete-user", "v-suspend-user", "v-unsuspend-user",
+                       "v-change-user-shell", "v-list-user", "v-list-users", "v-make-tmp-file",
+                       "v-add-domain", "v-change-user-package", "v-change-user-password"),
+           # install/common/api/purge-nginx-cache: ROLE='user'; a key made for the wrong job.
+           "purge-nginx-cache": ("v-purge-nginx-cache", "v-list-web-domains", "v-list-web-domain")}
+ACCESS_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{20}$")
+SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_.+/^~=%|-]{40}$")
 HTTP_FOR_CODE = {0: 200, 1: 400, 2: 422, 5: 401, 6: 401, 9: 401, 10: 401, 21: 401, 11: 400}
 ROOT_USER = "admin"
 RESERVED = ("aria", "aria_log", "mysql", "mysql_upgrade", "ib", "ib_buffer", "ddl",
@@ -38,6 +72,7 @@ BAD_REQUEST = ("Error: data received is null or invalid, check "
 USAGE = {
     "v-add-user": (3, "USER PASSWORD EMAIL [PACKAGE] [NAME] [LASTNAME]"),
     "v-add-web-domain": (2, "USER DOMAIN [IP] [RESTART] [ALIASES] [PROXY_EXTENSIONS]"),
+    "v-add-domain": (2, "USER DOMAIN [IP] [RESTART]"),
     "v-suspend-user": (1, "USER [RESTART]"), "v-unsuspend-user": (1, "USER [RESTART]"),
     "v-delete-user": (1, "USER [RESTART]"), "v-change-user-package": (2, "USER PACKAGE [FORCE]"),
     "v-change-user-password": (2, "USER PASSWORD"), "v-list-user": (1, "USER [FORMAT]"),
@@ -70,7 +105,9 @@ class Account:
     package: str
     name: str = ""
     suspended: bool = False
-    domains: list[str] = dataclasses.field(default_factory=list)
+    domains: list[str] = dataclasses.field(default_factory=list)  # web domains
+    dns_domains: list[str] = dataclasses.field(default_factory=list)
+    mail_domains: list[str] = dataclasses.field(default_factory=list)
     disk_used: int = 0  # U_DISK in MB, for v-change-user-package's limit check
     created: float = dataclasses.field(default_factory=time.time)
 
@@ -83,10 +120,13 @@ class HestiaSimulator(PanelSimulator):
     """``HestiaSimulator(access_key=..., secret_key=...)``; ``sim.accounts`` is the state.
 
     ``packages`` is a list of names (no limits) or a mapping name -> {"WEB_DOMAINS": n,
-    "DISK_QUOTA": mb}; the ``default`` package always exists, as on a real server. Knobs:
-    ``api_system`` (0 disables the API: code 11), ``allowed_ips`` (the simulator's client is
-    always 127.0.0.1), ``allowed_commands`` (the key's permitted commands; None = all: code 10),
-    ``legacy_key`` and ``admin_password`` (the deprecated auth styles, off by default).
+    "DNS_DOMAINS": n, "MAIL_DOMAINS": n, "DISK_QUOTA": mb}; the ``default`` package always
+    exists, as on a real server. ``permissions`` is the key's PERMISSIONS as
+    ``v-add-access-key admin PERMISSIONS`` stores it: comma-separated presets of ``PRESETS``,
+    ``billing`` by default (the least privilege provisiond's playbooks need), ``""`` for an
+    admin key that may run every command. Knobs: ``api_system`` (0 disables the API: code 11),
+    ``allowed_ips`` (the simulator's client is always 127.0.0.1), ``legacy_key`` and
+    ``admin_password`` (the deprecated auth styles, off by default).
     """
 
     panel = "hestia"
@@ -94,7 +134,7 @@ class HestiaSimulator(PanelSimulator):
     def __init__(self, access_key: str = "SANDBOXACCESSKEY0001",
                  secret_key: str = "sandbox-secret-key-0123456789abcdefghijk",
                  packages=("basic", "pro", "business"), version: str = "1.9.4",
-                 api_system: int = 1, allowed_ips: str = "allow-all", allowed_commands=None,
+                 api_system: int = 1, allowed_ips: str = "allow-all", permissions: str = "billing",
                  legacy_key: str | None = None, admin_password: str | None = None,
                  system_users=SYSTEM_USERS, **kwargs):
         super().__init__(**kwargs)
@@ -102,7 +142,7 @@ class HestiaSimulator(PanelSimulator):
         limits = packages if isinstance(packages, dict) else {name: {} for name in packages}
         self.packages: dict[str, dict] = {"default": {}, **limits}
         self.version, self.api_system, self.allowed_ips = version, api_system, allowed_ips
-        self.allowed_commands = set(allowed_commands) if allowed_commands is not None else None
+        self.permissions = permissions
         self.legacy_key, self.admin_password = legacy_key, admin_password
         self.system_users = set(system_users)
         self.accounts: dict[str, Account] = {}
@@ -165,12 +205,10 @@ class HestiaSimulator(PanelSimulator):
         access, secret = str(data["access_key"]).strip(), str(data["secret_key"]).strip()
         if not access or not secret:
             return self._api_error(E_PASSWORD, "Authentication failed", ret)
-        if access != self.access_key:
-            return self._api_error(E_PASSWORD, f"key {access} doesn't exist", ret)
-        if secret != self.secret_key:
-            return self._api_error(E_PASSWORD, f"key {access} secret doesn't match", ret)
-        if self.allowed_commands is not None and cmd not in self.allowed_commands:
-            return self._api_error(E_FORBIDDEN, f"key {access} may not run {cmd}", ret)
+        try:
+            self._check_access_key(access, secret, cmd)
+        except Exit as failure:
+            return self._api_error(failure.code, failure.output, ret)
         code, output = self.run(cmd, args)
         headers = {"Hestia-Exit-Code": str(code)}
         if ret == "code":
@@ -182,6 +220,29 @@ class HestiaSimulator(PanelSimulator):
         if _is_json(output):
             ctype = "application/json; charset=utf-8"
         return Response(200 if output else 204, output.encode(), ctype, headers)
+
+    def allowed_commands(self) -> set[str] | None:
+        """The commands the key may run (``get_apis_commands``); None: every command."""
+        if not self.permissions:
+            return None
+        return {cmd for preset in self.permissions.split(",")
+                for cmd in PRESETS.get(preset.strip(), ())}
+
+    def _check_access_key(self, access: str, secret: str, cmd: str) -> None:
+        """``v-check-access-key``: exit 9 for any fault of the key, 10 for the command."""
+        if not ACCESS_KEY_PATTERN.match(access):
+            raise Exit(E_PASSWORD, f"invalid access_key_id format :: {access}")
+        if access != self.access_key:
+            raise Exit(E_PASSWORD, f"key {access} doesn't exist")
+        if not SECRET_PATTERN.match(secret):
+            raise Exit(E_PASSWORD, "invalid secret_access_key format")
+        if secret != self.secret_key:
+            raise Exit(E_PASSWORD, f"Invalid secret key for key {access}")
+        if cmd not in USAGE:
+            raise Exit(E_FORBIDDEN, f"Command {cmd} not found")
+        allowed = self.allowed_commands()
+        if allowed is not None and cmd not in allowed:
+            raise Exit(E_FORBIDDEN, f"Key {access} don't have permission to run the command {cmd}")
 
     def _api_legacy(self, data, ret: str) -> Response:
         if not self.api_system:
@@ -273,6 +334,35 @@ class HestiaSimulator(PanelSimulator):
             raise Exit(E_LIMIT, "WEB_DOMAINS limit is reached :: upgrade user package")
         account.domains.append(domain)
 
+    def cmd_add_domain(self, user, domain, ip="", restart=""):
+        self._user_format(user)  # is_format_valid 'user' 'domain' 'restart', in that order
+        domain = domain.lower()
+        if DOMAIN_BAD.search(domain) or "." not in domain:
+            raise Exit(E_INVALID, f"invalid domain format :: {domain}")
+        self._restart(restart)
+        account = self._account(user, unsuspended=True)
+        limits = self.packages[account.package]
+        parts = (("Web", "web", "WEB_DOMAINS", lambda a: a.domains),
+                 ("DNS", "dns", "DNS_DOMAINS", lambda a: a.dns_domains),
+                 ("Mail", "mail", "MAIL_DOMAINS", lambda a: a.mail_domains))
+        full = [self._is_full(limits, key, held(account)) for _, _, key, held in parts]
+        # Each part runs its own v-add-*-domain: a refusal prints that script's line, then
+        # v-add-domain's check_result line, and exits with the script's code.
+        for is_full, (label, word, _, held) in zip(full, parts):
+            if is_full:
+                continue
+            if any(domain in held(a) for a in self.accounts.values()):
+                raise Exit(E_EXISTS, f"{label} domain {domain} exists\n"
+                                     f"Error: can't add {word} domain")
+            held(account).append(domain)
+        if all(full):
+            raise Exit(E_LIMIT, "Package limit reached")
+
+    @staticmethod
+    def _is_full(limits: dict, key: str, held: list[str]) -> bool:
+        limit = limits.get(key, "unlimited")
+        return limit != "unlimited" and len(held) >= int(limit)
+
     def cmd_suspend_user(self, user, restart=None):
         self._restart(restart)
         account = self._account(user, unsuspended=True, root_forbidden="Can't suspend the admin user")
@@ -335,7 +425,11 @@ class HestiaSimulator(PanelSimulator):
                 "ROLE": "user", "SUSPENDED": "yes" if account.suspended else "no",
                 "WEB_DOMAINS": str(limits.get("WEB_DOMAINS", "unlimited")),
                 "DISK_QUOTA": str(limits.get("DISK_QUOTA", "unlimited")),
+                "DNS_DOMAINS": str(limits.get("DNS_DOMAINS", "unlimited")),
+                "MAIL_DOMAINS": str(limits.get("MAIL_DOMAINS", "unlimited")),
                 "U_WEB_DOMAINS": str(len(account.domains)), "U_DISK": str(account.disk_used),
+                "U_DNS_DOMAINS": str(len(account.dns_domains)),
+                "U_MAIL_DOMAINS": str(len(account.mail_domains)),
                 "TIME": time.strftime("%H:%M:%S", created), "DATE": time.strftime("%Y-%m-%d", created)}
 
     @staticmethod

@@ -203,3 +203,20 @@ def test_each_job_of_a_batch_speaks_for_itself_in_its_log(cpanel_setup, registry
     assert "attempt 1: succeeded" in out and "rc 0," in out and "rc 2" not in out
     out = log_show(settings, capsys, failed)
     assert "attempt 1: failed" in out and "rc 2," in out and f"job_{ok}" not in out
+
+
+def test_product_quota_zero_creates_an_unlimited_account_as_whm_means_it(cpanel_setup, registry,
+                                                                         vault, whm, worker):
+    catalog.add_product(registry, name="big", panel="cpanel", group_name="web", package="basic",
+                        config={"quota": 0, "bwlimit": 0})
+    catalog.add_product(registry, name="small", panel="cpanel", group_name="web", package="basic",
+                        config={"quota": 2048, "bwlimit": 10240})
+    for product, domain in (("big", "big.example.com"), ("small", "small.example.com")):
+        service, job = lifecycle.order(registry, vault, product=product, domain=domain,
+                                       email=f"owner@{domain}")
+        assert settle(worker, job).status == "succeeded"
+    assert (whm.accounts["big"].quota, whm.accounts["big"].bwlimit) == (0, 0)  # unlimited
+    assert (whm.accounts["small"].quota, whm.accounts["small"].bwlimit) == (2048, 10240)
+    labels = {f.name: f.label for f in registry.panels["cpanel"].package_fields}
+    assert labels["quota"].startswith("Disk quota in MB (0 = unlimited")
+    assert labels["bwlimit"].startswith("Bandwidth limit in MB (0 = unlimited")

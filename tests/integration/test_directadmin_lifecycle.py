@@ -205,3 +205,28 @@ def test_the_server_username_length_is_honoured(da_setup, registry, vault, da, w
     assert service.username == "longer"
     assert settle(worker, job).status == "succeeded", job.last_error
     assert da.accounts["longer"].domain == "longershop.example.com"
+
+
+@pytest.mark.parametrize("level, words", [
+    ("admin", "not removed: theirs on the panel was created by reseller2, not by admin"),
+    ("reseller", "not removed: the panel does not show theirs to admin "
+                 "(Unable to show user: You do not own that user)")])
+def test_terminate_tells_another_resellers_user_from_an_absent_one(level, words, da_setup, registry,
+                                                                 vault, da, worker, monkeypatch):
+    service, job = lifecycle.order(registry, vault, product="starter", domain="theirs.example.com",
+                                   email="me@theirs.example.com")
+    assert settle(worker, job).status == "succeeded"
+    monkeypatch.setattr(da, "level", level)
+    # The user now belongs to another reseller: this login's CMD_API_SHOW_USERS no longer lists it.
+    da.accounts["theirs"].creator = "reseller2"
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "terminate"))
+    assert job.status == "needs_attention", job.last_error
+    assert words in job.last_error
+    assert "theirs" in da.accounts and Service.get_by_id(service.id).status == "active"
+    assert not [r for r in da.requests if r.path == "/CMD_API_SELECT_USERS"]
+
+    # Really gone: the same terminate is a success, for a reseller login too.
+    del da.accounts["theirs"]
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "terminate"))
+    assert job.status == "succeeded", job.last_error
+    assert Service.get_by_id(service.id).status == "terminated"

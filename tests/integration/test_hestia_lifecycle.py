@@ -1,4 +1,8 @@
-"""A service's whole life on the HestiaCP simulator (/api/ v-* commands), through real runs."""
+"""A service's whole life on the HestiaCP simulator (/api/ v-* commands), through real runs.
+
+The simulator's key is of Hestia's billing permission preset only, as panel.yaml tells an
+operator to make it: every playbook must pass with it.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ from provisiond.sandbox.hestia import HestiaSimulator
 from tests.helpers import kept_texts, last_log, settle
 
 ACCESS_KEY = "PROVISIONDACCESS0001"
-SECRET_KEY = "canary-hestia-secret-5Rt8Yv-0123456789abc"
+SECRET_KEY = "canary-hestia-secret-5Rt8Yv-0123456789ab"  # 40 characters, as v-add-access-key makes
+BILLING = {"v-add-user", "v-delete-user", "v-suspend-user", "v-unsuspend-user", "v-change-user-shell",
+           "v-list-user", "v-list-users", "v-make-tmp-file", "v-add-domain", "v-change-user-package",
+           "v-change-user-password"}  # hestiacp/hestiacp install/common/api/billing
 
 
 def assert_no_secret(row: ProvisioningLog, *secrets: str) -> None:
@@ -32,7 +39,8 @@ def commands(sim: HestiaSimulator) -> list[str]:
 @pytest.fixture
 def hestia():
     packages = {"basic": {}, "pro": {}, "tiny": {"DISK_QUOTA": 10}}
-    with HestiaSimulator(access_key=ACCESS_KEY, secret_key=SECRET_KEY, packages=packages) as simulator:
+    with HestiaSimulator(access_key=ACCESS_KEY, secret_key=SECRET_KEY, packages=packages,
+                         permissions="billing") as simulator:
         yield simulator
 
 
@@ -57,7 +65,7 @@ def order(registry, vault, domain: str, ref: str | None = None, product: str = "
 def test_account_lifecycle_end_to_end(hestia_setup, registry, vault, hestia, worker, settings):
     report = worker_module.test_server(settings, vault, registry, Server.get(Server.name == "hst1"))
     assert report["health"] == "ok", report
-    assert report["reported"] == {"version": "1.9.4"}
+    assert report["reported"] == {"users": 1}  # the admin
 
     service, job = order(registry, vault, "shop.example.com", ref="INV-100")
     assert service.username == "shop" and job.action == "create"
@@ -66,8 +74,10 @@ def test_account_lifecycle_end_to_end(hestia_setup, registry, vault, hestia, wor
     assert job.status == "succeeded", job.last_error
     assert service.status == "active" and service.remote_id == "shop"
     account = hestia.accounts["shop"]
-    assert (account.domains, account.package, account.email) == (
-        ["shop.example.com"], "basic", "owner@shop.example.com")
+    assert (account.domains, account.dns_domains, account.mail_domains) == (
+        ["shop.example.com"], ["shop.example.com"], ["shop.example.com"])
+    assert (account.package, account.email, account.name) == (
+        "basic", "owner@shop.example.com", "shop.example.com")
     first_password = account.password
     assert first_password == vault.decrypt(service.password)
 
@@ -91,6 +101,9 @@ def test_account_lifecycle_end_to_end(hestia_setup, registry, vault, hestia, wor
 
     logs = list(ProvisioningLog.select())
     assert len(logs) == 6 and all(row.status == "succeeded" for row in logs)
+    # The billing key was enough: every command sent is in the preset, none was refused.
+    assert set(commands(hestia)) <= BILLING
+    assert "v-add-domain" in commands(hestia) and "v-add-web-domain" not in commands(hestia)
     for row in logs:
         assert (Path(row.artifacts_path) / "stdout.txt").exists()
         assert_no_secret(row, first_password, account.password)
@@ -100,8 +113,9 @@ def test_idempotent_actions_and_repeat_codes_count_as_done(hestia_setup, registr
                                                            worker, monkeypatch):
     service, job = order(registry, vault, "again.example.com", ref="INV-200")
     # The account exists already (a create whose answer was lost): the create confirms it.
-    hestia.run("v-add-user", ["again", "Xx1!whatever", "owner@again.example.com", "basic"])
-    hestia.run("v-add-web-domain", ["again", "again.example.com"])
+    hestia.run("v-add-user", ["again", "Xx1!whatever", "owner@again.example.com", "basic",
+                              "again.example.com"])
+    hestia.run("v-add-domain", ["again", "again.example.com"])
     assert settle(worker, job).status == "succeeded"
     assert len(hestia.accounts) == 1 and "v-add-user" not in commands(hestia)
 
@@ -126,13 +140,13 @@ def test_idempotent_actions_and_repeat_codes_count_as_done(hestia_setup, registr
     monkeypatch.undo()
 
     # Removed by someone else between our read and our v-delete-user: code 3 counts as done.
-    real_domains = hestia.cmd_list_web_domains
+    real_list_user = hestia.cmd_list_user
 
     def then_gone(user, fmt="shell"):
-        listed = real_domains(user, fmt)
+        listed = real_list_user(user, fmt)
         hestia.accounts.pop(user, None)
         return listed
-    monkeypatch.setattr(hestia, "cmd_list_web_domains", then_gone)
+    monkeypatch.setattr(hestia, "cmd_list_user", then_gone)
     job = settle(worker, lifecycle.request(registry, vault, "INV-200", "terminate"))
     assert job.status == "succeeded", job.last_error
     assert "v-delete-user" in commands(hestia)
@@ -141,9 +155,11 @@ def test_idempotent_actions_and_repeat_codes_count_as_done(hestia_setup, registr
 
 def test_create_finishes_a_user_left_without_its_domain(hestia_setup, registry, vault, hestia, worker):
     service, job = order(registry, vault, "half.example.com")
-    hestia.run("v-add-user", ["half", "Xx1!whatever", "owner@half.example.com", "basic"])
+    hestia.run("v-add-user", ["half", "Xx1!whatever", "owner@half.example.com", "basic",
+                              "half.example.com"])
     assert settle(worker, job).status == "succeeded", job.last_error
     assert hestia.accounts["half"].domains == ["half.example.com"]
+    assert hestia.accounts["half"].mail_domains == ["half.example.com"]
     assert commands(hestia).count("v-add-user") == 0
 
 
@@ -172,22 +188,24 @@ def test_create_refusals_fail_once_with_the_panel_reason(case, hestia_setup, reg
         catalog.update_server_credentials(registry, vault, catalog.server("hst1"),
                                           {"secret_key": "wrong-secret-" + "x" * 27})
         task, expected = ("Look the user up (v-list-user)",
-                          f"HTTP 401: Error: key {ACCESS_KEY} secret doesn't match")
+                          f"HTTP 401: Error: Invalid secret key for key {ACCESS_KEY}")
     elif case == "duplicate_domain":
         hestia.run("v-add-user", ["other", "Yy2!another", "x@taken.example.com", "basic"])
-        hestia.run("v-add-web-domain", ["other", "taken.example.com"])
-        task, expected = ("Add the web domain (v-add-web-domain)",
-                          "HTTP 400: Error: Web domain taken.example.com exists")
+        hestia.run("v-add-domain", ["other", "taken.example.com"])
+        task, expected = ("Add the web, DNS and mail domain (v-add-domain)",
+                          "HTTP 400: Error: Web domain taken.example.com exists\n"
+                          "Error: can't add web domain")
     elif case == "unknown_package":
         catalog.add_product(registry, name="ghost", panel="hestia", group_name="web", package="nosuch")
         product = "ghost"
         task, expected = "Create the user (v-add-user)", "HTTP 400: Error: package nosuch doesn't exist"
     else:
-        hestia.run("v-add-user", ["taken", "Yy2!another", "x@elsewhere.example.com", "basic"])
-        hestia.run("v-add-web-domain", ["taken", "elsewhere.example.com"])
-        task, expected = ("Refuse an existing user of another domain",
-                          "the account taken exists on the panel for elsewhere.example.com, "
-                          "not taken.example.com")
+        hestia.run("v-add-user", ["taken", "Yy2!another", "x@elsewhere.example.com", "basic",
+                                  "elsewhere.example.com"])
+        hestia.run("v-add-domain", ["taken", "elsewhere.example.com"])
+        task, expected = ("Refuse an existing user that is not this service's",
+                          "the account taken exists on the panel as 'elsewhere.example.com' "
+                          "<x@elsewhere.example.com>, not taken.example.com <owner@taken.example.com>")
     service, job = order(registry, vault, "taken.example.com", product=product)
     job = settle(worker, job)
     assert job.status == "failed" and job.attempts == 1
@@ -202,7 +220,7 @@ def test_create_refusals_fail_once_with_the_panel_reason(case, hestia_setup, reg
     assert_no_secret(log, vault.decrypt(Service.get_by_id(service.id).password))
     if case == "bad_secret":
         report = worker_module.test_server(settings, vault, registry, catalog.server("hst1"))
-        assert report["health"] == "failed" and "secret doesn't match" in report["message"]
+        assert report["health"] == "failed" and "Invalid secret key" in report["message"]
 
 
 def test_refusals_on_an_existing_account_quote_the_panel(hestia_setup, registry, vault, hestia, worker):
@@ -231,10 +249,27 @@ def test_refusals_on_an_existing_account_quote_the_panel(hestia_setup, registry,
 def test_terminate_of_a_mismatched_account_deletes_nothing(hestia_setup, registry, vault, hestia, worker):
     service, job = order(registry, vault, "mine.example.com")
     assert settle(worker, job).status == "succeeded"
-    hestia.accounts["mine"].domains = ["someone-else.example.com"]
+    hestia.accounts["mine"].name = "someone-else.example.com"
     job = settle(worker, lifecycle.request(registry, vault, service.ref, "terminate"))
     assert job.status == "needs_attention"
     assert "mine" in hestia.accounts
     assert "someone-else.example.com" in job.last_error
     assert last_log(job).failed_task == "Refuse to remove a user that does not match"
     assert Service.get_by_id(service.id).status == "active"
+
+
+def test_a_key_without_the_billing_preset_is_refused_as_hestia_refuses(hestia_setup, registry, vault,
+                                                                      hestia, worker, settings,
+                                                                      monkeypatch):
+    monkeypatch.setattr(hestia, "permissions", "purge-nginx-cache")
+    refusal = f"HTTP 401: Error: Key {ACCESS_KEY} don't have permission to run the command "
+    service, job = order(registry, vault, "denied.example.com")
+    job = settle(worker, job)
+    assert job.status == "failed" and job.attempts == 1  # a refused key is not retried
+    log = last_log(job)
+    assert log.failed_task == "Look the user up (v-list-user)"
+    assert log.message == refusal + "v-list-user"
+    assert hestia.accounts == {}
+
+    report = worker_module.test_server(settings, vault, registry, catalog.server("hst1"))
+    assert report["health"] == "failed" and refusal + "v-list-users" in report["message"]

@@ -189,6 +189,37 @@ def test_listaccts_and_listpkgs(sim):
     assert [p["name"] for p in pkgs] == ["basic", "pro"]
 
 
+def disklimit(sim, user):
+    return ok(call(sim, "accountsummary", user=user), "accountsummary")["data"]["acct"][0]["disklimit"]
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"quota": "0"}, "unlimited"), ({"quota": "unlimited"}, "unlimited"),
+    ({"quota": "2048"}, "2048M"), ({}, "unlimited")])
+def test_createacct_quota_zero_is_unlimited_as_whm_documents(sim, extra, expected):
+    ok(create(sim, **extra), "createacct")
+    assert disklimit(sim, "bob") == expected
+    assert sim.accounts["bob"].quota == (2048 if expected == "2048M" else 0)
+
+
+def test_createacct_limits_default_to_the_plans_and_zero_bwlimit_is_unlimited():
+    with WhmSimulator(token=TOKEN, plans={"small": {"QUOTA": 500, "BWLIMIT": 1000}}) as sim:
+        ok(create(sim, plan="small"), "createacct")
+        ok(create(sim, username="amy", domain="amy.example.com", plan="small", quota=0, bwlimit=0),
+           "createacct")
+        assert (sim.accounts["bob"].quota, sim.accounts["bob"].bwlimit) == (500, 1000)
+        assert (sim.accounts["amy"].quota, sim.accounts["amy"].bwlimit) == (0, 0)
+        pkg = ok(call(sim, "listpkgs"), "listpkgs")["data"]["pkg"][0]
+        assert (pkg["name"], pkg["QUOTA"], pkg["BWLIMIT"]) == ("small", "500", "1000")
+
+
+@pytest.mark.parametrize("extra", [{"quota": "-1"}, {"quota": "1000000"}, {"bwlimit": "lots"}])
+def test_createacct_refuses_a_limit_outside_the_documented_range(sim, extra):
+    body = ok(create(sim, **extra), "createacct")
+    assert body["metadata"]["result"] == 0 and next(iter(extra)) in body["metadata"]["reason"]
+    assert sim.accounts == {}
+
+
 def test_fail_next_answers_503_once_then_normally(sim):
     sim.fail_next(1)
     first = call(sim, "version")

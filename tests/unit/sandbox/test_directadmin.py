@@ -276,3 +276,32 @@ def test_reseller_may_not_list_all_users(sim, monkeypatch):
     monkeypatch.setattr(sim, "level", "reseller")
     assert error(call(sim, "SHOW_ALL_USERS", method="GET")).startswith(NO_AUTHORITY)
     assert call(sim, "SHOW_USERS", method="GET").status_code == 200
+
+
+# -- users of other resellers ------------------------------------------------------------
+def test_show_users_lists_only_the_callers_own_users(sim, alice):
+    sim.add_foreign_user("carol3", "carol.example.com")
+    assert answer(call(sim, "SHOW_USERS", method="GET"))["list[]"] == ["alice1"]
+    assert answer(call(sim, "SHOW_ALL_USERS", method="GET"))["list[]"] == ["alice1", "carol3"]
+
+
+def test_an_admin_reads_and_removes_another_resellers_user(sim):
+    sim.add_foreign_user("carol3", "carol.example.com")
+    config = answer(call(sim, "SHOW_USER_CONFIG", method="GET", user="carol3"))
+    assert config["creator"] == ["reseller2"] and config["domain"] == ["carol.example.com"]
+    ok(call(sim, "SELECT_USERS", confirmed="Confirm", delete="yes", select0="carol3"))
+    assert "carol3" not in sim.accounts
+
+
+def test_a_reseller_is_refused_another_resellers_user_in_other_words_than_absent(sim, monkeypatch):
+    monkeypatch.setattr(sim, "level", "reseller")
+    sim.add_foreign_user("carol3", "carol.example.com")
+    assert error(call(sim, "SHOW_USER_CONFIG", method="GET", user="carol3")) == (
+        "Unable to show user / You do not own that user")
+    assert error(call(sim, "SHOW_USER_CONFIG", method="GET", user="ghost1")) == (
+        "Unable to show user / User ghost1 does not exist")
+    assert error(call(sim, "SELECT_USERS", confirmed="Confirm", delete="yes", select0="carol3")) == (
+        "Error while deleting users / You do not own that user")
+    assert error(call(sim, "MODIFY_USER", action="package", user="carol3", package="pro")).endswith(
+        "You do not own that user")
+    assert "carol3" in sim.accounts and sim.accounts["carol3"].package == "basic"

@@ -1,11 +1,15 @@
-"""HestiaSimulator speaks shared/panels/hestia.md: form posts to /api/, numeric return codes."""
+"""HestiaSimulator answers as hestiacp's web/api/index.php and bin/v-* scripts do."""
 
 import pytest
 import requests
 
 from provisiond.sandbox.hestia import HestiaSimulator
 
-PACKAGES = {"basic": {"WEB_DOMAINS": 1, "DISK_QUOTA": 100}, "pro": {}, "business": {}}
+PACKAGES = {"basic": {"WEB_DOMAINS": 1, "DISK_QUOTA": 100}, "pro": {}, "business": {},
+            "webonly": {"DNS_DOMAINS": 0, "MAIL_DOMAINS": 0}}
+BILLING = ["v-add-user", "v-delete-user", "v-suspend-user", "v-unsuspend-user",
+           "v-change-user-shell", "v-list-user", "v-list-users", "v-make-tmp-file", "v-add-domain",
+           "v-change-user-package", "v-change-user-password"]  # install/common/api/billing
 
 
 def api(sim, cmd, *args, returncode="yes", auth=None, **extra):
@@ -24,7 +28,8 @@ def code(response) -> int:
 
 @pytest.fixture(scope="module")
 def server():
-    with HestiaSimulator(packages=PACKAGES) as simulator:
+    # An admin key without a permission list may run every command (check_access_key_cmd).
+    with HestiaSimulator(packages=PACKAGES, permissions="") as simulator:
         yield simulator
 
 
@@ -53,6 +58,8 @@ def test_connection_test(sim):
 @pytest.mark.parametrize("auth, expected", [
     ({"access_key": "WRONGACCESSKEY000001", "secret_key": "x" * 40}, 9),
     ({"access_key": "SANDBOXACCESSKEY0001", "secret_key": "wrong"}, 9),
+    ({"access_key": "SANDBOXACCESSKEY0001", "secret_key": "w" * 40}, 9),
+    ({"access_key": "short", "secret_key": "w" * 40}, 9),
     ({"access_key": "", "secret_key": ""}, 9),
     ({"hash": "SANDBOXACCESSKEY0001:" + "y" * 40}, 9),
     ({"hash": "some-legacy-key"}, 9),
@@ -86,7 +93,6 @@ def test_legacy_auth_when_configured(sim, monkeypatch):
 @pytest.mark.parametrize("knob, value, expected, status", [
     ("api_system", 0, 11, 400),
     ("allowed_ips", "192.0.2.1", 10, 401),
-    ("allowed_commands", {"v-list-users"}, 10, 401),
 ])
 def test_early_failures(sim, monkeypatch, knob, value, expected, status):
     monkeypatch.setattr(sim, knob, value)
@@ -105,8 +111,47 @@ def test_request_without_credentials_is_405(sim):
     assert response.status_code == 405 and response.text.startswith("Error: data received")
 
 
-def test_unknown_command(sim):
-    assert code(api(sim, "v-no-such-command")) == 1
+def test_bad_key_answers_name_the_fault_as_v_check_access_key_does(sim):
+    answers = [api(sim, "v-list-users", returncode="no", auth=auth).text for auth in (
+        {"access_key": "WRONGACCESSKEY000001", "secret_key": "x" * 40},
+        {"access_key": sim.access_key, "secret_key": "w" * 40},
+        {"access_key": "short", "secret_key": "w" * 40})]
+    assert answers == ["Error: key WRONGACCESSKEY000001 doesn't exist",
+                       f"Error: Invalid secret key for key {sim.access_key}",
+                       "Error: invalid access_key_id format :: short"]
+
+
+def test_unknown_command_is_refused_by_the_key_check(sim):
+    response = api(sim, "v-no-such-command")
+    assert (response.status_code, code(response)) == (401, 10)
+    response = api(sim, "v-no-such-command", returncode="no")
+    assert response.text == "Error: Command v-no-such-command not found"
+
+
+@pytest.mark.parametrize("command", ["v-list-sys-info", "v-list-web-domains", "v-add-web-domain",
+                                     "v-list-user-packages"])
+def test_billing_key_is_refused_commands_outside_the_preset(sim, monkeypatch, command):
+    monkeypatch.setattr(sim, "permissions", "billing")
+    response = api(sim, command, "admin", "json", returncode="no")
+    assert (response.status_code, response.headers["Hestia-Exit-Code"]) == (401, "10")
+    assert response.text == (f"Error: Key {sim.access_key} don't have permission to run the "
+                             f"command {command}")
+    response = api(sim, command, "admin", "json")
+    assert (response.status_code, code(response)) == (401, 10)
+
+
+def test_billing_key_runs_every_command_of_the_preset(sim, monkeypatch):
+    monkeypatch.setattr(sim, "permissions", "billing")
+    assert sorted(sim.allowed_commands()) == sorted(set(BILLING))
+    assert code(api(sim, "v-add-user", "bob", "S3cret!pw", "bob@example.com", "pro")) == 0
+    assert code(api(sim, "v-add-domain", "bob", "bob.example.com")) == 0
+    for command, args in [("v-list-user", ["bob", "json"]), ("v-list-users", ["json"]),
+                          ("v-suspend-user", ["bob"]), ("v-unsuspend-user", ["bob"]),
+                          ("v-change-user-package", ["bob", "business"]),
+                          ("v-change-user-password", ["bob", "N3w!pass"]),
+                          ("v-delete-user", ["bob"])]:
+        assert code(api(sim, command, *args)) == 0, command
+    assert sim.accounts == {}
 
 
 def test_fail_next_gives_one_503(sim):
@@ -173,6 +218,43 @@ def test_add_web_domain(sim, bob):
 def test_add_web_domain_to_suspended_user(sim, bob):
     bob.suspended = True
     assert code(api(sim, "v-add-web-domain", "bob", "example.com")) == 5
+
+
+def test_add_domain_makes_the_web_dns_and_mail_domain(sim, bob):
+    response = api(sim, "v-add-domain", "bob", "Example.COM", returncode="no")
+    assert response.status_code == 204
+    assert (bob.domains, bob.dns_domains, bob.mail_domains) == (
+        ["example.com"], ["example.com"], ["example.com"])
+    record = api(sim, "v-list-user", "bob", "json", returncode="no").json()["bob"]
+    assert (record["U_WEB_DOMAINS"], record["U_DNS_DOMAINS"], record["U_MAIL_DOMAINS"]) == (
+        "1", "1", "1")
+
+
+def test_add_domain_refusals_carry_both_error_lines(sim, bob):
+    assert code(api(sim, "v-add-domain", "bob", "example.com")) == 0
+    assert code(api(sim, "v-add-user", "eve", "S3cret!pw", "eve@example.com", "pro")) == 0
+    response = api(sim, "v-add-domain", "eve", "example.com", returncode="no")
+    assert (response.status_code, response.headers["Hestia-Exit-Code"]) == (400, "4")
+    assert response.text == "Error: Web domain example.com exists\nError: can't add web domain"
+    assert code(api(sim, "v-add-domain", "bob", "example.com")) == 4  # its own too
+    assert code(api(sim, "v-add-domain", "ghost", "ghost.com")) == 3
+    assert code(api(sim, "v-add-domain", "bob", "bad_domain.com")) == 2
+    sim.accounts["eve"].suspended = True
+    assert code(api(sim, "v-add-domain", "eve", "eve.example.com")) == 5
+
+
+def test_add_domain_skips_full_parts_and_fails_only_when_all_are_full(sim, bob):
+    assert code(api(sim, "v-add-user", "wes", "S3cret!pw", "w@example.com", "webonly")) == 0
+    wes = sim.accounts["wes"]
+    assert code(api(sim, "v-add-domain", "wes", "wes.example.com")) == 0
+    assert (wes.domains, wes.dns_domains, wes.mail_domains) == (["wes.example.com"], [], [])
+    assert code(api(sim, "v-add-domain", "bob", "one.example.com")) == 0
+    assert code(api(sim, "v-add-domain", "bob", "two.example.com")) == 0  # DNS and mail
+    assert bob.domains == ["one.example.com"] and "two.example.com" in bob.dns_domains
+    sim.packages["webonly"]["WEB_DOMAINS"] = 1
+    response = api(sim, "v-add-domain", "wes", "more.example.com", returncode="no")
+    assert (response.status_code, response.text) == (400, "Error: Package limit reached")
+    del sim.packages["webonly"]["WEB_DOMAINS"]
 
 
 # -- suspend, unsuspend, delete ----------------------------------------------------------
@@ -256,5 +338,5 @@ def test_list_users_and_packages(sim, bob):
     users = api(sim, "v-list-users", "json", returncode="no").json()
     assert sorted(users) == ["admin", "bob"]
     packages = api(sim, "v-list-user-packages", "json", returncode="no").json()
-    assert sorted(packages) == ["basic", "business", "default", "pro"]
+    assert sorted(packages) == ["basic", "business", "default", "pro", "webonly"]
     assert packages["basic"]["WEB_DOMAINS"] == "1"
