@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from provisiond import audit, catalog, config, crypto, db, lifecycle, outcomes, panels, queue, ssh
 from provisiond.errors import NotFound, PanelError, ProvisiondError, StateError, ValidationError
-from provisiond.models import Job, ProvisioningLog, Server, Service, ServiceStatus
+from provisiond.models import Job, JobStatus, ProvisioningLog, Server, Service, ServiceStatus
 
 COMMANDS: dict[str, Callable] = {}
 
@@ -609,19 +609,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="one tick, wait for its runs, exit")
     run.add_argument("--api", action="store_true", help="serve the HTTP API in the same process")
     p = sub(top, "api", "serve the HTTP API for billing systems (loopback by default)")
-    p.add_argument("--host")
-    p.add_argument("--port", type=_positive)
+    p.add_argument("--host", metavar="ADDRESS", help="address to listen on (default: api_host, 127.0.0.1)")
+    p.add_argument("--port", type=_positive, help="port to listen on (default: api_port, 8740)")
     kg = group("keys", "encryption keys of stored secrets")
     sub(kg, "rotate", "put a new key first and re-encrypt every stored secret")
     tg = group("token", "API bearer tokens")
-    sub(tg, "create", "create a token (printed once)").add_argument("name")
-    sub(tg, "revoke", "revoke a token").add_argument("name")
+    sub(tg, "create", "create a token (printed once)").add_argument(
+        "name", help="what the token is for, e.g. whmcs (unique)")
+    sub(tg, "revoke", "revoke a token").add_argument("name", help="the token's name")
     sub(top, "demo", "provision, suspend, unsuspend, change and terminate an account on a sandbox WHM")
 
     pg = group("panels", "panels found in playbooks/")
     sub(pg, "list", "list panels and where they were found")
     p = sub(pg, "check", "validate manifests, render and syntax-check every action's playbook")
-    p.add_argument("panel", nargs="?")
+    p.add_argument("panel", nargs="?", help="one panel id (default: every panel)")
 
     p = sub(top, "sweep", "run one overdue sweep and print its decisions")
     p.add_argument("--now", type=_date, help="the day to sweep as (YYYY-MM-DD; default today)")
@@ -629,39 +630,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     gg = group("group", "server groups")
     p = sub(gg, "add", "add a server group")
-    p.add_argument("name")
+    p.add_argument("name", help="the group's name, e.g. web")
     p.add_argument("--strategy", default="least-loaded",
-                   choices=["least-loaded", "fill-until-full", "round-robin"])
+                   choices=["least-loaded", "fill-until-full", "round-robin"],
+                   help="how orders are placed on the group's servers (default least-loaded)")
 
     sg = group("server", "servers")
     p = sub(sg, "add", "add a server")
-    p.add_argument("name")
-    p.add_argument("--panel", required=True)
-    p.add_argument("--host", required=True)
-    p.add_argument("--port", type=_positive)
-    p.add_argument("--group", required=True)
-    p.add_argument("--max-accounts", type=int, default=500)
+    p.add_argument("name", help="the server's name in provisiond, e.g. whm1")
+    p.add_argument("--panel", required=True, help="panel id, a folder of playbooks/ (see `panels list`)")
+    p.add_argument("--host", required=True, metavar="HOSTNAME|IP", help="the panel's hostname or IP address")
+    p.add_argument("--port", type=_positive, help="the panel's port (default: the panel's own)")
+    p.add_argument("--group", required=True, help="the server group it joins")
+    p.add_argument("--max-accounts", type=int, default=500,
+                   help="accounts placed on it at most (default 500)")
     p.add_argument("--credential", action="append", metavar="KEY=VALUE",
                    help="a credential field, repeated for each; KEY=@FILE reads the value from a file, "
                         "KEY=- from stdin (keeps tokens and keys out of ps and shell history)")
     sub(sg, "list", "list servers")
     p = sub(sg, "test", "check that provisiond can talk to a server")
-    p.add_argument("name")
+    p.add_argument("name", help="the server's name")
 
     p = sub(sg, "action", "run an action the server's panel declares (e.g. list_packages)")
-    p.add_argument("name")
-    p.add_argument("action")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE")
+    p.add_argument("name", help="the server's name")
+    p.add_argument("action", help="an action of the panel's admin_actions")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a parameter of the action; repeat")
 
     prg = group("product", "products")
     p = sub(prg, "add", "add a product")
-    p.add_argument("name")
-    p.add_argument("--panel", required=True)
-    p.add_argument("--group", required=True)
-    p.add_argument("--package", required=True)
-    p.add_argument("--config", action="append", metavar="KEY=VALUE")
-    p.add_argument("--suspend-after-days", type=int)
-    p.add_argument("--terminate-after-days", type=int)
+    p.add_argument("name", help="the product's name, as orders name it")
+    p.add_argument("--panel", required=True, help="panel id; the product is placed only on its servers")
+    p.add_argument("--group", required=True, help="the server group its services are placed in")
+    p.add_argument("--package", required=True, help="the panel's package or plan name")
+    p.add_argument("--config", action="append", metavar="KEY=VALUE",
+                   help="a package setting the panel declares (e.g. quota=2048); repeat")
+    p.add_argument("--suspend-after-days", type=int, metavar="DAYS",
+                   help="days overdue before suspension, 0-3650 (default: suspend_after_days)")
+    p.add_argument("--terminate-after-days", type=int, metavar="DAYS",
+                   help="days overdue before termination, 0-3650 (default: terminate_after_days)")
     p.add_argument("--step", action="append", metavar="ROLE",
                    help="an extra step run after create (a role; repeat, in order)")
     p.add_argument("--welcome-password", action="store_true", help="put the password in the welcome mail")
@@ -670,11 +676,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     svg = group("service", "hosting services")
     p = sub(svg, "order", "a paid order: create the service and its account")
-    p.add_argument("--product", required=True)
-    p.add_argument("--domain", required=True)
-    p.add_argument("--email", required=True)
-    p.add_argument("--username")
-    p.add_argument("--ref", help="the billing system's reference")
+    p.add_argument("--product", required=True, help="the product's name")
+    p.add_argument("--domain", required=True, help="the account's main domain, e.g. shop.example.com")
+    p.add_argument("--email", required=True, help="the client's email address")
+    p.add_argument("--username", help="the account's username (default: made from the domain)")
+    p.add_argument("--ref", metavar="REF", help="the billing system's reference (unique; an order replayed "
+                   "with it gives the same service)")
     p.add_argument("--paid-until", type=_date, metavar="YYYY-MM-DD",
                    help="the day the order is paid until (the overdue sweep counts from it)")
     p.add_argument("--password-file", metavar="FILE", help=PASSWORD_FILE_HELP)
@@ -694,8 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="admin", help="overdue, admin, abuse, ... (default admin)")
     p = sub(svg, "action", "run an action the panel declares for active services (e.g. login_link)")
     p.add_argument("service", help=SERVICE_KEY_HELP)
-    p.add_argument("action")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE")
+    p.add_argument("action", help="an action of the panel's admin_actions, e.g. login_link")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a parameter of the action; repeat")
     p.add_argument("--as", dest="audience", default="admin", choices=["admin", "client"],
                    help="who asks: client areas only get the actions offered to clients")
     p = sub(svg, "paid", "record a payment (unsuspends a service suspended for being overdue)")
@@ -705,7 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow a date earlier than the current one (a correction; audited)")
     p = sub(svg, "change-package", "move to another package")
     p.add_argument("service", help=SERVICE_KEY_HELP)
-    p.add_argument("package")
+    p.add_argument("package", help="the panel's package or plan name")
     p = sub(svg, "close", "end a pending or failed service that holds no account (its create "
                           "was cancelled or failed, or it waits for a server)")
     p.add_argument("service", help="id or billing reference")
@@ -714,15 +721,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     jg = group("job", "jobs")
     p = sub(jg, "list", "list jobs, newest first")
-    p.add_argument("--status", choices=[s for s in ("queued", "running", "succeeded", "failed",
-                                                    "cancelled", "needs_attention")])
-    p.add_argument("--limit", type=_positive, default=50)
+    p.add_argument("--status", choices=[s.value for s in JobStatus], help="only jobs in this state")
+    p.add_argument("--limit", type=_positive, default=50, help="jobs shown at most (default 50)")
     for name, help_text in (("show", "show a job"), ("retry", "queue a failed job again"),
                             ("cancel", "cancel a queued job or stop a running one")):
-        sub(jg, name, help_text).add_argument("job", type=int)
+        sub(jg, name, help_text).add_argument("job", type=int, help="the job's id")
     p = sub(jg, "resolve", "end a needs_attention job as you found it on the panel; the service "
                            "moves on as that outcome would")
-    p.add_argument("job", type=int)
+    p.add_argument("job", type=int, help="the job's id")
     outcome = p.add_mutually_exclusive_group(required=True)
     outcome.add_argument("--succeeded", action="store_true", help="the panel shows the action done")
     outcome.add_argument("--failed", dest="succeeded", action="store_false",
@@ -731,11 +737,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     lg = group("log", "provisioning log")
     p = sub(lg, "show", "attempt history of a job")
-    p.add_argument("job", type=int)
+    p.add_argument("job", type=int, help="the job's id")
 
     p = sub(top, "sandbox", "run a panel simulator for playbook authors")
-    p.add_argument("panel", choices=["cpanel", "directadmin", "hestia", "plesk", "virtualmin", "opterius"])
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("panel", choices=["cpanel", "directadmin", "hestia", "plesk", "virtualmin", "opterius"],
+                   help="the panel to simulate")
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDRESS", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="default: a free port")
     return parser
 
