@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib.util
 import re
 import threading
 
@@ -40,8 +41,8 @@ from provisiond import catalog, db as dbmod, errors, lifecycle, queue
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.daemon import Daemon, run_sweep
-from provisiond.models import (OPEN_JOB_STATUSES, AuditEntry, Daemon as DaemonRow, Job, Notification,
-                               Product, ProvisioningLog, Service, Setting, database, utcnow)
+from provisiond.models import (MODELS, OPEN_JOB_STATUSES, ApiToken, Job, Notification, Product,
+                               ProvisioningLog, Server, ServerGroup, Service, Setting, database, utcnow)
 from provisiond.panels import Registry
 from provisiond.policies import RetryPolicy
 from provisiond.sandbox.cpanel import WhmSimulator
@@ -119,10 +120,11 @@ class Asked:
 def reset(whm: WhmSimulator) -> None:
     """An empty lifecycle for the next example: no services, jobs, outbox or panel accounts; ids
     start at 1 again, so numeric refs meet service ids."""
-    tables = [ProvisioningLog, Job, Notification, AuditEntry, DaemonRow, Service]
+    catalog_tables = (Setting, ServerGroup, Server, Product, ApiToken)
+    tables = [model for model in reversed(MODELS) if model not in catalog_tables]
     if dbmod.is_postgres():
         names = ", ".join(f'"{model._meta.table_name}"' for model in tables)
-        database.obj.execute_sql(f"TRUNCATE {names} RESTART IDENTITY")
+        database.obj.execute_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     else:
         for model in tables:  # INTEGER PRIMARY KEY: an empty table numbers from 1 again
             model.delete().execute()
@@ -130,6 +132,15 @@ def reset(whm: WhmSimulator) -> None:
     with whm.lock:
         whm.accounts.clear()
         whm.requests.clear()
+
+
+def cancel_job(job_id: int, settings: Settings) -> Job:
+    """The faces' job cancel: ``outcomes.cancel`` once the one outcome path exists (issue 9, A.6),
+    which also moves the service; before it, ``queue.cancel``."""
+    if importlib.util.find_spec("provisiond.outcomes") is not None:
+        from provisiond import outcomes
+        return outcomes.cancel(job_id, settings)
+    return queue.cancel(job_id, utcnow())
 
 
 def alert_texts() -> list[str]:
@@ -353,7 +364,7 @@ class LifecycleModel(RuleBasedStateMachine):
         job_id = data.draw(st.sampled_from(choices), label="job")
         logs = ProvisioningLog.select().where(ProvisioningLog.job == job_id).count()
         self.cancels += 1
-        job = queue.cancel(job_id, utcnow())
+        job = cancel_job(job_id, self.world.settings)
         assert job.status == "cancelled" or job.cancel_requested
         self.jobs[job_id].logs_at_cancel = logs
         self._learn_outcomes()
@@ -402,8 +413,9 @@ class LifecycleModel(RuleBasedStateMachine):
         user = form.get("username") or form.get("user")
         named = [self.jobs[j] for j in ran if self.jobs[j].action == action
                  and self.refs[self.jobs[j].ref].username == user]
+        ran_jobs = [(self.jobs[j].ref, self.jobs[j].action, self.jobs[j].by) for j in sorted(ran)]
         assert named, (f"the panel was asked to {action} account {user!r}, but no job of this tick "
-                       f"named its service for that: {[(self.jobs[j].ref, self.jobs[j].action) for j in ran]}")
+                       f"named its service for that (jobs that ran: {ran_jobs})")
         for asked in named:
             assert asked.logs_at_cancel is None, (
                 f"job {asked.job_id} ({action} of {asked.ref}) changed the panel after its cancel")
@@ -460,12 +472,14 @@ class LifecycleModel(RuleBasedStateMachine):
         products = dict(Product.select(Product.id, Product.name).tuples())
         for ordered in self.refs.values():
             service = Service.get_by_id(ordered.service_id)
-            seen = (service.domain, products[service.product_id], service.paid_until, service.status,
-                    service.package)
-            wanted = (ordered.domain, ordered.product, ordered.paid_until, ordered.status, ordered.package)
-            assert seen == wanted, f"service {ordered.ref} is {seen}; the model says {wanted}"
+            fields = [("domain", service.domain, ordered.domain),
+                      ("product", products[service.product_id], ordered.product),
+                      ("paid_until", service.paid_until, ordered.paid_until),
+                      ("status", service.status, ordered.status), ("package", service.package, ordered.package)]
             if ordered.status == "suspended":
-                assert service.status_reason == ordered.reason, (ordered.ref, service.status_reason)
+                fields.append(("status_reason", service.status_reason, ordered.reason))
+            for field, seen, wanted in fields:
+                assert seen == wanted, f"service {ordered.ref}'s {field} is {seen}; the model says {wanted}"
 
     @invariant()
     def panel_accounts_are_the_services(self):
