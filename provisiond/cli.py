@@ -156,7 +156,8 @@ def log_view(row: ProvisioningLog) -> dict:
     return {"attempt": row.attempt, "status": row.status, "action": row.action, "panel": row.panel,
             "rc": row.rc, "started_at": row.started_at, "duration": row.duration,
             "failed_task": row.failed_task, "message": row.message, "panel_answer": row.panel_answer,
-            "stdout_excerpt": row.stdout_excerpt, "artifacts": row.artifacts_path}
+            "stdout_excerpt": row.stdout_excerpt, "artifacts": row.artifacts_path,
+            "playbook_folder": row.playbook_folder}
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -542,6 +543,7 @@ def cmd_log_show(rt: Runtime, args) -> int:
             head = (f"attempt {r['attempt']}: {r['status']} ({r['action']} on {r['panel']}, rc {r['rc']}, "
                     f"{r['duration']}s, {r['started_at']:%Y-%m-%d %H:%M:%S} UTC)")
             body = [f"  failed task:  {r['failed_task']}" if r["failed_task"] else None,
+                    f"  playbooks:    {r['playbook_folder']}" if r["playbook_folder"] else None,
                     f"  message:      {r['message']}" if r["message"] else None,
                     f"  panel answer: {r['panel_answer']}" if r["panel_answer"] and r["status"] != "succeeded" else None,
                     f"  artifacts:    {r['artifacts']}" if r["artifacts"] else None]

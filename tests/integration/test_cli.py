@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from provisiond import audit, cli
+from provisiond.config import bundled_dir
 from provisiond.models import Job, Product, Server, Service
 from tests.conftest import WHM_TOKEN
 
@@ -110,6 +111,7 @@ def test_order_run_once_show_and_log(ready, whm):
     assert "cli" in whm.accounts
     code, out, _ = ready("log", "show", str(order["job"]))
     assert code == 0 and "attempt 1: succeeded (create on cpanel" in out
+    assert f"playbooks:    {bundled_dir('playbooks') / 'cpanel'}\n" in out  # the folder it ran from
     jobs = json.loads(ready("job", "list", "--json")[1])
     assert [j["action"] for j in jobs] == ["create"]
     assert ready("service", "suspend", "INV-9", "--reason", "abuse")[0] == 0
