@@ -274,6 +274,16 @@ def cmd_panels_check(rt: Runtime, args) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
+@command("panels try")
+def cmd_panels_try(rt: Runtime, args) -> int:
+    from provisiond import tryout
+    if not args.sandbox:
+        raise ValidationError("sandbox", "panels try runs against the bundled simulator only; give --sandbox")
+    result = tryout.run_try(rt.settings, args.panel, args.action)
+    rt.out(result, tryout.text)
+    return 0 if result["ok"] else 1
+
+
 @command("sweep")
 def cmd_sweep(rt: Runtime, args) -> int:
     from provisiond.daemon import run_sweep
@@ -624,6 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub(pg, "list", "list panels and where they were found")
     p = sub(pg, "check", "validate manifests, render and syntax-check every action's playbook")
     p.add_argument("panel", nargs="?")
+    p = sub(pg, "try", "run one action's playbook against the panel's simulator with a throwaway account")
+    p.add_argument("panel")
+    p.add_argument("action")
+    p.add_argument("--sandbox", action="store_true", help="against the bundled simulator, in a throwaway home")
 
     p = sub(top, "sweep", "run one overdue sweep and print its decisions")
     p.add_argument("--now", type=_date, help="the day to sweep as (YYYY-MM-DD; default today)")
