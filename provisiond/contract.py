@@ -44,8 +44,8 @@ PANEL_CREDENTIALS = "every credential of the manifest not marked `secret: true`,
 
 # Top-level run variables (inventory group vars and the secrets vars file).
 RUN = {
-    "account": "the account (above)",
-    "panel": "the server (above)",
+    "account": "the account (below)",
+    "panel": "the server (below)",
     "panel_url": "the same as panel.url",
     "panel_secrets": "the manifest's `secret: true` credentials, by field name (kept out of logs)",
     "account_secrets": "per host: read as account_secrets[inventory_hostname].<name> (kept out of logs)",
@@ -59,12 +59,13 @@ ACCOUNT_SECRETS = {
     "password": "the account's password (create; change_password: the new one)",
 }
 
-# What a playbook may report with ansible.builtin.set_stats (per_host: true).
+# What a playbook may report with ansible.builtin.set_stats (per_host: true). provisiond acts on
+# remote_id (lifecycle.apply_success) and outcome (worker._end_job); the rest is shown as reported
+# (server test, admin actions). A failure's message is the failing task's msg, not a report.
 STATS = {
     "remote_id": "create: the panel's id of the account, stored on the service (default: username)",
     "username": "create: the username the panel made",
     "outcome": "`needs_attention`: the failure is held for an operator, never retried",
-    "message": "a message shown with the outcome",
     "version": "test_connection: the panel's version, shown to the operator",
     "users": "test_connection: how many accounts the panel has, shown to the operator",
     "packages": "list_packages: the panel's package names",
@@ -116,7 +117,9 @@ def markdown() -> str:
         "## `panel_secrets.*`", "", "The manifest's credentials marked `secret: true`, by field name.", "",
         "## `account_secrets[inventory_hostname].*`", "", _table(ACCOUNT_SECRETS), "",
         "## What `set_stats` may report", "",
-        "Report with `ansible.builtin.set_stats: {data: {...}, per_host: true}`.", "", _table(STATS), "",
+        "Report with `ansible.builtin.set_stats: {data: {...}, per_host: true}`. provisiond acts on",
+        "`remote_id` and `outcome`; the rest is shown to the operator as reported. A failure's message",
+        "is the failing task's `msg` (or the panel's answer), never a report.", "", _table(STATS), "",
         "## Ansible's own variables", "",
         "Any `ansible_*` variable, and: " + ", ".join(f"`{n}`" for n in sorted(MAGIC)
                                                      if n[0].islower() and n not in ("true", "false", "none"))

@@ -4,8 +4,9 @@ Starts the panel's bundled simulator on a free loopback port and a throwaway hom
 database (the caller's ``playbooks_path`` and ``roles_path`` are kept, so the folder being
 edited is the one tried), registers the simulator as a server, orders a throwaway account and
 runs the action through the real worker. An action other than create first creates the account
-(and unsuspend first suspends it), so it has something to act on. Each step reports the job's outcome, the service's status, the
-calls the simulator received and every panel answer the playbook saw (from the kept run).
+(and unsuspend first suspends it), so it has something to act on. Each step reports the job's
+outcome, the service's status, the calls the simulator received and every panel answer the
+playbook saw (from the kept run).
 
 Check mode is not used: the throwaway account lives and dies with the simulator, and a
 check-mode run would skip the panel calls the author wants to see.
@@ -59,16 +60,16 @@ def run_try(base: config.Settings, panel_id: str, action: str) -> dict:
 
 def _steps(settings, vault, registry, panel, action: str, sim) -> list[dict]:
     catalog.add_group("sandbox")
+    logins = sandbox.credentials(panel.id, sim, [f.name for f in panel.credentials])
     server = catalog.add_server(registry, vault, name=f"sandbox-{panel.id}", panel=panel.id, host=sim.host,
-                                port=sim.port, group_name="sandbox", max_accounts=100,
-                                credentials=sandbox.credentials(panel.id, sim, [f.name for f in panel.credentials]))
+                                port=sim.port, group_name="sandbox", max_accounts=100, credentials=logins)
     if action == "test_connection":
         return [_server_step(settings, vault, registry, server, sim)]
     catalog.add_product(registry, name="try", panel=panel.id, group_name="sandbox", package="basic")
     runner = worker.Worker(settings, vault, owner="panels-try")
     try:
-        service, job = lifecycle.order(registry, vault, product="try", domain=f"try-{secrets.token_hex(3)}.example",
-                                       email="author@try.example", ref="TRY-1")
+        service, job = lifecycle.order(registry, vault, product="try", email="author@try.example",
+                                       domain=f"try-{secrets.token_hex(3)}.example", ref="TRY-1")
         steps = [_lifecycle_step(runner, job, sim)]
         if action == "create" or steps[-1]["status"] != "succeeded":
             return steps
@@ -137,7 +138,8 @@ def _admin_step(settings, vault, registry, action: str, service: Service, sim) -
     declared = registry.get(service.server.panel).admin_action(action)
     target = {"service": service} if declared.scope == "service" else {"server": service.server}
     try:
-        reported, status, message = actions.run(settings, vault, registry, action=action, **target), "succeeded", None
+        reported = actions.run(settings, vault, registry, action=action, **target)
+        status, message = "succeeded", None
     except PanelError as exc:
         reported, status, message = {}, "failed", str(exc)
     return {"action": action, "status": status, "message": message, "failed_task": None, "seconds": None,

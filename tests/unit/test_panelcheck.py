@@ -122,3 +122,21 @@ def test_panel_variables_are_what_render_passes():
     credentials = {"username": "root", "api_token": "t", "scheme": "https", "verify_tls": True}
     passed = render.server_vars(CPANEL, "h.example", None, credentials)
     assert set(passed) == set(contract.PANEL) | {"username", "scheme", "verify_tls"}
+
+
+def test_what_the_worker_passes_is_all_in_the_contract(cpanel_setup, registry, vault, worker):
+    from provisiond import lifecycle
+    from provisiond.catalog import open_credentials
+    from provisiond.worker import connection_vars
+    server, _ = cpanel_setup
+    service, create = lifecycle.order(registry, vault, product="starter", domain="seam.example.com",
+                                      email="a@seam.example.com")
+    accounts = [worker._account(create)]
+    credentials = open_credentials(server.credentials, vault, server.name)
+    spec = render.build(CPANEL, "create", connection_vars(CPANEL, server, credentials), credentials, accounts,
+                        timeout=60, forks=1)
+    run_vars = {k for k in spec.inventory["all"]["vars"] if not contract.is_magic(k)}
+    assert run_vars | set(spec.secrets) <= set(contract.RUN)
+    assert set(accounts[0].vars) <= set(contract.ACCOUNT)
+    assert "domain" in accounts[0].vars and "password" in accounts[0].secrets
+    assert set(accounts[0].secrets) <= set(contract.ACCOUNT_SECRETS)
