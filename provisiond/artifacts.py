@@ -100,7 +100,7 @@ def _panel_answer(host: HostResult) -> str | None:
 
 
 def record_attempt(job, host: HostResult, result: RunResult, *, status: str, panel: str | None,
-                   kept: Path | None, message: str | None = None) -> ProvisioningLog:
+                   kept: Path | None, message: str | None = None, folder: str | None = None) -> ProvisioningLog:
     started = datetime.datetime.fromtimestamp(result.started, datetime.timezone.utc).replace(tzinfo=None)
     return ProvisioningLog.create(
         job=job, attempt=job.attempts, server=job.server_id, panel=panel, action=job.action,
@@ -110,7 +110,7 @@ def record_attempt(job, host: HostResult, result: RunResult, *, status: str, pan
         message=message if message is not None else (None if host.ok else host.message),
         panel_answer=_panel_answer(host),
         stdout_excerpt=stdout_excerpt(result.stdout, host.host) if result.stdout else None,
-        artifacts_path=str(kept) if kept else None)
+        artifacts_path=str(kept) if kept else None, playbook_folder=folder)
 
 
 def prune(artifacts_dir: Path, keep_days: float, now: float | None = None) -> int:
@@ -128,7 +128,7 @@ def prune(artifacts_dir: Path, keep_days: float, now: float | None = None) -> in
 
 
 def record_step(job, step: str, problem: str | None, result: RunResult, *, panel: str | None,
-                kept: Path | None) -> ProvisioningLog:
+                kept: Path | None, folder: str | None = None) -> ProvisioningLog:
     """One row for one extra step of a product (a role run after create), so each is seen alone."""
     started = datetime.datetime.fromtimestamp(result.started, datetime.timezone.utc).replace(tzinfo=None)
     return ProvisioningLog.create(
@@ -136,4 +136,4 @@ def record_step(job, step: str, problem: str | None, result: RunResult, *, panel
         status="failed" if problem else "succeeded", rc=host_rc(not problem, False, result), started_at=started,
         finished_at=started + datetime.timedelta(seconds=result.duration), duration=round(result.duration, 3),
         failed_task=problem.split(": ", 1)[0] if problem else None, message=problem,
-        artifacts_path=str(kept) if kept else None)
+        artifacts_path=str(kept) if kept else None, playbook_folder=folder)

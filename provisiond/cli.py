@@ -156,7 +156,8 @@ def log_view(row: ProvisioningLog) -> dict:
     return {"attempt": row.attempt, "status": row.status, "action": row.action, "panel": row.panel,
             "rc": row.rc, "started_at": row.started_at, "duration": row.duration,
             "failed_task": row.failed_task, "message": row.message, "panel_answer": row.panel_answer,
-            "stdout_excerpt": row.stdout_excerpt, "artifacts": row.artifacts_path}
+            "stdout_excerpt": row.stdout_excerpt, "artifacts": row.artifacts_path,
+            "playbook_folder": row.playbook_folder}
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -271,6 +272,16 @@ def cmd_panels_check(rt: Runtime, args) -> int:
         f"{r['panel']}: ok" if r["ok"] else f"{r['panel']}: BROKEN\n  " + "\n  ".join(r["problems"])
         for r in rows))
     return 0 if all(r.ok for r in reports) else 1
+
+
+@command("panels try")
+def cmd_panels_try(rt: Runtime, args) -> int:
+    from provisiond import tryout
+    if not args.sandbox:
+        raise ValidationError("sandbox", "panels try runs against the bundled simulator only; give --sandbox")
+    result = tryout.run_try(rt.settings, args.panel, args.action)
+    rt.out(result, tryout.text)
+    return 0 if result["ok"] else 1
 
 
 @command("sweep")
@@ -542,6 +553,7 @@ def cmd_log_show(rt: Runtime, args) -> int:
             head = (f"attempt {r['attempt']}: {r['status']} ({r['action']} on {r['panel']}, rc {r['rc']}, "
                     f"{r['duration']}s, {r['started_at']:%Y-%m-%d %H:%M:%S} UTC)")
             body = [f"  failed task:  {r['failed_task']}" if r["failed_task"] else None,
+                    f"  playbooks:    {r['playbook_folder']}" if r["playbook_folder"] else None,
                     f"  message:      {r['message']}" if r["message"] else None,
                     f"  panel answer: {r['panel_answer']}" if r["panel_answer"] and r["status"] != "succeeded" else None,
                     f"  artifacts:    {r['artifacts']}" if r["artifacts"] else None]
@@ -623,6 +635,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub(pg, "list", "list panels and where they were found")
     p = sub(pg, "check", "validate manifests, render and syntax-check every action's playbook")
     p.add_argument("panel", nargs="?", help="one panel id (default: every panel)")
+    p = sub(pg, "try", "run one action's playbook against the panel's simulator with a throwaway account")
+    p.add_argument("panel", help="panel id with a bundled simulator (cpanel, directadmin, hestia, plesk, ...)")
+    p.add_argument("action", help="create, suspend, ..., test_connection or an admin action")
+    p.add_argument("--sandbox", action="store_true", help="against the bundled simulator, in a throwaway home")
 
     p = sub(top, "sweep", "run one overdue sweep and print its decisions")
     p.add_argument("--now", type=_date, help="the day to sweep as (YYYY-MM-DD; default today)")

@@ -118,12 +118,22 @@ def _password_state(db: pw.Database) -> None:
                                                             Service.password_state))
 
 
+def _log_playbook_folder(db: pw.Database) -> None:
+    from playhouse.migrate import SchemaMigrator, migrate
+    from provisiond.models import ProvisioningLog
+    table = ProvisioningLog._meta.table_name
+    if "playbook_folder" not in {c.name for c in db.get_columns(table)}:
+        migrate(SchemaMigrator.from_database(db).add_column(table, "playbook_folder",
+                                                            ProvisioningLog.playbook_folder))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
     (3, "api tokens, notification outbox, product mail and backup policies", _tokens_outbox_product_policies),
     (4, "audit trail, daemon heartbeats", _audit_and_daemons),
     (5, "who chose a service's password, and whether it was revealed", _password_state),
+    (9, "the panel folder of each logged attempt", _log_playbook_folder),
 ]
 
 

@@ -168,6 +168,8 @@ class ProvisioningLog(BaseModel):
     panel_answer = pw.TextField(null=True)
     stdout_excerpt = pw.TextField(null=True)
     artifacts_path = pw.TextField(null=True)
+    # The panel folder the playbook came from, as it was when it ran (a folder can move).
+    playbook_folder = pw.TextField(null=True)
 
 
 class ApiToken(BaseModel):

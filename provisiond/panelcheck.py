@@ -2,7 +2,9 @@
 
 Each panel's playbooks are rendered with sample data into a temporary folder and checked by
 one ``ansible-playbook --syntax-check`` per panel; a broken panel is reported with its file
-and field and never stops the others from being checked.
+and field and never stops the others from being checked. Every variable a playbook (or a role
+of its folder) reads must be in the contract (provisiond/contract.py, playbooks/CONTRACT.md):
+``file:line: account.domian is not a documented variable (did you mean account.domain?)``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import jinja2
 
 from provisiond.config import bundled_dir
 from provisiond.panels import Registry
+from provisiond import varcheck
 from provisiond.render import render_playbook
 
 
@@ -43,6 +46,13 @@ def _syntax_check(playbooks: list[Path]) -> str | None:
     return (result.stderr.strip() or result.stdout.strip())[-2000:]
 
 
+def _variables(panel, action: str, text: str) -> list[str]:
+    """Undocumented variable reads of one rendered action and the roles of its folder."""
+    allowed = varcheck.allowed_for([f.name for f in panel.credentials if not f.secret], panel.secret_fields)
+    roles = [(str(p), p.read_text(encoding="utf-8")) for p in varcheck.role_files(panel.path)]
+    return varcheck.problems([(str(panel.playbook_path(action)), text), *roles], allowed)
+
+
 def check(registry: Registry, only: str | None = None) -> list[PanelReport]:
     reports = [PanelReport(pid, False, [problem]) for pid, problem in registry.problems.items()
                if only in (None, pid)]
@@ -61,9 +71,11 @@ def check(registry: Registry, only: str | None = None) -> list[PanelReport]:
                 path = Path(folder) / f"{action}.yml"
                 path.write_text(text, encoding="utf-8")
                 rendered.append(path)
+                problems += _variables(panel, action, text)
             if rendered:
                 failure = _syntax_check(rendered)
                 if failure:
                     problems.append(f"{panel.path}: ansible-playbook --syntax-check failed:\n{failure}")
+        problems = list(dict.fromkeys(problems))  # a role read is found once per action
         reports.append(PanelReport(panel.id, not problems, problems, str(panel.path)))
     return sorted(reports, key=lambda r: r.panel)

@@ -152,7 +152,7 @@ class Worker:
         for job in runnable:
             host = result.host(render.host_name(job.id))
             try:
-                self._record(job, host, result, kept, panel.id)
+                self._record(job, host, result, kept, panel.id, str(panel.path))
             except _NotOwner:
                 log.warning("job %s was taken over by another worker; its result was not recorded", job.id)
 
@@ -204,13 +204,14 @@ class Worker:
             if queue.cancel_running(job, utcnow(), "cancelled before it ran"):
                 outcomes.ended(job, CANCELLED, "cancelled before it ran", settings=self.settings)
 
-    def _record(self, job: Job, host: execute.HostResult, result: execute.RunResult, kept, panel_id: str) -> None:
+    def _record(self, job: Job, host: execute.HostResult, result: execute.RunResult, kept, panel_id: str,
+                folder: str) -> None:
         now = utcnow()
         with database.atomic():
             status = self._settle(job, host, result, now)
-            artifacts.record_attempt(job, host, result, status=status, panel=panel_id, kept=kept)
+            artifacts.record_attempt(job, host, result, status=status, panel=panel_id, kept=kept, folder=folder)
             for step, problem in host.steps.items():
-                artifacts.record_step(job, step, problem, result, panel=panel_id, kept=kept)
+                artifacts.record_step(job, step, problem, result, panel=panel_id, kept=kept, folder=folder)
 
     def _settle(self, job: Job, host: execute.HostResult, result: execute.RunResult, now) -> str:
         """Move the job on (queue) and its service (outcomes); returns the attempt's log status."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from provisiond import audit, cli
+from provisiond.config import bundled_dir
 from provisiond.models import Job, Product, Server, Service
 from tests.conftest import WHM_TOKEN
 
@@ -110,6 +111,7 @@ def test_order_run_once_show_and_log(ready, whm):
     assert "cli" in whm.accounts
     code, out, _ = ready("log", "show", str(order["job"]))
     assert code == 0 and "attempt 1: succeeded (create on cpanel" in out
+    assert f"playbooks:    {bundled_dir('playbooks') / 'cpanel'}\n" in out  # the folder it ran from
     jobs = json.loads(ready("job", "list", "--json")[1])
     assert [j["action"] for j in jobs] == ["create"]
     assert ready("service", "suspend", "INV-9", "--reason", "abuse")[0] == 0
@@ -193,6 +195,37 @@ def test_sandbox_prints_server_add_lines_that_work_when_pasted(run, whm, registr
     code, out, err = run("server", "test", "sandbox-cpanel")
     assert code == 0, err
     assert "ok" in out
+
+
+def test_panels_try_create_runs_the_playbook_on_the_simulator_in_a_throwaway_home(run):
+    assert run("init")[0] == 0
+    code, out, err = run("panels", "try", "cpanel", "create", "--sandbox")
+    assert code == 0, err
+    assert f"playbooks from {bundled_dir('playbooks') / 'cpanel'}" in out
+    assert "create: succeeded, service active" in out and "call:         POST /json-api/createacct" in out
+    assert "panel answer: Create the account (createacct): " in out and "Account Creation Ok" in out
+    assert out.rstrip().endswith("outcome: create succeeded")
+    assert Service.select().count() == 0 and Server.select().count() == 0  # the real database is untouched
+
+
+def test_panels_try_suspend_creates_the_throwaway_account_first(run):
+    code, out, err = run("--json", "panels", "try", "cpanel", "suspend", "--sandbox")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["ok"] and result["check_mode"] is False
+    assert [(s["action"], s["status"], s["service"]) for s in result["steps"]] == [
+        ("create", "succeeded", "active"), ("suspend", "succeeded", "suspended")]
+    assert result["steps"][1]["calls"][-1] == "POST /json-api/suspendacct"
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["panels", "try", "linux", "create", "--sandbox"], "panel"),       # no bundled simulator
+    (["panels", "try", "cpanel", "create"], "sandbox"),                 # a real server is panels verify's
+    (["panels", "try", "cpanel", "fly", "--sandbox"], "action"),
+])
+def test_panels_try_refuses_what_it_cannot_try_naming_the_field(run, argv, field):
+    code, out, err = run(*argv)
+    assert code == 2 and err.startswith(f"provisiond: error: {field}:")
 
 
 def test_service_list_refuses_an_unknown_status_like_job_list(ready, capsys):
