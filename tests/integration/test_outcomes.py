@@ -21,7 +21,8 @@ ADMIN = "cli:admin@ops"
 def noisy(settings):
     """Settings that queue admin alerts and billing webhooks (nothing is sent: the outbox is read)."""
     return dataclasses.replace(settings, alert_webhook_url="http://127.0.0.1:9/alerts",
-                               billing_webhook_url="http://127.0.0.1:9/billing")
+                               billing_webhook_url="http://127.0.0.1:9/billing",
+                               billing_webhook_secret="outcome-test-secret")
 
 
 def ordered(registry, vault, noisy, domain="held.example.com"):
