@@ -16,6 +16,8 @@ import yaml
 from provisiond.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def bundled_dir(name: str) -> Path:
@@ -61,6 +63,7 @@ class Settings:
     retry_terminate_attempts: int = 3
     ansible_verbosity: int = 0
     log_level: str = "INFO"
+    log_format: str = "text"   # text, or json (one object a line) for log shippers
     artifacts_keep_days: float = 30.0
     # overdue sweep
     sweep_cron: str = "0 3 * * *"
@@ -94,6 +97,10 @@ class Settings:
             object.__setattr__(self, name, default if value is None else Path(value))
         object.__setattr__(self, "playbooks_path", tuple(Path(p) for p in self.playbooks_path))
         object.__setattr__(self, "roles_path", tuple(Path(p) for p in self.roles_path))
+        if str(self.log_level).upper() not in LOG_LEVELS:
+            raise ConfigError(f"setting log_level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"setting log_format: {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
 
     def run_slots(self) -> int:
         """How many runs may go at once: ``max_runs``, or two per CPU core when it is 0."""

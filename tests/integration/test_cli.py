@@ -140,3 +140,33 @@ def test_admin_and_client_actions_declared_by_the_panel(ready, whm):
     code, _, err = ready("service", "action", "ACT-1", "no_such_action")
     assert code == 2 and "action" in err
     assert order["job"]
+
+
+def test_status_shows_daemons_queue_depth_oldest_queued_job_and_last_sweep(ready):
+    import datetime
+    from provisiond import health, sweep
+    from provisiond.models import utcnow
+    assert ready("service", "order", "--product", "starter", "--domain", "st.example.com",
+                 "--email", "me@st.example.com", "--ref", "ST-1")[0] == 0
+
+    code, out, _ = ready("status")
+    assert code == 1  # nobody works the queue: a monitoring script sees it
+    assert out.startswith("UNHEALTHY: no daemon has ticked yet")
+
+    health.register("host-a:4242:abc", utcnow())
+    health.beat("host-a:4242:abc", utcnow())
+    sweep.claim_day(datetime.date(2026, 11, 27))
+    code, out, _ = ready("status")
+    assert code == 0, out
+    assert out.startswith("healthy")
+    assert "host-a:4242:abc  running" in out
+    assert "queued 1, running 0, succeeded 0" in out
+    assert "oldest queued job: " in out and "s old" in out
+    assert "last sweep: 2026-11-27" in out
+
+    code, out, _ = ready("status", "--json")
+    report = json.loads(out)
+    assert report["healthy"] is True and report["queue"]["queued"] == 1
+    assert [d["owner"] for d in report["daemons"]] == ["host-a:4242:abc"]
+    assert report["daemons"][0]["state"] == "running" and report["daemons"][0]["pid"] > 0
+    assert report["oldest_queued_age_seconds"] >= 0 and report["last_sweep"] == "2026-11-27"
