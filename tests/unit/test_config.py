@@ -164,3 +164,14 @@ def test_timeout_for_action(home, action, expected):
     settings = config.load({"home": home, "timeout_create": 100, "timeout_terminate": "200"},
                            environ={"PROVISIOND_TIMEOUT_DEFAULT": "30"})
     assert settings.timeout_for(action) == expected
+
+
+def test_log_format_json_from_the_environment(home):
+    assert config.load({"home": home}, environ={}).log_format == "text"
+    assert config.load({"home": home}, environ={"PROVISIOND_LOG_FORMAT": "json"}).log_format == "json"
+
+
+@pytest.mark.parametrize("name, value", [("log_format", "xml"), ("log_level", "LOUD")])
+def test_an_unknown_log_format_or_level_names_the_setting(home, name, value):
+    with pytest.raises(ConfigError, match=f"setting {name}: '{value}' is not one of"):
+        config.load({"home": home}, environ={f"PROVISIOND_{name.upper()}": value})
