@@ -6,7 +6,8 @@ but the test's own is terminated, three times: at the first panel call, and twic
 wave goes on. The tick, the wake-up listener, the reaper, the notifier, the runs' lease
 renewals and their recording all open new connections and carry on: every job finishes, each
 exactly once (one successful attempt, one account creation on the panel), and the daemon
-ticks on afterwards. PostgreSQL only: SQLite has no connections to lose.
+ticks on afterwards. And a result whose connection drops just before it is recorded is
+recorded on a new one. PostgreSQL only: SQLite has no connections to lose.
 """
 
 from __future__ import annotations
@@ -24,17 +25,22 @@ from tests.reliability.conftest import wait_for
 ORDERS = 12
 
 
-def terminate_backends(dbname: str, spare: int) -> int:
-    """Terminate every connection to ``dbname`` but ``spare`` (the test's); returns how many."""
+def terminate(condition: str, params: tuple) -> int:
+    """Terminate the server processes (connections) matching ``condition``; returns how many."""
     admin = psycopg2.connect(PG_URL, connect_timeout=5)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
             cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid() AND pid <> %s", (dbname, spare))
+                        f"WHERE pid <> pg_backend_pid() AND {condition}", params)
             return cur.fetchone()[0]
     finally:
         admin.close()
+
+
+def terminate_backends(dbname: str, spare: int) -> int:
+    """Terminate every connection to ``dbname`` but ``spare`` (the test's)."""
+    return terminate("datname = %s AND pid <> %s", (dbname, spare))
 
 
 def created_users(whm) -> collections.Counter:
@@ -80,3 +86,29 @@ def test_every_job_finishes_exactly_once_while_the_database_drops_every_connecti
                              email="me@after.example.com")
     assert wait_for(lambda: Job.get_by_id(job.id).status == "succeeded", 120), daemon.log_path.read_text()[-4000:]
     assert Daemon.select().where(Daemon.last_tick_at >= since).exists()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_result_whose_connection_dropped_before_recording_is_recorded_once(
+        shop, registry, vault, whm, worker, monkeypatch):
+    """The connection of the run's thread is terminated between the playbook's end and the
+    recording of its result: the result is recorded on a new connection, not lost (a lost one
+    would leave the job running until its lease ran out, and the account created again)."""
+    from provisiond import execute
+    real_run, dropped = execute.run, []
+
+    def run_then_drop(spec):
+        result = real_run(spec)
+        own = database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+        dropped.append(terminate("pid = %s", (own,)))
+        return result
+
+    monkeypatch.setattr(execute, "run", run_then_drop)
+    _, job = lifecycle.order(registry, vault, product="starter", domain="late.example.com",
+                             email="me@late.example.com")
+    worker.tick(wait=True)
+    assert dropped == [1]
+    done = Job.get_by_id(job.id)
+    assert (done.status, done.attempts, done.lease_owner) == ("succeeded", 1, None)
+    assert [log.status for log in done.logs] == ["succeeded"]
+    assert list(created_users(whm).values()) == [1]
