@@ -3,7 +3,8 @@ for log shippers (``log_format: json``).
 
 APScheduler says at INFO every time it runs a job ("Running job ...", "executed
 successfully"): with the wake check every half second that buried the lines an operator needs.
-Its INFO lines are DEBUG lines here; they show with ``log_level: DEBUG`` (or ``-v``).
+Its INFO lines (and its warning of a skipped overlapping tick, which the daemon expects) are
+DEBUG lines here; they show with ``log_level: DEBUG`` (or ``-v``).
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ class JsonFormatter(logging.Formatter):
 
 
 class SchedulerChatter(logging.Filter):
-    """Turns APScheduler's INFO records into DEBUG ones, kept only when DEBUG is on."""
+    """Turns APScheduler's INFO records into DEBUG ones, kept only when DEBUG is on; so is its
+    warning that a job was skipped while still running (the daemon expects that of its tick,
+    and runs the tick again itself)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith("apscheduler") and record.levelno == logging.INFO:
+        if not record.name.startswith("apscheduler"):
+            return True
+        if record.levelno == logging.INFO or "skipped: maximum number of running" in str(record.msg):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger().isEnabledFor(logging.DEBUG)
         return True

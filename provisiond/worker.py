@@ -130,7 +130,9 @@ class Worker:
 
     # -- one run -------------------------------------------------------------------------
     def _run_batch(self, registry: panels.Registry, jobs: list[Job]) -> None:
-        server = Server.get_by_id(jobs[0].server_id)
+        # This thread's first statement finds out whether its connection was dropped meanwhile.
+        server = db.retrying(lambda: Server.get_by_id(jobs[0].server_id), "starting a run", _NEVER,
+                             give_up_after=self.settings.lease_seconds)
         action = jobs[0].action
         try:
             panel = registry.get(server.panel)
