@@ -7,7 +7,11 @@ thread idles in select()), on SQLite by touching a file beside the database that
 stats every ``wake_check_seconds``. A wake-up that arrives while a tick runs is not lost to
 ``max_instances=1``: the tick runs once more before it returns, and one that meets a tick just
 ending is tried again a moment later. SIGTERM and SIGINT stop the scheduler, let running
-playbooks finish and record, then exit.
+playbooks finish and record, then exit; SIGHUP reads the settings again (``reload``).
+
+Each tick records the daemon's heartbeat (``health``). Every part that uses the database (tick,
+reaper, sweep, notifier, the runs, the wake-up listener) outlives a lost PostgreSQL connection:
+it waits, 0.5 s doubling up to 30 s, and carries on with a new one (``db.retrying``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from pathlib import Path
 from typing import Callable
 
 import peewee as pw
-
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
