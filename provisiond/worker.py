@@ -208,7 +208,8 @@ class Worker:
                 lifecycle.apply_failure(job, message, final=True, settings=self.settings)
                 artifacts.record_attempt(job, host, empty, status="failed", panel=None, kept=None)
         except _NotOwner:
-            pass
+            return
+        _log_outcome(job, JobStatus.FAILED.value)
 
     def _record(self, job: Job, host: execute.HostResult, result: execute.RunResult, kept, panel_id: str) -> str:
         now = utcnow()

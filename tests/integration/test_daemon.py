@@ -233,3 +233,16 @@ def test_sighup_rereads_the_settings_without_a_restart_or_stopping_a_running_pla
         stop_daemon(daemon)
     assert daemon.returncode == 0, log_path.read_text()
     assert DaemonRow.get().stopped_at is not None
+
+
+def test_a_job_refused_before_any_run_still_gets_its_outcome_line(cpanel_setup, registry, vault, worker, caplog):
+    service, job = lifecycle.order(registry, vault, product="starter", domain="refused.example.com",
+                                   email="me@refused.example.com", ref="INV-REF")
+    server = catalog.server("whm1")
+    server.panel = "gone"  # its panel folder was removed: the core refuses to run the job
+    server.save()
+    with caplog.at_level("INFO", logger="provisiond.worker"):
+        worker.tick(wait=True)
+    assert job_status(job.id) == "failed"
+    lines = [r for r in caplog.records if getattr(r, "job", None) == job.id]
+    assert [(r.levelname, r.ref, r.action, r.status) for r in lines] == [("INFO", "INV-REF", "create", "failed")]
