@@ -262,6 +262,10 @@ class _PanelCache:
             self._found = found  # a race only means discovering twice
         return found[1]
 
+    def use(self, settings: Settings) -> None:
+        """Search the panel folders of reloaded settings from the next request on."""
+        self.settings, self._found = settings, None
+
 
 # -- errors ----------------------------------------------------------------------------------
 
@@ -331,6 +335,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     app = FastAPI(title="provisiond", version="1", openapi_url="/openapi.json",
                   description="Provisioning of hosting accounts for billing systems.")
     _install_error_handlers(app)
+    app.state.panels = registry  # `run --api` points it at reloaded settings (SIGHUP)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
 
     @app.get("/v1/health", response_model=Health, tags=["health"],
@@ -485,9 +490,9 @@ def build_server(settings: Settings, host: str | None = None, port: int | None =
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
-          vault: Vault | None = None) -> None:
-    """Serve the API until SIGINT or SIGTERM, then return."""
-    server = build_server(settings, host, port, vault)
+          vault: Vault | None = None, server: uvicorn.Server | None = None) -> None:
+    """Serve the API (``server``, or one built here) until SIGINT or SIGTERM, then return."""
+    server = server or build_server(settings, host, port, vault)
     log.info("provisiond API on http://%s:%s", server.config.host, server.config.port)
     run_server(server)
 

@@ -165,9 +165,11 @@ def cmd_run(rt: Runtime, args) -> int:
         daemon.serve_forever()
         return 0
     from provisiond import api
+    server = api.build_server(rt.settings, vault=rt.vault)
+    daemon.on_reload.append(server.config.app.state.panels.use)  # orders see a new playbooks_path
     daemon.start()
     try:
-        api.serve(rt.settings, vault=rt.vault)  # returns on SIGINT/SIGTERM
+        api.serve(rt.settings, server=server)  # returns on SIGINT/SIGTERM
     finally:
         daemon.stop()
     return 0

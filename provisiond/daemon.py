@@ -95,6 +95,7 @@ class Daemon:
         self.settings = settings
         self.worker = Worker(settings, vault, owner)
         self.reload_settings = reload_settings  # SIGHUP reads the settings again through it
+        self.on_reload: list[Callable[[Settings], None]] = []  # told the new settings (`run --api`)
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(job_defaults={
             "max_instances": 1, "coalesce": True, "misfire_grace_time": 60})
@@ -221,6 +222,8 @@ class Daemon:
         old, self.settings = self.settings, new
         self.worker.reconfigure(new)
         self._reschedule(old, new)
+        for hook in self.on_reload:
+            hook(new)
         log.info("settings reloaded; panels are searched in %s",
                  ", ".join(str(p) for p in new.panel_dirs()))
 

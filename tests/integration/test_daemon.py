@@ -42,12 +42,17 @@ def add_team_panel(path) -> None:
     manifest.write_text(manifest.read_text().replace("id: cpanel", "id: cpanel_eu"))
 
 
-def order_on_team_panel(registry, vault, whm) -> Job:
-    """Group 'eu', a server of panel cpanel_eu on the simulator, a product, and an order on it."""
+def team_shop(registry, vault, whm) -> None:
+    """Group 'eu', a server of panel cpanel_eu on the simulator, and product 'eu-starter'."""
     catalog.add_group("eu")
     catalog.add_server(registry, vault, name="whm-eu", panel="cpanel_eu", host=whm.host, port=whm.port,
                        group_name="eu", credentials={"api_token": WHM_TOKEN, "scheme": "http"})
     catalog.add_product(registry, name="eu-starter", panel="cpanel_eu", group_name="eu", package="basic")
+
+
+def order_on_team_panel(registry, vault, whm) -> Job:
+    """The team shop, and an order on it."""
+    team_shop(registry, vault, whm)
     return lifecycle.order(registry, vault, product="eu-starter", domain="eu.example.com",
                            email="me@eu.example.com")[1]
 
@@ -148,15 +153,15 @@ def test_the_daemon_prunes_old_run_folders_as_it_starts(database, settings, vaul
     assert recent.exists()
 
 
-def start_daemon(settings, log_path, **overrides) -> subprocess.Popen:
-    """`provisiond run` in a process of its own, on the test's home and database, logging to a file."""
+def start_daemon(settings, log_path, *args: str, **overrides) -> subprocess.Popen:
+    """`provisiond run [args]` in a process of its own, on the test's home and database, logging to a file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIOND_")}
     env.update(PROVISIOND_HOME=str(settings.home), PROVISIOND_DATABASE_URL=settings.database_url,
                PROVISIOND_TICK_SECONDS="3600", PROVISIOND_WAKE_CHECK_SECONDS="0.2",
                PROVISIOND_RETRY_BASE="0.2", PROVISIOND_RETRY_CAP="1")
     env.update({f"PROVISIOND_{k.upper()}": str(v) for k, v in overrides.items()})
     with open(log_path, "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "provisiond.cli", "run"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "provisiond.cli", "run", *args], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -246,3 +251,43 @@ def test_a_job_refused_before_any_run_still_gets_its_outcome_line(cpanel_setup, 
     assert job_status(job.id) == "failed"
     lines = [r for r in caplog.records if getattr(r, "job", None) == job.id]
     assert [(r.levelname, r.ref, r.action, r.status) for r in lines] == [("INFO", "INV-REF", "create", "failed")]
+
+
+def test_sighup_to_run_api_lets_the_api_take_orders_on_a_panel_of_the_new_playbooks_path(
+        cpanel_setup, settings, vault, whm, tmp_path):
+    import requests
+    from provisiond import tokens
+    from tests.integration.test_api import _free_port
+    team = tmp_path / "team-playbooks"
+    add_team_panel(team)
+    team_shop(panels.discover([team, config.bundled_dir("playbooks")]), vault, whm)
+    token = tokens.create("billing")
+    port = _free_port()
+    log_path = tmp_path / "daemon.log"
+    daemon = start_daemon(settings, log_path, "--api", api_port=port)
+    order = {"product": "eu-starter", "domain": "api-eu.example.com", "email": "me@api-eu.example.com"}
+
+    def post() -> requests.Response:
+        return requests.post(f"http://127.0.0.1:{port}/v1/orders", json=order, timeout=10,
+                             headers={"Authorization": f"Bearer {token}"})
+    try:
+        assert wait_for(lambda: _answers(port), 60), log_path.read_text()
+        assert post().status_code != 201  # cpanel_eu is not among the API's panels yet
+        (settings.home / "provisiond.yaml").write_text(f"playbooks_path: [{team}]\n")
+        daemon.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "settings reloaded" in log_path.read_text(), 30), log_path.read_text()
+        answer = post()
+        assert answer.status_code == 201, answer.text
+        job_id = answer.json()["job"]["id"]
+        assert wait_for(lambda: job_status(job_id) == "succeeded"), log_path.read_text()
+    finally:
+        stop_daemon(daemon)
+    assert daemon.returncode == 0, log_path.read_text()
+
+
+def _answers(port: int) -> bool:
+    import requests
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=2).status_code in (200, 503)
+    except requests.ConnectionError:
+        return False
