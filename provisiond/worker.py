@@ -298,11 +298,13 @@ def _log_outcome(job: Job, status: str) -> None:
     """One INFO line per job outcome: job, ref, action, status and, when it will be tried
     again, the next attempt."""
     try:
-        row = Job.select(Job.status, Job.run_after).where(Job.id == job.id).first()
-        ref = Service.select(Service.ref).where(Service.id == job.service_id).scalar() if job.service_id else None
+        row = (Job.select(Job.status, Job.run_after, Service.ref)
+               .join(Service, pw.JOIN.LEFT_OUTER, on=(Job.service == Service.id))
+               .where(Job.id == job.id).dicts().first()) or {}
     except pw.PeeweeException:
-        row, ref = None, None  # the outcome is recorded; only this line goes without details
-    next_attempt = row.run_after if row is not None and row.status == JobStatus.QUEUED.value else None
+        row = {}  # the outcome is recorded; only this line goes without details
+    ref = row.get("ref")
+    next_attempt = row["run_after"] if row.get("status") == JobStatus.QUEUED.value else None
     log.info("job %s (ref %s): %s %s%s", job.id, ref or "-", job.action, status,
              f", next attempt at {next_attempt:%Y-%m-%d %H:%M:%S} UTC" if next_attempt else "",
              extra={"job": job.id, "ref": ref, "action": job.action, "status": status,
