@@ -177,8 +177,14 @@ def cmd_run(rt: Runtime, args) -> int:
 
 @command("status")
 def cmd_status(rt: Runtime, args) -> int:
+    import peewee as pw
     from provisiond import health
-    rt.open_db()
+    try:
+        rt.open_db()
+    except pw.PeeweeException as exc:  # what status is asked for when things go wrong
+        rt.out({"healthy": False, "reason": "the database cannot be reached", "error": db.first_line(exc)},
+               lambda r: f"UNHEALTHY: {r['reason']} ({r['error']})")
+        return 1
     report = health.status(rt.settings)
     rt.out(report, _status_text)
     return 0 if report["healthy"] else 1

@@ -170,3 +170,12 @@ def test_status_shows_daemons_queue_depth_oldest_queued_job_and_last_sweep(ready
     assert [d["owner"] for d in report["daemons"]] == ["host-a:4242:abc"]
     assert report["daemons"][0]["state"] == "running" and report["daemons"][0]["pid"] > 0
     assert report["oldest_queued_age_seconds"] >= 0 and report["last_sweep"] == "2026-11-27"
+
+
+def test_status_says_when_the_database_cannot_be_reached(tmp_path, capsys):
+    from tests.integration.test_api import _free_port
+    url = f"postgresql://nobody@127.0.0.1:{_free_port()}/gone"
+    code = cli.main(["--home", str(tmp_path / "home"), "--database-url", url, "status"])
+    out, err = capsys.readouterr()
+    assert code == 1 and err == ""
+    assert out.startswith("UNHEALTHY: the database cannot be reached (connection to server at")
