@@ -40,6 +40,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from provisiond import db as dbmod
 from provisiond import actions, credentials, lifecycle, outcomes, panels, queue, tokens
+from provisiond import health as daemon_health
 from provisiond.bodylimit import MAX_BODY, BodyLimit
 from provisiond.config import Settings
 from provisiond.crypto import Vault
@@ -264,15 +265,10 @@ def service_view(service: Service) -> dict:
 
 
 def queue_stats(now: datetime.datetime) -> dict:
-    counts = {status.value: 0 for status in JobStatus}
-    for status, n in (Job.select(Job.status, pw.fn.COUNT(Job.id)).group_by(Job.status).tuples()):
-        counts[status] = n
-    oldest = (Job.select(Job.created_at).where(Job.status == JobStatus.QUEUED.value)
-              .order_by(Job.created_at).first())
+    counts = daemon_health.queue_depth()
     return {"counts": counts, "queued": counts[JobStatus.QUEUED.value],
             "running": counts[JobStatus.RUNNING.value],
-            "oldest_queued_age_seconds": (max(0.0, (now - oldest.created_at).total_seconds())
-                                          if oldest else None)}
+            "oldest_queued_age_seconds": daemon_health.oldest_queued_age(now)}
 
 
 def _service_id(key: str) -> int:
@@ -296,6 +292,10 @@ class _PanelCache:
             found = (time.monotonic(), panels.discover(self.settings.panel_dirs()))
             self._found = found  # a race only means discovering twice
         return found[1]
+
+    def use(self, settings: Settings) -> None:
+        """Search the panel folders of reloaded settings from the next request on."""
+        self.settings, self._found = settings, None
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -367,18 +367,24 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
                   description="Provisioning of hosting accounts for billing systems.")
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.state.panels = registry  # `run --api` points it at reloaded settings (SIGHUP)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
 
     @app.get("/v1/health", response_model=Health, tags=["health"],
-             responses={503: {"model": Problem, "description": "the database cannot be reached"}})
+             responses={503: {"model": Problem, "description": "the database cannot be reached, or no "
+                                                              "daemon ticked within three tick intervals"}})
     def health():
-        """Answers while the API and its database are up; needs no token."""
+        """200 while the database answers and a daemon ticked within three tick intervals;
+        else 503 saying which. Needs no token."""
         try:
             with _connection():
-                database.execute_sql("SELECT 1")
-        except pw.PeeweeException as exc:
+                verdict = daemon_health.check(settings)
+        except pw.PeeweeException as exc:  # the connection itself could not be opened
             log.warning("health: the database cannot be reached: %s", exc)
             return _problem(503, "the database cannot be reached")
+        if not verdict.ok:
+            log.warning("health: %s", verdict.reason)
+            return _problem(503, verdict.reason)
         return {"status": "ok"}
 
     @v1.post("/orders", status_code=201, response_model=ServiceAndJob, tags=["services"],
@@ -551,9 +557,9 @@ def build_server(settings: Settings, host: str | None = None, port: int | None =
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
-          vault: Vault | None = None) -> None:
-    """Serve the API until SIGINT or SIGTERM, then return."""
-    server = build_server(settings, host, port, vault)
+          vault: Vault | None = None, server: uvicorn.Server | None = None) -> None:
+    """Serve the API (``server``, or one built here) until SIGINT or SIGTERM, then return."""
+    server = server or build_server(settings, host, port, vault)
     log.info("provisiond API on http://%s:%s", server.config.host, server.config.port)
     run_server(server)
 

@@ -10,12 +10,11 @@ import argparse
 import dataclasses
 import datetime
 import json
-import logging
 import os
 import sys
 from typing import Any, Callable
 
-from provisiond import audit, catalog, config, crypto, db, lifecycle, outcomes, panels, queue, ssh
+from provisiond import audit, catalog, config, crypto, db, lifecycle, logs, outcomes, panels, queue, ssh
 from provisiond.errors import NotFound, PanelError, ProvisiondError, StateError, ValidationError
 from provisiond.models import Job, JobStatus, ProvisioningLog, Server, Service, ServiceStatus
 
@@ -188,20 +187,54 @@ def cmd_run(rt: Runtime, args) -> int:
     from provisiond.daemon import Daemon, run_once
     rt.open_db()
     if args.once:
-        runs = run_once(rt.settings, rt.vault)
-        rt.out({"runs": runs}, f"one tick: {runs} run(s)")
+        done = run_once(rt.settings, rt.vault)
+        rt.out(done, f"one tick: {done['runs']} run(s); {done['notifications']} notification(s) sent; "
+                     f"{done['pruned']} old run folder(s) removed")
         return 0
-    daemon = Daemon(rt.settings, rt.vault)
+    daemon = Daemon(rt.settings, rt.vault, reload_settings=lambda: config.load(_overrides(args)))
     if not args.api:
         daemon.serve_forever()
         return 0
     from provisiond import api
+    server = api.build_server(rt.settings, vault=rt.vault)
+    daemon.on_reload.append(server.config.app.state.panels.use)  # orders see a new playbooks_path
     daemon.start()
     try:
-        api.serve(rt.settings, vault=rt.vault)  # returns on SIGINT/SIGTERM
+        api.serve(rt.settings, server=server)  # returns on SIGINT/SIGTERM
     finally:
         daemon.stop()
     return 0
+
+
+@command("status")
+def cmd_status(rt: Runtime, args) -> int:
+    import peewee as pw
+    from provisiond import health
+    try:
+        rt.open_db()
+    except pw.PeeweeException as exc:  # what status is asked for when things go wrong
+        rt.out({"healthy": False, "reason": "the database cannot be reached", "error": db.first_line(exc)},
+               lambda r: f"UNHEALTHY: {r['reason']} ({r['error']})")
+        return 1
+    report = health.status(rt.settings)
+    rt.out(report, _status_text)
+    return 0 if report["healthy"] else 1
+
+
+def _status_text(report: dict) -> str:
+    rows = [{"owner": d["owner"], "state": d["state"], "host": d["host"], "pid": d["pid"],
+             "version": d["version"], "last tick": _when(d["last_tick_at"])} for d in report["daemons"]]
+    age = report["oldest_queued_age_seconds"]
+    lines = ["healthy" if report["healthy"] else f"UNHEALTHY: {report['reason']}", "",
+             _table(rows, ["owner", "state", "host", "pid", "version", "last tick"]),
+             "", "queue: " + ", ".join(f"{status} {n}" for status, n in report["queue"].items()),
+             "oldest queued job: " + (f"{age:.0f} s old" if age is not None else "none queued"),
+             "last sweep: " + (report["last_sweep"] or "never")]
+    return "\n".join(lines)
+
+
+def _when(moment: datetime.datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "never"
 
 
 @command("api")
@@ -618,8 +651,11 @@ def build_parser() -> argparse.ArgumentParser:
     dbg = group("db", "database schema")
     sub(dbg, "upgrade", "apply pending schema migrations")
     run = sub(top, "run", "run the daemon")
-    run.add_argument("--once", action="store_true", help="one tick, wait for its runs, exit")
+    run.add_argument("--once", action="store_true",
+                     help="for cron: one tick (waiting for its runs), send due notifications, "
+                          "remove old run folders, exit")
     run.add_argument("--api", action="store_true", help="serve the HTTP API in the same process")
+    sub(top, "status", "daemons, queue depth by status, oldest queued job, last sweep (exit 1 when unhealthy)")
     p = sub(top, "api", "serve the HTTP API for billing systems (loopback by default)")
     p.add_argument("--host", metavar="ADDRESS", help="address to listen on (default: api_host, 127.0.0.1)")
     p.add_argument("--port", type=_positive, help="port to listen on (default: api_port, 8740)")
@@ -763,15 +799,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _overrides(args) -> dict:
+    """The settings given as flags; a reload (SIGHUP) applies them again over the file."""
+    return {"home": args.home, "database_url": args.database_url}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.json = getattr(args, "json", False)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     name = args.command + (f" {args.sub}" if getattr(args, "sub", None) else "")
     try:
-        settings = config.load({"home": args.home, "database_url": args.database_url})
+        settings = config.load(_overrides(args))
+        logs.setup("DEBUG" if args.verbose else settings.log_level, settings.log_format)
         code = COMMANDS[name](Runtime(settings, args.json), args) or 0
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code

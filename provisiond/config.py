@@ -17,6 +17,8 @@ from provisiond.errors import ConfigError
 from provisiond.policies import MAX_DAYS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def bundled_dir(name: str) -> Path:
@@ -62,6 +64,7 @@ class Settings:
     retry_terminate_attempts: int = 3
     ansible_verbosity: int = 0
     log_level: str = "INFO"
+    log_format: str = "text"   # text, or json (one object a line) for log shippers
     artifacts_keep_days: float = 30.0
     # overdue sweep
     sweep_cron: str = "0 3 * * *"
@@ -96,6 +99,10 @@ class Settings:
             object.__setattr__(self, name, default if value is None else Path(value))
         object.__setattr__(self, "playbooks_path", tuple(Path(p) for p in self.playbooks_path))
         object.__setattr__(self, "roles_path", tuple(Path(p) for p in self.roles_path))
+        if str(self.log_level).upper() not in LOG_LEVELS:
+            raise ConfigError(f"setting log_level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"setting log_format: {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
         self._check_overdue_days()
         if self.billing_webhook_url and not self.billing_webhook_secret and not self.billing_webhook_unsigned:
             # An unsigned hook lets anyone who can reach the billing system forge state changes.

@@ -9,16 +9,20 @@ upgrade`` are safe to run twice.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import urllib.parse
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import peewee as pw
-from playhouse.db_url import connect as connect_url
+from playhouse.db_url import parse as parse_url
 
 from provisiond.errors import ConfigError
 from provisiond.models import MODELS, Setting, database
+
+log = logging.getLogger("provisiond.db")
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -32,6 +36,76 @@ def is_postgres(db: pw.Database | None = None) -> bool:
     return isinstance(db or database.obj, pw.PostgresqlDatabase)
 
 
+class ReconnectingPostgresqlDatabase(pw.PostgresqlDatabase):
+    """PostgreSQL whose threads get a new connection once theirs was dropped by the server.
+
+    After ``pg_terminate_backend``, a restart or a failover, psycopg marks the thread's
+    connection closed at its first failed statement; peewee would go on handing out that
+    dead connection ("connection already closed") forever. Here the next cursor taken outside
+    a transaction (a BEGIN included) opens a new one instead. The statement that failed is not
+    sent again: whether it was applied is unknown, so the caller decides (see ``retrying``).
+    """
+
+    def cursor(self, *args, **kwargs):
+        if not self.is_closed() and not self.in_transaction() and connection_dropped(self):
+            self.dispose()  # the old connection is already closed on our side
+        return super().cursor(*args, **kwargs)
+
+
+def connection_dropped(db: pw.Database | None = None) -> bool:
+    """Whether this thread's connection is open in peewee but closed underneath."""
+    db = db or database.obj
+    if db is None or db.is_closed():
+        return False
+    return bool(getattr(db._state.conn, "closed", False))
+
+
+def connection_lost(exc: BaseException, db: pw.Database | None = None) -> bool:
+    """Whether ``exc`` means the database is unreachable or dropped this thread's connection
+    (so the same work may succeed on a new connection), not a problem with the work itself."""
+    db = db or database.obj
+    if not isinstance(exc, (pw.InterfaceError, pw.OperationalError)) or not is_postgres(db):
+        return False
+    return db.is_closed() or connection_dropped(db)
+
+
+T = TypeVar("T")
+
+
+def first_line(exc: BaseException) -> str:
+    """A driver error's first line (psycopg adds hints and context on the next ones)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+# After a lost connection, the delay before trying again doubles between these bounds.
+RECONNECT_FIRST = 0.5
+RECONNECT_MAX = 30.0
+
+
+def retrying(work: Callable[[], T], what: str, stopping: threading.Event, *,
+             give_up_after: float | None = None) -> T:
+    """Do ``work``; while it fails because the connection was lost, wait and do it again.
+
+    The delay doubles from ``RECONNECT_FIRST`` up to ``RECONNECT_MAX``. Stops trying when ``stopping``
+    is set or after ``give_up_after`` seconds, raising the last error. ``work`` must be safe
+    to repeat: a write whose answer was lost may or may not have been applied.
+    """
+    delay, waited = RECONNECT_FIRST, 0.0
+    while True:
+        try:
+            return work()
+        except pw.PeeweeException as exc:
+            if not connection_lost(exc):
+                raise
+            if stopping.is_set() or (give_up_after is not None and waited >= give_up_after):
+                raise
+            log.warning("%s: lost the database connection (%s); trying again in %.1f s",
+                        what, first_line(exc), delay)
+            stopping.wait(delay)  # the next statement opens a new connection
+            waited += delay
+            delay = min(RECONNECT_MAX, delay * 2)
+
+
 def connect(url: str) -> pw.Database:
     """Open the database named by ``url`` and bind the models to it."""
     scheme = urllib.parse.urlsplit(url).scheme
@@ -42,7 +116,7 @@ def connect(url: str) -> pw.Database:
         db = pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30,
                                check_same_thread=False)
     elif scheme in ("postgres", "postgresql"):
-        db = connect_url(url.replace("postgres://", "postgresql://", 1))
+        db = ReconnectingPostgresqlDatabase(**parse_url(url.replace("postgres://", "postgresql://", 1)))
     else:
         raise ConfigError(f"database_url: unsupported scheme {scheme!r} (use sqlite:/// or postgresql://)")
     database.initialize(db)

@@ -23,7 +23,9 @@ import threading
 import time
 import uuid
 
-from provisiond import artifacts, catalog, execute, lifecycle, outcomes, panels, queue, render
+import peewee as pw
+
+from provisiond import artifacts, catalog, db, execute, lifecycle, outcomes, panels, queue, render
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import ProvisiondError
@@ -37,6 +39,9 @@ CANCELLED, HELD = JobStatus.CANCELLED.value, JobStatus.NEEDS_ATTENTION.value
 
 class _NotOwner(Exception):
     """The job was claimed by someone else meanwhile: record nothing."""
+
+
+_NEVER = threading.Event()  # recording goes on during shutdown; its retries end by time
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -111,11 +116,25 @@ class Worker:
 
     def shutdown(self) -> None:
         """Let the running playbooks finish, then stop."""
+        self.wait()  # runs of a pool replaced by reconfigure() included
         self._pool.shutdown(wait=True)
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Use new settings from the next tick on (a reload); running playbooks go on as they were."""
+        with self._lock:
+            slots = self.settings.run_slots()
+            self.settings = settings
+            self.policy = retry_policy(settings)
+            if settings.run_slots() != slots:
+                old, self._pool = self._pool, concurrent.futures.ThreadPoolExecutor(
+                    settings.run_slots(), thread_name_prefix="run")
+                old.shutdown(wait=False)  # its runs finish; shutdown() waits for them
 
     # -- one run -------------------------------------------------------------------------
     def _run_batch(self, registry: panels.Registry, jobs: list[Job]) -> None:
-        server = Server.get_by_id(jobs[0].server_id)
+        # This thread's first statement finds out whether its connection was dropped meanwhile.
+        server = db.retrying(lambda: Server.get_by_id(jobs[0].server_id), "starting a run", _NEVER,
+                             give_up_after=self.settings.lease_seconds)
         action = jobs[0].action
         try:
             panel = registry.get(server.panel)
@@ -148,13 +167,23 @@ class Worker:
                             ident=ident, cancelled=guard, role_dirs=tuple(self.settings.role_dirs()),
                             backup_dir=str(self.settings.backup_dir), runs_dir=self.settings.runs_dir)
         result = execute.run(spec)
+        log.info("run on %s: %s of %d job(s), %.1f s, %s", server.name, action, len(runnable),
+                 result.duration, result.status, extra={"server": server.name, "action": action,
+                                                         "jobs": len(runnable), "duration": round(result.duration, 3),
+                                                         "outcome": result.status})
         kept = artifacts.keep_run(self.settings.artifacts_dir, ident, result)
         for job in runnable:
             host = result.host(render.host_name(job.id))
             try:
-                self._record(job, host, result, kept, panel.id, str(panel.path))
+                # A lost connection rolls the record back: try again on a new one, for as
+                # long as the job's lease would have kept it ours.
+                status = db.retrying(lambda job=job, host=host: self._record(job, host, result, kept, panel.id,
+                                                                                 str(panel.path)),
+                                     f"recording job {job.id}", _NEVER, give_up_after=self.settings.lease_seconds)
             except _NotOwner:
                 log.warning("job %s was taken over by another worker; its result was not recorded", job.id)
+                continue
+            _log_outcome(job, status)
 
     def _still_wanted(self, jobs: list[Job]) -> set[int]:
         """The run guard's first look, before anything runs: a job whose cancel was requested
@@ -196,7 +225,8 @@ class Worker:
                 outcomes.ended(job, FAILED, message, settings=self.settings)
                 artifacts.record_attempt(job, host, empty, status=FAILED, panel=None, kept=None)
         except _NotOwner:
-            pass
+            return
+        _log_outcome(job, JobStatus.FAILED.value)
 
     def _record_cancelled(self, job: Job) -> None:
         """The job's cancel was requested before its run started: it ends without running."""
@@ -205,13 +235,14 @@ class Worker:
                 outcomes.ended(job, CANCELLED, "cancelled before it ran", settings=self.settings)
 
     def _record(self, job: Job, host: execute.HostResult, result: execute.RunResult, kept, panel_id: str,
-                folder: str) -> None:
+                folder: str) -> str:
         now = utcnow()
         with database.atomic():
             status = self._settle(job, host, result, now)
             artifacts.record_attempt(job, host, result, status=status, panel=panel_id, kept=kept, folder=folder)
             for step, problem in host.steps.items():
                 artifacts.record_step(job, step, problem, result, panel=panel_id, kept=kept, folder=folder)
+        return status
 
     def _settle(self, job: Job, host: execute.HostResult, result: execute.RunResult, now) -> str:
         """Move the job on (queue) and its service (outcomes); returns the attempt's log status."""
@@ -267,9 +298,36 @@ class _RunGuard:
         lease = self.settings.lease_seconds if renew else 0.0
         if renew:
             self.last_renewal = now
-        state = queue.heartbeat(self.jobs, utcnow(), lease, renew=renew)
+        try:
+            state = queue.heartbeat(self.jobs, utcnow(), lease, renew=renew)
+        except pw.PeeweeException as exc:
+            if not db.connection_lost(exc):
+                raise
+            # The run goes on; the next check, on a new connection, renews the leases.
+            log.warning("leases of jobs %s not renewed: lost the database connection (%s)",
+                        [j.id for j in self.jobs], db.first_line(exc))
+            if renew:
+                self.last_renewal = 0.0  # renew at the next check
+            return self.stop
         self.stop = not any(state.values())
         return self.stop
+
+
+def _log_outcome(job: Job, status: str) -> None:
+    """One INFO line per job outcome: job, ref, action, status and, when it will be tried
+    again, the next attempt."""
+    try:
+        row = (Job.select(Job.status, Job.run_after, Service.ref)
+               .join(Service, pw.JOIN.LEFT_OUTER, on=(Job.service == Service.id))
+               .where(Job.id == job.id).dicts().first()) or {}
+    except pw.PeeweeException:
+        row = {}  # the outcome is recorded; only this line goes without details
+    ref = row.get("ref")
+    next_attempt = row["run_after"] if row.get("status") == JobStatus.QUEUED.value else None
+    log.info("job %s (ref %s): %s %s%s", job.id, ref or "-", job.action, status,
+             f", next attempt at {next_attempt:%Y-%m-%d %H:%M:%S} UTC" if next_attempt else "",
+             extra={"job": job.id, "ref": ref, "action": job.action, "status": status,
+                    "next_attempt": next_attempt.isoformat() if next_attempt else None})
 
 
 def test_server(settings: Settings, vault: Vault, registry: panels.Registry, server: Server) -> dict:

@@ -16,7 +16,7 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from provisiond import api, audit, queue, tokens
+from provisiond import api, audit, health, queue, tokens
 from provisiond import db as dbmod
 from provisiond.errors import ValidationError
 from provisiond.models import ApiToken, Job, Service, utcnow
@@ -119,9 +119,40 @@ def run(worker: Worker, client: Api, job: dict) -> dict:
     return client.get(f"/v1/jobs/{job['id']}").json()
 
 
+# -- health ----------------------------------------------------------------------------------
+
+def test_health_is_503_naming_why_until_a_daemon_ticked_within_three_tick_intervals(client, settings):
+    answer = client.get("/v1/health", token=None)
+    assert answer.status_code == 503 and "no daemon has ticked yet" in answer.json()["detail"]
+
+    three_ticks = datetime.timedelta(seconds=3 * settings.tick_seconds)
+    health.beat("a-daemon", utcnow() - three_ticks - datetime.timedelta(seconds=5))
+    answer = client.get("/v1/health", token=None)
+    assert answer.status_code == 503
+    assert answer.json()["detail"].startswith("no daemon has ticked for 6 min")
+
+    health.beat("a-daemon", utcnow() - three_ticks + datetime.timedelta(seconds=30))
+    assert client.get("/v1/health", token=None).status_code == 200
+
+
+def test_health_is_503_when_the_database_cannot_be_reached(client):
+    import peewee as pw
+    from provisiond.models import database as proxy
+    health.beat("a-daemon", utcnow())
+    working = proxy.obj
+    proxy.initialize(pw.PostgresqlDatabase("gone", host="127.0.0.1", port=_free_port(), connect_timeout=2))
+    try:
+        answer = client.get("/v1/health", token=None)
+    finally:
+        proxy.initialize(working)
+    assert answer.status_code == 503 and answer.json() == {"detail": "the database cannot be reached"}
+    assert client.get("/v1/health", token=None).status_code == 200
+
+
 # -- auth and documents ----------------------------------------------------------------------
 
 def test_health_and_openapi_need_no_token(client):
+    health.beat("a-daemon", utcnow())
     assert client.get("/v1/health", token=None).json() == {"status": "ok"}
     document = client.get("/openapi.json", token=None).json()
     assert {"/v1/orders", "/v1/services/{service}/payments", "/v1/jobs", "/v1/queue/stats"} <= set(document["paths"])
@@ -457,6 +488,7 @@ def test_sigterm_stops_the_server_and_returns_to_the_caller(database, settings, 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach only the main thread")
     server = api.build_server(settings, port=_free_port(), vault=vault)
+    health.beat("a-daemon", utcnow())
     before = signal.getsignal(signal.SIGTERM)
     answers = []
 

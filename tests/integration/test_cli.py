@@ -375,3 +375,42 @@ def test_job_resolve_and_service_close_are_audited_and_refuse_the_wrong_state(re
     assert [e.action for e in audit.entries("service:INV-9")] == ["service.close"]
     code, _, err = run("service", "close", "INV-9")
     assert code == 2 and "INV-9 is closed" in err
+
+
+def test_status_shows_daemons_queue_depth_oldest_queued_job_and_last_sweep(ready):
+    import datetime
+    from provisiond import health, sweep
+    from provisiond.models import utcnow
+    assert ready("service", "order", "--product", "starter", "--domain", "st.example.com",
+                 "--email", "me@st.example.com", "--ref", "ST-1")[0] == 0
+
+    code, out, _ = ready("status")
+    assert code == 1  # nobody works the queue: a monitoring script sees it
+    assert out.startswith("UNHEALTHY: no daemon has ticked yet")
+
+    health.register("host-a:4242:abc", utcnow())
+    health.beat("host-a:4242:abc", utcnow())
+    sweep.claim_day(datetime.date(2026, 11, 27))
+    code, out, _ = ready("status")
+    assert code == 0, out
+    assert out.startswith("healthy")
+    assert "host-a:4242:abc  running" in out
+    assert "queued 1, running 0, succeeded 0" in out
+    assert "oldest queued job: " in out and "s old" in out
+    assert "last sweep: 2026-11-27" in out
+
+    code, out, _ = ready("status", "--json")
+    report = json.loads(out)
+    assert report["healthy"] is True and report["queue"]["queued"] == 1
+    assert [d["owner"] for d in report["daemons"]] == ["host-a:4242:abc"]
+    assert report["daemons"][0]["state"] == "running" and report["daemons"][0]["pid"] > 0
+    assert report["oldest_queued_age_seconds"] >= 0 and report["last_sweep"] == "2026-11-27"
+
+
+def test_status_says_when_the_database_cannot_be_reached(tmp_path, capsys):
+    from tests.integration.test_api import _free_port
+    url = f"postgresql://nobody@127.0.0.1:{_free_port()}/gone"
+    code = cli.main(["--home", str(tmp_path / "home"), "--database-url", url, "status"])
+    out, err = capsys.readouterr()
+    assert code == 1 and err == ""
+    assert out.startswith("UNHEALTHY: the database cannot be reached (connection to server at")

@@ -9,6 +9,7 @@ import email
 import email.policy
 import http.server
 import json
+import os
 import socket
 import threading
 import time
@@ -353,3 +354,25 @@ def test_the_daemon_sends_the_outbox_on_its_schedule(database, notifying, vault,
     finally:
         daemon.stop()
     assert len(receiver.posts("/alerts")) == 1
+
+
+def test_run_once_also_sends_the_outbox_and_removes_old_run_folders(
+        cpanel_setup, notifying, vault, registry, whm, smtp, receiver):
+    """Cron mode (`run --once`) is a whole daemon: a deployment without one still mails and
+    tells billing, and its artifacts do not grow forever."""
+    from provisiond.daemon import run_once
+    old = notifying.artifacts_dir / "20240101T000000-whm1-create-1-abcdef"
+    old.mkdir(parents=True)
+    month_ago = time.time() - (notifying.artifacts_keep_days + 1) * 86400
+    os.utime(old, (month_ago, month_ago))
+    lifecycle.order(registry, vault, product="starter", domain="cron.example.com",
+                    email="me@cron.example.com", ref="INV-CRON", settings=notifying)
+
+    done = run_once(notifying, vault)
+
+    assert done == {"runs": 1, "notifications": 2, "pruned": 1}
+    [(_, body)] = receiver.posts("/billing")
+    assert json.loads(body)["event"] == "service.created"
+    assert len(smtp.to("me@cron.example.com")) == 1  # the welcome mail
+    assert not old.exists()
+    assert [p.name for p in notifying.artifacts_dir.iterdir()] != []  # this run's folder stays

@@ -190,3 +190,14 @@ def test_a_billing_webhook_without_a_secret_refuses_to_start_unless_unsigned_on_
     assert unsigned.billing_webhook_unsigned and not unsigned.billing_webhook_secret
     signed = config.load({"home": home}, environ={**hook, "PROVISIOND_BILLING_WEBHOOK_SECRET": "s3cret-key"})
     assert signed.billing_webhook_url
+
+
+def test_log_format_json_from_the_environment(home):
+    assert config.load({"home": home}, environ={}).log_format == "text"
+    assert config.load({"home": home}, environ={"PROVISIOND_LOG_FORMAT": "json"}).log_format == "json"
+
+
+@pytest.mark.parametrize("name, value", [("log_format", "xml"), ("log_level", "LOUD")])
+def test_an_unknown_log_format_or_level_names_the_setting(home, name, value):
+    with pytest.raises(ConfigError, match=f"setting {name}: '{value}' is not one of"):
+        config.load({"home": home}, environ={f"PROVISIOND_{name.upper()}": value})
