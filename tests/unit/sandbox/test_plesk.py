@@ -5,7 +5,9 @@ import re
 import pytest
 import requests
 
-from provisiond.sandbox.plesk import PleskSimulator
+from provisiond import accounts, panels
+from provisiond.config import bundled_dir
+from provisiond.sandbox.plesk import SYSUSER_PATTERN, PleskSimulator
 
 KEY = "plesk-test-key"
 STRONG = "Str0ng!Passw0rd"
@@ -314,6 +316,14 @@ def test_system_user_takes_lower_case_letters_and_digits_only(sim, login):
     assert answer.json() == {"code": 400, "message": "hosting_settings.ftp_login: This value is not "
                                                       "a valid system user name."}
     assert sim.subscriptions == {}
+
+
+@pytest.mark.parametrize("username", ["john_doe", "john.doe", "john-doe", "shop2", "a1b2c3"])
+def test_the_plesk_manifest_accepts_only_what_plesk_takes_for_a_system_user(username):
+    rules = panels.discover([bundled_dir("playbooks")]).get("plesk").username
+    accepted = accounts.username_problem(username, rules) is None
+    assert accepted == bool(SYSUSER_PATTERN.match(username))
+    assert accepted == username.isalnum()
 
 
 def test_put_domain_changes_the_system_users_password(sim):
