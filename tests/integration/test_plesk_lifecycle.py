@@ -211,7 +211,7 @@ def test_panel_refusals_fail_once_with_the_reason(case, plesk_setup, registry, v
     elif case == "duplicate_domain":
         squat(plesk, "other", "taken.example.com")
         task, expected = ("Refuse a domain that another customer hosts",
-                          "the domain taken.example.com is already a subscription on the panel")
+                          "the domain taken.example.com is already on the panel, and not as a subscription")
     else:
         squat(plesk, "taken", "elsewhere.example.com")
         task, expected = ("Refuse a customer of this login that is not this service's",
