@@ -295,3 +295,13 @@ def test_terminate_judges_ownership_by_the_subscription(plesk_setup, registry, v
     assert calls(plesk, "DELETE", "") == []
     assert (set(plesk.accounts), set(plesk.subscriptions), set(plesk.sites)) == before
     assert Service.get_by_id(other.id).status == "active"
+
+    # Owned by no customer at all (the administrator's, GET /domains/{id}/client is 404): the same.
+    plesk.op_delete_client(None, None, plesk.accounts["someone"].id)
+    plesk.op_create_domain(None, {"name": "other.example.com", "hosting_type": "virtual",
+                                  "ip_addresses": [IP],
+                                  "hosting_settings": {"ftp_login": "adminsite", "ftp_password": STRONG}})
+    job = settle(worker, lifecycle.request(registry, vault, "INV-501", "terminate"))
+    assert job.status == "needs_attention"
+    assert "belongs to the administrator, not to other" in job.last_error
+    assert "other.example.com" in plesk.subscriptions and "other" in plesk.accounts
