@@ -56,9 +56,11 @@ CLIENT_FIELDS = {"name", "company", "login", "status", "email", "locale", "owner
 DOMAIN_FIELDS = {"name", "description", "hosting_type", "hosting_settings", "base_domain",
                  "parent_domain", "owner_client", "ip_addresses", "ipv4", "ipv6", "plan"}
 LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,59}$")
-# a subscription's system user: lower-case letters and digits only (issue 10: Plesk refuses `_`
-# and other symbols there; the customer login allows more)
-SYSUSER_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,31}$")
+# A subscription's system user on Linux: "only lowercase English letters, numbers, - (dash), and
+# . (dot) are allowed. The first character is limited to letters", 1 to 32 symbols
+# (https://support.plesk.com/hc/en-us/articles/213395409). So `_`, which a customer login may
+# hold, is refused here.
+SYSUSER_PATTERN = re.compile(r"^[a-z][a-z0-9.-]{0,31}$")
 DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DUPLICATE_LOGIN = "Account with this name already exists"  # the OpenAPI example; *unverified*
