@@ -48,6 +48,13 @@ class CloudPanelServer:
     def saved(self, domain: str) -> Path:
         return self.nginx / "provisiond-suspended" / f"{domain}.conf"
 
+    def suspension(self, domain: str) -> Path:
+        return self.nginx / "sites-enabled" / f"+provisiond-suspended-{domain}.conf"
+
+    def serving(self, host: str) -> Path | None:
+        """The file whose server block nginx would answer ``host`` with."""
+        return clpctl.nginx_serves(self.nginx, host)
+
     def shim_calls(self) -> list[str]:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
 
@@ -125,22 +132,33 @@ def test_site_lifecycle_end_to_end(cloudpanel_setup, registry, vault, cloudpanel
 
     site = lambda: cloudpanel.sites["www.shop.example.com"]  # noqa: E731
     vhost = lambda: cloudpanel.vhost("www.shop.example.com").read_text()  # noqa: E731
+    block = cloudpanel.suspension("www.shop.example.com")
+    serving = lambda: cloudpanel.serving("www.shop.example.com")  # noqa: E731
+
+    def renew_certificate() -> bool:
+        """CloudPanel writes the vhost again from its database, as on every certificate renewal."""
+        cloudpanel.clpctl("lets-encrypt:install:certificate", "--domainName=www.shop.example.com")
+        return "certificate: lets-encrypt" in vhost()
+
     steps = [
         ("suspend", {"reason": "overdue"}, "suspended",
-         lambda: site()["suspended"] and site()["expiredate"] == "1" and vhost().startswith(MAINTENANCE)
-         and "return 503" in vhost() and "server_name www.shop.example.com;" in vhost()
-         and "listen 443 ssl;" in vhost() and "ssl_certificate /etc/nginx/ssl-certificates/www.shop.example.com.crt;" in vhost()
-         and cloudpanel.saved("www.shop.example.com").read_text() == own_vhost
-         and cloudpanel.shim_calls() == ["nginx -t", "systemctl reload nginx"]),
-        ("suspend", {"reason": "overdue"}, "suspended",            # nothing to swap again
-         lambda: site()["suspended"] and len(cloudpanel.shim_calls()) == 2
-         and cloudpanel.saved("www.shop.example.com").read_text() == own_vhost),
+         lambda: site()["suspended"] and site()["expiredate"] == "1" and vhost() == own_vhost
+         and serving() == block and block.read_text().startswith(MAINTENANCE) and "return 503" in block.read_text()
+         and "server_name www.shop.example.com;" in block.read_text() and "listen 443 ssl;" in block.read_text()
+         and "ssl_certificate /etc/nginx/ssl-certificates/www.shop.example.com.crt;" in block.read_text()
+         and cloudpanel.shim_calls() == ["nginx -t", "systemctl reload nginx"]
+         # the regeneration that lifted the former vhost swap leaves the suspension in place
+         and renew_certificate() and vhost() != own_vhost and serving() == block),
+        ("suspend", {"reason": "overdue"}, "suspended",            # nothing to write again
+         lambda: site()["suspended"] and len(cloudpanel.shim_calls()) == 2 and serving() == block),
         ("change_password", {}, "suspended",                       # a new password keeps the lock
-         lambda: site()["suspended"] and site()["siteUserPassword"] != first_password),
+         lambda: site()["suspended"] and site()["siteUserPassword"] != first_password and serving() == block),
         ("unsuspend", {}, "active",
-         lambda: not site()["suspended"] and site()["expiredate"] == "" and vhost() == own_vhost
-         and not cloudpanel.saved("www.shop.example.com").exists() and len(cloudpanel.shim_calls()) == 4),
-        ("unsuspend", {}, "active", lambda: vhost() == own_vhost and len(cloudpanel.shim_calls()) == 4),
+         lambda: not site()["suspended"] and site()["expiredate"] == "" and not block.exists()
+         and serving() == cloudpanel.vhost("www.shop.example.com") and "certificate: lets-encrypt" in vhost()
+         and len(cloudpanel.shim_calls()) == 4),
+        ("unsuspend", {}, "active", lambda: serving() == cloudpanel.vhost("www.shop.example.com")
+         and len(cloudpanel.shim_calls()) == 4),
         ("change_password", {}, "active", lambda: not site()["suspended"]),
     ]
     for action, kwargs, status, on_server in steps:
