@@ -188,6 +188,31 @@ def test_site_lifecycle_end_to_end(cloudpanel_setup, registry, vault, cloudpanel
         assert_no_secret(row, *passwords, cloudpanel.sshd.client_key.splitlines()[1])
 
 
+def test_unsuspend_restores_a_site_suspended_by_the_former_vhost_swap(cloudpanel_setup, registry, vault,
+                                                                     cloudpanel, worker):
+    """Services suspended before the suspension had its own file come back with their own vhost."""
+    service, job = lifecycle.order(registry, vault, product="starter", domain="old.example.com",
+                                   email="me@old.example.com", username="old")
+    assert settle(worker, job).status == "succeeded", job.last_error
+    vhost, saved = cloudpanel.vhost("old.example.com"), cloudpanel.saved("old.example.com")
+    own_vhost = vhost.read_text()
+    saved.parent.mkdir(parents=True)                    # what the former suspend.yml left behind
+    saved.write_text(own_vhost)
+    vhost.write_text(f"{MAINTENANCE}. old.example.com's own vhost is kept in {saved}.\nserver {{\n"
+                     "  server_name old.example.com;\n  location / {\n    return 503;\n  }\n}\n")
+    subprocess.run([str(cloudpanel.bin / "usermod"), "-L", "-e", "1", "old"], env={"PATH": SYSTEM_PATH}, check=True)
+    Service.update(status="suspended").where(Service.id == service.id).execute()
+
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "unsuspend"))
+    assert job.status == "succeeded", job.last_error
+    assert Service.get_by_id(service.id).status == "active"
+    assert vhost.read_text() == own_vhost and not saved.exists()
+    assert cloudpanel.serving("old.example.com") == vhost
+    site = cloudpanel.sites["old.example.com"]
+    assert not site["suspended"] and site["expiredate"] == ""
+    assert cloudpanel.shim_calls() == ["nginx -t", "systemctl reload nginx"]
+
+
 def test_terminate_of_a_site_gone_from_the_server_is_done(cloudpanel_setup, registry, vault, cloudpanel, worker):
     service, job = lifecycle.order(registry, vault, product="starter", domain="gone.example.com",
                                    email="me@gone.example.com")
