@@ -58,8 +58,8 @@ def test_the_block_answers_503_for_the_site_names_on_its_listen_and_certificate(
     paths["vhost"].write_text(vhost_text("www.shop.example.com shop.example.com"))
     block = read()["wanted_block"]
     assert block.startswith("# provisiond: suspended www.shop.example.com.")
-    for line in ("listen 80;", "listen [::]:80;", "listen 443 ssl http2;", "server_name www.shop.example.com shop.example.com;",
-                 "ssl_certificate /etc/nginx/ssl-certificates/www.shop.example.com.crt;", "return 503 "):
+    for line in ("listen 80;", "listen [::]:80;", "listen 443 ssl http2;",
+                 "server_name www.shop.example.com shop.example.com;", "ssl_certificate /etc/nginx/ssl-certificates/www.shop.example.com.crt;", "return 503 "):
         assert line in block
     # Let's Encrypt renewals still reach the site's webroot while it is suspended.
     assert "location ^~ /.well-known/acme-challenge/ {\n    root /home/shop/htdocs/www.shop.example.com;" in block
