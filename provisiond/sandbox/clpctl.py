@@ -25,11 +25,12 @@ github.com/cloudpanel-io/docs, published at https://www.cloudpanel.io/docs/v2/):
   is the same rewrite for a save in the panel's Vhost Editor, which has no clpctl command.
 - The site root ``/home/<siteUser>/htdocs/<domainName>``: root-user-commands.md ("the root
   directory ... /home/$siteUser/htdocs/$domainName/$rootDirectory").
-- ``nginx_serves()``: which file's server block nginx picks for a host name. nginx reads
-  ``sites-enabled/*.conf`` in sorted (byte) order (``glob()``, src/core/ngx_conf_file.c) and, of two
-  server blocks with the same name on the same listen address, keeps the first and ignores the
-  later one with a "conflicting server name" warning (src/http/ngx_http.c,
-  ``ngx_http_server_names``).
+- ``nginx_serves()``: which file's server block nginx picks for a host name. nginx expands an
+  ``include`` glob with ``glob(pattern, 0, ...)`` (github.com/nginx/nginx, src/os/unix/ngx_files.c,
+  ``ngx_open_glob``: sorted, and in the C locale, since nginx on Unix never calls ``setlocale``,
+  so in byte order) and, of two server blocks with the same name on the same listen address, keeps
+  the first and ignores the later one with a "conflicting server name ... ignored" warning
+  (src/http/ngx_http.c, ``ngx_http_server_names``).
 
 Parsing follows Symfony Console, which clpctl is built on: ``--opt=value`` or ``--opt value``;
 unknown commands and options, missing option values, values given to ``--force`` and positional
