@@ -213,6 +213,21 @@ def test_unsuspend_restores_a_site_suspended_by_the_former_vhost_swap(cloudpanel
     assert cloudpanel.shim_calls() == ["nginx -t", "systemctl reload nginx"]
 
 
+def test_terminate_of_a_suspended_site_leaves_no_suspension_behind(cloudpanel_setup, registry, vault, cloudpanel,
+                                                                   worker):
+    """The suspension's block names the site's certificate: it must not outlive the site."""
+    service, job = lifecycle.order(registry, vault, product="starter", domain="gone.example.com",
+                                   email="me@gone.example.com")
+    assert settle(worker, job).status == "succeeded", job.last_error
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "suspend", reason="overdue"))
+    assert job.status == "succeeded", job.last_error
+    assert cloudpanel.serving("gone.example.com") == cloudpanel.suspension("gone.example.com")
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "terminate"))
+    assert job.status == "succeeded", job.last_error
+    assert cloudpanel.sites == {} and not cloudpanel.suspension("gone.example.com").exists()
+    assert cloudpanel.serving("gone.example.com") is None
+
+
 def test_terminate_of_a_site_gone_from_the_server_is_done(cloudpanel_setup, registry, vault, cloudpanel, worker):
     service, job = lifecycle.order(registry, vault, product="starter", domain="gone.example.com",
                                    email="me@gone.example.com")
