@@ -1,9 +1,36 @@
-"""A `clpctl` simulator for CloudPanel (shared/panels/cloudpanel.md).
+"""A `clpctl` simulator for CloudPanel (shared/panels/cloudpanel.md), after the vendor's pages.
 
 Run as ``python -m provisiond.sandbox.clpctl <command> --flag=value ...`` with the JSON state file
 named by ``$CLPCTL_STATE``, or through the ``clpctl`` script ``install_wrapper()`` writes. Every run
 holds an exclusive ``fcntl`` lock on ``<state>.lock`` while it reads and rewrites the state, so
-concurrent invocations are safe.
+concurrent invocations are safe. The state is CloudPanel's own database: the panel is the master.
+
+Sources, per command modelled (CloudPanel's PHP source is not public; its docs are
+github.com/cloudpanel-io/docs, published at https://www.cloudpanel.io/docs/v2/):
+
+- ``site:add:php|static|nodejs|python|reverse-proxy``, ``site:delete [--force]``, ``db:add``,
+  ``user:add|delete|list``, ``lets-encrypt:install:certificate``, ``vhost-templates:list``:
+  https://www.cloudpanel.io/docs/v2/cloudpanel-cli/root-user-commands/
+  (v2/docs/cloudpanel-cli/root-user-commands.md); error texts from cloudpanel-io/cloudpanel-ce
+  issues 242, 271, 284.
+- The vhost ``sites-enabled/<domainName>.conf`` is *generated* from the site's record: the vhost
+  template (github.com/cloudpanel-io/vhost-templates, ``v2/Generic/Generic``) with its
+  ``{{server_name}}``, ``{{root}}``, ``{{ssl_certificate}}`` ... placeholders filled in
+  (https://www.cloudpanel.io/docs/v2/frontend-area/vhost/, and cloudpanel-ce issue 637: "the
+  placeholders getting replaced"). CloudPanel writes the file again from its database whenever the
+  site changes, and never reads it back (cloudpanel-ce issue 698: "CloudPanel is the master, there
+  is no sync"). The simulator regenerates it on ``site:add:*`` and on
+  ``lets-encrypt:install:certificate`` (a certificate install or renewal rewrites the certificate
+  lines), so an edit made to that file by hand is lost there, as on a real server; ``regenerate()``
+  is the same rewrite for a save in the panel's Vhost Editor, which has no clpctl command.
+- The site root ``/home/<siteUser>/htdocs/<domainName>``: root-user-commands.md ("the root
+  directory ... /home/$siteUser/htdocs/$domainName/$rootDirectory").
+- ``nginx_serves()``: which file's server block nginx picks for a host name. nginx expands an
+  ``include`` glob with ``glob(pattern, 0, ...)`` (github.com/nginx/nginx, src/os/unix/ngx_files.c,
+  ``ngx_open_glob``: sorted, and in the C locale, since nginx on Unix never calls ``setlocale``,
+  so in byte order) and, of two server blocks with the same name on the same listen address, keeps
+  the first and ignores the later one with a "conflicting server name ... ignored" warning
+  (src/http/ngx_http.c, ``ngx_http_server_names``).
 
 Parsing follows Symfony Console, which clpctl is built on: ``--opt=value`` or ``--opt value``;
 unknown commands and options, missing option values, values given to ``--force`` and positional
@@ -12,13 +39,14 @@ arguments are refused on stderr with exit 1. CloudPanel's own failures go to std
 code and the success texts are *unverified* (exit code: ``$CLPCTL_ERROR_EXIT``, default 1).
 
 CloudPanel has no suspend: provisiond locks the site user. ``install_account_tools()`` writes a
-``usermod`` shim (``-L`` / ``-U`` / ``-e DATE``) that records this as the site's ``suspended`` and
-``expiredate`` in the same state, and a ``chpasswd`` shim (``user:password`` lines on stdin) that
-sets the site user's password and, like the real one, drops a ``-L`` lock. With
-``$CLPCTL_HOME_ROOT`` set, site users' home directories and their site root
-``htdocs/<domainName>`` are created and removed under it (for the ``/home/<siteUser>`` existence
-check); with ``$CLPCTL_NGINX_DIR`` set, the site's vhost ``sites-enabled/<domainName>.conf`` is
-written and removed there, as CloudPanel does in ``/etc/nginx``.
+``usermod`` shim (``-L`` / ``-U`` / ``-e DATE``, as usermod(8)) that records this as the site's
+``suspended`` and ``expiredate`` in the same state, and a ``chpasswd`` shim (``user:password``
+lines on stdin, chpasswd(8)) that sets the site user's password and, like the real one, drops a
+``-L`` lock but keeps the expiry. With ``$CLPCTL_HOME_ROOT`` set, site users' home directories and
+their site root ``htdocs/<domainName>`` are created and removed under it (for the
+``/home/<siteUser>`` existence check); with ``$CLPCTL_NGINX_DIR`` set, the site's vhost
+``sites-enabled/<domainName>.conf`` is written and removed there, as CloudPanel does in
+``/etc/nginx``.
 """
 
 from __future__ import annotations
@@ -196,14 +224,38 @@ def add_site(state: dict, kind: str, opts: dict) -> str:
     if user in SYSTEM_USERS or any(s["siteUser"] == user for s in state["sites"].values()):
         raise Failure(f"An error has occurred, error message: user: {EXISTS}")
     state["sites"][domain] = dict(opts, type=kind, certificate=False, suspended=False, expiredate="")
-    home = Path(os.environ.get(HOME_ROOT_ENV) or "/home", user)
     if os.environ.get(HOME_ROOT_ENV):
-        (home / "htdocs" / domain).mkdir(parents=True, exist_ok=True)
-    if os.environ.get(NGINX_DIR_ENV):
-        vhost = _vhost_path(domain)
-        vhost.parent.mkdir(parents=True, exist_ok=True)
-        vhost.write_text(VHOST.format(domain=domain, root=home / "htdocs" / domain))
+        (_site_root(state["sites"][domain])).mkdir(parents=True, exist_ok=True)
+    _write_vhost(state["sites"][domain])
     return f'Site "{domain}" has been created.'
+
+
+def _site_root(site: dict) -> Path:
+    return Path(os.environ.get(HOME_ROOT_ENV) or "/home", site["siteUser"], "htdocs", site["domainName"])
+
+
+def _write_vhost(site: dict) -> None:
+    """Write the site's vhost from its record, as CloudPanel does: whatever the file held is lost."""
+    if os.environ.get(NGINX_DIR_ENV):
+        vhost = _vhost_path(site["domainName"])
+        vhost.parent.mkdir(parents=True, exist_ok=True)
+        certificate = "lets-encrypt" if site.get("certificate") else "self-signed"
+        vhost.write_text(VHOST.format(domain=site["domainName"], root=_site_root(site), certificate=certificate))
+
+
+def regenerate(state_file: Path, domain: str) -> None:
+    """Rewrite ``domain``'s vhost from the state, as a save in CloudPanel's Vhost Editor does."""
+    with locked_state(state_file) as state:
+        _write_vhost(_site(state, domain))
+
+
+def nginx_serves(nginx_dir: Path, host: str) -> Path | None:
+    """The file whose server block nginx picks for ``host``: the first, in sorted order, naming it."""
+    for path in sorted(Path(nginx_dir, "sites-enabled").glob("*.conf"), key=lambda p: p.name.encode()):
+        names = re.findall(r"^\s*server_name\s+([^;]*);", path.read_text(), re.M)
+        if any(host in line.split() for line in names):
+            return path
+    return None
 
 
 VHOST = """server {{
@@ -214,6 +266,7 @@ VHOST = """server {{
   ssl_certificate_key /etc/nginx/ssl-certificates/{domain}.key;
   ssl_certificate /etc/nginx/ssl-certificates/{domain}.crt;
   server_name {domain};
+  # certificate: {certificate}
   root {root};
   index index.php index.html;
   location / {{
@@ -324,6 +377,7 @@ def add_database(state: dict, opts: dict) -> str:
 def install_certificate(state: dict, opts: dict) -> str:
     site = _site(state, opts.get("domainName"))
     site["certificate"] = True
+    _write_vhost(site)   # CloudPanel writes the vhost again with the new certificate
     return f'Certificate for "{site["domainName"]}" has been installed.'
 
 

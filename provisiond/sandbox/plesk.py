@@ -1,14 +1,39 @@
-"""A strict Plesk REST API v2 simulator (shared/panels/plesk.md).
+"""A strict Plesk simulator: REST API v2, its CLI gate and the two XML API reads provisiond uses.
 
-Base path ``/api/v2``; auth by ``X-API-Key`` (or Basic auth as ``admin`` when the simulator is given
-an admin password). Failures are HTTP statuses with ``{"code", "message"}``, except
-``POST /cli/{command}/call``, which answers HTTP 200 with ``{"code", "stdout", "stderr"}`` for a
-known command. Customers (``/clients``) and subscriptions (``/domains``, hosting type ``virtual``)
-are separate objects; deleting a customer removes its subscriptions. Suspending a customer does not
-change its subscriptions' own status (the simulator does not guess at cascading).
+Sources, per endpoint (the vendor's words decide where shared/panels/plesk.md differs):
 
-Texts the contract marks *unverified* (duplicate-login message, CLI output) are module constants or
-constructor options.
+- REST API v2 in general (base ``/api/v2``, ``X-API-Key`` or Basic auth, JSON, failures as HTTP
+  status with ``{"code", "message"}``): https://docs.plesk.com/en-US/obsidian/api-rpc/about-rest-api.79359/
+  and the OpenAPI 3 specification Plesk ships at ``https://HOST:8443/api/v2/swagger.yml`` (as
+  generated into github.com/Team-Nifty-GmbH/plesk-sdk, ``src/Requests``, ``src/Dto``).
+- ``GET /server``, ``GET /server/ips``: plesk-sdk ``src/Requests/Server/ServerMetaInformation.php``,
+  ``ServerIpAddresses.php``.
+- ``GET|POST /clients``, ``GET|PUT|DELETE /clients/{id}``, ``PUT /clients/{id}/suspend|activate``:
+  plesk-sdk ``src/Requests/Clients/*.php``.
+- ``GET /clients/{id}/domains``: plesk-sdk ``ListOfClientDomains.php``. It lists *every* domain
+  of the customer: the main domain of each subscription (``base_domain_id`` 0), the additional
+  domains added to a subscription and the subdomains (``base_domain_id`` = the subscription's
+  main domain), as the XML API's ``customer get-domain-list`` documents ("domains, subdomains, and
+  domain aliases", https://docs.plesk.com/en-US/onyx/api-rpc/reference/managing-customer-accounts/retrieving-the-list-of-customers-domains.75309/
+  and its ``main`` / ``parent-id`` fields, https://docs.plesk.com/en-US/obsidian/api-rpc/about-xml-api/reference/managing-plesk-server/getting-server-information/response-packet-structure-and-samples/list-of-domains.75294).
+- ``GET|POST /domains``, ``GET|PUT|DELETE /domains/{id}``, ``GET /domains/{id}/client``,
+  ``GET|PUT /domains/{id}/status``: plesk-sdk ``src/Requests/Domains/*.php`` (``DomainResponse``:
+  ``id, name, ascii_name, hosting_type, base_domain_id, www_root, guid, created``, no plan;
+  ``UpdateDomain``: ``hosting_settings`` ``ftp_login`` / ``ftp_password``, the subscription's
+  system user). Deleting a subscription's main domain removes the subscription with its
+  additional domains and subdomains.
+- ``POST /cli/{command}/call`` (HTTP 200, ``{"code","stdout","stderr"}``, ``code`` = the utility's
+  exit code, 0 success / 1 failure with the reason on stderr): plesk-sdk ``src/Requests/Cli``;
+  https://docs.plesk.com/current/cli-linux/getting-started-with-command-line-utilities.37894/ ;
+  ``subscription --webspace-off|--webspace-on|--switch-subscription ... -service-plan`` from
+  https://docs.plesk.com/en-US/onyx/cli-linux/using-command-line-utilities/subscription-subscriptions.37768
+  (the simulator's ``--info`` prints no plan: the page documents no such output line).
+- ``POST /enterprise/control/agent.php`` (XML API, ``KEY`` header = a secret key, which is what
+  ``POST /api/v2/auth/keys`` makes): see provisiond.sandbox.plesk_xml.
+
+Suspending a customer does not change its subscriptions' own status (the simulator does not
+guess at cascading). Texts the contract marks *unverified* (duplicate-login message, CLI output)
+are module constants or constructor options.
 """
 
 from __future__ import annotations
@@ -21,6 +46,7 @@ import re
 import time
 import uuid
 
+from provisiond.sandbox import plesk_xml
 from provisiond.sandbox.base import PanelSimulator, Request, Response
 
 API = "/api/v2"
@@ -30,7 +56,11 @@ CLIENT_FIELDS = {"name", "company", "login", "status", "email", "locale", "owner
 DOMAIN_FIELDS = {"name", "description", "hosting_type", "hosting_settings", "base_domain",
                  "parent_domain", "owner_client", "ip_addresses", "ipv4", "ipv6", "plan"}
 LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,59}$")
-SYSUSER_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
+# A subscription's system user on Linux: "only lowercase English letters, numbers, - (dash), and
+# . (dot) are allowed. The first character is limited to letters", 1 to 32 symbols
+# (https://support.plesk.com/hc/en-us/articles/213395409). So `_`, which a customer login may
+# hold, is refused here.
+SYSUSER_PATTERN = re.compile(r"^[a-z][a-z0-9.-]{0,31}$")
 DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DUPLICATE_LOGIN = "Account with this name already exists"  # the OpenAPI example; *unverified*
@@ -53,6 +83,7 @@ class Subscription:
     ip_addresses: list[str]
     hosting_type: str = "virtual"
     status: str = "active"  # active | suspended | disabled
+    description: str = ""
     guid: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
     created: str = dataclasses.field(default_factory=_today)
 
@@ -60,11 +91,38 @@ class Subscription:
     def suspended(self) -> bool:
         return self.status != "active"
 
+    base_domain_id = 0  # a subscription's main domain
+
     def view(self) -> dict:
-        return {"id": self.id, "name": self.name, "ascii_name": self.name,
-                "hosting_type": self.hosting_type, "base_domain_id": 0,
-                "www_root": f"/var/www/vhosts/{self.name}/httpdocs", "guid": self.guid,
-                "created": self.created}
+        return _domain_view(self, f"/var/www/vhosts/{self.name}/httpdocs")
+
+
+@dataclasses.dataclass
+class Site:
+    """An additional domain or a subdomain inside a subscription (``base_domain_id`` = its main
+    domain's id); it has no system user or plan of its own."""
+
+    id: int
+    name: str
+    subscription: Subscription
+    parent: str | None = None  # the parent domain's name, for a subdomain
+    hosting_type: str = "virtual"
+    description: str = ""
+    guid: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    created: str = dataclasses.field(default_factory=_today)
+
+    @property
+    def base_domain_id(self) -> int:
+        return self.subscription.id
+
+    def view(self) -> dict:
+        return _domain_view(self, f"/var/www/vhosts/{self.subscription.name}/{self.name}")
+
+
+def _domain_view(domain, www_root: str) -> dict:
+    return {"id": domain.id, "name": domain.name, "ascii_name": domain.name,
+            "hosting_type": domain.hosting_type, "base_domain_id": domain.base_domain_id,
+            "www_root": www_root, "guid": domain.guid, "created": domain.created}
 
 
 @dataclasses.dataclass
@@ -132,6 +190,8 @@ class PleskSimulator(PanelSimulator):
         self.panel_version = panel_version
         self.accounts: dict[str, Customer] = {}
         self.subscriptions: dict[str, Subscription] = {}
+        self.sites: dict[str, Site] = {}  # additional domains and subdomains, by name
+        self.plan_guids = {plan: str(uuid.uuid4()) for plan in self.plans}
         self._next_client_id = 2  # 1 is the administrator
         self._next_domain_id = 1
 
@@ -145,7 +205,8 @@ class PleskSimulator(PanelSimulator):
         ("PUT", r"/clients/(\d+)/suspend", "suspend_client"),
         ("PUT", r"/clients/(\d+)/activate", "activate_client"),
         ("GET", r"/domains", "list_domains"), ("POST", r"/domains", "create_domain"),
-        ("GET", r"/domains/(\d+)", "get_domain"), ("DELETE", r"/domains/(\d+)", "delete_domain"),
+        ("GET", r"/domains/(\d+)", "get_domain"), ("PUT", r"/domains/(\d+)", "update_domain"),
+        ("DELETE", r"/domains/(\d+)", "delete_domain"),
         ("GET", r"/domains/(\d+)/client", "domain_client"),
         ("GET", r"/domains/(\d+)/status", "get_domain_status"),
         ("PUT", r"/domains/(\d+)/status", "set_domain_status"),
@@ -154,6 +215,9 @@ class PleskSimulator(PanelSimulator):
     ]
 
     def handle(self, request: Request) -> Response:
+        if request.path == plesk_xml.PATH:
+            with self.lock:
+                return plesk_xml.handle(self, request)
         if not self._authorized(request.headers):
             return self._error(401, "Authentication failed")
         if not request.path.startswith(API + "/"):
@@ -209,11 +273,22 @@ class PleskSimulator(PanelSimulator):
                 return customer
         raise HttpError(404, "Client is not found")
 
-    def _domain(self, domain_id) -> Subscription:
-        for sub in self.subscriptions.values():
-            if sub.id == int(domain_id):
-                return sub
+    def _domain(self, domain_id) -> Subscription | Site:
+        for domain in self._all_domains():
+            if domain.id == int(domain_id):
+                return domain
         raise HttpError(404, "Domain is not found")
+
+    def _all_domains(self) -> list:
+        """Every domain on the server, each subscription's main domain first, then its others."""
+        return [d for sub in self.subscriptions.values() for d in (sub, *self._sites_of(sub))]
+
+    def _sites_of(self, sub: Subscription) -> list[Site]:
+        return [site for site in self.sites.values() if site.subscription is sub]
+
+    @staticmethod
+    def _subscription_of(domain) -> Subscription:
+        return domain if isinstance(domain, Subscription) else domain.subscription
 
     def _check_password(self, password, login: str) -> None:
         if not isinstance(password, str) or not password:
@@ -242,7 +317,9 @@ class PleskSimulator(PanelSimulator):
         return 200, self._client(client_id).view()
 
     def op_client_domains(self, request, body, client_id):
-        return 200, [s.view() for s in self._client(client_id).subscriptions]
+        customer = self._client(client_id)
+        return 200, [d.view() for d in self._all_domains()
+                     if self._subscription_of(d).owner_login == customer.login]
 
     def op_create_client(self, request, body):
         if not isinstance(body, dict):
@@ -308,8 +385,8 @@ class PleskSimulator(PanelSimulator):
 
     def op_delete_client(self, request, body, client_id):
         customer = self._client(client_id)
-        for sub in customer.subscriptions:
-            self.subscriptions.pop(sub.name, None)
+        for sub in list(customer.subscriptions):
+            self._remove_subscription(sub)
         del self.accounts[customer.login]
         return 200, {"id": customer.id, "guid": customer.guid}
 
@@ -323,25 +400,25 @@ class PleskSimulator(PanelSimulator):
 
     # -- domains (subscriptions) -----------------------------------------------------------
     def op_list_domains(self, request, body):
-        subs = list(self.subscriptions.values())
+        domains = self._all_domains()
         if "name" in request.query:
-            subs = [s for s in subs if s.name == request.query["name"].lower()]
-        return 200, [s.view() for s in subs]
+            domains = [d for d in domains if d.name == request.query["name"].lower()]
+        return 200, [d.view() for d in domains]
 
     def op_get_domain(self, request, body, domain_id):
         return 200, self._domain(domain_id).view()
 
     def op_domain_client(self, request, body, domain_id):
-        sub = self._domain(domain_id)
+        sub = self._subscription_of(self._domain(domain_id))
         if sub.owner_login is None:
             raise HttpError(404, "Client is not found")
         return 200, self.accounts[sub.owner_login].view()
 
     def op_get_domain_status(self, request, body, domain_id):
-        return 200, {"status": self._domain(domain_id).status}
+        return 200, {"status": self._subscription_of(self._domain(domain_id)).status}
 
     def op_set_domain_status(self, request, body, domain_id):
-        sub = self._domain(domain_id)
+        sub = self._subscription_of(self._domain(domain_id))
         status = body.get("status") if isinstance(body, dict) else None
         if status not in ("active", "suspended", "disabled"):
             raise HttpError(400, "status: The value you selected is not a valid choice.")
@@ -349,11 +426,51 @@ class PleskSimulator(PanelSimulator):
         return 200, {"status": status}
 
     def op_delete_domain(self, request, body, domain_id):
-        sub = self._domain(domain_id)
+        """A subscription's main domain takes the subscription with it, sites and all."""
+        domain = self._domain(domain_id)
+        if isinstance(domain, Site):
+            del self.sites[domain.name]
+        else:
+            self._remove_subscription(domain)
+        return 200, {"id": domain.id, "guid": domain.guid}
+
+    def _remove_subscription(self, sub: Subscription) -> None:
+        for site in self._sites_of(sub):
+            del self.sites[site.name]
         del self.subscriptions[sub.name]
         if sub.owner_login in self.accounts:
             self.accounts[sub.owner_login].subscriptions.remove(sub)
-        return 200, {"id": sub.id, "guid": sub.guid}
+
+    def op_update_domain(self, request, body, domain_id):
+        """``PUT /domains/{id}``: the system user (``hosting_settings``) and the description."""
+        domain = self._domain(domain_id)
+        if not isinstance(body, dict) or not body:
+            raise HttpError(400, "Request body must be a non-empty JSON object")
+        unknown = sorted(set(body) - {"description", "hosting_settings"})
+        if unknown:
+            raise HttpError(400, f"Unknown fields: {', '.join(unknown)}")
+        if "hosting_settings" in body:
+            if not isinstance(domain, Subscription):
+                raise HttpError(400, "hosting_settings: the system user belongs to the subscription's "
+                                     "main domain.")
+            login, password = self._system_user(body["hosting_settings"], domain)
+            domain.ftp_login, domain.ftp_password = login, password
+        if "description" in body:
+            domain.description = str(body["description"])
+        return 200, {"id": domain.id, "guid": domain.guid}
+
+    def _system_user(self, settings, sub: Subscription | None = None) -> tuple[str, str]:
+        if not isinstance(settings, dict):
+            raise HttpError(400, "hosting_settings: ftp_login and ftp_password are required for "
+                                 "virtual hosting.")
+        ftp_login, ftp_password = settings.get("ftp_login"), settings.get("ftp_password")
+        if not isinstance(ftp_login, str) or not SYSUSER_PATTERN.match(ftp_login):
+            raise HttpError(400, "hosting_settings.ftp_login: This value is not a valid system "
+                                 "user name.")
+        if any(s.ftp_login == ftp_login for s in self.subscriptions.values() if s is not sub):
+            raise HttpError(400, f"System user '{ftp_login}' already exists.")
+        self._check_password(ftp_password, ftp_login)
+        return ftp_login, ftp_password
 
     def op_create_domain(self, request, body):
         if not isinstance(body, dict):
@@ -367,8 +484,10 @@ class PleskSimulator(PanelSimulator):
         name = name.lower()
         if not DOMAIN_PATTERN.match(name):
             raise HttpError(400, f"name: '{name}' is not a valid domain name.")
-        if name in self.subscriptions:
+        if name in self.subscriptions or name in self.sites:
             raise HttpError(400, f"Domain with the name '{name}' already exists.")
+        if body.get("base_domain") or body.get("parent_domain"):
+            return self._create_site(name, body)
         if body.get("hosting_type") != "virtual":
             raise HttpError(400, "hosting_type: This simulator only provides 'virtual' hosting "
                                  "(subscriptions with physical hosting).")
@@ -380,17 +499,7 @@ class PleskSimulator(PanelSimulator):
         for ip in ips:
             if ip not in self.ip_addresses:
                 raise HttpError(400, f"IP address {ip} is not in the server's IP pool.")
-        settings = body.get("hosting_settings")
-        if not isinstance(settings, dict):
-            raise HttpError(400, "hosting_settings: ftp_login and ftp_password are required for "
-                                 "virtual hosting.")
-        ftp_login, ftp_password = settings.get("ftp_login"), settings.get("ftp_password")
-        if not isinstance(ftp_login, str) or not SYSUSER_PATTERN.match(ftp_login):
-            raise HttpError(400, "hosting_settings.ftp_login: This value is not a valid system "
-                                 "user name.")
-        if any(s.ftp_login == ftp_login for s in self.subscriptions.values()):
-            raise HttpError(400, f"System user '{ftp_login}' already exists.")
-        self._check_password(ftp_password, ftp_login)
+        ftp_login, ftp_password = self._system_user(body.get("hosting_settings"))
         sub = Subscription(id=self._next_domain_id, name=name,
                            owner_login=owner.login if owner else None, plan=plan,
                            ftp_login=ftp_login, ftp_password=ftp_password, ip_addresses=list(ips))
@@ -399,6 +508,22 @@ class PleskSimulator(PanelSimulator):
         if owner:
             owner.subscriptions.append(sub)
         return 201, {"id": sub.id, "guid": sub.guid}
+
+    def _create_site(self, name: str, body: dict):
+        """An additional domain (``base_domain``) or a subdomain (``parent_domain``)."""
+        ref = body.get("parent_domain") or body.get("base_domain")
+        if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+            raise HttpError(400, "base_domain: This value is not valid.")
+        parent = next((d for d in self._all_domains() if d.name == ref["name"].lower()), None)
+        if parent is None:
+            raise HttpError(400, f"Domain '{ref['name']}' is not found.")
+        if body.get("parent_domain") and not name.endswith("." + parent.name):
+            raise HttpError(400, f"name: '{name}' is not a subdomain of '{parent.name}'.")
+        site = Site(id=self._next_domain_id, name=name, subscription=self._subscription_of(parent),
+                    parent=parent.name if body.get("parent_domain") else None)
+        self._next_domain_id += 1
+        self.sites[name] = site
+        return 201, {"id": site.id, "guid": site.guid}
 
     def _owner(self, ref) -> Customer | None:
         if ref is None:
@@ -454,9 +579,10 @@ class PleskSimulator(PanelSimulator):
             return 1, "", f"Unable to find subscription '{name}': object not found.\n"
         if option == "--info":
             owner = sub.owner_login or "admin"
+            # No plan line: the subscription utility's page documents none (issue 10).
             return 0, (f"General\n=============================\nDomain name:        {sub.name}\n"
                        f"Owner's login:      {owner}\nStatus:             {sub.status}\n"
-                       f"Service plan:       {sub.plan or 'None'}\nFTP login:          {sub.ftp_login}\n"), ""
+                       f"FTP login:          {sub.ftp_login}\n"), ""
         if option == "--switch-subscription":
             if rest[1] not in self.plans:
                 return 1, "", f"Unable to find service plan '{rest[1]}'.\n"

@@ -48,6 +48,13 @@ class CloudPanelServer:
     def saved(self, domain: str) -> Path:
         return self.nginx / "provisiond-suspended" / f"{domain}.conf"
 
+    def suspension(self, domain: str) -> Path:
+        return self.nginx / "sites-enabled" / f"+provisiond-suspended-{domain}.conf"
+
+    def serving(self, host: str) -> Path | None:
+        """The file whose server block nginx would answer ``host`` with."""
+        return clpctl.nginx_serves(self.nginx, host)
+
     def shim_calls(self) -> list[str]:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
 
@@ -125,22 +132,33 @@ def test_site_lifecycle_end_to_end(cloudpanel_setup, registry, vault, cloudpanel
 
     site = lambda: cloudpanel.sites["www.shop.example.com"]  # noqa: E731
     vhost = lambda: cloudpanel.vhost("www.shop.example.com").read_text()  # noqa: E731
+    block = cloudpanel.suspension("www.shop.example.com")
+    serving = lambda: cloudpanel.serving("www.shop.example.com")  # noqa: E731
+
+    def renew_certificate() -> bool:
+        """CloudPanel writes the vhost again from its database, as on every certificate renewal."""
+        cloudpanel.clpctl("lets-encrypt:install:certificate", "--domainName=www.shop.example.com")
+        return "certificate: lets-encrypt" in vhost()
+
     steps = [
         ("suspend", {"reason": "overdue"}, "suspended",
-         lambda: site()["suspended"] and site()["expiredate"] == "1" and vhost().startswith(MAINTENANCE)
-         and "return 503" in vhost() and "server_name www.shop.example.com;" in vhost()
-         and "listen 443 ssl;" in vhost() and "ssl_certificate /etc/nginx/ssl-certificates/www.shop.example.com.crt;" in vhost()
-         and cloudpanel.saved("www.shop.example.com").read_text() == own_vhost
-         and cloudpanel.shim_calls() == ["nginx -t", "systemctl reload nginx"]),
-        ("suspend", {"reason": "overdue"}, "suspended",            # nothing to swap again
-         lambda: site()["suspended"] and len(cloudpanel.shim_calls()) == 2
-         and cloudpanel.saved("www.shop.example.com").read_text() == own_vhost),
+         lambda: site()["suspended"] and site()["expiredate"] == "1" and vhost() == own_vhost
+         and serving() == block and block.read_text().startswith(MAINTENANCE) and "return 503" in block.read_text()
+         and "server_name www.shop.example.com;" in block.read_text() and "listen 443 ssl;" in block.read_text()
+         and "ssl_certificate /etc/nginx/ssl-certificates/www.shop.example.com.crt;" in block.read_text()
+         and cloudpanel.shim_calls() == ["nginx -t", "systemctl reload nginx"]
+         # the regeneration that lifted the former vhost swap leaves the suspension in place
+         and renew_certificate() and vhost() != own_vhost and serving() == block),
+        ("suspend", {"reason": "overdue"}, "suspended",            # nothing to write again
+         lambda: site()["suspended"] and len(cloudpanel.shim_calls()) == 2 and serving() == block),
         ("change_password", {}, "suspended",                       # a new password keeps the lock
-         lambda: site()["suspended"] and site()["siteUserPassword"] != first_password),
+         lambda: site()["suspended"] and site()["siteUserPassword"] != first_password and serving() == block),
         ("unsuspend", {}, "active",
-         lambda: not site()["suspended"] and site()["expiredate"] == "" and vhost() == own_vhost
-         and not cloudpanel.saved("www.shop.example.com").exists() and len(cloudpanel.shim_calls()) == 4),
-        ("unsuspend", {}, "active", lambda: vhost() == own_vhost and len(cloudpanel.shim_calls()) == 4),
+         lambda: not site()["suspended"] and site()["expiredate"] == "" and not block.exists()
+         and serving() == cloudpanel.vhost("www.shop.example.com") and "certificate: lets-encrypt" in vhost()
+         and len(cloudpanel.shim_calls()) == 4),
+        ("unsuspend", {}, "active", lambda: serving() == cloudpanel.vhost("www.shop.example.com")
+         and len(cloudpanel.shim_calls()) == 4),
         ("change_password", {}, "active", lambda: not site()["suspended"]),
     ]
     for action, kwargs, status, on_server in steps:
@@ -168,6 +186,46 @@ def test_site_lifecycle_end_to_end(cloudpanel_setup, registry, vault, cloudpanel
     for row in logs:
         assert (Path(row.artifacts_path) / "stdout.txt").exists()
         assert_no_secret(row, *passwords, cloudpanel.sshd.client_key.splitlines()[1])
+
+
+def test_unsuspend_restores_a_site_suspended_by_the_former_vhost_swap(cloudpanel_setup, registry, vault,
+                                                                     cloudpanel, worker):
+    """Services suspended before the suspension had its own file come back with their own vhost."""
+    service, job = lifecycle.order(registry, vault, product="starter", domain="old.example.com",
+                                   email="me@old.example.com", username="old")
+    assert settle(worker, job).status == "succeeded", job.last_error
+    vhost, saved = cloudpanel.vhost("old.example.com"), cloudpanel.saved("old.example.com")
+    own_vhost = vhost.read_text()
+    saved.parent.mkdir(parents=True)                    # what the former suspend.yml left behind
+    saved.write_text(own_vhost)
+    vhost.write_text(f"{MAINTENANCE}. old.example.com's own vhost is kept in {saved}.\nserver {{\n"
+                     "  server_name old.example.com;\n  location / {\n    return 503;\n  }\n}\n")
+    subprocess.run([str(cloudpanel.bin / "usermod"), "-L", "-e", "1", "old"], env={"PATH": SYSTEM_PATH}, check=True)
+    Service.update(status="suspended").where(Service.id == service.id).execute()
+
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "unsuspend"))
+    assert job.status == "succeeded", job.last_error
+    assert Service.get_by_id(service.id).status == "active"
+    assert vhost.read_text() == own_vhost and not saved.exists()
+    assert cloudpanel.serving("old.example.com") == vhost
+    site = cloudpanel.sites["old.example.com"]
+    assert not site["suspended"] and site["expiredate"] == ""
+    assert cloudpanel.shim_calls() == ["nginx -t", "systemctl reload nginx"]
+
+
+def test_terminate_of_a_suspended_site_leaves_no_suspension_behind(cloudpanel_setup, registry, vault, cloudpanel,
+                                                                   worker):
+    """The suspension's block names the site's certificate: it must not outlive the site."""
+    service, job = lifecycle.order(registry, vault, product="starter", domain="gone.example.com",
+                                   email="me@gone.example.com")
+    assert settle(worker, job).status == "succeeded", job.last_error
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "suspend", reason="overdue"))
+    assert job.status == "succeeded", job.last_error
+    assert cloudpanel.serving("gone.example.com") == cloudpanel.suspension("gone.example.com")
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, "terminate"))
+    assert job.status == "succeeded", job.last_error
+    assert cloudpanel.sites == {} and not cloudpanel.suspension("gone.example.com").exists()
+    assert cloudpanel.serving("gone.example.com") is None
 
 
 def test_terminate_of_a_site_gone_from_the_server_is_done(cloudpanel_setup, registry, vault, cloudpanel, worker):

@@ -56,6 +56,12 @@ def squat(plesk: PleskSimulator, login: str, domain: str | None, external_id: st
         assert status == 201
 
 
+def add_site(plesk: PleskSimulator, name: str, **ref) -> None:
+    """Add an additional domain (base_domain=) or a subdomain (parent_domain=) behind provisiond's back."""
+    status, _ = plesk.op_create_domain(None, {"name": name, "hosting_type": "virtual", **ref})
+    assert status == 201
+
+
 def calls(plesk: PleskSimulator, method: str, suffix: str) -> list:
     return [r for r in plesk.requests if r.method == method and r.path.endswith(suffix)]
 
@@ -90,7 +96,8 @@ def test_account_lifecycle_end_to_end(plesk_setup, settings, registry, vault, pl
               lambda c, s: c.suspended and s.status == "suspended"),
              ("unsuspend", {}, "active", lambda c, s: c.status == 0 and s.status == "active"),
              ("change_package", {"package": "pro"}, "active", lambda c, s: s.plan == "pro"),
-             ("change_password", {}, "active", lambda c, s: c.password != first_password)]
+             ("change_password", {}, "active",
+              lambda c, s: c.password != first_password and s.ftp_password == c.password)]
     for action, kwargs, status, on_panel in steps:
         job = settle(worker, lifecycle.request(registry, vault, "INV-100", action, **kwargs))
         service = Service.get_by_id(service.id)
@@ -100,15 +107,23 @@ def test_account_lifecycle_end_to_end(plesk_setup, settings, registry, vault, pl
     assert service.package == "pro" and service.status_reason is None
     new_password = plesk.accounts["shop"].password
     assert vault.decrypt(service.password) == new_password
+    # the subscription's system user (FTP, SSH) got it too, through PUT /domains/{id}
+    assert plesk.subscriptions["shop.example.com"].ftp_password == new_password
+    assert [json.loads(r.body) for r in calls(plesk, "PUT", f"/domains/{subscription.id}")][-1] == {
+        "hosting_settings": {"ftp_login": "shop", "ftp_password": new_password}}
 
     health = check_server(settings, vault, panels.discover(settings.panel_dirs()), catalog.server("plesk1"))
     assert health["health"] == "ok" and health["reported"] == {"version": plesk.panel_version}
     assert Server.get(Server.name == "plesk1").health == "ok"
 
+    # The customer added a domain and a subdomain to the subscription: they are not subscriptions,
+    # so this was its last one, and the customer goes with it.
+    add_site(plesk, "shop.example.net", base_domain={"name": "shop.example.com"})
+    add_site(plesk, "blog.shop.example.com", parent_domain={"name": "shop.example.com"})
     job = settle(worker, lifecycle.request(registry, vault, "INV-100", "terminate"))
     assert job.status == "succeeded", job.last_error
     assert Service.get_by_id(service.id).status == "terminated"
-    assert plesk.accounts == {} and plesk.subscriptions == {}
+    assert plesk.accounts == {} and plesk.subscriptions == {} and plesk.sites == {}
 
     logs = list(ProvisioningLog.select())
     assert len(logs) == 6 and all(row.status == "succeeded" for row in logs)
@@ -145,12 +160,13 @@ def test_idempotent_actions_when_the_panel_already_agrees(plesk_setup, registry,
     plesk.requests.clear()
     assert settle(worker, lifecycle.request(registry, vault, "INV-200", "unsuspend")).status == "succeeded"
     assert [r.method for r in plesk.requests] == ["GET", "GET", "GET"]
-    # Already on the plan: only the --info call reaches the CLI gate.
+    # Already on the plan (the XML API's plan-guid is the plan's guid): nothing reaches the CLI gate.
     plesk.subscriptions["again.example.com"].plan = "pro"
     plesk.requests.clear()
     job = settle(worker, lifecycle.request(registry, vault, "INV-200", "change_package", package="pro"))
-    assert job.status == "succeeded"
-    assert [json.loads(r.body)["params"][0] for r in calls(plesk, "POST", "/call")] == ["--info"]
+    assert job.status == "succeeded", job.last_error
+    assert calls(plesk, "POST", "/call") == []
+    assert len(calls(plesk, "POST", "/enterprise/control/agent.php")) == 2
     # Removed behind its back: the terminate is already done.
     plesk.op_delete_client(None, None, plesk.accounts["again"].id)
     job = settle(worker, lifecycle.request(registry, vault, "INV-200", "terminate"))
@@ -195,7 +211,7 @@ def test_panel_refusals_fail_once_with_the_reason(case, plesk_setup, registry, v
     elif case == "duplicate_domain":
         squat(plesk, "other", "taken.example.com")
         task, expected = ("Refuse a domain that another customer hosts",
-                          "the domain taken.example.com is already a subscription on the panel")
+                          "the domain taken.example.com is already on the panel, and not as a subscription")
     else:
         squat(plesk, "taken", "elsewhere.example.com")
         task, expected = ("Refuse a customer of this login that is not this service's",
@@ -233,17 +249,6 @@ def test_refusals_on_an_existing_account(plesk_setup, registry, vault, plesk, wo
     assert json.loads(log.panel_answer)["code"] == 1
     assert plesk.subscriptions["mine.example.com"].plan == "basic"
 
-    # Someone added a second subscription to the customer: terminating would remove it too.
-    plesk.op_create_domain(None, {"name": "extra.example.com", "hosting_type": "virtual",
-                                  "owner_client": {"login": "mine"}, "ip_addresses": [IP],
-                                  "hosting_settings": {"ftp_login": "extra", "ftp_password": STRONG}})
-    job = settle(worker, lifecycle.request(registry, vault, "INV-400", "terminate"))
-    assert job.status == "needs_attention"
-    assert "extra.example.com" in job.last_error
-    assert last_log(job).failed_task == "Refuse to remove a customer that does not match"
-    assert "mine" in plesk.accounts and len(plesk.subscriptions) == 2
-    assert Service.get_by_id(service.id).status == "active"
-
     plesk.op_delete_client(None, None, plesk.accounts["mine"].id)
     job = settle(worker, lifecycle.request(registry, vault, "INV-400", "suspend"))
     assert job.status == "failed"
@@ -251,3 +256,52 @@ def test_refusals_on_an_existing_account(plesk_setup, registry, vault, plesk, wo
     assert log.failed_task == "Stop when the panel has no customer with this login"
     assert "the panel has no customer with the login mine" in log.message
     assert Service.get_by_id(service.id).status == "active"
+
+
+def test_terminate_judges_ownership_by_the_subscription(plesk_setup, registry, vault, plesk, worker):
+    """The subscription named after the service's domain decides: ours (owned by the service's
+    customer) is removed with its domains, and the customer only when it was its last one;
+    another customer's subscription of that name is needs_attention with nothing removed."""
+    mine, mine_job = lifecycle.order(registry, vault, product="starter", domain="mine.example.com",
+                                     email="me@mine.example.com", ref="INV-500")
+    other, other_job = lifecycle.order(registry, vault, product="starter", domain="other.example.com",
+                                       email="me@other.example.com", ref="INV-501")
+    worker.tick(wait=True)
+    assert Job.get_by_id(mine_job.id).status == Job.get_by_id(other_job.id).status == "succeeded"
+
+    # The customer of INV-500 also holds a second subscription (with a subdomain of its own) and a
+    # subdomain in this one: only this subscription and its subdomain go; the customer stays.
+    plesk.op_create_domain(None, {"name": "extra.example.com", "hosting_type": "virtual",
+                                  "owner_client": {"login": "mine"}, "ip_addresses": [IP],
+                                  "hosting_settings": {"ftp_login": "extra", "ftp_password": STRONG}})
+    add_site(plesk, "shop.extra.example.com", parent_domain={"name": "extra.example.com"})
+    add_site(plesk, "blog.mine.example.com", parent_domain={"name": "mine.example.com"})
+    job = settle(worker, lifecycle.request(registry, vault, "INV-500", "terminate"))
+    assert job.status == "succeeded", job.last_error
+    assert Service.get_by_id(mine.id).status == "terminated"
+    assert [s.name for s in plesk.accounts["mine"].subscriptions] == ["extra.example.com"]
+    assert set(plesk.sites) == {"shop.extra.example.com"}
+    assert calls(plesk, "DELETE", "/clients/" + str(plesk.accounts["mine"].id)) == []
+
+    # other.example.com now belongs to another customer (moved in the panel): nothing is removed.
+    plesk.op_delete_domain(None, None, plesk.subscriptions["other.example.com"].id)
+    squat(plesk, "someone", "other.example.com")
+    before = (set(plesk.accounts), set(plesk.subscriptions), set(plesk.sites))
+    plesk.requests.clear()
+    job = settle(worker, lifecycle.request(registry, vault, "INV-501", "terminate"))
+    assert job.status == "needs_attention"
+    assert "belongs to the customer someone, not to other" in job.last_error
+    assert last_log(job).failed_task == "Refuse to remove another customer's subscription"
+    assert calls(plesk, "DELETE", "") == []
+    assert (set(plesk.accounts), set(plesk.subscriptions), set(plesk.sites)) == before
+    assert Service.get_by_id(other.id).status == "active"
+
+    # Owned by no customer at all (the administrator's, GET /domains/{id}/client is 404): the same.
+    plesk.op_delete_client(None, None, plesk.accounts["someone"].id)
+    plesk.op_create_domain(None, {"name": "other.example.com", "hosting_type": "virtual",
+                                  "ip_addresses": [IP],
+                                  "hosting_settings": {"ftp_login": "adminsite", "ftp_password": STRONG}})
+    job = settle(worker, lifecycle.request(registry, vault, "INV-501", "terminate"))
+    assert job.status == "needs_attention"
+    assert "belongs to the administrator, not to other" in job.last_error
+    assert "other.example.com" in plesk.subscriptions and "other" in plesk.accounts

@@ -282,3 +282,35 @@ def test_chpasswd_with_a_bad_line_changes_nothing(env, stdin, message):
     assert result.returncode == 1 and message in result.stderr
     assert sites(env)["www.domain.com"]["siteUserPassword"] == PASSWORD
     assert run(env, "-e", program="chpasswd").returncode == 2
+
+
+# -- the vhost is CloudPanel's: written again from its database ------------------------------
+def test_certificate_install_writes_the_vhost_again_from_the_database(env):
+    add_php(env)
+    vhost = env["nginx"] / "sites-enabled" / "www.domain.com.conf"
+    vhost.write_text("# edited by hand\nserver { return 503; }\n")
+    assert not failed(run(env, "lets-encrypt:install:certificate", "--domainName=www.domain.com"))
+    text = vhost.read_text()
+    assert "edited by hand" not in text and "server_name www.domain.com;" in text
+    assert "certificate: lets-encrypt" in text
+
+
+def test_a_vhost_editor_save_writes_the_vhost_again(env, monkeypatch):
+    add_php(env)
+    vhost = env["nginx"] / "sites-enabled" / "www.domain.com.conf"
+    own = vhost.read_text()
+    vhost.write_text("# edited by hand\n")
+    monkeypatch.setenv("CLPCTL_HOME_ROOT", env["environ"]["CLPCTL_HOME_ROOT"])
+    monkeypatch.setenv("CLPCTL_NGINX_DIR", env["environ"]["CLPCTL_NGINX_DIR"])
+    clpctl.regenerate(env["state"], "www.domain.com")
+    assert vhost.read_text() == own
+
+
+def test_nginx_serves_the_first_file_in_sorted_order_that_names_the_host(env):
+    add_php(env)
+    enabled = env["nginx"] / "sites-enabled"
+    assert clpctl.nginx_serves(env["nginx"], "www.domain.com") == enabled / "www.domain.com.conf"
+    (enabled / "+provisiond-suspended-www.domain.com.conf").write_text("server {\n  server_name www.domain.com;\n}\n")
+    (enabled / "zzz.conf").write_text("server {\n  server_name www.domain.com;\n}\n")
+    assert clpctl.nginx_serves(env["nginx"], "www.domain.com") == enabled / "+provisiond-suspended-www.domain.com.conf"
+    assert clpctl.nginx_serves(env["nginx"], "other.com") is None

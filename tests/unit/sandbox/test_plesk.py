@@ -1,9 +1,13 @@
-"""PleskSimulator against shared/panels/plesk.md, spoken to with `requests` as the contract says."""
+"""PleskSimulator against the vendor's documentation (see its docstring), spoken to with `requests`."""
+
+import re
 
 import pytest
 import requests
 
-from provisiond.sandbox.plesk import PleskSimulator
+from provisiond import accounts, panels
+from provisiond.config import bundled_dir
+from provisiond.sandbox.plesk import SYSUSER_PATTERN, PleskSimulator
 
 KEY = "plesk-test-key"
 STRONG = "Str0ng!Passw0rd"
@@ -34,6 +38,26 @@ def create_subscription(sim, name="example.com", owner="john", plan="basic", ftp
             "hosting_settings": {"ftp_login": ftp_login, "ftp_password": STRONG},
             "owner_client": {"login": owner}, "ip_addresses": ["10.0.0.5"], "plan": {"name": plan}}
     return call(sim, "POST", "/domains", body)
+
+
+def xml(sim, inner, headers=None):
+    """POST one XML API packet; the XML API answers HTTP 200 whatever happens."""
+    answer = requests.post(f"{sim.url}/enterprise/control/agent.php",
+                           data=f'<?xml version="1.0" encoding="UTF-8"?><packet>{inner}</packet>',
+                           headers={"Content-Type": "text/xml", **({"KEY": KEY} if headers is None else headers)},
+                           timeout=5)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "text/xml"
+    return answer.text
+
+
+def plan_guids(sim, name):
+    text = xml(sim, f"<webspace><get><filter><name>{name}</name></filter>"
+                    "<dataset><subscriptions/></dataset></get></webspace>")
+    return re.findall(r"<plan-guid>(.*?)</plan-guid>", text)
+
+
+def add_site(sim, name, **ref):
+    return call(sim, "POST", "/domains", {"name": name, "hosting_type": "virtual", **ref})
 
 
 def cli(sim, command, *params):
@@ -219,7 +243,7 @@ def test_cli_switch_subscription(sim):
     answer = cli(sim, "subscription", "--switch-subscription", "example.com", "-service-plan", "pro")
     assert answer["code"] == 0
     assert sim.accounts["john"].plan == "pro"
-    assert "pro" in cli(sim, "subscription", "--info", "example.com")["stdout"]
+    assert plan_guids(sim, "example.com") == [sim.plan_guids["pro"]]
 
 
 def test_cli_failures_are_http_200_with_nonzero_code(sim):
@@ -243,3 +267,99 @@ def test_cli_unknown_command_and_bad_params(sim):
     assert call(sim, "POST", "/cli/nosuchtool/call", {"params": []}).status_code == 404
     assert call(sim, "POST", "/cli/subscription/call", {"params": "--webspace-off x"}).status_code == 400
     assert cli(sim, "service_plan", "--list")["stdout"].split() == ["basic", "pro"]
+
+
+# -- domain lists: subscriptions, additional domains and subdomains ---------------------------
+def test_a_customers_domain_list_holds_its_additional_domains_and_subdomains(sim):
+    client_id = create_customer(sim).json()["id"]
+    main_id = create_subscription(sim).json()["id"]
+    assert add_site(sim, "shop.example.com", parent_domain={"name": "example.com"}).status_code == 201
+    assert add_site(sim, "example.org", base_domain={"name": "example.com"}).status_code == 201
+    listed = call(sim, "GET", f"/clients/{client_id}/domains").json()
+    assert [(d["name"], d["base_domain_id"]) for d in listed] == [
+        ("example.com", 0), ("shop.example.com", main_id), ("example.org", main_id)]
+    assert set(listed[0]) == {"id", "name", "ascii_name", "hosting_type", "base_domain_id",
+                              "www_root", "guid", "created"}
+    found = call(sim, "GET", "/domains", params={"name": "shop.example.com"}).json()
+    assert found[0]["base_domain_id"] == main_id
+    assert call(sim, "GET", f"/domains/{found[0]['id']}/client").json()["id"] == client_id
+    assert add_site(sim, "other.net", parent_domain={"name": "example.com"}).status_code == 400
+    assert add_site(sim, "x.nowhere.com", parent_domain={"name": "nowhere.com"}).status_code == 400
+
+
+def test_deleting_a_subscription_takes_its_domains_and_keeps_the_customer(sim):
+    client_id = create_customer(sim).json()["id"]
+    main_id = create_subscription(sim).json()["id"]
+    create_subscription(sim, name="second.com", ftp_login="second")
+    site_id = add_site(sim, "blog.example.com", parent_domain={"name": "example.com"}).json()["id"]
+    assert call(sim, "DELETE", f"/domains/{main_id}").json()["id"] == main_id
+    assert [d["name"] for d in call(sim, "GET", f"/clients/{client_id}/domains").json()] == ["second.com"]
+    assert call(sim, "GET", f"/domains/{site_id}").status_code == 404
+    assert list(sim.accounts) == ["john"] and sim.sites == {}
+
+
+def test_deleting_a_customer_takes_all_its_domains(sim):
+    client_id = create_customer(sim).json()["id"]
+    create_subscription(sim)
+    add_site(sim, "example.org", base_domain={"name": "example.com"})
+    assert call(sim, "DELETE", f"/clients/{client_id}").status_code == 200
+    assert sim.subscriptions == {} and sim.sites == {}
+    assert call(sim, "GET", "/domains").json() == []
+
+
+# -- the subscription's system user ----------------------------------------------------------
+@pytest.mark.parametrize("login", ["john_doe", "John", "1john", "j" * 33])
+def test_system_user_refuses_underscores_capitals_and_a_leading_digit(sim, login):
+    create_customer(sim)
+    assert create_subscription(sim, name="fine.com", ftp_login="john.doe-2").status_code == 201
+    answer = create_subscription(sim, ftp_login=login)
+    assert answer.status_code == 400
+    assert answer.json() == {"code": 400, "message": "hosting_settings.ftp_login: This value is not "
+                                                      "a valid system user name."}
+    assert list(sim.subscriptions) == ["fine.com"]
+
+
+@pytest.mark.parametrize("username", ["john_doe", "john.doe", "john-doe", "shop2", "a1b2c3"])
+def test_the_plesk_manifest_accepts_only_what_plesk_takes_for_a_system_user(username):
+    """Letters and digits only: a subset of Plesk's system-user rule (no `_`), and what the
+    login of the customer accepts too."""
+    rules = panels.discover([bundled_dir("playbooks")]).get("plesk").username
+    accepted = accounts.username_problem(username, rules) is None
+    assert accepted == username.isalnum()
+    if accepted:
+        assert SYSUSER_PATTERN.match(username)
+
+
+def test_put_domain_changes_the_system_users_password(sim):
+    create_customer(sim)
+    created = create_subscription(sim).json()
+    settings = {"ftp_login": "johnftp", "ftp_password": "N3w&Better-pass"}
+    answer = call(sim, "PUT", f"/domains/{created['id']}", {"hosting_settings": settings})
+    assert answer.status_code == 200 and answer.json() == created
+    assert sim.subscriptions["example.com"].ftp_password == "N3w&Better-pass"
+    weak = {"ftp_login": "johnftp", "ftp_password": "weak"}
+    assert call(sim, "PUT", f"/domains/{created['id']}", {"hosting_settings": weak}).status_code == 400
+    assert call(sim, "PUT", f"/domains/{created['id']}", {"plan": {"name": "pro"}}).status_code == 400
+    assert call(sim, "PUT", "/domains/999", {"hosting_settings": settings}).status_code == 404
+    assert sim.subscriptions["example.com"].ftp_password == "N3w&Better-pass"
+
+
+# -- the XML API: a subscription's plan ------------------------------------------------------
+def test_xml_api_tells_a_subscriptions_plan_by_guid(sim):
+    create_customer(sim)
+    create_subscription(sim, plan="basic")
+    assert plan_guids(sim, "example.com") == [sim.plan_guids["basic"]]
+    text = xml(sim, "<service-plan><get><filter><name>pro</name></filter></get></service-plan>")
+    assert f"<guid>{sim.plan_guids['pro']}</guid>" in text and "<status>ok</status>" in text
+    missing = xml(sim, "<webspace><get><filter><name>none.com</name></filter>"
+                       "<dataset><subscriptions/></dataset></get></webspace>")
+    assert "<status>error</status><errcode>1013</errcode>" in missing
+    no_plan = xml(sim, "<service-plan><get><filter><name>Unlimited</name></filter></get></service-plan>")
+    assert "<errcode>1013</errcode>" in no_plan
+
+
+@pytest.mark.parametrize("headers", [{}, {"KEY": "wrong"}, {"HTTP_AUTH_LOGIN": "admin", "HTTP_AUTH_PASSWD": ""}])
+def test_xml_api_refused_login_is_http_200_with_a_system_error(sim, headers):
+    text = xml(sim, "<service-plan><get><filter><name>pro</name></filter></get></service-plan>", headers)
+    assert "<system><status>error</status><errcode>1001</errcode>" in text
+    assert "<guid>" not in text
