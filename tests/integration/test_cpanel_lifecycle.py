@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from provisiond import catalog, cli, lifecycle
 from provisiond.models import Job, ProvisioningLog, Service
 from tests.conftest import WHM_TOKEN
-from tests.helpers import assert_kept_nowhere, last_log, settle
+from tests.helpers import last_log, settle
 
 
 def test_account_lifecycle_end_to_end(cpanel_setup, registry, vault, whm, worker, settings):
@@ -221,26 +220,3 @@ def test_product_quota_zero_creates_an_unlimited_account_as_whm_means_it(cpanel_
     labels = {f.name: f.label for f in registry.panels["cpanel"].package_fields}
     assert labels["quota"].startswith("Disk quota in MB (0 = unlimited")
     assert labels["bwlimit"].startswith("Bandwidth limit in MB (0 = unlimited")
-
-
-def test_login_link_is_handed_back_never_kept_and_refused_to_clients_of_a_suspended_service(
-        cpanel_setup, registry, vault, whm, worker, settings, caplog):
-    """WHM create_user_session: the link is the answer, kept nowhere; a client of a suspended
-    service is refused with the reason, an admin still gets one."""
-    import logging
-
-    from provisiond import actions
-    from provisiond.errors import StateError
-    caplog.set_level(logging.DEBUG)
-    service, job = lifecycle.order(registry, vault, product="starter", domain="sso.example.com",
-                                   email="me@sso.example.com", ref="SSO-1")
-    assert settle(worker, job).status == "succeeded"
-    assert settle(worker, lifecycle.request(registry, vault, "SSO-1", "suspend", reason="overdue")).status == "succeeded"
-    service = Service.get_by_id(service.id)
-    with pytest.raises(StateError, match="SSO-1 is suspended; login_link is refused to clients"):
-        actions.run(settings, vault, registry, action="login_link", audience="client", service=service)
-    link = actions.run(settings, vault, registry, action="login_link", audience="admin", service=service)
-    session = link["url"].split("session=", 1)[1]
-    assert re.fullmatch(r"https://[^/]+:2083/cpsess\d{10}/login/\?session=sso:[A-Za-z0-9]+", link["url"])
-    assert whm.sessions[session] == "sso"
-    assert_kept_nowhere(session, settings, caplog.text)
