@@ -18,6 +18,7 @@ from provisiond import actions, catalog, lifecycle
 from provisiond.errors import StateError
 from provisiond.models import Service
 from provisiond.sandbox.cpanel import WhmSimulator
+from provisiond.sandbox.plesk import PleskSimulator
 from provisiond.sandbox.virtualmin import VirtualminSimulator
 from tests.helpers import assert_kept_nowhere, settle
 
@@ -32,17 +33,24 @@ def _virtualmin():
     return VirtualminSimulator(password=SECRET), {"password": SECRET}
 
 
-# panel -> (simulator and server credentials, the documented URL shape; group 1 is the session)
+def _plesk():
+    return PleskSimulator(api_key=SECRET, plans=("basic",)), {"api_key": SECRET}
+
+
+# panel -> (simulator and server credentials, the documented URL shape (group 1 is the session),
+# the action's params)
 PANELS = {
-    "cpanel": (_whm, r"https://[^/]+:2083/cpsess\d{{10}}/login/\?session=({user}:[A-Za-z0-9]{{64}})"),
-    "virtualmin": (_virtualmin, r"https://[^/]+:\d+/session_login\.cgi\?session=([0-9a-f]{{32}})"),
+    "cpanel": (_whm, r"https://[^/]+:2083/cpsess\d{{10}}/login/\?session=({user}:[A-Za-z0-9]{{64}})", {}),
+    "virtualmin": (_virtualmin, r"https://[^/]+:\d+/session_login\.cgi\?session=([0-9a-f]{{32}})", {}),
+    "plesk": (_plesk, r"http://[^/]+:\d+/enterprise/rsession_init\.php\?PLESKSESSID=([0-9a-f]{{32}})",
+              {"user_ip": "198.51.100.7"}),
 }
 
 
 @pytest.fixture
 def panel_service(request, database, registry, vault, worker):
     """An active service on the named panel's simulator: (simulator, service)."""
-    make, _ = PANELS[request.param]
+    make = PANELS[request.param][0]
     simulator, credentials = make()
     with simulator:
         catalog.add_group("web")
@@ -62,12 +70,15 @@ def test_login_link_follows_the_vendor_url_and_is_kept_nowhere(panel_service, re
     simulator, service = panel_service
     caplog.set_level(logging.DEBUG)
     panel = request.node.callspec.params["panel_service"]
-    link = actions.run(settings, vault, registry, action="login_link", audience="client", service=service)
-    shape = PANELS[panel][1].format(user=re.escape(service.username))
+    _, shape, params = PANELS[panel]
+    link = actions.run(settings, vault, registry, action="login_link", audience="client", service=service,
+                       params=params)
+    shape = shape.format(user=re.escape(service.username))
     match = re.fullmatch(shape, link["url"])
     assert match, link["url"]
     session = match[1]
-    assert simulator.sessions[session] == service.username  # the panel made it, for this account
+    made_for = simulator.sessions[session]  # the panel made it, for this account (and browser)
+    assert made_for == (service.username, params["user_ip"]) if params else made_for == service.username
     assert_kept_nowhere(session, settings, caplog.text)
 
 
@@ -83,3 +94,17 @@ def test_a_suspended_service_gets_a_login_link_for_an_admin_never_for_a_client(p
     assert simulator.sessions == {}
     link = actions.run(settings, vault, registry, action="login_link", audience="admin", service=service)
     assert link["url"].split("session=", 1)[1] in simulator.sessions
+
+
+@pytest.mark.parametrize("panel_service", ["plesk"], indirect=True)
+def test_plesk_login_link_needs_the_browser_ip_and_quotes_the_panel_refusal(panel_service, settings, vault,
+                                                                           registry):
+    from provisiond.errors import PanelError, ValidationError
+    simulator, service = panel_service
+    with pytest.raises(ValidationError, match="params.user_ip"):
+        actions.run(settings, vault, registry, action="login_link", service=service)
+    del simulator.accounts[service.username]  # removed behind provisiond's back
+    with pytest.raises(PanelError, match="User does not exist"):
+        actions.run(settings, vault, registry, action="login_link", service=service,
+                    params={"user_ip": "198.51.100.7"})
+    assert simulator.sessions == {}
