@@ -108,3 +108,21 @@ def test_plesk_login_link_needs_the_browser_ip_and_quotes_the_panel_refusal(pane
         actions.run(settings, vault, registry, action="login_link", service=service,
                     params={"user_ip": "198.51.100.7"})
     assert simulator.sessions == {}
+
+
+def test_panels_try_hands_an_admin_action_its_params(settings, capsys):
+    """`panels try plesk login_link --sandbox --param user_ip=IP`; without the param it is refused
+    before anything runs, naming the field."""
+    import json
+
+    from provisiond import cli
+    base = ["--home", str(settings.home), "--database-url", settings.database_url]
+    assert cli.main([*base, "panels", "try", "plesk", "login_link", "--sandbox"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("provisiond: error: params.user_ip:") and "create" not in out
+    assert cli.main([*base, "--json", "panels", "try", "plesk", "login_link", "--sandbox",
+                     "--param", "user_ip=198.51.100.7"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [(s["action"], s["status"]) for s in result["steps"]] == [("create", "succeeded"),
+                                                                      ("login_link", "succeeded")]
+    assert "/enterprise/rsession_init.php?PLESKSESSID=" in result["steps"][-1]["reported"]["url"]
