@@ -2,7 +2,9 @@
 
 They run at once (like ``server test``), never through the queue: a login link or a package
 list is wanted now, and changes nothing provisiond tracks. A service action needs an active
-service. What the playbook reports (``set_stats``) is the answer; the run keeps no artifacts,
+service; an admin may also run it on a suspended one (to look at the account before lifting the
+suspension), a client never: a suspended customer does not get into the panel through a login
+link. What the playbook reports (``set_stats``) is the answer; the run keeps no artifacts,
 because an answer such as a one-time login link must not be stored.
 """
 
@@ -23,6 +25,17 @@ from provisiond.worker import connection_vars
 log = logging.getLogger("provisiond.actions")
 
 
+def _check_state(service: Service, action: str, audience: str) -> None:
+    """A client acts on an active service only; an admin on an active or a suspended one."""
+    if service.status == "active" or (service.status == "suspended" and audience == "admin"):
+        return
+    if service.status == "suspended":
+        raise StateError(f"service {service.ref} is suspended; {action} is refused to clients "
+                         "while it is (an admin may still ask)")
+    wanted = "active or suspended" if audience == "admin" else "active"
+    raise StateError(f"service {service.ref} is {service.status}; {action} needs it {wanted}")
+
+
 def run(settings: Settings, vault: Vault, registry: Registry, *, action: str, audience: str = "admin",
         service: Service | None = None, server: Server | None = None,
         params: Mapping[str, Any] | None = None) -> dict:
@@ -39,8 +52,7 @@ def run(settings: Settings, vault: Vault, registry: Registry, *, action: str, au
     if declared.scope == "service":
         if service is None:
             raise ValidationError("service", f"{action} acts on a service; name one")
-        if service.status != "active":
-            raise StateError(f"service {service.ref} is {service.status}; {action} needs it active")
+        _check_state(service, action, audience)
     checked = declared.check_params(params or {})
     credentials = catalog.open_credentials(target_server.credentials, vault, target_server.name)
     values: dict[str, Any] = {"params": checked, "action": action}

@@ -491,8 +491,9 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     def service_action(service: ServiceKey, action: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")],
                        body: Annotated[ActionIn | None, Body()] = None):
         """Run an action the service's panel declares (e.g. ``login_link``) for an active
-        service, at once; its answer is what the panel reported. ``audience: client`` gets only
-        the actions the panel offers to client areas."""
+        service (an admin also for a suspended one; 409 otherwise), at once; its answer is what
+        the panel reported. ``audience: client`` gets only the actions the panel offers to
+        client areas."""
         body = body or ActionIn()
         return actions.run(settings, vault, registry(), action=action, audience=body.audience,
                            service=lifecycle.get_service(_service_id(service)), params=body.params)

@@ -312,7 +312,7 @@ def cmd_panels_try(rt: Runtime, args) -> int:
     from provisiond import tryout
     if not args.sandbox:
         raise ValidationError("sandbox", "panels try runs against the bundled simulator only; give --sandbox")
-    result = tryout.run_try(rt.settings, args.panel, args.action)
+    result = tryout.run_try(rt.settings, args.panel, args.action, _kv(args.param, "params"))
     rt.out(result, tryout.text)
     return 0 if result["ok"] else 1
 
@@ -675,6 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("panel", help="panel id with a bundled simulator (cpanel, directadmin, hestia, plesk, ...)")
     p.add_argument("action", help="create, suspend, ..., test_connection or an admin action")
     p.add_argument("--sandbox", action="store_true", help="against the bundled simulator, in a throwaway home")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a parameter of an admin action (e.g. user_ip=IP for plesk login_link); repeat")
 
     p = sub(top, "sweep", "run one overdue sweep and print its decisions")
     p.add_argument("--now", type=_date, help="the day to sweep as (YYYY-MM-DD; default today)")

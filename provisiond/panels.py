@@ -114,7 +114,8 @@ class PasswordRules:
 class AdminAction:
     """An action beyond the lifecycle (a login link, a cache purge, ...) declared by a panel.
 
-    It runs at once, for one active service (``scope: service``) or one server
+    It runs at once, for one service (``scope: service``; active, or suspended when an admin
+    asks: see provisiond.actions) or one server
     (``scope: server``), for the audiences it names; its playbook is ``<name>.yml``.
     """
     name: str

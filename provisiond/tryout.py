@@ -30,13 +30,16 @@ ANSWER_CHARS = 2000
 BEFORE = {"unsuspend": ("suspend",)}
 
 
-def run_try(base: config.Settings, panel_id: str, action: str) -> dict:
-    """Try ``action`` of ``panel_id`` against its simulator; returns the steps and ``ok``."""
+def run_try(base: config.Settings, panel_id: str, action: str, params: dict | None = None) -> dict:
+    """Try ``action`` of ``panel_id`` against its simulator; returns the steps and ``ok``.
+    ``params`` go to an admin action (e.g. plesk's login_link needs ``user_ip``)."""
     registry = panels.discover(base.panel_dirs())
     panel = registry.get(panel_id)
     if not panel.supports(action) and action not in {a.name for a in panel.admin_actions}:
         raise ValidationError("action", f"{panel_id} has no action {action!r} "
                               f"(it has: {', '.join([*panel.actions, *(a.name for a in panel.admin_actions)])})")
+    if not panel.supports(action):
+        panel.admin_action(action).check_params(params or {})  # before anything runs
     previous = database.obj
     with tempfile.TemporaryDirectory(prefix="provisiond-try-") as home, \
             sandbox.simulator(panel_id) as sim:
@@ -48,7 +51,7 @@ def run_try(base: config.Settings, panel_id: str, action: str) -> dict:
         throwaway = db.connect(settings.database_url)
         try:
             db.upgrade(throwaway)
-            steps = _steps(settings, vault, registry, panel, action, sim)
+            steps = _steps(settings, vault, registry, panel, action, sim, params or {})
         finally:
             throwaway.close()
             if previous is not None:
@@ -58,7 +61,7 @@ def run_try(base: config.Settings, panel_id: str, action: str) -> dict:
             "ok": ok, "steps": steps}
 
 
-def _steps(settings, vault, registry, panel, action: str, sim) -> list[dict]:
+def _steps(settings, vault, registry, panel, action: str, sim, params: dict) -> list[dict]:
     catalog.add_group("sandbox")
     logins = sandbox.credentials(panel.id, sim, [f.name for f in panel.credentials])
     server = catalog.add_server(registry, vault, name=f"sandbox-{panel.id}", panel=panel.id, host=sim.host,
@@ -82,7 +85,8 @@ def _steps(settings, vault, registry, panel, action: str, sim) -> list[dict]:
                 if steps[-1]["status"] != "succeeded":
                     break
         else:
-            steps.append(_admin_step(settings, vault, registry, action, Service.get_by_id(service.id), sim))
+            steps.append(_admin_step(settings, vault, registry, action, Service.get_by_id(service.id), sim,
+                                     params))
         return steps
     finally:
         runner.shutdown()
@@ -133,12 +137,12 @@ def _server_step(settings, vault, registry, server: Server, sim) -> dict:
             "calls": _calls(sim, since), "reported": tested["reported"], "answers": []}
 
 
-def _admin_step(settings, vault, registry, action: str, service: Service, sim) -> dict:
+def _admin_step(settings, vault, registry, action: str, service: Service, sim, params: dict) -> dict:
     since = len(sim.requests)
     declared = registry.get(service.server.panel).admin_action(action)
     target = {"service": service} if declared.scope == "service" else {"server": service.server}
     try:
-        reported = actions.run(settings, vault, registry, action=action, **target)
+        reported = actions.run(settings, vault, registry, action=action, params=params, **target)
         status, message = "succeeded", None
     except PanelError as exc:
         reported, status, message = {}, "failed", str(exc)

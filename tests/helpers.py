@@ -43,3 +43,13 @@ def hold(job: Job, message: str = "the panel has an account of that name with an
     assert queue.fail(claimed, utcnow(), message, JobStatus.NEEDS_ATTENTION)
     outcomes.ended(claimed, JobStatus.NEEDS_ATTENTION.value, message)
     return Job.get_by_id(job.id)
+
+
+def assert_kept_nowhere(secret: str, settings, log_text: str = "") -> None:
+    """``secret`` (a login link's token) is in no log row, kept artifact, audit entry, file under
+    provisiond's home (runs, artifacts) or log line (``log_text``): it was handed back, not stored."""
+    from provisiond.models import AuditEntry
+    texts = [text for row in ProvisioningLog.select() for text in kept_texts(row)]
+    texts += [json.dumps([e.actor, e.action, e.subject, e.detail]) for e in AuditEntry.select()]
+    texts += [p.read_bytes().decode("utf-8", "replace") for p in Path(settings.home).rglob("*") if p.is_file()]
+    assert not any(secret in text for text in [*texts, log_text])

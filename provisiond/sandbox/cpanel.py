@@ -10,6 +10,11 @@ createacct's ``quota`` and ``bwlimit`` follow WHM API 1's createacct page
 unlimited, or null — The account possesses unlimited bandwidth". Not sent, both come from the
 plan (``plans`` may give a plan's ``QUOTA`` / ``BWLIMIT`` as listpkgs names them; unlimited
 otherwise). accountsummary reports the disk limit as ``disklimit`` ("unlimited" or "<MB>M").
+
+create_user_session (the one-time login link, issue 10) follows WHM API 1's page
+https://api.docs.cpanel.net/openapi/whm/operation/create_user_session/ : ``user`` and
+``service`` (cpaneld, whostmgrd, webmaild) in, ``data.url`` / ``session`` / ``cp_security_token``
+/ ``expires`` out; the URL logs the user in once.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ RESERVED_USERNAMES = frozenset({
     "daemon", "mail", "news", "uucp", "operator", "games", "apache", "named", "postgres",
     "webmaster", "hostmaster", "mailer-daemon", "www", "all", "virtfs", "cpanelphpmyadmin",
 })
+SESSION_PORTS = {"cpaneld": 2083, "whostmgrd": 2087, "webmaild": 2096}
 USERNAME_PATTERN = re.compile(r"^[a-z0-9]{1,16}$")
 
 ACCESS_DENIED = json.dumps({"cpanelresult": {
@@ -73,6 +79,7 @@ class WhmSimulator(PanelSimulator):
         self.username = username
         self.plans = dict(plans) if isinstance(plans, dict) else {name: {} for name in plans}
         self.accounts: dict[str, Account] = {}
+        self.sessions: dict[str, str] = {}  # create_user_session: session -> user
 
     # -- wire ------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -228,16 +235,23 @@ class WhmSimulator(PanelSimulator):
         return self._envelope("passwd", 1, f"Password changed for user “{account.user}”.", {"app": ["ftp"]})
 
     def op_create_user_session(self, params):
-        # Not in shared/panels/cpanel.md's table; shape as WHM API 1 documents it (unverified).
+        # WHM API 1 create_user_session (https://api.docs.cpanel.net/openapi/whm/operation/create_user_session/):
+        # user, service (cpaneld, whostmgrd, webmaild); data.url is
+        # "https://hostname.example.com:2083/cpsess1234567890/login/?session=username:<64 letters>",
+        # data.session "username:<...>", data.cp_security_token "/cpsess<10 digits>", data.expires
+        # a Unix time. The session is single-use: ``sessions`` maps each one made to its user.
         account = self.accounts.get(params.get("user", ""))
         if account is None:
             return self._missing("create_user_session", params.get("user", ""))
-        if params.get("service") not in ("cpaneld", "whostmgrd", "webmaild"):
+        if params.get("service") not in SESSION_PORTS:
             return self._envelope("create_user_session", 0, "Invalid service.")
-        token = secrets.token_hex(8)
-        session = f"{account.user}:{secrets.token_hex(16)}"
+        token = "".join(secrets.choice("0123456789") for _ in range(10))
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+        session = f"{account.user}:{''.join(secrets.choice(alphabet) for _ in range(64))}"
+        self.sessions[session] = account.user
+        host = self.url.split("://", 1)[1].rsplit(":", 1)[0]
         return self._envelope("create_user_session", 1, "Created session", {
-            "url": f"{self.url.replace('http:', 'https:').rsplit(':', 1)[0]}:2083/cpsess{token}/login/?session={session}",
+            "url": f"https://{host}:{SESSION_PORTS[params['service']]}/cpsess{token}/login/?session={session}",
             "session": session, "cp_security_token": f"/cpsess{token}", "service": params["service"],
             "expires": int(time.time()) + 300})
 

@@ -1,4 +1,4 @@
-"""A strict Plesk simulator: REST API v2, its CLI gate and the two XML API reads provisiond uses.
+"""A strict Plesk simulator: REST API v2, its CLI gate and the XML API calls provisiond uses.
 
 Sources, per endpoint (the vendor's words decide where shared/panels/plesk.md differs):
 
@@ -191,6 +191,7 @@ class PleskSimulator(PanelSimulator):
         self.accounts: dict[str, Customer] = {}
         self.subscriptions: dict[str, Subscription] = {}
         self.sites: dict[str, Site] = {}  # additional domains and subdomains, by name
+        self.sessions: dict[str, tuple[str, str]] = {}  # XML API create_session: token -> (login, ip)
         self.plan_guids = {plan: str(uuid.uuid4()) for plan in self.plans}
         self._next_client_id = 2  # 1 is the administrator
         self._next_domain_id = 1

@@ -1,4 +1,4 @@
-"""The two Plesk XML API reads provisiond makes, for the Plesk simulator.
+"""The Plesk XML API calls provisiond makes (two reads and create_session), for the Plesk simulator.
 
 ``POST /enterprise/control/agent.php``, ``Content-Type: text/xml``, authenticated by a secret key
 in the ``KEY`` header (or ``HTTP_AUTH_LOGIN`` / ``HTTP_AUTH_PASSWD`` as admin). Sources:
@@ -14,6 +14,14 @@ in the ``KEY`` header (or ``HTTP_AUTH_LOGIN`` / ``HTTP_AUTH_PASSWD`` as admin). 
 - ``<service-plan><get>`` filtered by ``<name>``, answering the plan's ``guid``:
   https://docs.plesk.com/en-US/onyx/api-rpc/reference/managing-service-plans/getting-information-on-service-plans.32915 ,
   https://docs.plesk.com/en-US/obsidian/api-rpc/about-xml-api/reference/managing-service-plans/available-filters.32907
+- ``<server><create_session>`` (the one-time login link, issue 10): ``login`` and
+  ``data/user_ip`` (plain text or base64) and ``data/source_server`` required, answering
+  ``<result><status>ok</status><id>TOKEN</id></result>``; the browser then opens
+  ``https://HOST:8443/enterprise/rsession_init.php?PLESKSESSID=TOKEN``, once, from ``user_ip``:
+  https://docs.plesk.com/en-US/obsidian/api-rpc/reference/managing-plesk-server/creating-session-tokens.73865 ,
+  https://docs.plesk.com/en-US/obsidian/administrator-guide/plesk-administration/automatic-logging-in-to-plesk.80002/ .
+  ``sim.sessions`` maps each token to ``(login, ip)``. The text for an unknown login is
+  *unverified* (``NO_SUCH_USER``).
 
 The XML API answers HTTP 200 whatever happens: a failed operation is a ``<result>`` with
 ``<status>error</status>``, ``<errcode>`` and ``<errtext>`` (1013: object not found); a refused
@@ -22,7 +30,11 @@ login is ``<system><status>error</status><errcode>1001</errcode>`` for the whole
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+import ipaddress
+import secrets
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 
@@ -31,6 +43,7 @@ from provisiond.sandbox.base import Request, Response
 PATH = "/enterprise/control/agent.php"
 VERSION = "1.6.9.1"
 NOT_FOUND = 1013
+NO_SUCH_USER = "User does not exist"  # *unverified*
 
 
 def handle(sim, request: Request) -> Response:
@@ -96,12 +109,54 @@ def _service_plan_get(sim, get) -> str:
     return f"<service-plan><get>{''.join(results)}</get></service-plan>"
 
 
-OPERATORS = {("webspace", ("get",)): _webspace_get, ("service-plan", ("get",)): _service_plan_get}
+def _create_session(sim, create) -> str:
+    login, user_ip = create.findtext("login"), create.findtext("data/user_ip")
+    if login is None or user_ip is None or create.find("data/source_server") is None:
+        return _system_error(1014, "Parser error: Request is invalid. Element 'create_session': "
+                                   "Missing child element(s). Expected is ( login, data/user_ip, "
+                                   "data/source_server ).")
+    ip = _ip(user_ip.strip())
+    if ip is None:
+        return _operation("server", "create_session", _failed(1014, f"Invalid user_ip: {user_ip}"))
+    if login not in sim.accounts:
+        return _operation("server", "create_session", _failed(NOT_FOUND, NO_SUCH_USER))
+    token = secrets.token_hex(16)
+    sim.sessions[token] = (login, ip)
+    return _operation("server", "create_session", f"<result><status>ok</status><id>{token}</id></result>")
+
+
+def _ip(text: str) -> str | None:
+    """user_ip is plain text or base64 (both documented)."""
+    for candidate in (text, _b64(text)):
+        try:
+            return str(ipaddress.ip_address(candidate or ""))
+        except ValueError:
+            continue
+    return None
+
+
+def _b64(text: str) -> str | None:
+    try:
+        return base64.b64decode(text, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _operation(operator: str, operation: str, inner: str) -> str:
+    return f"<{operator}><{operation}>{inner}</{operation}></{operator}>"
+
+
+OPERATORS = {("webspace", ("get",)): _webspace_get, ("service-plan", ("get",)): _service_plan_get,
+             ("server", ("create_session",)): _create_session}
 
 
 def _error(filter_id: str, code: int, text: str) -> str:
     return (f"<result><status>error</status><errcode>{code}</errcode><errtext>{escape(text)}</errtext>"
             f"<filter-id>{escape(filter_id)}</filter-id></result>")
+
+
+def _failed(code: int, text: str) -> str:
+    return f"<result><status>error</status><errcode>{code}</errcode><errtext>{escape(text)}</errtext></result>"
 
 
 def _system_error(code: int, text: str) -> str:

@@ -7,6 +7,14 @@ parameter but ``program`` and ``json`` into ``--name value`` (an empty value int
 (``status``/``error``/``full_error``/``output``, ``data`` for ``list-*`` with ``multiline``);
 without it the raw output ends with ``Exit status: N``. Answers are ``text/plain``, as remote.cgi
 prints them. Accounts are keyed by their Unix user; programs find them by domain.
+
+``create-login-link`` (the one-time login link, issue 10) follows virtualmin-gpl's own
+``create-login-link.pl`` (github.com/virtualmin/virtualmin-gpl, documented at
+https://www.virtualmin.com/documentation/developer/cli/ as "Generates a link that can be used to
+login to Virtualmin"): ``--domain NAME`` or ``--user NAME`` (the top-level server that user owns),
+its refusals word for word, and one output line,
+``<get_virtualmin_url>/session_login.cgi?session=<id>``, a Webmin session made for the server's
+owner by ``acl::create_session_user``. ``sessions`` maps each session made to its user.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import binascii
 import dataclasses
 import json
 import re
+import secrets
 import time
 
 from provisiond.sandbox.base import PanelSimulator, Request, Response
@@ -69,6 +78,7 @@ class VirtualminSimulator(PanelSimulator):
         self.plans = {"0": "Default Plan", **{str(1001 + i): p for i, p in enumerate(plans)}}
         self.system_users = set(system_users)
         self.accounts: dict[str, Account] = {}
+        self.sessions: dict[str, str] = {}  # create-login-link: session id -> Unix user
 
     # -- wire ------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -298,6 +308,25 @@ class VirtualminSimulator(PanelSimulator):
             return "".join(f"{i}\n    Name: {n}\n    Owner: \n" for i, n in plans)
         rows = [f"{'ID':<12} {'Name':<30} Owner", f"{'-' * 12} {'-' * 30} {'-' * 15}"]
         return "\n".join(rows + [f"{i:<12} {n:<30}" for i, n in plans]) + "\n"
+
+    def run_create_login_link(self, args):
+        opts = self._parse(args, {"domain", "user", "usermin-user"}, {"multiline"})
+        if opts.get("domain"):
+            account = next((a for a in self.accounts.values() if a.domain == opts["domain"].lower()), None)
+            if account is None:
+                raise Usage(f"No virtual server named {opts['domain']} found")
+        elif opts.get("user"):
+            account = self.accounts.get(opts["user"])
+            if account is None:
+                raise Usage(f"No virtual server owned by {opts['user']} found")
+        else:
+            raise Usage("One of --domain or --user must be provided")
+        if "webmin" not in account.features:
+            raise Usage(f"Virtual server {account.domain} has no Webmin login")
+        session = secrets.token_hex(16)
+        self.sessions[session] = account.user
+        host = self.url.split("://", 1)[1]
+        return f"https://{host}/session_login.cgi?session={session}\n"
 
     def run_list_commands(self, args):
         self._parse(args, set(), {"multiline", "short"})

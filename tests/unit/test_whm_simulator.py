@@ -228,3 +228,17 @@ def test_fail_next_answers_503_once_then_normally(sim):
     sim.fail_next(1)
     assert create(sim).status_code == 503 and sim.accounts == {}
     assert ok(create(sim), "createacct")["metadata"]["result"] == 1
+
+
+def test_create_user_session_answers_a_single_use_cpanel_url_as_whm_documents(sim):
+    create(sim)
+    body = ok(call(sim, "create_user_session", user="bob", service="cpaneld"), "create_user_session")
+    data = body["data"]
+    assert body["metadata"]["result"] == 1
+    assert data["cp_security_token"].startswith("/cpsess") and len(data["cp_security_token"]) == 17
+    assert data["session"].startswith("bob:") and sim.sessions[data["session"]] == "bob"
+    assert data["url"] == f"https://127.0.0.1:2083{data['cp_security_token']}/login/?session={data['session']}"
+    refused = ok(call(sim, "create_user_session", user="bob", service="ftp"), "create_user_session")
+    assert refused["metadata"]["result"] == 0 and refused["metadata"]["reason"] == "Invalid service."
+    missing = ok(call(sim, "create_user_session", user="nobody1", service="cpaneld"), "create_user_session")
+    assert missing["metadata"]["result"] == 0

@@ -363,3 +363,22 @@ def test_xml_api_refused_login_is_http_200_with_a_system_error(sim, headers):
     text = xml(sim, "<service-plan><get><filter><name>pro</name></filter></get></service-plan>", headers)
     assert "<system><status>error</status><errcode>1001</errcode>" in text
     assert "<guid>" not in text
+
+
+def test_xml_api_create_session_answers_a_token_for_the_user_and_ip_as_documented(sim):
+    assert create_customer(sim).status_code == 201
+    request = ("<server><create_session><login>{login}</login><data><user_ip>{ip}</user_ip>"
+               "<source_server></source_server></data></create_session></server>")
+    for ip in ("198.51.100.7", "MTk4LjUxLjEwMC43"):  # plain text or base64, both documented
+        text = xml(sim, request.format(login="john", ip=ip))
+        token = re.fullmatch(r'<\?xml version="1.0" encoding="UTF-8"\?>\n<packet version="[\d.]+">'
+                             r"<server><create_session><result><status>ok</status><id>([0-9a-f]{32})</id>"
+                             r"</result></create_session></server></packet>", text)[1]
+        assert sim.sessions[token] == ("john", "198.51.100.7")
+    missing = xml(sim, request.format(login="ghost", ip="198.51.100.7"))
+    assert "<status>error</status><errcode>1013</errcode>" in missing
+    bad_ip = xml(sim, request.format(login="john", ip="not-an-ip"))
+    assert "<status>error</status><errcode>1014</errcode>" in bad_ip
+    no_ip = xml(sim, "<server><create_session><login>john</login></create_session></server>")
+    assert "<system><status>error</status><errcode>1014</errcode>" in no_ip
+    assert len(sim.sessions) == 2

@@ -212,3 +212,19 @@ def test_list_plans(sim):
     assert "basic" in ok(call(sim, "list-plans", method="GET"))["output"]
     data = ok(call(sim, "list-plans", multiline=""))["data"]
     assert {item["values"]["name"][0] for item in data} == {"Default Plan", "basic", "pro", "business"}
+
+
+def test_create_login_link_prints_one_session_url_for_the_owner_as_the_program_does(sim):
+    ok(call(sim, "create-domain", **CREATE))
+    user = next(iter(sim.accounts))
+    by_user = ok(call(sim, "create-login-link", user=user))["output"]
+    by_domain = ok(call(sim, "create-login-link", domain="example.com"))["output"]
+    for output in (by_user, by_domain):
+        url, session = output.rstrip("\n").split("/session_login.cgi?session=")
+        assert url == f"https://{sim.host}:{sim.port}" and sim.sessions[session] == user
+    assert by_user != by_domain  # a new session each time
+    assert failure(call(sim, "create-login-link", user="ghost")) == "No virtual server owned by ghost found"
+    assert failure(call(sim, "create-login-link", domain="nope.com")) == "No virtual server named nope.com found"
+    assert failure(call(sim, "create-login-link")) == "One of --domain or --user must be provided"
+    sim.accounts[user].features = ("unix", "dir", "web")
+    assert failure(call(sim, "create-login-link", user=user)) == "Virtual server example.com has no Webmin login"
