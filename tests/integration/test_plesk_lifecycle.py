@@ -160,6 +160,15 @@ def test_idempotent_actions_when_the_panel_already_agrees(plesk_setup, registry,
     plesk.requests.clear()
     assert settle(worker, lifecycle.request(registry, vault, "INV-200", "unsuspend")).status == "succeeded"
     assert [r.method for r in plesk.requests] == ["GET", "GET", "GET"]
+    # The XML API refuses (a key it does not take): the job fails quoting Plesk's own words.
+    handle = plesk.handle
+    plesk.handle = lambda request: (Response(200, (
+        b'<?xml version="1.0"?><packet version="1.6.9.1"><system><status>error</status><errcode>1001'
+        b'</errcode><errtext>Authentication failed - wrong password.</errtext></system></packet>'), "text/xml")
+        if request.path.startswith("/enterprise/control/agent.php") else handle(request))
+    job = settle(worker, lifecycle.request(registry, vault, "INV-200", "change_package", package="business"))
+    plesk.handle = handle
+    assert job.status == "failed" and "Authentication failed - wrong password." in job.last_error, job.last_error
     # Already on the plan (the XML API's plan-guid is the plan's guid): nothing reaches the CLI gate.
     plesk.subscriptions["again.example.com"].plan = "pro"
     plesk.requests.clear()
