@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from provisiond import catalog, inputs, lifecycle, panels, queue, tryout, worker
+from provisiond import actions, catalog, inputs, lifecycle, panels, queue, tryout, worker
 from provisiond.config import Settings
 from provisiond.crypto import Vault
-from provisiond.errors import PanelError, ValidationError
+from provisiond.errors import PanelError, ProvisiondError, ValidationError
 from provisiond.models import Server, Service
 from provisiond.panels import Panel
 
@@ -97,6 +97,10 @@ def _require_packages(panel: Panel, package: str | None, other_package: str | No
                               "--other-package for the change_package step")
 
 
+def _failed(action: str, message: str) -> dict:
+    return {"action": action, "status": "failed", "message": message, "calls": [], "answers": [], "reported": {}}
+
+
 def _passed(step: dict) -> bool:
     return step["status"] in ("succeeded", "skipped")
 
@@ -127,8 +131,11 @@ class _Run:
             service, job = lifecycle.order(self.registry, self.vault, product=NAME, email=f"verify@{domain}",
                                            domain=domain, ref="VERIFY-1",
                                            policy=worker.retry_policy(self.settings))
-            self.finished = job is not None and self._actions(runner, service, job, other, keep)
-            if self.finished or keep or job is None:
+            if job is None:  # not placed: the server is disabled, unhealthy or full
+                self.add(_failed("create", f"not placed: {service.pending_reason}"))
+                return
+            self.finished = self._actions(runner, service, job, other, keep)
+            if self.finished or keep:
                 return
             cleanup = queue.enqueue("terminate", service=service, server=service.server, max_attempts=1)[0]
             self.add(tryout.lifecycle_step(runner, cleanup), action="terminate (cleanup)", cleanup=True)
@@ -143,26 +150,31 @@ class _Run:
             if keep and action == "terminate":
                 break
             if not self.panel.supports(action):
-                self.add({"action": name, "status": "skipped", "message": f"{self.panel.id} has no {action}",
-                          "calls": [], "answers": [], "reported": {}})
+                self.add({**_failed(name, f"{self.panel.id} has no {action}"), "status": "skipped"})
                 continue
-            if name.endswith("again"):  # the same request once more, whatever the state machine says
-                job = queue.enqueue(action, service=service, server=service.server, params=previous.params,
-                                    max_attempts=1)[0]
-            elif action != "create":
-                job = lifecycle.request(self.registry, self.vault, service.id, action, reason=NAME,
-                                        package=other if action == "change_package" else None,
-                                        policy=worker.retry_policy(self.settings))
+            try:
+                job = self._job(name, service, previous, other) if name != "create" else job
+            except ProvisiondError as exc:  # refused before any run: the step failed all the same
+                self.add(_failed(name, str(exc)))
+                return False
             previous = job
             if not self.add(tryout.lifecycle_step(runner, job), action=name):
                 return False
         return True
 
+    def _job(self, name: str, service: Service, previous, other: str | None):
+        action = name.split()[0]
+        if name.endswith("again"):  # the same request once more, whatever the state machine says
+            return queue.enqueue(action, service=service, server=service.server, params=previous.params,
+                                 max_attempts=1)[0]
+        return lifecycle.request(self.registry, self.vault, service.id, action, reason=NAME,
+                                 package=other if action == "change_package" else None,
+                                 policy=worker.retry_policy(self.settings))
+
     def _packages(self, package: str | None, other: str | None) -> tuple[str | None, str | None]:
         """Fill in the packages not given from the server's list; (None, None) when it fails."""
         step = {"action": "list_packages", "status": "succeeded", "message": None, "calls": [], "answers": []}
         try:
-            from provisiond import actions
             step["reported"] = actions.run(self.settings, self.vault, self.registry, action="list_packages",
                                            server=self.server)
         except PanelError as exc:
