@@ -324,7 +324,7 @@ def cmd_panels_verify(rt: Runtime, args) -> int:
     shown = (lambda step: None) if rt.json else (lambda step: print("\n".join(tryout.step_lines(step)), flush=True))
     result = verify.run_verify(rt.settings, rt.vault, args.panel, server=args.server, domain=args.domain,
                                package=args.package, other_package=args.other_package, keep=args.keep,
-                               i_know=args.i_know, on_step=shown)
+                               i_know=args.i_know, on_step=shown, actor=audit.cli_actor())
     rt.out(result, verify.text)
     return 0 if result["ok"] else 1
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from provisiond import actions, catalog, inputs, lifecycle, panels, queue, tryout, worker
+from provisiond import actions, audit, catalog, inputs, lifecycle, panels, queue, tryout, worker
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import PanelError, ProvisiondError, ValidationError
@@ -40,10 +40,12 @@ NAME = "verify"
 
 def run_verify(base: Settings, vault: Vault, panel_id: str, *, server: str, domain: str,
                package: str | None = None, other_package: str | None = None, keep: bool = False,
-               i_know: bool = False, on_step: Callable[[dict], None] = lambda step: None) -> dict:
+               i_know: bool = False, on_step: Callable[[dict], None] = lambda step: None,
+               actor: str = "system") -> dict:
     """Check the request against the real database, then run the lifecycle in a throwaway home.
 
-    ``on_step`` sees each step as it ends. Returns the panel, server, domain, ``ok`` and steps."""
+    ``on_step`` sees each step as it ends. The verify is audited (by ``actor``) on the server.
+    Returns the panel, server, domain, ``ok`` and the steps."""
     registry = panels.discover(base.panel_dirs())
     panel = registry.get(panel_id)
     target = _target(panel, server, domain, i_know)
@@ -64,9 +66,12 @@ def run_verify(base: Settings, vault: Vault, panel_id: str, *, server: str, doma
         run.server = Server.create(panel=panel.id, group=catalog.add_group(NAME), max_accounts=1,
                                    credentials=catalog.seal_credentials(panel, logins, throwaway_vault), **copy)
         run.lifecycle(inputs.domain(domain), package, other_package, keep)
-    steps = [s for s in run.steps if not s.get("cleanup")]
+    ok = run.finished and all(_passed(s) for s in run.steps if not s.get("cleanup"))
+    # In the real database: a throwaway account was made (and maybe kept) on this server.
+    audit.record(actor, "panels.verify", f"server:{target.name}", panel=panel.id, domain=domain, ok=ok,
+                 kept=keep, i_know=i_know)
     return {"panel": panel.id, "server": target.name, "domain": domain, "folder": str(panel.path),
-            "keep": keep, "ok": run.finished and all(_passed(s) for s in steps), "steps": run.steps}
+            "keep": keep, "ok": ok, "steps": run.steps}
 
 
 def _target(panel: Panel, name: str, domain: str, i_know: bool) -> Server:

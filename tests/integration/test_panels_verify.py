@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from provisiond import lifecycle, sandbox, tryout
+from provisiond import audit, lifecycle, sandbox, tryout
 from provisiond.config import bundled_dir
 from provisiond.models import Job, Service
 from tests.conftest import WHM_TOKEN
@@ -106,6 +106,8 @@ def test_verify_names_the_failing_step_and_the_panel_answer_and_cleans_up(ready,
     assert whm.accounts == {}  # the cleanup terminated the throwaway account
     assert [(s.ref, s.status) for s in Service.select()] == [("INV-1", "pending")]  # the customer untouched
     assert Service.get_by_id(customer.id).jobs.count() == 1
+    [entry] = audit.entries("server:whm1")  # the refused attempt wrote nothing; the run is on record
+    assert (entry.action, entry.detail["ok"], entry.detail["i_know"]) == ("panels.verify", False, True)
 
 
 def test_verify_refuses_what_could_touch_a_customer_naming_the_field(ready, whm, registry, vault):
