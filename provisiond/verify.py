@@ -18,11 +18,14 @@ Packages: the account is created with ``--package`` and changed to ``--other-pac
 when not given, is taken from the server's own package list (a ``list_packages`` step, on panels
 that declare it); a panel without that list needs them given. With ``--keep`` the account stays
 on the panel (no terminate steps). When a step fails, the rest is skipped and the account is
-terminated (unless ``--keep``) by a cleanup step, which does not count as a verify step.
+terminated (unless ``--keep``) by a cleanup step, which does not count as a verify step. The
+account's username is random (``v`` and hex digits), so an account the panel already has is never
+taken over by the idempotent create and then terminated.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Callable
 
 from provisiond import actions, audit, catalog, inputs, lifecycle, panels, queue, tryout, worker
@@ -48,6 +51,7 @@ def run_verify(base: Settings, vault: Vault, panel_id: str, *, server: str, doma
     Returns the panel, server, domain, ``ok`` and the steps."""
     registry = panels.discover(base.panel_dirs())
     panel = registry.get(panel_id)
+    domain = inputs.domain(domain)  # as services store it (IDNA, ASCII)
     target = _target(panel, server, domain, i_know)
     if package is not None:
         inputs.package(package)
@@ -65,7 +69,7 @@ def run_verify(base: Settings, vault: Vault, panel_id: str, *, server: str, doma
         run = _Run(settings, throwaway_vault, registry, panel, on_step)
         run.server = Server.create(panel=panel.id, group=catalog.add_group(NAME), max_accounts=1,
                                    credentials=catalog.seal_credentials(panel, logins, throwaway_vault), **copy)
-        run.lifecycle(inputs.domain(domain), package, other_package, keep)
+        run.lifecycle(domain, package, other_package, keep)
     ok = run.finished and all(_passed(s) for s in run.steps if not s.get("cleanup"))
     # In the real database: a throwaway account was made (and maybe kept) on this server.
     audit.record(actor, "panels.verify", f"server:{target.name}", panel=panel.id, domain=domain, ok=ok,
@@ -81,7 +85,6 @@ def _target(panel: Panel, name: str, domain: str, i_know: bool) -> Server:
         raise ValidationError("server", f"unknown server {name!r} (register it with `server add`)")
     if found.panel != panel.id:
         raise ValidationError("panel", f"server {found.name} is a {found.panel} server, not {panel.id}")
-    inputs.domain(domain)
     live = Service.status.not_in([s.value for s in lifecycle.TERMINAL])
     if Service.select().where((Service.domain == domain) & live).exists():
         raise ValidationError("domain", f"{domain} belongs to a service already; give a domain "
@@ -134,7 +137,7 @@ class _Run:
         runner = worker.Worker(self.settings, self.vault, owner="panels-verify")
         try:
             service, job = lifecycle.order(self.registry, self.vault, product=NAME, email=f"verify@{domain}",
-                                           domain=domain, ref="VERIFY-1",
+                                           domain=domain, ref="VERIFY-1", username=self._username(),
                                            policy=worker.retry_policy(self.settings))
             if job is None:  # not placed: the server is disabled, unhealthy or full
                 self.add(_failed("create", f"not placed: {service.pending_reason}"))
@@ -146,6 +149,11 @@ class _Run:
             self.add(tryout.lifecycle_step(runner, cleanup), action="terminate (cleanup)", cleanup=True)
         finally:
             runner.shutdown()
+
+    def _username(self) -> str:
+        """A fresh random name: never one of an account the panel has (create would take it over)."""
+        limit = min(8, self.panel.username.max_length, int(self.server.credentials.get("username_max_length") or 8))
+        return ("v" + secrets.token_hex(4))[:limit]
 
     def _actions(self, runner, service: Service, job, other: str | None, keep: bool) -> bool:
         """Run the lifecycle steps in order; False at the first one that failed."""
