@@ -1,8 +1,8 @@
 """``provisiond panels verify``: the lifecycle on a registered server, a bundled simulator here.
 
-The verify's own rows live in a throwaway SQLite home whatever the real database is, so the tests
-that run playbooks use the SQLite parameter only (each step is a real ansible run); the refusals,
-which read the real database, run on both.
+The verify's own rows live in a throwaway SQLite home whatever the real database is, so the two
+full lifecycles use the SQLite parameter only (each step is a real ansible run); the refusals and
+the failing verify (short, audited in the real database) run on both.
 """
 
 from __future__ import annotations
@@ -82,7 +82,6 @@ def test_verify_keep_leaves_the_account_on_a_second_panel_and_shows_steps_as_tex
     assert out.rstrip().splitlines()[-1].startswith("outcome: every step passed on sandbox-hestia")
 
 
-@SQLITE_ONLY
 def test_verify_names_the_failing_step_and_the_panel_answer_and_cleans_up(ready, whm, registry, vault,
                                                                           tmp_path, monkeypatch):
     folder = tmp_path / "playbooks" / "cpanel"
@@ -114,12 +113,17 @@ def test_verify_names_the_failing_step_and_the_panel_answer_and_cleans_up(ready,
 def test_verify_refuses_what_could_touch_a_customer_naming_the_field(ready, whm, registry, vault):
     lifecycle.order(registry, vault, product="starter", domain="taken.example.com", email="c@taken.example.com",
                     ref="INV-2")
+    code, _, err = ready("server", "add", "hcp1", "--panel", "hestia", "--host", "127.0.0.1", "--group", "web",
+                         "--credential", "access_key=" + "A" * 20, "--credential", "secret_key=" + "s" * 40)
+    assert code == 0, err
     cases = [(["cpanel", "--server", "nope", "--domain", "v.example.com"], "server"),
              (["hestia", "--server", "whm1", "--domain", "v.example.com"], "panel"),
              (["cpanel", "--server", "whm1", "--domain", "taken.example.com", "--i-know"], "domain"),
              (["cpanel", "--server", "whm1", "--domain", "v.example.com"], "server"),
              (["cpanel", "--server", "whm1", "--domain", "v.example.com", "--package", "b/a/d", "--i-know"],
-              "package")]
+              "package"),
+             (["hestia", "--server", "hcp1", "--domain", "v.example.com", "--other-package", "pro"], "package"),
+             (["hestia", "--server", "hcp1", "--domain", "v.example.com", "--package", "basic"], "other_package")]
     for argv, field in cases:
         code, out, err = ready("panels", "verify", *argv)
         assert code == 2 and err.startswith(f"provisiond: error: {field}:"), (argv, err)
