@@ -98,6 +98,11 @@ def _steps(settings, vault, registry, panel, action: str, sim) -> list[dict]:
         runner.shutdown()
 
 
+def mark(sim) -> int:
+    """Where a simulator's request list stands now (0 for a real server)."""
+    return len(sim.requests) if sim is not None else 0
+
+
 def calls(sim, since: int) -> list[str]:
     """The requests a simulator received since the ``since``-th (none from a real server)."""
     if sim is None:
@@ -107,7 +112,7 @@ def calls(sim, since: int) -> list[str]:
 
 def lifecycle_step(runner, job, sim=None) -> dict:
     """Run ``job`` through the real worker; its outcome, calls and the panel's answers."""
-    since = len(sim.requests) if sim is not None else 0
+    since = mark(sim)
     job = _drive(runner, job)
     service = Service.get_by_id(job.service_id)
     attempt = job.logs.order_by(ProvisioningLog.id.desc()).first()
@@ -141,7 +146,7 @@ def _short(answer: Any) -> str:
 
 def server_step(settings, vault, registry, server: Server, sim=None) -> dict:
     """Test the server's connection as ``server test`` does, as a step."""
-    since = len(sim.requests) if sim is not None else 0
+    since = mark(sim)
     tested = worker.test_server(settings, vault, registry, server)
     return {"action": "test_connection", "status": "succeeded" if tested["health"] == "ok" else "failed",
             "message": tested["message"], "failed_task": tested["failed_task"], "seconds": tested["duration"],
@@ -149,7 +154,7 @@ def server_step(settings, vault, registry, server: Server, sim=None) -> dict:
 
 
 def _admin_step(settings, vault, registry, action: str, service: Service, sim) -> dict:
-    since = len(sim.requests) if sim is not None else 0
+    since = mark(sim)
     declared = registry.get(service.server.panel).admin_action(action)
     target = {"service": service} if declared.scope == "service" else {"server": service.server}
     try:
