@@ -317,6 +317,18 @@ def cmd_panels_try(rt: Runtime, args) -> int:
     return 0 if result["ok"] else 1
 
 
+@command("panels verify")
+def cmd_panels_verify(rt: Runtime, args) -> int:
+    from provisiond import tryout, verify
+    rt.open_db()
+    shown = (lambda step: None) if rt.json else (lambda step: print("\n".join(tryout.step_lines(step)), flush=True))
+    result = verify.run_verify(rt.settings, rt.vault, args.panel, server=args.server, domain=args.domain,
+                               package=args.package, other_package=args.other_package, keep=args.keep,
+                               i_know=args.i_know, on_step=shown, actor=audit.cli_actor())
+    rt.out(result, verify.text)
+    return 0 if result["ok"] else 1
+
+
 @command("sweep")
 def cmd_sweep(rt: Runtime, args) -> int:
     from provisiond.daemon import run_sweep
@@ -677,6 +689,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox", action="store_true", help="against the bundled simulator, in a throwaway home")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="a parameter of an admin action (e.g. user_ip=IP for plesk login_link); repeat")
+    p = sub(pg, "verify", "run the whole lifecycle with a throwaway account on a registered (staging) server")
+    p.add_argument("panel", help="the server's panel id")
+    p.add_argument("--server", required=True, help="a server added with `server add`")
+    p.add_argument("--domain", required=True, help="the throwaway account's domain (no service may use it)")
+    p.add_argument("--package", help="package to create with (default: the server's first, from list_packages)")
+    p.add_argument("--other-package", help="package for change_package (default: another from list_packages)")
+    p.add_argument("--keep", action="store_true", help="leave the account on the panel (no terminate steps)")
+    p.add_argument("--i-know", action="store_true", help="run even though the server has services")
 
     p = sub(top, "sweep", "run one overdue sweep and print its decisions")
     p.add_argument("--now", type=_date, help="the day to sweep as (YYYY-MM-DD; default today)")
