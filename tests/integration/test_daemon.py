@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -18,6 +19,7 @@ from provisiond.daemon import Daemon
 from provisiond.models import Daemon as DaemonRow
 from provisiond.models import Job, ProvisioningLog
 from tests.conftest import WHM_TOKEN
+from tests.reliability.conftest import run_processes
 
 
 def wait_for(predicate, seconds: float = 60.0):
@@ -100,6 +102,7 @@ def test_a_hanging_playbook_times_out_and_leaves_no_process(cpanel_setup, settin
     catalog.add_product(registry, name="hanging", panel="hangs", group_name="web", package="basic")
     server = catalog.server("whm1")
     server.panel = "hangs"
+    server.name = f"hangs-{uuid.uuid4().hex[:10]}"  # this test's runs carry it in their marker
     server.save()
     from provisiond.worker import Worker
     worker = Worker(settings, vault)
@@ -112,8 +115,8 @@ def test_a_hanging_playbook_times_out_and_leaves_no_process(cpanel_setup, settin
     log = ProvisioningLog.get(ProvisioningLog.job == job.id)
     assert log.status in ("timeout", "retrying") and "timed out" in log.message
     assert elapsed < 60  # bounded by the 3 s limit, far below the playbook's 300 s sleep
-    leftover = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
-    assert leftover.stdout.strip() == ""
+    # Found by the run marker, never by command name: another `sleep 300` may run on the machine.
+    assert run_processes(server.name) == {}
 
 
 def test_sigterm_lets_the_current_run_finish_then_exits(cpanel_setup, settings, vault, registry, whm):
