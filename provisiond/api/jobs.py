@@ -1,0 +1,74 @@
+"""Routes of jobs and the queue: see, retry, cancel and resolve what the daemon runs."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from provisiond import health as daemon_health
+from provisiond import lifecycle, outcomes, queue
+from provisiond.api.base import (CONFLICT, INVALID, MAX_ID, NOT_FOUND, Context, JobId, authenticate, context,
+                                 job_view, with_db)
+from provisiond.api.schemas import JobOut, JobPage, QueueStats, ResolveIn
+from provisiond.models import ApiToken, Job, JobStatus, utcnow
+
+router = APIRouter(tags=["jobs"])
+Ctx = Annotated[Context, Depends(context)]
+
+
+@router.get("/jobs", response_model=JobPage, responses=INVALID)
+@with_db
+def list_jobs(status: Annotated[JobStatus | None, Query()] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0):
+    """Jobs, newest first; ``?status=failed`` lists the failed ones."""
+    query = Job.select()
+    if status is not None:
+        query = query.where(Job.status == status.value)
+    page = query.order_by(Job.id.desc()).limit(limit).offset(offset)
+    return {"jobs": [job_view(j) for j in page], "total": query.count(), "limit": limit, "offset": offset}
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses={**NOT_FOUND, **INVALID})
+@with_db
+def show_job(job_id: JobId):
+    return job_view(queue.get(job_id))
+
+
+@router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobOut,
+             responses={**NOT_FOUND, **CONFLICT, **INVALID})
+@with_db
+def retry_job(job_id: JobId, ctx: Ctx):
+    """Queue a failed, cancelled or held job again, with fresh attempts."""
+    return job_view(lifecycle.retry_job(job_id, ctx.settings.retry_max_attempts))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={**NOT_FOUND, **CONFLICT, **INVALID})
+@with_db
+def cancel_job(job_id: JobId, ctx: Ctx):
+    """Cancel a queued job at once, or ask a running one to stop."""
+    return job_view(outcomes.cancel(job_id, ctx.settings))
+
+
+@router.post("/jobs/{job_id}/resolve", response_model=JobOut, responses={**NOT_FOUND, **CONFLICT, **INVALID})
+@with_db
+def resolve_job(job_id: JobId, body: ResolveIn, ctx: Ctx, token: Annotated[ApiToken, Depends(authenticate)]):
+    """End a needs_attention job as the panel shows it; the service moves on as that
+    outcome of a run would (status, alert, billing webhook). Audited."""
+    return job_view(outcomes.resolve(job_id, body.outcome == "succeeded", actor=f"api:{token.name}",
+                                     note=body.note, settings=ctx.settings, vault=ctx.vault))
+
+
+def queue_stats(now: datetime.datetime) -> dict:
+    counts = daemon_health.queue_depth()
+    return {"counts": counts, "queued": counts[JobStatus.QUEUED.value],
+            "running": counts[JobStatus.RUNNING.value],
+            "oldest_queued_age_seconds": daemon_health.oldest_queued_age(now)}
+
+
+@router.get("/queue/stats", response_model=QueueStats)
+@with_db
+def stats():
+    return queue_stats(utcnow())

@@ -1,0 +1,176 @@
+"""The API's request bodies and answers (Pydantic); the OpenAPI document is made from them."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+# -- request bodies --------------------------------------------------------------------------
+
+def _iso_date(value: Any) -> datetime.date:
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return datetime.date.fromisoformat(value)
+
+
+IsoDate = Annotated[datetime.date, BeforeValidator(_iso_date)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class OrderIn(Strict):
+    """A paid order; ``ref`` is the billing system's reference (an order with a known ``ref``
+    returns that service instead of creating another)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"product": "starter", "domain": "shop.example.com", "email": "owner@shop.example.com",
+         "ref": "INV-1001", "paid_until": "2030-01-31"}]})
+
+    product: str = Field(min_length=1, max_length=100, pattern=REF_PATTERN)
+    domain: str = Field(min_length=1, max_length=253)
+    email: str = Field(min_length=3, max_length=254)
+    username: str | None = Field(None, min_length=1, max_length=64)
+    ref: str | None = Field(None, min_length=1, max_length=100)
+    paid_until: IsoDate | None = None
+    password: str | None = Field(None, min_length=1, max_length=128, repr=False, description=(
+        "the account password the billing system chose (checked against the panel's rules, "
+        "stored encrypted, never shown again); without it provisiond generates one"))
+
+
+class PaymentIn(Strict):
+    paid_until: IsoDate
+    correct: bool = Field(False, description="allow a date earlier than the current one "
+                                             "(a correction, audited); without it that is a 409")
+
+
+class SuspendIn(Strict):
+    reason: str = Field("admin", min_length=1, max_length=64,
+                        pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}$",
+                        description="overdue, admin, abuse, ...; a payment lifts only 'overdue'")
+
+
+class ActionIn(Strict):
+    audience: Literal["admin", "client"] = "admin"
+    params: dict[str, str | int | bool] = Field(default_factory=dict)
+
+
+class ChangePackageIn(Strict):
+    package: str = Field(min_length=1, max_length=100)
+
+
+class ChangePasswordIn(Strict):
+    password: str | None = Field(None, min_length=1, max_length=128, repr=False,
+                                 description="the password the billing system chose; "
+                                             "without it provisiond generates one")
+
+
+class ResolveIn(Strict):
+    """How an admin who checked the panel found a needs_attention job's action."""
+
+    outcome: Literal["succeeded", "failed"]
+    note: str | None = Field(None, max_length=1000, description="what was found (audited)")
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+class JobOut(BaseModel):
+    id: int
+    action: str
+    status: str
+    service: str | None = Field(description="the service's billing reference")
+    service_id: int | None
+    server: str | None
+    params: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    run_after: datetime.datetime
+    last_error: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    finished_at: datetime.datetime | None
+
+
+class ServiceOut(BaseModel):
+    id: int
+    ref: str
+    product: str
+    server: str | None
+    domain: str
+    email: str
+    username: str | None
+    remote_id: str | None
+    package: str
+    status: str
+    status_reason: str | None
+    pending_reason: str | None
+    last_error: str | None
+    paid_until: datetime.date | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class CredentialsOut(BaseModel):
+    ref: str
+    username: str | None
+    server: str | None
+    password_state: str
+    revealable: bool
+    password: str
+
+
+class ServiceDetail(ServiceOut):
+    jobs: list[JobOut]
+
+
+class ServiceAndJob(BaseModel):
+    service: ServiceOut
+    job: JobOut | None = Field(description="the job this request queued, if any")
+
+
+class ClosedService(ServiceOut):
+    account_may_exist: bool = Field(description="the create's last attempt had no known outcome; "
+                                                "an admin alert asks to check the panel")
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class QueueStats(BaseModel):
+    counts: dict[str, int] = Field(description="jobs by status")
+    queued: int
+    running: int
+    oldest_queued_age_seconds: float | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    detail: list[ErrorItem]
+
+
+class Problem(BaseModel):
+    detail: str

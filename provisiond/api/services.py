@@ -1,0 +1,136 @@
+"""Routes of orders and services: what a billing system calls."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path
+from fastapi.responses import JSONResponse
+
+from provisiond import actions, credentials, lifecycle
+from provisiond.api.base import (CONFLICT, INVALID, NOT_FOUND, Context, ServiceKey, authenticate, context,
+                                 job_view, service_id, with_db)
+from provisiond.api.schemas import (ActionIn, ChangePackageIn, ChangePasswordIn, ClosedService, CredentialsOut,
+                                    JobOut, OrderIn, PaymentIn, Problem, ServiceAndJob, ServiceDetail, SuspendIn)
+from provisiond.models import ApiToken, Job, Service, utcnow
+from provisiond.views import service_view
+
+router = APIRouter(tags=["services"])
+Ctx = Annotated[Context, Depends(context)]
+ACTION_RESPONSES = {**NOT_FOUND, **CONFLICT, **INVALID}
+
+
+@router.post("/orders", status_code=201, response_model=ServiceAndJob,
+             responses={200: {"model": ServiceAndJob, "description": "known ref: that service"},
+                        409: {"model": Problem, "description": "known ref with other data; "
+                                                               "names the fields that differ"},
+                        **INVALID})
+@with_db
+def create_order(order: OrderIn, ctx: Ctx):
+    """A paid order: the service and its create job (no job while no server has room)."""
+    ordered = lifecycle.place_order(
+        ctx.panels(), ctx.vault, product=order.product, domain=order.domain, email=order.email,
+        username=order.username, ref=order.ref, paid_until=order.paid_until,
+        password=order.password, policy=ctx.policy, settings=ctx.settings)
+    answer = {"service": service_view(ordered.service),
+              "job": job_view(ordered.job) if ordered.job else None}
+    return JSONResponse(ServiceAndJob.model_validate(answer).model_dump(mode="json"),
+                        status_code=201 if ordered.created else 200)
+
+
+@router.get("/services/{service}", response_model=ServiceDetail, responses={**NOT_FOUND, **INVALID})
+@with_db
+def show_service(service: ServiceKey):
+    """A service and its jobs, oldest first."""
+    found = lifecycle.get_service(service_id(service))
+    return service_view(found) | {"jobs": [job_view(j) for j in found.jobs.order_by(Job.id)]}
+
+
+@router.post("/services/{service}/payments", response_model=ServiceAndJob, responses=ACTION_RESPONSES)
+@with_db
+def record_payment(service: ServiceKey, payment: PaymentIn, ctx: Ctx,
+                   token: Annotated[ApiToken, Depends(authenticate)]):
+    """Record ``paid_until``; a service suspended for being overdue is unsuspended at once
+    (never one suspended by an admin or for abuse). An earlier date than the current one is
+    a 409 unless ``correct`` is true."""
+    found = service_id(service)
+    job = lifecycle.record_payment(found, payment.paid_until, utcnow().date(),
+                                   registry=ctx.panels(), vault=ctx.vault, policy=ctx.policy,
+                                   correct=payment.correct, actor=f"api:{token.name}")
+    return {"service": service_view(Service.get_by_id(found)), "job": job_view(job) if job else None}
+
+
+def _request(ctx: Context, service: str, action: str, **kwargs) -> dict:
+    return job_view(lifecycle.request(ctx.panels(), ctx.vault, service_id(service), action,
+                                      policy=ctx.policy, **kwargs))
+
+
+@router.post("/services/{service}/suspend", status_code=202, response_model=JobOut,
+             responses=ACTION_RESPONSES)
+@with_db
+def suspend(service: ServiceKey, ctx: Ctx, body: Annotated[SuspendIn | None, Body()] = None):
+    return _request(ctx, service, "suspend", reason=(body or SuspendIn()).reason)
+
+
+@router.post("/services/{service}/unsuspend", status_code=202, response_model=JobOut,
+             responses=ACTION_RESPONSES)
+@with_db
+def unsuspend(service: ServiceKey, ctx: Ctx):
+    return _request(ctx, service, "unsuspend")
+
+
+@router.post("/services/{service}/terminate", status_code=202, response_model=JobOut,
+             responses=ACTION_RESPONSES)
+@with_db
+def terminate(service: ServiceKey, ctx: Ctx):
+    return _request(ctx, service, "terminate")
+
+
+@router.post("/services/{service}/change-package", status_code=202, response_model=JobOut,
+             responses=ACTION_RESPONSES)
+@with_db
+def change_package(service: ServiceKey, body: ChangePackageIn, ctx: Ctx):
+    return _request(ctx, service, "change_package", package=body.package)
+
+
+@router.post("/services/{service}/change-password", status_code=202, response_model=JobOut,
+             responses=ACTION_RESPONSES)
+@with_db
+def change_password(service: ServiceKey, ctx: Ctx, body: Annotated[ChangePasswordIn | None, Body()] = None):
+    """Set the password the billing system chose, or a new generated one; it is never part
+    of an answer."""
+    return _request(ctx, service, "change_password", password=(body or ChangePasswordIn()).password)
+
+
+@router.get("/services/{service}/credentials", response_model=CredentialsOut,
+            responses={**NOT_FOUND, 409: {"model": Problem, "description": (
+                "revealed already since the last change, or chosen by the billing system")}, **INVALID})
+@with_db
+def reveal_credentials(service: ServiceKey, ctx: Ctx, token: Annotated[ApiToken, Depends(authenticate)]):
+    """The generated password, once per change, for an admin (every token is one for now:
+    tokens have no scopes yet); audited. A second call is refused with 409 saying why."""
+    found = lifecycle.get_service(service_id(service))
+    return credentials.reveal(found, ctx.vault, f"api:{token.name}")
+
+
+@router.post("/services/{service}/close", response_model=ClosedService, responses=ACTION_RESPONSES)
+@with_db
+def close(service: ServiceKey, ctx: Ctx, token: Annotated[ApiToken, Depends(authenticate)]):
+    """End a pending or failed service that holds no account (its create was cancelled or
+    failed, or it waits for a server); 409 while one of its jobs is open or held. Audited."""
+    closed, may_exist = lifecycle.close(service_id(service), actor=f"api:{token.name}",
+                                        settings=ctx.settings)
+    return service_view(closed) | {"account_may_exist": may_exist}
+
+
+@router.post("/services/{service}/actions/{action}", response_model=dict[str, Any], responses=ACTION_RESPONSES)
+@with_db
+def service_action(service: ServiceKey, action: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")],
+                   ctx: Ctx, body: Annotated[ActionIn | None, Body()] = None):
+    """Run an action the service's panel declares (e.g. ``login_link``) for an active
+    service (an admin also for a suspended one; 409 otherwise), at once; its answer is what
+    the panel reported. ``audience: client`` gets only the actions the panel offers to
+    client areas."""
+    body = body or ActionIn()
+    return actions.run(ctx.settings, ctx.vault, ctx.panels(), action=action, audience=body.audience,
+                       service=lifecycle.get_service(service_id(service)), params=body.params)

@@ -1,0 +1,5 @@
+import sys
+
+from provisiond.cli import main
+
+sys.exit(main())
