@@ -28,7 +28,7 @@ def _panel_view(sim: WhmSimulator, username: str) -> str:
     return f"{account.user} {account.domain} plan={account.plan} {state}"
 
 
-def _drive(worker: Worker, job: Job, timeout: float = 120) -> Job:
+def drive(worker: Worker, job: Job, timeout: float = 120) -> Job:
     """Tick until the job has settled (success, failure or a hold)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,7 +69,7 @@ def run_demo(print_json: bool = False) -> int:
                     job = lifecycle.request(registry, vault, "DEMO-1", action,
                                             reason="overdue" if action == "suspend" else None,
                                             package="pro" if action == "change_package" else None)
-                job = _drive(worker, job)
+                job = drive(worker, job)
                 service = Service.get_by_id(service.id)
                 attempt = job.logs.order_by(ProvisioningLog.id.desc()).first()
                 step = {"job": job.id, "action": action, "status": job.status,

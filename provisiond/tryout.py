@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from provisiond import actions, catalog, config, crypto, db, lifecycle, panels, sandbox, worker
-from provisiond.demo import _drive
+from provisiond.demo import drive
 from provisiond.errors import PanelError, ValidationError
 from provisiond.models import ProvisioningLog, Server, Service, database
 
@@ -117,7 +117,7 @@ def calls(sim, since: int) -> list[str]:
 def lifecycle_step(runner, job, sim=None) -> dict:
     """Run ``job`` through the real worker; its outcome, calls and the panel's answers."""
     since = mark(sim)
-    job = _drive(runner, job)
+    job = drive(runner, job)
     service = Service.get_by_id(job.service_id)
     attempt = job.logs.order_by(ProvisioningLog.id.desc()).first()
     return {"action": job.action, "job": job.id, "status": job.status, "service": service.status,

@@ -42,7 +42,7 @@ def create_order(order: OrderIn, ctx: Ctx):
 @with_db
 def show_service(service: ServiceKey):
     """A service and its jobs, oldest first."""
-    found = lifecycle.get_service(service_id(service))
+    found = lifecycle.get_service_by_ref(service)
     return service_view(found) | {"jobs": [job_view(j) for j in found.jobs.order_by(Job.id)]}
 
 
@@ -109,7 +109,7 @@ def change_password(service: ServiceKey, ctx: Ctx, body: Annotated[ChangePasswor
 def reveal_credentials(service: ServiceKey, ctx: Ctx, token: Annotated[ApiToken, Depends(authenticate)]):
     """The generated password, once per change, for an admin (every token is one for now:
     tokens have no scopes yet); audited. A second call is refused with 409 saying why."""
-    found = lifecycle.get_service(service_id(service))
+    found = lifecycle.get_service_by_ref(service)
     return credentials.reveal(found, ctx.vault, f"api:{token.name}")
 
 
@@ -133,4 +133,4 @@ def service_action(service: ServiceKey, action: Annotated[str, Path(pattern=r"^[
     client areas."""
     body = body or ActionIn()
     return actions.run(ctx.settings, ctx.vault, ctx.panels(), action=action, audience=body.audience,
-                       service=lifecycle.get_service(service_id(service)), params=body.params)
+                       service=lifecycle.get_service_by_ref(service), params=body.params)
