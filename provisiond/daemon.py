@@ -1,7 +1,7 @@
 """The daemon: an APScheduler scheduler that ticks the worker, woken early when work arrives.
 
 Jobs on the scheduler: ``tick`` every ``tick_seconds`` (120 by default; ``max_instances=1``,
-``coalesce``), the reaper, the overdue sweep (cron) and artifact pruning. Every enqueue wakes
+``coalesce``), and sooner when a waiting retry falls due before then, the reaper, the overdue sweep (cron) and artifact pruning. Every enqueue wakes
 the daemons at commit, which brings the next tick forward: on PostgreSQL by NOTIFY (a listener
 thread idles in select()), on SQLite by touching a file beside the database that the daemon
 stats every ``wake_check_seconds``. A wake-up that arrives while a tick runs is not lost to
@@ -32,7 +32,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from provisiond import artifacts, db, health, notify, orphans, outcomes, sweep
+from provisiond import artifacts, db, health, notify, orphans, outcomes, queue, sweep
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import ProvisiondError
@@ -119,9 +119,22 @@ class Daemon:
                 self._woken.clear()
                 db.retrying(self._tick_once, "tick", self.stopping)
                 if not self._woken.is_set():
-                    return
+                    break
         finally:
             self._ticking = False
+        if not self.stopping.is_set():
+            db.retrying(self._tick_at_next_retry, "tick", self.stopping)
+
+    def _tick_at_next_retry(self) -> None:
+        """Bring the next tick forward to the moment a waiting retry becomes due: a retry
+        30 s out runs then, not at the next ``tick_seconds`` interval."""
+        due = queue.next_wakeup(utcnow())
+        tick = self.scheduler.get_job("tick")
+        if due is None or tick is None:
+            return
+        due = due.replace(tzinfo=datetime.timezone.utc)
+        if tick.next_run_time is None or due < tick.next_run_time:
+            self.scheduler.modify_job("tick", next_run_time=due)
 
     def _tick_once(self) -> None:
         self.worker.tick(utcnow())

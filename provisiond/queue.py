@@ -114,6 +114,14 @@ def next_due(now: datetime.datetime, skip_servers: Iterable[int] = ()) -> tuple[
     return (row[0], row[1]) if row else None
 
 
+def next_wakeup(now: datetime.datetime) -> datetime.datetime | None:
+    """When the earliest queued job that is not due yet becomes due (a retry's backoff), so the
+    daemon can tick then rather than up to a whole tick interval later."""
+    first = (Job.select(Job.run_after).where(Job.status == JobStatus.QUEUED.value, Job.run_after > now)
+             .order_by(Job.run_after).first())
+    return first.run_after if first else None
+
+
 def claim(owner: str, now: datetime.datetime, limit: int, lease_seconds: float, *,
           server_id: int | None = None, action: str | None = None,
           skip_servers: Iterable[int] = ()) -> list[Job]:

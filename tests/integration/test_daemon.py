@@ -294,3 +294,22 @@ def _answers(port: int) -> bool:
         return requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=2).status_code in (200, 503)
     except requests.ConnectionError:
         return False
+
+
+def test_a_retry_runs_when_its_backoff_ends_not_at_the_next_tick(cpanel_setup, settings, vault, registry, whm):
+    """A 503 is retried after ``retry_base`` seconds; the daemon ticks then, though its tick
+    interval is an hour and nothing wakes it."""
+    settings = dataclasses.replace(settings, tick_seconds=3600, wake_check_seconds=3600,
+                                   retry_base=2.0, retry_factor=1.0)
+    whm.fail_next(1, status=503)
+    daemon = Daemon(settings, vault, owner="daemon-under-test")
+    daemon.start()
+    try:
+        _, job = lifecycle.order(registry, vault, product="starter", domain="later.example.com",
+                                 email="me@later.example.com")
+        daemon.bring_tick_forward()  # the order itself; the retry must come on its own
+        assert wait_for(lambda: Job.get_by_id(job.id).attempts >= 1)
+        assert wait_for(lambda: job_status(job.id) == "succeeded"), Job.get_by_id(job.id).last_error
+        assert Job.get_by_id(job.id).attempts == 2
+    finally:
+        daemon.stop()
