@@ -228,8 +228,8 @@ def _replayed(known: Service, wanted: dict, password: str | None, vault: Vault) 
     """The known service of a replayed order, or a Conflict naming the fields that differ.
 
     ``paid_until`` is not compared: payments move it after the order. A replay without a
-    password or username matches either way (a retry that leaves it out asks for nothing new),
-    and so does a username while the service waits for a server (it has none yet)."""
+    password or username matches either way (a retry that leaves it out asks for nothing new);
+    a waiting order keeps the username it was given, and a replay is compared with it."""
     have = {"product": known.product.name, "domain": known.domain, "email": known.email,
             "username": known.username}
     differing = [f for f, value in wanted.items()
@@ -255,6 +255,7 @@ def _place_and_enqueue(service: Service, registry: Registry, username: str | Non
     if server is None:
         group = service.product.group.name
         service.pending_reason = why_not
+        service.username = username  # the billing system's choice waits with the service
         service.save()
         if settings is not None:
             # Once per waiting service: every tick tries again, the dedup key keeps it to one alert.
@@ -281,10 +282,25 @@ def place_waiting(registry: Registry, policy: RetryPolicy = RetryPolicy(),
     placed = []
     waiting = Service.select().where((Service.status == S.PENDING.value) & Service.server.is_null())
     for service in waiting:
-        with dbmod.immediate(database.obj):
-            if _place_and_enqueue(service, registry, None, policy, settings) is not None:
-                placed.append(service)
+        try:
+            with dbmod.immediate(database.obj):
+                if _place_and_enqueue(service, registry, service.username, policy, settings) is not None:
+                    placed.append(service)
+        except ValidationError as exc:
+            _hold_for_username(service, exc, settings)
     return placed
+
+
+def _hold_for_username(service: Service, exc: ValidationError, settings: Settings | None) -> None:
+    """A waiting order's chosen username that the server it would go to refuses (taken there,
+    or too long for it): the service keeps waiting, saying why, and an admin is told once."""
+    why = f"username {service.username!r} cannot be used: {exc.message}"
+    Service.update(pending_reason=why, updated_at=utcnow()).where(Service.id == service.id).execute()
+    if settings is not None:
+        notify.alert(settings, f"order {service.ref} waits: {why}",
+                     f"Service {service.ref} ({service.domain}) waits for a server, and its chosen "
+                     f"username cannot be used there: {exc.message}. Close it (`service close`) and "
+                     f"order again with another username.", f"username:{service.id}")
 
 
 # -- requests on existing services ---------------------------------------------------------

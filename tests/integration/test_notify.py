@@ -20,6 +20,7 @@ from aiosmtpd.smtp import AuthResult
 
 from provisiond import lifecycle, notify
 from provisiond.daemon import Daemon
+from provisiond.errors import Conflict
 from provisiond.models import Notification, Product, Server, Service, utcnow
 from provisiond.worker import Worker
 from tests.conftest import WHM_TOKEN
@@ -376,3 +377,37 @@ def test_run_once_also_sends_the_outbox_and_removes_old_run_folders(
     assert len(smtp.to("me@cron.example.com")) == 1  # the welcome mail
     assert not old.exists()
     assert [p.name for p in notifying.artifacts_dir.iterdir()] != []  # this run's folder stays
+
+
+def test_a_waiting_order_keeps_its_chosen_username_until_it_is_placed(
+        cpanel_setup, notifying, vault, registry, worker, whm):
+    Server.update(max_accounts=0).execute()
+    service, job = lifecycle.order(registry, vault, product="starter", domain="chosen.example.com",
+                                   email="me@chosen.example.com", username="mychoice", ref="W-1",
+                                   settings=notifying)
+    assert job is None
+    with pytest.raises(Conflict, match="username"):  # a replay is compared with the kept choice
+        lifecycle.order(registry, vault, product="starter", domain="chosen.example.com",
+                        email="me@chosen.example.com", username="other", ref="W-1")
+    Server.update(max_accounts=5).execute()
+    worker.tick(wait=True)
+    worker.tick(wait=True)
+    service = Service.get_by_id(service.id)
+    assert (service.status, service.username) == ("active", "mychoice")
+    assert "mychoice" in whm.accounts
+
+
+def test_a_waiting_order_whose_username_was_taken_meanwhile_keeps_waiting_and_says_why(
+        cpanel_setup, notifying, vault, registry, worker):
+    Server.update(max_accounts=0).execute()
+    waiting, _ = lifecycle.order(registry, vault, product="starter", domain="late.example.com",
+                                 email="me@late.example.com", username="sameuser", settings=notifying)
+    Server.update(max_accounts=5).execute()
+    lifecycle.order(registry, vault, product="starter", domain="early.example.com",
+                    email="me@early.example.com", username="sameuser")
+    worker.tick(wait=True)
+    waiting = Service.get_by_id(waiting.id)
+    assert waiting.server is None and waiting.status == "pending"
+    assert "'sameuser' cannot be used" in waiting.pending_reason and "already used" in waiting.pending_reason
+    worker.tick(wait=True)  # tried again each tick, alerted once
+    assert Notification.select().where(Notification.dedup_key.startswith(f"username:{waiting.id}")).count() == 2
