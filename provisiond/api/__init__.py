@@ -4,8 +4,9 @@ Thin, like the CLI: a route checks its input with a Pydantic model, calls the fu
 calls (``lifecycle``, ``queue``) and answers with a view that carries no secret (no password, no
 server credentials). A running daemon takes an enqueued job at once: ``queue`` wakes the
 daemons itself when the enqueue commits (NOTIFY, or the wake file on SQLite). Every route
-but ``/v1/health`` and the OpenAPI document (``/openapi.json``, ``/docs``) needs
-``Authorization: Bearer <token>`` (``provisiond token create NAME``).
+but ``/v1/health``, ``/metrics`` (Prometheus) and the OpenAPI document (``/openapi.json``, and
+``/docs``, served without a CDN) needs ``Authorization: Bearer <token>`` (``provisiond token
+create NAME``).
 
 A request body over 1 MiB is 413, refused before it is read (``bodylimit``).
 
@@ -33,7 +34,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from provisiond import db as dbmod
 from provisiond import health as daemon_health
-from provisiond.api import jobs, services
+from provisiond.api import docs, jobs, services
 from provisiond.api.base import (UNAUTHORIZED, Context, PanelCache, authenticate, connection,
                                  install_error_handlers, problem)
 from provisiond.api.schemas import Health, Problem
@@ -52,7 +53,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     """The API application; binds the database named by ``settings`` unless one is bound."""
     if database.obj is None:
         dbmod.require_current(dbmod.connect(settings.database_url))
-    app = FastAPI(title="provisiond", version="1", openapi_url="/openapi.json",
+    app = FastAPI(title="provisiond", version="1", openapi_url="/openapi.json", docs_url=None, redoc_url=None,
                   description="Provisioning of hosting accounts for billing systems.")
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
@@ -77,6 +78,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
             return problem(503, verdict.reason)
         return {"status": "ok"}
 
+    docs.install(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
     for module in (services, jobs):
         v1.include_router(module.router)
