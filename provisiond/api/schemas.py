@@ -6,7 +6,7 @@ import datetime
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -23,6 +23,14 @@ def _iso_date(value: Any) -> datetime.date:
 
 
 IsoDate = Annotated[datetime.date, BeforeValidator(_iso_date)]
+
+
+def _utc(value: datetime.datetime) -> datetime.datetime:
+    return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
+
+
+# Times are stored as naive UTC; answers carry the zone, ISO 8601 (2026-11-28T10:10:33+00:00).
+UtcDateTime = Annotated[datetime.datetime, AfterValidator(_utc)]
 
 
 class Strict(BaseModel):
@@ -95,11 +103,11 @@ class JobOut(BaseModel):
     attempts: int
     max_attempts: int
     cancel_requested: bool
-    run_after: datetime.datetime
+    run_after: UtcDateTime
     last_error: str | None
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
-    finished_at: datetime.datetime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    finished_at: UtcDateTime | None
 
 
 class ServiceOut(BaseModel):
@@ -117,8 +125,8 @@ class ServiceOut(BaseModel):
     pending_reason: str | None
     last_error: str | None
     paid_until: datetime.date | None
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
 
 
 class CredentialsOut(BaseModel):

@@ -25,6 +25,16 @@ def command(name: str):
     return register
 
 
+def json_value(value: Any) -> Any:
+    """What ``--json`` prints for a value JSON has no type for: times in ISO 8601 with their
+    zone (stored times are UTC), as the HTTP API gives them."""
+    if isinstance(value, datetime.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)).isoformat()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
 # -- runtime ---------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -54,7 +64,7 @@ class Runtime:
 
     def out(self, data: Any, text: Callable[[Any], str] | str | None = None) -> None:
         if self.json:
-            print(json.dumps(data, indent=2, default=str))
+            print(json.dumps(data, indent=2, default=json_value))
         elif callable(text):
             print(text(data))
         else:
@@ -181,9 +191,20 @@ def server_view(server: Server) -> dict:
             "credentials": catalog.masked_credentials(server.credentials)}
 
 
+def panel_answer(text: str | None) -> Any:
+    """The panel's answer as JSON where it is JSON (an object or a list), else the text."""
+    if text and text.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return text
+
+
 def log_view(row: ProvisioningLog) -> dict:
     return {"attempt": row.attempt, "status": row.status, "action": row.action, "panel": row.panel,
             "rc": row.rc, "started_at": row.started_at, "duration": row.duration,
-            "failed_task": row.failed_task, "message": row.message, "panel_answer": row.panel_answer,
+            "failed_task": row.failed_task, "message": row.message,
+            "panel_answer": panel_answer(row.panel_answer),
             "stdout_excerpt": row.stdout_excerpt, "artifacts": row.artifacts_path,
             "playbook_folder": row.playbook_folder}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from provisiond import audit, lifecycle, outcomes, queue
 from provisiond.cli.base import Runtime, command, fields, job_view, log_view, positive, table
 from provisiond.models import Job, JobStatus, ProvisioningLog
@@ -52,6 +54,10 @@ def cmd_job_resolve(rt: Runtime, args) -> int:
     return 0
 
 
+def _compact(answer) -> str:
+    return answer if isinstance(answer, str) else json.dumps(answer)
+
+
 @command("log show")
 def cmd_log_show(rt: Runtime, args) -> int:
     rt.open_db()
@@ -68,7 +74,7 @@ def cmd_log_show(rt: Runtime, args) -> int:
             body = [f"  failed task:  {r['failed_task']}" if r["failed_task"] else None,
                     f"  playbooks:    {r['playbook_folder']}" if r["playbook_folder"] else None,
                     f"  message:      {r['message']}" if r["message"] else None,
-                    (f"  panel answer: {r['panel_answer']}"
+                    (f"  panel answer: {_compact(r['panel_answer'])}"
                      if r["panel_answer"] and r["status"] != "succeeded" else None),
                     f"  artifacts:    {r['artifacts']}" if r["artifacts"] else None]
             if r["stdout_excerpt"] and r["status"] != "succeeded":

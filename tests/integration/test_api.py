@@ -200,6 +200,8 @@ def test_order_is_201_queues_the_job_and_wakes_the_daemon(client, worker, woken)
     service, job = answer["service"], answer["job"]
     assert service["status"] == "pending" and service["server"] == "whm1" and service["username"] == "shop"
     assert service["paid_until"] == "2030-01-31" and "password" not in service
+    for moment in (service["created_at"], job["run_after"], job["created_at"]):  # ISO 8601, zone UTC
+        assert datetime.datetime.fromisoformat(moment).utcoffset() == datetime.timedelta(0), moment
     assert job["action"] == "create" and job["status"] == "queued"
     assert Job.get_by_id(job["id"]).service_id == service["id"]
     assert woken()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 from pathlib import Path
@@ -130,6 +131,9 @@ def test_failed_job_shows_task_and_panel_answer_then_retry(ready, whm):
     assert "attempt 1: failed" in out
     assert "failed task:  Create the account (createacct)" in out
     assert "already configured" in out and WHM_TOKEN not in out
+    [attempt] = json.loads(ready("log", "show", str(order["job"]), "--json")[1])
+    assert attempt["panel_answer"]["metadata"]["result"] == 0  # JSON, not a string holding JSON
+    assert datetime.datetime.fromisoformat(attempt["started_at"]).utcoffset() == datetime.timedelta(0)
     failed = json.loads(ready("job", "list", "--status", "failed", "--json")[1])
     assert [j["id"] for j in failed] == [order["job"]]
     del whm.accounts["zzz"]
