@@ -158,6 +158,14 @@ class QueueStats(BaseModel):
     oldest_queued_age_seconds: float | None
 
 
+class TokenOut(BaseModel):
+    name: str
+    scope: Literal["billing", "admin"]
+    created_at: datetime.datetime
+    last_used_at: datetime.datetime | None = Field(description="written at most once a minute")
+    revoked: bool
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
