@@ -6,20 +6,20 @@ an ``admin`` token may call every route, a ``billing`` token only those a billin
 A billing token on an admin route is 403 with ``WWW-Authenticate: Bearer
 error="insufficient_scope", scope="admin"``. Admin routes take ``Depends(require_admin)``.
 
-    route                                        scope    why
-    POST /v1/orders                              billing  a paid order
-    GET  /v1/services/{ref}                      billing  the service and its jobs
-    POST /v1/services/{ref}/payments             billing  paid_until; may unsuspend
-    POST /v1/services/{ref}/suspend|unsuspend|
-         terminate|change-package|change-password billing the lifecycle a billing engine drives
-    POST /v1/services/{ref}/actions/{action}     billing  login links for client and staff areas
-    GET  /v1/jobs, /v1/jobs/{id}, /v1/queue/stats billing reads: what happened to an order
-    GET  /v1/services/{ref}/credentials          admin    reveals a password (audited)
-    POST /v1/services/{ref}/close                admin    ends a service by hand (audited)
-    POST /v1/jobs/{id}/retry|cancel|resolve      admin    decisions after checking the panel
-    GET  /v1/tokens                              admin    who may call the API
-    POST /v1/services/import                     admin    records accounts without a panel call
-    servers, groups, products, sync, usage       admin    the fleet itself
+    route                                            scope    why
+    POST /v1/orders                                  billing  a paid order
+    GET  /v1/services/{ref}                          billing  the service and its jobs
+    POST /v1/services/{ref}/payments                 billing  paid_until; may unsuspend
+    POST /v1/services/{ref}/suspend, unsuspend,      billing  the lifecycle a billing engine drives
+         terminate, change-package, change-password
+    POST /v1/services/{ref}/actions/{action}         billing  login links for client and staff areas
+    GET  /v1/jobs, /v1/jobs/{id}, /v1/queue/stats    billing  reads: what happened to an order
+    GET  /v1/services/{ref}/credentials              admin    reveals a password (audited)
+    POST /v1/services/{ref}/close                    admin    ends a service by hand (audited)
+    POST /v1/jobs/{id}/retry, cancel, resolve        admin    decisions after checking the panel
+    GET  /v1/tokens                                  admin    who may call the API
+    POST /v1/services/import                         admin    records accounts without a panel call
+    servers, groups, products, sync, usage           admin    the fleet itself
 """
 
 from __future__ import annotations

@@ -142,6 +142,9 @@ def cmd_service_import(rt: Runtime, args) -> int:
     except OSError as exc:
         raise ValidationError("file", f"cannot read {args.file!r}: {exc.strerror}") from None
     rt.open_db()
+    if sys.stderr.isatty() and not rt.json:  # a step line on a terminal only; the result follows
+        print(f"{args.file}: checking every row" + ("" if args.dry_run else " and importing"),
+              file=sys.stderr, flush=True)
     try:
         result = imports.import_services(text, rt.registry(), actor=audit.cli_actor(),
                                          source=os.path.basename(args.file), dry_run=args.dry_run)
@@ -160,13 +163,14 @@ def _import_text(view: dict) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(view["by_status"].items()))
     servers = ", ".join(f"{name} ({n})" for name, n in sorted(view["by_server"].items()))
     lines = []
+    plural = "" if view["services"] == 1 else "s"
     if view["dry_run"]:
         lines += [table(view["rows"], ["row", "ref", "product", "server", "username", "domain", "status",
                                        "paid_until"]), "",
-                  f"dry run: {view['services']} services would be imported ({counts}) on {servers}; "
+                  f"dry run: {view['services']} service{plural} would be imported ({counts}) on {servers}; "
                   "nothing was written"]
     else:
-        lines.append(f"imported {view['imported']} services ({counts}) on {servers}")
+        lines.append(f"imported {view['imported']} service{plural} ({counts}) on {servers}")
     lines += [f"warning: server {o['server']} holds {o['services']} services, more than its max_accounts "
               f"{o['max_accounts']}: it takes no new orders" for o in view["over_capacity"]]
     return "\n".join(lines)
