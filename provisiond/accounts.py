@@ -5,6 +5,7 @@ The rules come from the panel's manifest (``username:`` and ``password:`` in pan
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import string
@@ -36,6 +37,16 @@ def username_problem(username: str, rules: UsernameRules) -> str | None:
     if username.lower() in rules.reserved:
         return "is reserved on this panel"
     return None
+
+
+def server_rules(rules: UsernameRules, server_credentials: dict | None) -> UsernameRules:
+    """The panel's username rules with one server's own length limit applied, when it has one
+    (``username_max_length``: DirectAdmin's is configurable per server)."""
+    limit = (server_credentials or {}).get("username_max_length")
+    if not limit:
+        return rules
+    limit = int(limit)
+    return dataclasses.replace(rules, max_length=limit, generate_length=min(rules.generate_length, limit))
 
 
 def validate_username(username: str, rules: UsernameRules) -> str:

@@ -201,6 +201,17 @@ def _log_playbook_folder(db: pw.Database) -> None:
                                                             ProvisioningLog.playbook_folder))
 
 
+def _token_scopes(db: pw.Database) -> None:
+    # Every token made before scopes existed could do everything, so each becomes an admin
+    # token: it keeps working exactly as before. New tokens are billing unless asked.
+    from playhouse.migrate import SchemaMigrator, migrate
+    from provisiond.models import ApiToken
+    table = ApiToken._meta.table_name
+    if "scope" not in {c.name for c in db.get_columns(table)}:
+        migrate(SchemaMigrator.from_database(db).add_column(
+            table, "scope", pw.CharField(max_length=16, default="admin")))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
@@ -208,6 +219,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (4, "audit trail, daemon heartbeats", _audit_and_daemons),
     (5, "who chose a service's password, and whether it was revealed", _password_state),
     (9, "the panel folder of each logged attempt", _log_playbook_folder),
+    (12, "api token scopes: tokens made before them are admin tokens", _token_scopes),
 ]
 
 

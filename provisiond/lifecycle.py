@@ -146,11 +146,7 @@ def _choose_server(product: Product) -> tuple[Server | None, str | None]:
 
 
 def _username_for(service: Service, server: Server, registry: Registry, wanted: str | None) -> str:
-    rules = registry.get(server.panel).username
-    limit = (server.credentials or {}).get("username_max_length")
-    if limit:  # a per-server limit (DirectAdmin's is configurable per server)
-        limit = int(limit)
-        rules = dataclasses.replace(rules, max_length=limit, generate_length=min(rules.generate_length, limit))
+    rules = accounts.server_rules(registry.get(server.panel).username, server.credentials)
     taken = {u for (u,) in Service.select(Service.username).where(
         (Service.server == server) & Service.username.is_null(False)).tuples()}
     if wanted:

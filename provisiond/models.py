@@ -173,10 +173,12 @@ class ProvisioningLog(BaseModel):
 
 
 class ApiToken(BaseModel):
-    """A bearer token of the HTTP API; only its SHA-256 is kept."""
+    """A bearer token of the HTTP API; only its SHA-256 is kept. ``scope`` is ``billing`` or
+    ``admin`` (see provisiond.tokens)."""
 
     name = pw.CharField(unique=True, max_length=100)
     token_hash = pw.CharField(unique=True, max_length=64)
+    scope = pw.CharField(max_length=16, default="billing")
     created_at = pw.DateTimeField(default=utcnow)
     last_used_at = pw.DateTimeField(null=True)
     revoked = pw.BooleanField(default=False)

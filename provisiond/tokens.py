@@ -4,11 +4,22 @@ A token is shown once, when it is created (``provisiond token create NAME``); on
 is stored, so a copy of the database gives no way in. A presented token is hashed and looked
 up by its hash: the comparison never runs over the secret itself, and the final check is
 constant-time. Revoked tokens are refused.
+
+Each token has a scope (``Scope``): ``billing`` may do what a billing system does (orders,
+payments, service actions and reads), ``admin`` may also manage the fleet. The table of which
+route needs which is in provisiond/api/base.py. New tokens are ``billing`` unless asked: the
+usual token goes into a billing system, which runs on a public web server, and a stolen one
+should not reach the fleet. Tokens made before scopes existed are ``admin`` (migration 12), as
+they could do everything then.
+
+``last_used_at`` is written at most once a minute per token (``LAST_USED_GRANULARITY``), so a
+busy billing system does not turn every request into a write.
 """
 
 from __future__ import annotations
 
 import datetime
+import enum
 import hashlib
 import hmac
 import secrets
@@ -26,20 +37,40 @@ MAX_LENGTH = 256
 LAST_USED_GRANULARITY = datetime.timedelta(seconds=60)
 
 
+class Scope(str, enum.Enum):
+    BILLING = "billing"
+    ADMIN = "admin"
+
+
+DEFAULT_SCOPE = Scope.BILLING
+# What each scope includes: an admin token may do all a billing token may.
+INCLUDES = {Scope.BILLING: {Scope.BILLING}, Scope.ADMIN: {Scope.BILLING, Scope.ADMIN}}
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create(name: str) -> str:
-    """Make a token named ``name`` and return it; it cannot be shown again."""
+def parse_scope(value: str | Scope) -> Scope:
+    """``value`` as a Scope, or a ValidationError naming the field."""
+    try:
+        return Scope(value)
+    except ValueError:
+        raise ValidationError("scope", f"{value!r} must be one of "
+                              f"{', '.join(s.value for s in Scope)}") from None
+
+
+def create(name: str, scope: str | Scope = DEFAULT_SCOPE) -> str:
+    """Make a token named ``name`` with ``scope`` and return it; it cannot be shown again."""
     if not isinstance(name, str) or not inputs.REF.fullmatch(name):
         raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
+    chosen = parse_scope(scope)
     token = PREFIX + secrets.token_urlsafe(32)
     try:
         with database.atomic():
             if ApiToken.select().where(ApiToken.name == name).exists():
                 raise ValidationError("name", f"a token named {name!r} exists already")
-            ApiToken.create(name=name, token_hash=_digest(token))
+            ApiToken.create(name=name, token_hash=_digest(token), scope=chosen.value)
     except pw.IntegrityError:  # created by someone else between the check and the insert
         raise ValidationError("name", f"a token named {name!r} exists already") from None
     return token
@@ -68,3 +99,23 @@ def revoke(name: str) -> ApiToken:
     ApiToken.update(revoked=True).where(ApiToken.id == found.id).execute()
     found.revoked = True
     return found
+
+
+def allows(token: ApiToken, needed: Scope) -> bool:
+    """Whether ``token``'s scope includes ``needed`` (an unknown stored scope includes nothing)."""
+    try:
+        have = Scope(token.scope)
+    except ValueError:
+        return False
+    return needed in INCLUDES[have]
+
+
+def token_view(token: ApiToken) -> dict:
+    """A token as the CLI and the API list it: never the token nor its hash."""
+    return {"name": token.name, "scope": token.scope, "created_at": token.created_at,
+            "last_used_at": token.last_used_at, "revoked": token.revoked}
+
+
+def listing() -> list[dict]:
+    """Every token, oldest first, as ``token_view`` shows it."""
+    return [token_view(t) for t in ApiToken.select().order_by(ApiToken.id)]

@@ -6,19 +6,21 @@ server credentials). A running daemon takes an enqueued job at once: ``queue`` w
 daemons itself when the enqueue commits (NOTIFY, or the wake file on SQLite). Every route
 but ``/v1/health``, ``/metrics`` (Prometheus) and the OpenAPI document (``/openapi.json``, and
 ``/docs``, served without a CDN) needs ``Authorization: Bearer <token>`` (``provisiond token
-create NAME``).
+create NAME [--scope billing|admin]``); a billing token may call what a billing system needs, an
+admin token every route (the table is in ``base``).
 
 A request body over 1 MiB is 413, refused before it is read (``bodylimit``).
 
 Errors: bad input is 422 naming the field (``{"detail": [{"loc": ["body", field], "msg": ...,
 "type": ...}]}``), an unknown id 404, a state that forbids the action 409, a panel that cannot
-do it 422, no or a bad token 401 with ``WWW-Authenticate: Bearer``.
+do it 422, no or a bad token 401 with ``WWW-Authenticate: Bearer``, a billing token on an admin
+route 403 with ``WWW-Authenticate: Bearer error="insufficient_scope"``.
 
 Routes are plain functions, which FastAPI runs in its thread pool. peewee keeps one
 connection per thread, so each route (and the token check, which may run in another thread)
 opens its thread's connection when it is closed and closes it when done (``base.with_db``).
 
-One module per group of routes: ``services``, ``jobs``; ``schemas`` holds the bodies and
+One module per group of routes: ``services``, ``jobs``, ``tokens``, ``fleet_import``; ``schemas`` holds the bodies and
 answers, ``base`` what they share.
 """
 
@@ -34,7 +36,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from provisiond import db as dbmod
 from provisiond import health as daemon_health
-from provisiond.api import docs, jobs, services
+from provisiond.api import docs, fleet_import, jobs, services, tokens
 from provisiond.api.base import (UNAUTHORIZED, Context, PanelCache, authenticate, connection,
                                  install_error_handlers, problem)
 from provisiond.api.schemas import Health, Problem
@@ -80,7 +82,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
 
     docs.install(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
-    for module in (services, jobs):
+    for module in (services, fleet_import, jobs, tokens):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

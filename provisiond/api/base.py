@@ -1,5 +1,26 @@
 """What every route module shares: the database connection per request, the token check, the
-errors' shapes, the path parameters and the views (which carry no secret)."""
+errors' shapes, the path parameters and the views (which carry no secret).
+
+Token scopes (provisiond.tokens). Every route under ``/v1`` but ``/v1/health`` needs a token;
+an ``admin`` token may call every route, a ``billing`` token only those a billing system needs.
+A billing token on an admin route is 403 with ``WWW-Authenticate: Bearer
+error="insufficient_scope", scope="admin"``. Admin routes take ``Depends(require_admin)``.
+
+    route                                            scope    why
+    POST /v1/orders                                  billing  a paid order
+    GET  /v1/services/{ref}                          billing  the service and its jobs
+    POST /v1/services/{ref}/payments                 billing  paid_until; may unsuspend
+    POST /v1/services/{ref}/suspend, unsuspend,      billing  the lifecycle a billing engine drives
+         terminate, change-package, change-password
+    POST /v1/services/{ref}/actions/{action}         billing  login links for client and staff areas
+    GET  /v1/jobs, /v1/jobs/{id}, /v1/queue/stats    billing  reads: what happened to an order
+    GET  /v1/services/{ref}/credentials              admin    reveals a password (audited)
+    POST /v1/services/{ref}/close                    admin    ends a service by hand (audited)
+    POST /v1/jobs/{id}/retry, cancel, resolve        admin    decisions after checking the panel
+    GET  /v1/tokens                                  admin    who may call the API
+    POST /v1/services/import                         admin    records accounts without a panel call
+    servers, groups, products, sync, usage           admin    the fleet itself
+"""
 
 from __future__ import annotations
 
@@ -15,6 +36,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from provisiond import lifecycle, panels, tokens
+from provisiond.tokens import Scope
 from provisiond.api.schemas import REF_PATTERN, Problem, ValidationProblem
 from provisiond.config import Settings
 from provisiond.crypto import Vault
@@ -112,8 +134,12 @@ def authenticate(credentials: Annotated[HTTPAuthorizationCredentials | None, Sec
 
 
 def require_admin(token: Annotated[ApiToken, Security(authenticate)]) -> ApiToken:
-    """The caller's token when it may manage the fleet (servers, groups, products, sync, usage).
-    Tokens have no scopes yet, so every valid token may."""
+    """The caller's token when it is an admin token (it may manage the fleet: servers, groups,
+    products, sync, usage, and decide about jobs and services by hand); else 403."""
+    if not tokens.allows(token, Scope.ADMIN):
+        raise HTTPException(403, f"this route needs a token of scope admin; token {token.name} has "
+                                 f"scope {token.scope} (provisiond token create NAME --scope admin)",
+                            headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="admin"'})
     return token
 
 
@@ -148,6 +174,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 UNAUTHORIZED = {401: {"model": Problem, "description": "no token, or not a valid one"}}
+FORBIDDEN = {403: {"model": Problem, "description": "the token's scope is billing; this route needs admin"}}
 NOT_FOUND = {404: {"model": Problem, "description": "no such service or job"}}
 CONFLICT = {409: {"model": Problem, "description": "the current state does not allow it"}}
 INVALID = {422: {"model": ValidationProblem, "description": "bad input; `loc` names the field"}}

@@ -1,4 +1,5 @@
-"""Routes of jobs and the queue: see, retry, cancel and resolve what the daemon runs."""
+"""Routes of jobs and the queue: see (a billing token), retry, cancel and resolve (an admin
+token) what the daemon runs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from fastapi import APIRouter, Depends, Query
 
 from provisiond import health as daemon_health
 from provisiond import lifecycle, outcomes, queue
-from provisiond.api.base import (CONFLICT, INVALID, MAX_ID, NOT_FOUND, Context, JobId, authenticate, context,
-                                 job_view, with_db)
+from provisiond.api.base import (CONFLICT, FORBIDDEN, INVALID, MAX_ID, NOT_FOUND, Context, JobId, context,
+                                 job_view, require_admin, with_db)
 from provisiond.api.schemas import JobOut, JobPage, QueueStats, ResolveIn
 from provisiond.models import ApiToken, Job, JobStatus, utcnow
 
@@ -37,24 +38,28 @@ def show_job(job_id: JobId):
     return job_view(queue.get(job_id))
 
 
+ADMIN_JOB_RESPONSES = {**NOT_FOUND, **CONFLICT, **FORBIDDEN, **INVALID}
+
+
 @router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobOut,
-             responses={**NOT_FOUND, **CONFLICT, **INVALID})
+             responses=ADMIN_JOB_RESPONSES, dependencies=[Depends(require_admin)])
 @with_db
 def retry_job(job_id: JobId, ctx: Ctx):
     """Queue a failed, cancelled or held job again, with fresh attempts."""
     return job_view(lifecycle.retry_job(job_id, ctx.settings.retry_max_attempts))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={**NOT_FOUND, **CONFLICT, **INVALID})
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=ADMIN_JOB_RESPONSES,
+             dependencies=[Depends(require_admin)])
 @with_db
 def cancel_job(job_id: JobId, ctx: Ctx):
     """Cancel a queued job at once, or ask a running one to stop."""
     return job_view(outcomes.cancel(job_id, ctx.settings))
 
 
-@router.post("/jobs/{job_id}/resolve", response_model=JobOut, responses={**NOT_FOUND, **CONFLICT, **INVALID})
+@router.post("/jobs/{job_id}/resolve", response_model=JobOut, responses=ADMIN_JOB_RESPONSES)
 @with_db
-def resolve_job(job_id: JobId, body: ResolveIn, ctx: Ctx, token: Annotated[ApiToken, Depends(authenticate)]):
+def resolve_job(job_id: JobId, body: ResolveIn, ctx: Ctx, token: Annotated[ApiToken, Depends(require_admin)]):
     """End a needs_attention job as the panel shows it; the service moves on as that
     outcome of a run would (status, alert, billing webhook). Audited."""
     return job_view(outcomes.resolve(job_id, body.outcome == "succeeded", actor=f"api:{token.name}",

@@ -166,6 +166,38 @@ class QueueStats(BaseModel):
     oldest_queued_age_seconds: float | None
 
 
+class ImportedRow(BaseModel):
+    row: int
+    ref: str
+    product: str
+    server: str
+    username: str
+    domain: str
+    email: str
+    paid_until: datetime.date | None
+    status: Literal["active", "suspended"]
+
+
+class ImportOut(BaseModel):
+    dry_run: bool
+    imported: int = Field(description="services written (0 on a dry run)")
+    services: int = Field(description="services in the file")
+    by_status: dict[str, int]
+    by_server: dict[str, int]
+    by_product: dict[str, int]
+    over_capacity: list[dict[str, Any]] = Field(
+        description="servers now beyond max_accounts (they take no new orders): server, services, max_accounts")
+    rows: list[ImportedRow]
+
+
+class TokenOut(BaseModel):
+    name: str
+    scope: Literal["billing", "admin"]
+    created_at: UtcDateTime
+    last_used_at: UtcDateTime | None = Field(description="written at most once a minute")
+    revoked: bool
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 

@@ -1,4 +1,5 @@
-"""Routes of orders and services: what a billing system calls."""
+"""Routes of orders and services: what a billing system calls (a billing token), and the two
+an admin decides by hand (reveal a password, close a service: an admin token)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from fastapi import APIRouter, Body, Depends, Path
 from fastapi.responses import JSONResponse
 
 from provisiond import actions, credentials, lifecycle
-from provisiond.api.base import (CONFLICT, INVALID, NOT_FOUND, Context, ServiceKey, authenticate, context,
-                                 job_view, service_id, with_db)
+from provisiond.api.base import (CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Context, ServiceKey, authenticate,
+                                 context, job_view, require_admin, service_id, with_db)
 from provisiond.api.schemas import (ActionIn, ChangePackageIn, ChangePasswordIn, ClosedService, CredentialsOut,
                                     JobOut, OrderIn, PaymentIn, Problem, ServiceAndJob, ServiceDetail, SuspendIn)
 from provisiond.models import ApiToken, Job, Service, utcnow
@@ -104,20 +105,23 @@ def change_password(service: ServiceKey, ctx: Ctx, body: Annotated[ChangePasswor
 
 @router.get("/services/{service}/credentials", response_model=CredentialsOut,
             responses={**NOT_FOUND, 409: {"model": Problem, "description": (
-                "revealed already since the last change, or chosen by the billing system")}, **INVALID})
+                "revealed already since the last change, or chosen by the billing system")},
+                **FORBIDDEN, **INVALID})
 @with_db
-def reveal_credentials(service: ServiceKey, ctx: Ctx, token: Annotated[ApiToken, Depends(authenticate)]):
-    """The generated password, once per change, for an admin (every token is one for now:
-    tokens have no scopes yet); audited. A second call is refused with 409 saying why."""
+def reveal_credentials(service: ServiceKey, ctx: Ctx, token: Annotated[ApiToken, Depends(require_admin)]):
+    """The generated password, once per change, for an admin token; audited. A second call is
+    refused with 409 saying why."""
     found = lifecycle.get_service_by_ref(service)
     return credentials.reveal(found, ctx.vault, f"api:{token.name}")
 
 
-@router.post("/services/{service}/close", response_model=ClosedService, responses=ACTION_RESPONSES)
+@router.post("/services/{service}/close", response_model=ClosedService,
+             responses={**ACTION_RESPONSES, **FORBIDDEN})
 @with_db
-def close(service: ServiceKey, ctx: Ctx, token: Annotated[ApiToken, Depends(authenticate)]):
+def close(service: ServiceKey, ctx: Ctx, token: Annotated[ApiToken, Depends(require_admin)]):
     """End a pending or failed service that holds no account (its create was cancelled or
-    failed, or it waits for a server); 409 while one of its jobs is open or held. Audited."""
+    failed, or it waits for a server); 409 while one of its jobs is open or held. Audited.
+    Needs an admin token."""
     closed, may_exist = lifecycle.close(service_id(service), actor=f"api:{token.name}",
                                         settings=ctx.settings)
     return service_view(closed) | {"account_may_exist": may_exist}

@@ -128,6 +128,54 @@ def cmd_service_action(rt: Runtime, args) -> int:
     return 0
 
 
+@command("service import")
+def cmd_service_import(rt: Runtime, args) -> int:
+    import json
+    import os
+    import sys
+
+    from provisiond import imports
+    from provisiond.errors import ValidationError
+    try:
+        with open(args.file, "rb") as handle:
+            text = imports.decode(handle.read())
+    except OSError as exc:
+        raise ValidationError("file", f"cannot read {args.file!r}: {exc.strerror}") from None
+    rt.open_db()
+    if sys.stderr.isatty() and not rt.json:  # a step line on a terminal only; the result follows
+        print(f"{args.file}: checking every row" + ("" if args.dry_run else " and importing"),
+              file=sys.stderr, flush=True)
+    try:
+        result = imports.import_services(text, rt.registry(), actor=audit.cli_actor(),
+                                         source=os.path.basename(args.file), dry_run=args.dry_run)
+    except imports.ImportRefused as refused:
+        if rt.json:
+            print(json.dumps({"imported": 0, "errors": [e.view() for e in refused.errors]}, indent=2))
+        else:
+            print("\n".join(str(e) for e in refused.errors), file=sys.stderr)
+        print(f"provisiond: error: {refused}", file=sys.stderr)
+        return 2
+    rt.out(result.view(), _import_text)
+    return 0
+
+
+def _import_text(view: dict) -> str:
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(view["by_status"].items()))
+    servers = ", ".join(f"{name} ({n})" for name, n in sorted(view["by_server"].items()))
+    lines = []
+    plural = "" if view["services"] == 1 else "s"
+    if view["dry_run"]:
+        lines += [table(view["rows"], ["row", "ref", "product", "server", "username", "domain", "status",
+                                       "paid_until"]), "",
+                  f"dry run: {view['services']} service{plural} would be imported ({counts}) on {servers}; "
+                  "nothing was written"]
+    else:
+        lines.append(f"imported {view['imported']} service{plural} ({counts}) on {servers}")
+    lines += [f"warning: server {o['server']} holds {o['services']} services, more than its max_accounts "
+              f"{o['max_accounts']}: it takes no new orders" for o in view["over_capacity"]]
+    return "\n".join(lines)
+
+
 def add_parsers(sub, group, top) -> None:
     svg = group("service", "hosting services")
     p = sub(svg, "order", "a paid order: create the service and its account")
@@ -171,5 +219,12 @@ def add_parsers(sub, group, top) -> None:
     p = sub(svg, "close", "end a pending or failed service that holds no account (its create "
                           "was cancelled or failed, or it waits for a server)")
     p.add_argument("service", help="id or billing reference")
+    p = sub(svg, "import", "record services a billing system already has, from a CSV file (no panel "
+                           "is called: the accounts exist); every row is checked, nothing is written "
+                           "on any problem")
+    p.add_argument("file", metavar="FILE.csv", help="CSV with a header row: ref, product, server, username, "
+                   "domain, email (required), paid_until (YYYY-MM-DD), status (active or suspended)")
+    p.add_argument("--dry-run", action="store_true", help="check every row and show what would be "
+                   "imported; write nothing")
     p = sub(svg, "list", "list services")
     p.add_argument("--status", choices=[s.value for s in ServiceStatus], help="only services in this state")

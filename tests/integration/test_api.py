@@ -52,7 +52,9 @@ class Api:
 
 @pytest.fixture
 def client(cpanel_setup, settings, vault):
-    token = tokens.create("billing")
+    # An admin token: these tests call admin routes too (retry, cancel, resolve, reveal, close);
+    # what a billing token may not do is in test_tokens.py.
+    token = tokens.create("billing", scope="admin")
     with TestClient(api.create_app(settings, vault)) as test_client:
         calls = Api(test_client, token)
         yield calls

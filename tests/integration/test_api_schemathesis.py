@@ -24,7 +24,7 @@ def database_url(tmp_path):
 
 @pytest.fixture
 def token(cpanel_setup):
-    return tokens.create("schemathesis")
+    return tokens.create("schemathesis", scope="admin")  # every operation, admin ones included
 
 
 @pytest.fixture
