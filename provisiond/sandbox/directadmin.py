@@ -26,7 +26,8 @@ Sources, per endpoint (where shared/panels/directadmin.md says otherwise, the ve
   example github.com/directadmin/httpsocket examples/example.suspend_user.php
   (``location=CMD_SELECT_USERS``, ``suspend=Suspend`` or ``Unsuspend``, ``select0=<user>``);
   delete with ``confirmed=Confirm``, ``delete=yes``. Whether a repeated suspend is an error is
-  *unverified* (``repeat_suspend_is_error``).
+  *unverified* (``repeat_suspend_is_error``), and so are the accepted ``reason`` values
+  (``suspend_reasons``, billing and other).
 * CMD_API_MODIFY_USER ``action=package``, CMD_API_USER_PASSWD: legacy-api page (and
   httpsocket examples/example.change_pass.php).
 * CMD_API_SHOW_USER_CONFIG: the user's ``user.conf`` as url-encoded pairs; the fields are those

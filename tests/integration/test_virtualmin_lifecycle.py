@@ -175,7 +175,7 @@ def test_panel_refusals_fail_once_with_the_reason(case, virtualmin_setup, regist
     elif case == "unknown_package":
         catalog.add_product(registry, name="ghost", panel="virtualmin", group_name="web", package="nosuch")
         product = "ghost"
-        task, expected = "Create the virtual server (create-domain)", "Unknown plan name"
+        task, expected = "Check that the plan exists (list-plans)", "No plan with name nosuch was found"
     elif case == "duplicate_domain":
         squat(virtualmin, "other", "taken.example.com")
         task, expected = ("Refuse a domain hosted for another user",
