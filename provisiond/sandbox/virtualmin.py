@@ -470,12 +470,17 @@ class VirtualminSimulator(PanelSimulator):
                 queue.append(arg)
         opts = self._parse(queue, {"domain", "user", "plan", "id"},
                            {"toplevel", "subserver", "disabled", "enabled", "user-only"})
-        if opts.get("plan") is not None and self._plan_id(opts["plan"]) is None:
-            raise Usage(f"No plan with name or ID {opts['plan']} found")
+        plan_id = None
+        if opts.get("plan") is not None:
+            plan_id = self._plan_id(opts["plan"])
+            if plan_id is None:
+                raise Usage(f"No plan with name or ID {opts['plan']} found")
         if opts.get("domain[]") or opts.get("user[]"):
             found = self._by_names_users(opts.get("domain[]", []), opts.get("user[]", []))
         else:
             found = self.domains()
+        if plan_id is not None:
+            found = [a for a in found if a.plan == self.plans[plan_id]]
         if opts.get("toplevel"):
             found = [a for a in found if not a.parent]
         if opts.get("subserver"):

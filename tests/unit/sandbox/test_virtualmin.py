@@ -270,6 +270,10 @@ def test_list_domains_toplevel_and_contact_email(sim, example):
     # compute_emailto: without an address and without mail, the owner at the host name
     assert tops[1]["values"]["contact_email"] == [f"quiet@{sim.hostname}"]
     assert tops[0]["values"]["password"] == ["S3cret!pw"]  # the master admin sees it
+    ok(call(sim, "modify-domain", domain="quiet.org", **{"apply-plan": "pro"}))
+    on_pro = ok(call(sim, "list-domains", plan="pro", **{"name-only": ""}))["data"]
+    assert [item["name"] for item in on_pro] == ["quiet.org"]
+    assert failure(call(sim, "list-domains", plan="gold")) == "No plan with name or ID gold found"
 
 
 def test_list_plans(sim):
