@@ -22,6 +22,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    raw_query: str = ""  # the query string as sent: order and repeated names kept (Webmin's @in)
 
     def form(self) -> dict[str, str]:
         """Query parameters merged with a form-encoded body (body wins), as PHP panels read them."""
@@ -128,6 +129,7 @@ class PanelSimulator:
                     query=_parse_qs(parsed.query),
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    raw_query=parsed.query,
                 )
                 response = simulator._dispatch(request)
                 self.send_response(response.status)

@@ -1,26 +1,55 @@
-"""A strict DirectAdmin legacy CMD_API simulator (shared/panels/directadmin.md).
+"""A strict DirectAdmin legacy CMD_API simulator, following DirectAdmin's own docs (issue 10).
 
-It checks HTTP Basic auth against the admin password or a login key and answers a bad login with
-the HTML login page (``text/html``, "DirectAdmin Login"), as DirectAdmin does. Every other answer
-is an url-encoded string (``error=0|1&text=...&details=...``, lists as ``list[]=``), or JSON with
-``json=yes`` (``{"success": ...}`` / ``{"error": ..., "result": ...}`` with a non-2xx status).
-It enforces the username rules (lowercase letters and digits, a letter first, 4 to
-``max_username_length`` characters), refuses duplicate users and domains, unknown packages and
-IPs, missing parameters and mismatched passwords, and keeps each account's state.
+Sources, per endpoint (where shared/panels/directadmin.md says otherwise, the vendor wins):
 
-Users of other resellers (issue 10): every account has a ``creator``, the reseller or admin that
-made it, which CMD_API_SHOW_USER_CONFIG reports as ``creator=``. DirectAdmin's "Legacy API" page
-(https://docs.directadmin.com/developer/api/legacy-api.html) says "You MUST have the proper
-permissions with your account in order use the API. For example, a User cannot get the list of
-all the Users on the server, only an Admin can", and gives CMD_API_MODIFY_USER "to allow a
-reseller to update the settings of one of his or her users" (the same page as mirrored at
-http://directadm.in/commands/save). Modelled on that: CMD_API_SHOW_USERS lists the caller's own
-users (an admin's too: the users it created), CMD_API_SHOW_ALL_USERS lists every user and only
-for an admin; a reseller login is refused (``error=1``) every read or change of another
-reseller's user, an admin login may read and change any user. The refusal's words are
-*unverified*: DirectAdmin answers a domain that is not the caller's with "You do not own that
-domain" (solitweb/laravel-directadmin issue 12), so the user form follows it, and it is a knob
-(``not_owned_details``); a playbook must not need it to be exact.
+* Transport, every endpoint: "Legacy API" (https://docs.directadmin.com/developer/api/legacy-api.html,
+  the same text as http://www.directadmin.com/api.html): HTTP Basic auth with the user and its
+  password or a login key; an url-encoded answer "after the DirectAdmin Headers", lists in the
+  ``list[]`` array, to be decoded with "unhtmlentities() then parse_str()"; "You MUST have the
+  proper permissions ... a User cannot get the list of all the Users on the server, only an
+  Admin can". Failure is ``error=1&text=...&details=...`` with HTTP 200 (the page's "Failure
+  Returns"). A bad login answers the HTML login page (``text/html``, "DirectAdmin Login").
+  ``json=yes`` answers JSON (``{"success": ...}`` / ``{"error": ..., "result": ...}``); its
+  non-2xx status is *unverified* (``json_error_status``).
+* CMD_API_LOGIN_TEST: legacy-api page ("Login OK").
+* CMD_API_ACCOUNT_USER (create): legacy-api page, form ``action=create``, ``add=Submit``,
+  ``username`` ("4-8 characters, alphanumeric"), ``email``, ``passwd``/``passwd2``, ``domain``,
+  ``package``, ``ip``, ``notify``. ``ip=shared|server|assign``: DirectAdmin 1.44 feature 1500
+  (https://www.directadmin.com/features.php?id=1500): "DA will go hunting for an IP to use that
+  matches that status (ip=assign will actually look for an IP of status=free) ... If an IP of
+  the desired type does not exist, DA will fallback to a shared IP, if it exists in the
+  ip.list. If not, it will fallback to the server IP ... If the ip.list is completely empty,
+  you'll get a creation error." So ``assign`` with no free IP silently gives the shared (or
+  server) IP; it is no error. The refusal texts (duplicate user or domain, unknown package) are
+  *unverified* in their exact words.
+* CMD_API_SELECT_USERS (suspend/unsuspend/delete): legacy-api page, and the vendor's own
+  example github.com/directadmin/httpsocket examples/example.suspend_user.php
+  (``location=CMD_SELECT_USERS``, ``suspend=Suspend`` or ``Unsuspend``, ``select0=<user>``);
+  delete with ``confirmed=Confirm``, ``delete=yes``. Whether a repeated suspend is an error is
+  *unverified* (``repeat_suspend_is_error``), and so are the accepted ``reason`` values
+  (``suspend_reasons``, billing and other).
+* CMD_API_MODIFY_USER ``action=package``, CMD_API_USER_PASSWD: legacy-api page (and
+  httpsocket examples/example.change_pass.php).
+* CMD_API_SHOW_USER_CONFIG: the user's ``user.conf`` as url-encoded pairs; the fields are those
+  of "Configuration files" (https://docs.directadmin.com/developer/config_files): ``account``
+  (ON|OFF), ``date_created``, ``creator`` ("reseller assigned to this account"), ``username``,
+  ``usertype`` (user|reseller|admin), ``email``, ``domain``, ``ip``, ``package``,
+  ``suspended`` (yes|no), ``suspended_reason``.
+* CMD_API_SHOW_ALL_USERS (admin only), CMD_API_SHOW_USERS (the caller's own users): legacy-api
+  page; the vendor's account listing is exactly these plus one CMD_API_SHOW_USER_CONFIG per user
+  (httpsocket examples/example.account_list_csv.php). The legacy API has no documented bulk
+  form; CMD_ALL_USER_SHOW?json=yes is a skin page, and DirectAdmin's API examples page
+  (https://docs.directadmin.com/developer/api/examples.html) warns that an undocumented
+  endpoint "can change anytime", so the simulator does not serve it. Whether SHOW_ALL_USERS
+  also lists reseller and admin accounts is *unverified*: accounts added with
+  ``usertype="reseller"`` are listed, and SHOW_USER_CONFIG tells them apart.
+* CMD_API_PACKAGES_USER: legacy-api page (``list[]``).
+
+Users of other resellers (issue 10): every account has a ``creator``. A reseller login sees
+and changes only its own users; an admin any user. A reseller's refusal for another's user is
+``error=1``; its words are *unverified* (``not_owned_details``: DirectAdmin answers a domain that
+is not the caller's with "You do not own that domain", solitweb/laravel-directadmin issue 12).
+A playbook must not need them to be exact.
 """
 
 from __future__ import annotations
@@ -74,20 +103,24 @@ class Account:
     suspend_reason: str = ""
     creator: str = ""  # "" is the simulator's own login
     created: float = dataclasses.field(default_factory=time.time)
+    usertype: str = "user"
 
     def config(self, creator: str) -> dict[str, str]:
-        return {"username": self.user, "usertype": "user", "creator": self.creator or creator,
-                "domain": self.domain, "email": self.email, "ip": self.ip,
-                "package": self.package, "suspended": "yes" if self.suspended else "no",
+        """user.conf as CMD_API_SHOW_USER_CONFIG prints it (docs.directadmin.com config_files)."""
+        return {"account": "ON", "username": self.user, "usertype": self.usertype,
+                "creator": self.creator or creator, "domain": self.domain, "email": self.email,
+                "ip": self.ip, "package": self.package,
+                "suspended": "yes" if self.suspended else "no",
+                "suspended_reason": self.suspend_reason if self.suspended else "",
                 "date_created": time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(self.created))}
 
 
 class DirectAdminSimulator(PanelSimulator):
     """``DirectAdminSimulator(password="pw", login_key="k")``; ``sim.accounts`` is the state.
 
-    Knobs: ``max_username_length`` (per server, default 8); ``ips`` the server's addresses (the
-    first one is used for ``ip=shared``/``server``) and ``free_ips`` the pool ``ip=assign``
-    takes from; ``level`` ``"admin"`` or ``"reseller"`` (a reseller may not call
+    Knobs: ``max_username_length`` (per server, default 8); the ip.list as ``ips`` (the first
+    is the server IP), ``shared_ips`` and ``free_ips`` (``ip=assign`` takes one; with none it
+    falls back to a shared IP, then the server IP, as feature 1500 says); ``level`` ``"admin"`` or ``"reseller"`` (a reseller may not call
     CMD_API_SHOW_ALL_USERS); ``repeat_suspend_is_error`` (whether suspending a suspended user
     fails is unverified: strict by default); ``json_error_status`` and ``login_status``
     (unverified HTTP statuses of a ``json=yes`` error and of the login page);
@@ -99,7 +132,7 @@ class DirectAdminSimulator(PanelSimulator):
 
     def __init__(self, username: str = "admin", password: str = "sandbox-pass",
                  login_key: str | None = None, packages=("basic", "pro", "business"),
-                 max_username_length: int = 8, ips=("127.0.0.1",), free_ips=(),
+                 max_username_length: int = 8, ips=("127.0.0.1",), free_ips=(), shared_ips=(),
                  level: str = "admin", repeat_suspend_is_error: bool = True,
                  suspend_reasons=("billing", "other"), json_error_status: int = 400,
                  login_status: int = 200, system_users=SYSTEM_USERS,
@@ -108,7 +141,7 @@ class DirectAdminSimulator(PanelSimulator):
         self.username, self.password, self.login_key = username, password, login_key
         self.packages = set(packages)
         self.max_username_length = max_username_length
-        self.ips, self.free_ips = list(ips), list(free_ips)
+        self.ips, self.free_ips, self.shared_ips = list(ips), list(free_ips), list(shared_ips)
         self.level = level
         self.repeat_suspend_is_error = repeat_suspend_is_error
         self.suspend_reasons = set(suspend_reasons)
@@ -165,10 +198,10 @@ class DirectAdminSimulator(PanelSimulator):
         return Response(200, body.encode(), "text/plain; charset=utf-8")
 
     def add_foreign_user(self, user: str, domain: str, creator: str = "reseller2",
-                         package: str = "basic") -> Account:
-        """Another reseller's user, as that reseller would have created it."""
+                         package: str = "basic", usertype: str = "user") -> Account:
+        """Another reseller's user (or, with ``usertype="reseller"``, a reseller account)."""
         account = Account(user, domain, package, f"owner@{domain}", "foreign-pass", self.ips[0],
-                          creator=creator)
+                          creator=creator, usertype=usertype)
         self.accounts[user] = account
         return account
 
@@ -218,13 +251,14 @@ class DirectAdminSimulator(PanelSimulator):
         return Ok(f"User {user} created", "Unix User created successfully")
 
     def _pick_ip(self, ip: str, text: str) -> str:
-        if ip in ("shared", "server"):
-            return self.ips[0]
-        if ip == "assign":
-            if not self.free_ips:
-                raise Failure(text, "There are no free IPs to assign")
-            return self.free_ips.pop(0)
-        if ip not in self.ips and ip not in self.free_ips:
+        """An address, or one of the wanted status with feature 1500's fallbacks."""
+        wanted = {"assign": self.free_ips, "shared": self.shared_ips, "server": self.ips[:1]}
+        if ip in wanted:
+            for pool in (wanted[ip], self.shared_ips, self.ips[:1]):
+                if pool:
+                    return pool.pop(0) if pool is self.free_ips else pool[0]
+            raise Failure(text, "There are no IPs in the ip.list")
+        if ip not in self.ips + self.shared_ips + self.free_ips:
             raise Failure(text, f"The IP {ip} is not in your list of IPs")
         if ip in self.free_ips:
             self.free_ips.remove(ip)

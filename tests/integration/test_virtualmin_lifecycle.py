@@ -175,14 +175,15 @@ def test_panel_refusals_fail_once_with_the_reason(case, virtualmin_setup, regist
     elif case == "unknown_package":
         catalog.add_product(registry, name="ghost", panel="virtualmin", group_name="web", package="nosuch")
         product = "ghost"
-        task, expected = "Create the virtual server (create-domain)", "Plan nosuch does not exist"
+        task, expected = "Check that the plan exists (list-plans)", "No plan with name nosuch was found"
     elif case == "duplicate_domain":
         squat(virtualmin, "other", "taken.example.com")
         task, expected = ("Refuse a domain hosted for another user",
                           "the domain taken.example.com is already a virtual server on the panel, of the user other")
     else:
         squat(virtualmin, "taken", "elsewhere.example.com")
-        task, expected = "Create the virtual server (create-domain)", "A Unix user named taken already exists"
+        task, expected = ("Create the virtual server (create-domain)",
+                          "The specified administration user already exists")
     before = dict(virtualmin.accounts)
     service, job = lifecycle.order(registry, vault, product=product, domain="taken.example.com",
                                    email="me@taken.example.com")
@@ -209,13 +210,16 @@ def test_refusals_on_an_existing_account(virtualmin_setup, registry, vault, virt
                                    email="me@mine.example.com", ref="INV-400")
     assert settle(worker, job).status == "succeeded"
 
+    # modify-domain would ignore the unknown plan and answer success: the playbook looks it up.
     job = settle(worker, lifecycle.request(registry, vault, "INV-400", "change_package", package="nosuch"))
     assert job.status == "failed"
     log = last_log(job)
-    assert log.failed_task == "Apply the plan (modify-domain)"
-    assert "Plan nosuch does not exist" in log.message
+    assert log.failed_task == "Check that the plan exists (list-plans)"
+    assert "No plan with name nosuch was found" in log.message
     assert json.loads(log.panel_answer)["status"] == "failure"
+    assert "modify-domain" not in programs(virtualmin)
     assert virtualmin.accounts["mine"].plan == "basic"
+    assert Service.get_by_id(service.id).package == "basic"
 
     # The domain now belongs to another Unix user: terminating must not delete it.
     del virtualmin.accounts["mine"]

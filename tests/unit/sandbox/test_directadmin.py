@@ -1,4 +1,4 @@
-"""DirectAdminSimulator speaks shared/panels/directadmin.md: legacy CMD_API over Basic auth."""
+"""DirectAdminSimulator follows DirectAdmin's Legacy API docs: CMD_API_* over Basic auth."""
 
 import html
 import urllib.parse
@@ -120,7 +120,6 @@ def test_create_json_failure_is_non_2xx(sim, alice):
     ({"email": "not-an-email"}, "Invalid email"),
     ({"domain": "no_domain"}, "Invalid domain"),
     ({"ip": "10.9.9.9"}, "not in your list of IPs"),
-    ({"ip": "assign"}, "no free IPs"),
     ({"action": "modify"}, "action=create"),
     ({"add": ""}, "add=Submit"),
     ({"username": "admin"}, "already exists"),
@@ -159,6 +158,23 @@ def test_create_with_an_assigned_ip(sim, monkeypatch):
     monkeypatch.setattr(sim, "free_ips", ["10.0.0.5"])
     ok(call(sim, "ACCOUNT_USER", **{**CREATE, "ip": "assign"}))
     assert sim.accounts["alice1"].ip == "10.0.0.5" and sim.free_ips == []
+
+
+@pytest.mark.parametrize("shared, wanted, expected", [
+    ([], "assign", "127.0.0.1"), (["10.0.0.9"], "assign", "10.0.0.9"),
+    (["10.0.0.9"], "shared", "10.0.0.9"), ([], "shared", "127.0.0.1"), (["10.0.0.9"], "server", "127.0.0.1")])
+def test_ip_by_status_falls_back_as_feature_1500_says(sim, monkeypatch, shared, wanted, expected):
+    # "If an IP of the desired type does not exist, DA will fallback to a shared IP ... If not,
+    # it will fallback to the server IP": ip=assign without a free IP is no error.
+    monkeypatch.setattr(sim, "free_ips", [])
+    monkeypatch.setattr(sim, "shared_ips", shared)
+    ok(call(sim, "ACCOUNT_USER", **{**CREATE, "ip": wanted}))
+    assert sim.accounts["alice1"].ip == expected
+
+
+def test_an_empty_ip_list_is_a_creation_error(sim, monkeypatch):
+    monkeypatch.setattr(sim, "ips", [])
+    assert "ip.list" in error(call(sim, "ACCOUNT_USER", **CREATE))
 
 
 # -- suspend, unsuspend, delete ----------------------------------------------------------
@@ -251,6 +267,8 @@ def test_show_user_config(sim, alice):
     config = answer(call(sim, "SHOW_USER_CONFIG", method="GET", user="alice1"))
     assert config["suspended"] == ["yes"] and config["package"] == ["basic"]
     assert config["domain"] == ["example.com"] and config["email"] == ["a@example.com"]
+    assert config["usertype"] == ["user"] and config["account"] == ["ON"]
+    assert config["suspended_reason"] == ["other"]
     as_json = call(sim, "SHOW_USER_CONFIG", method="GET", user="alice1", json="yes").json()
     assert as_json["suspended"] == "yes" and as_json["username"] == "alice1"
 

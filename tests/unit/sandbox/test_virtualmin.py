@@ -1,4 +1,4 @@
-"""VirtualminSimulator speaks shared/panels/virtualmin.md: remote.cgi with JSON answers."""
+"""VirtualminSimulator follows virtualmin-gpl: remote.cgi, its JSON envelope and the programs' words."""
 
 import json
 
@@ -23,7 +23,7 @@ def call(sim, program, auth=AUTH, method="POST", as_json=True, **params):
 
 def answer(response) -> dict:
     assert response.status_code == 200
-    assert response.headers["Content-Type"] == "text/plain"  # as remote.cgi prints it
+    assert response.headers["Content-Type"] == "application/json"  # remote.cgi l.82
     return json.loads(response.text)
 
 
@@ -49,8 +49,10 @@ def server():
 def sim(server):
     """One server per module; fresh state per test."""
     server.accounts.clear()
+    server.sub_servers.clear()
     yield server
     server.accounts.clear()
+    server.sub_servers.clear()
 
 
 @pytest.fixture
@@ -68,7 +70,10 @@ def info(sim, domain="example.com") -> dict:
 
 # -- transport and auth ------------------------------------------------------------------
 def test_connection_test(sim):
-    assert "create-domain" in ok(call(sim, "list-commands", method="GET"))["output"]
+    # A list- command: under json its output is parsed as a multiline listing, never "output".
+    body = ok(call(sim, "list-commands", method="GET"))
+    assert "output" not in body and body["data"]
+    assert "create-domain" in call(sim, "list-commands", as_json=False).text
 
 
 @pytest.mark.parametrize("auth", [("root", "wrong"), ("admin", "sandbox-pass"), None])
@@ -79,15 +84,36 @@ def test_bad_login_is_401(sim, auth):
 
 
 def test_unknown_program_and_missing_program(sim):
-    assert call(sim, "no-such-program").text.startswith("ERROR: ")
+    # api_error: text/plain even with json, and status "error", not "failure" (remote.cgi l.118)
+    for program, words in (("no-such-program", "Remote program no-such-program does not exist"),
+                           ("bad/name", "Invalid remote program name")):
+        response = call(sim, program)
+        assert response.headers["Content-Type"] == "text/plain"
+        assert json.loads(response.text) == {"status": "error", "error": words}
+        assert call(sim, program, as_json=False).text == f"ERROR: {words}\n"
     assert "program" in call(sim, "").text
     assert requests.get(f"{sim.url}/remote.cgi", auth=AUTH, timeout=5).status_code == 404
 
 
-def test_without_json_the_raw_output_ends_with_the_exit_status(sim, example):
+def test_without_json_the_raw_output_ends_with_the_wait_status(sim, example):
+    # remote.cgi prints Perl's $? after waitpid: exit(1) is 256.
     assert call(sim, "list-domains", as_json=False, method="GET").text.endswith("Exit status: 0\n")
     text = call(sim, "delete-domain", as_json=False, domain="nowhere.com").text
-    assert "does not exist" in text and text.endswith("Exit status: 1\n")
+    assert text.startswith("Virtual server nowhere.com does not exist\n\n")
+    assert text.endswith("Exit status: 256\n")
+
+
+def test_json_is_pretty_unless_minified(sim):
+    assert call(sim, "list-commands").text.startswith('{\n   "')
+    minified = call(sim, "list-commands", as_json=False, json="minified").text
+    assert minified.startswith('{"command":"list-commands"')
+
+
+def test_arguments_keep_the_order_sent_and_multi_line_values_split(sim):
+    # dns=1 becomes "--dns 1": the program stops at the stray value.
+    assert failure(call(sim, "create-domain", **{**CREATE, "dns": "1"})) == "Unknown parameter 1"
+    assert failure(call(sim, "disable-domain", domain="example.com\n--bogus")) == \
+        "Unknown parameter --bogus"
 
 
 def test_fail_next_gives_one_503(sim):
@@ -120,16 +146,18 @@ def test_derived_username_falls_back_to_the_domain(sim, example):
 @pytest.mark.parametrize("changes, message", [
     ({"domain": None}, "Missing domain name"),
     ({"pass": None}, "Missing password"),
-    ({"plan": "gold"}, "Plan gold does not exist"),
-    ({"dns": "1"}, "Unknown option 1"),
-    ({"colour": "blue"}, "Unknown option --colour"),
+    ({"plan": "gold"}, "Unknown plan name"),
+    ({"colour": "blue"}, "Unknown parameter --colour"),
     ({"dns": None, "web": None, "unix": None, "dir": None, "webmin": None},
      "No virtual server features enabled"),
-    ({"domain": "not_a_domain"}, "'not_a_domain' is not a valid domain name"),
-    ({"email": "nobody"}, "Invalid email address"),
-    ({"user": "root"}, "The username root cannot be used"),
-    ({"user": "mysql"}, "A Unix user named mysql already exists"),
-    ({"user": "bad user"}, "'bad user' is not a valid Unix username"),
+    ({"domain": "bad domain.com"},
+     "Domain names cannot include anything other than letters, numbers, dots, and dashes"),
+    ({"domain": "www.example.com"}, "The domain name does not need to have www at the start"),
+    ({"domain": "a..example.com"}, "Domain names cannot contain consecutive dots"),
+    ({"email": "nobody"}, "--email must be followed by a valid email address"),
+    ({"user": "root"}, "The specified administration user already exists"),
+    ({"user": "mysql"}, "The specified administration user already exists"),
+    ({"user": "bad user"}, "Missing or invalid administrator username"),
 ])
 def test_create_rejects(sim, changes, message):
     params = {k: v for k, v in {**CREATE, **changes}.items() if v is not None}
@@ -138,15 +166,22 @@ def test_create_rejects(sim, changes, message):
 
 
 def test_an_empty_value_becomes_a_bare_flag(sim):
-    # domain= turns into a bare --domain, which swallows the next option as its value.
-    assert failure(call(sim, "create-domain", **{**CREATE, "domain": ""})).startswith("Unknown option")
+    # domain= turns into a bare --domain, which swallows the next option (--pass) as its value;
+    # the password itself is then an unknown parameter, named in the error.
+    assert failure(call(sim, "create-domain", **{**CREATE, "domain": ""})) == \
+        f"Unknown parameter {CREATE['pass']}"
     assert sim.accounts == {}
+
+
+def test_an_underscore_domain_is_valid_as_virtualmin_says(sim):
+    ok(call(sim, "create-domain", **{**CREATE, "domain": "not_a_domain"}))
+    assert sim.accounts["not_a_domain"].domain == "not_a_domain"
 
 
 def test_create_refuses_duplicates(sim, example):
     assert failure(call(sim, "create-domain", **CREATE)) == "You are already hosting this domain"
     assert failure(call(sim, "create-domain", **{**CREATE, "domain": "new.com", "user": "example"})) \
-        == "A Unix user named example already exists"
+        == "The specified administration user already exists"
     assert list(sim.accounts) == ["example"]
 
 
@@ -163,11 +198,17 @@ def test_disable_and_enable(sim, example):
         "Virtual server example.com is not disabled"
 
 
-@pytest.mark.parametrize("program, extra", [("disable-domain", {}), ("enable-domain", {}),
-                                            ("delete-domain", {}), ("modify-domain", {"pass": "x"})])
-def test_unknown_domain(sim, program, extra):
+@pytest.mark.parametrize("program, extra, stop", [
+    ("disable-domain", {}, ""), ("enable-domain", {}, ""), ("delete-domain", {}, ""),
+    ("list-domains", {}, ""), ("modify-domain", {"pass": "x"}, ".")])  # modify-domain.pl l.439
+def test_unknown_domain(sim, program, extra, stop):
     assert failure(call(sim, program, domain="nowhere.com", **extra)) == \
-        "Virtual server nowhere.com does not exist"
+        f"Virtual server nowhere.com does not exist{stop}"
+
+
+def test_unknown_user(sim):
+    assert failure(call(sim, "delete-domain", user="ghost")) == "No top-level domain owned by ghost exists"
+    assert failure(call(sim, "list-domains", user="ghost")) == "No top-level domain owned by ghost exists"
 
 
 def test_missing_domain(sim, example):
@@ -178,8 +219,10 @@ def test_missing_domain(sim, example):
 
 
 def test_delete(sim, example):
-    ok(call(sim, "delete-domain", domain="example.com"))
-    assert sim.accounts == {}
+    sim.add_sub_server("example.com", "shop.example.com")
+    output = ok(call(sim, "delete-domain", domain="example.com"))["output"]
+    assert output == "Deleting virtual server example.com ..\n.. deleted\n\n"
+    assert sim.accounts == {} and sim.sub_servers == {}  # its sub-servers went with it
 
 
 # -- password, plan ----------------------------------------------------------------------
@@ -190,11 +233,14 @@ def test_modify_password_and_plan(sim, example):
     assert example.plan == "business" and info(sim)["plan"] == ["business"]
 
 
-def test_modify_rejects(sim, example):
-    assert failure(call(sim, "modify-domain", domain="example.com", **{"apply-plan": "gold"})) == \
-        "Plan gold does not exist"
-    assert failure(call(sim, "modify-domain", domain="example.com")) == "Nothing to do"
+def test_modify_with_an_unknown_plan_succeeds_and_changes_nothing(sim, example):
+    # modify-domain.pl l.310-323: a plan that matches no name or ID is silently ignored.
+    body = ok(call(sim, "modify-domain", domain="example.com", **{"apply-plan": "gold"}))
+    assert body["output"].endswith("All done\n")
     assert example.plan == "basic"
+    ok(call(sim, "modify-domain", domain="example.com"))  # nothing asked: still "All done"
+    assert failure(call(sim, "modify-domain", domain="example.com", email="nobody")) == \
+        "Invalid email address nobody"
 
 
 # -- reads -------------------------------------------------------------------------------
@@ -205,11 +251,37 @@ def test_list_domains(sim, example):
     assert failure(call(sim, "list-domains", multiline="", domain="nowhere.com")) == \
         "Virtual server nowhere.com does not exist"
     assert failure(call(sim, "list-domains", multiline="1")) == "Unknown parameter 1"
-    assert ok(call(sim, "list-domains", **{"name-only": ""}))["output"] == "example.com\n"
+    # json forces multiline into the conversion: a name-only listing comes back as data.
+    assert ok(call(sim, "list-domains", **{"name-only": ""}))["data"] == \
+        [{"name": "example.com", "values": {}}]
+    text = call(sim, "list-domains", as_json=False, **{"name-only": ""}).text
+    assert text == "example.com\n\nExit status: 0\n"
+
+
+def test_list_domains_toplevel_and_contact_email(sim, example):
+    sim.add_sub_server("example.com", "shop.example.com")
+    ok(call(sim, "create-domain", **{**CREATE, "domain": "quiet.org", "email": None}))
+    data = ok(call(sim, "list-domains", multiline=""))["data"]
+    assert [item["name"] for item in data] == ["example.com", "shop.example.com", "quiet.org"]
+    assert data[1]["values"]["type"] == ["Sub-server"]
+    assert data[1]["values"]["parent_domain"] == ["example.com"]
+    tops = ok(call(sim, "list-domains", multiline="", toplevel=""))["data"]
+    assert [item["name"] for item in tops] == ["example.com", "quiet.org"]
+    # compute_emailto: without an address and without mail, the owner at the host name
+    assert tops[1]["values"]["contact_email"] == [f"quiet@{sim.hostname}"]
+    assert tops[0]["values"]["password"] == ["S3cret!pw"]  # the master admin sees it
+    ok(call(sim, "modify-domain", domain="quiet.org", **{"apply-plan": "pro"}))
+    on_pro = ok(call(sim, "list-domains", plan="pro", **{"name-only": ""}))["data"]
+    assert [item["name"] for item in on_pro] == ["quiet.org"]
+    assert failure(call(sim, "list-domains", plan="gold")) == "No plan with name or ID gold found"
 
 
 def test_list_plans(sim):
-    assert "basic" in ok(call(sim, "list-plans", method="GET"))["output"]
+    assert "basic" in call(sim, "list-plans", method="GET", as_json=False).text
+    assert ok(call(sim, "list-plans", name="pro", multiline=""))["data"][0]["values"]["name"] == ["pro"]
+    # json alone does not make the program print its multiline form: the table is parsed.
+    assert ok(call(sim, "list-plans", name="pro"))["data"][0]["name"].startswith("ID    ")
+    assert failure(call(sim, "list-plans", name="gold")) == "No plan with name gold was found"
     data = ok(call(sim, "list-plans", multiline=""))["data"]
     assert {item["values"]["name"][0] for item in data} == {"Default Plan", "basic", "pro", "business"}
 
