@@ -146,19 +146,23 @@ def server_named(name: str) -> Server:
 def check(settings: Settings, vault: Vault, registry: Registry, server: Server, *,
           now: datetime.datetime | None = None, dry_run: bool = False) -> tuple[dict, list[dict], bool]:
     """Sync one server: (report, panel accounts, whether the drift changed). Unless
-    ``dry_run``, the report is stored as the server's last, each missing account alerts an
-    admin once, and a drift that changed since the last report alerts and sends a
-    ``server.drift`` billing webhook (a dry run tells the change but stores nothing)."""
+    ``dry_run``, the report is recorded (``record``)."""
     accounts = panel_accounts(settings, vault, registry, server)
     report = compare(server.name, accounts, services_of(server), now or utcnow())
-    if dry_run:
-        return report, accounts, changed_since(server, report)
+    changed = changed_since(server, report) if dry_run else record(settings, server, report)
+    return report, accounts, changed
+
+
+def record(settings: Settings, server: Server, report: dict) -> bool:
+    """Keep ``report`` as the server's last; a drift that changed since the last report
+    alerts an admin and sends a ``server.drift`` billing webhook, and each missing account
+    alerts once. Returns whether the drift changed."""
     with database.atomic():
         changed = store(server, report)
         if changed:
             announce_change(settings, server, report)
         alert_missing(settings, server, report)
-    return report, accounts, changed
+    return changed
 
 
 # -- keeping the last report ---------------------------------------------------------------

@@ -33,7 +33,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from provisiond import db as dbmod
 from provisiond import health as daemon_health
-from provisiond.api import jobs, services
+from provisiond.api import jobs, services, sync
 from provisiond.api.base import (UNAUTHORIZED, Context, PanelCache, authenticate, connection,
                                  install_error_handlers, problem)
 from provisiond.api.schemas import Health, Problem
@@ -78,7 +78,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
         return {"status": "ok"}
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
-    for module in (services, jobs):
+    for module in (services, jobs, sync):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

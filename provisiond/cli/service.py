@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 from provisiond import audit, lifecycle
+from provisiond.cli import sync
 from provisiond.cli.base import (PASSWORD_FILE_HELP, SERVICE_KEY_HELP, Runtime, command, fields, job_view, kv,
                                  parse_date, read_password_file, table)
 from provisiond.models import Job, Service, ServiceStatus
@@ -171,5 +172,6 @@ def add_parsers(sub, group, top) -> None:
     p = sub(svg, "close", "end a pending or failed service that holds no account (its create "
                           "was cancelled or failed, or it waits for a server)")
     p.add_argument("service", help="id or billing reference")
+    sync.add_service_recreate(sub, svg)
     p = sub(svg, "list", "list services")
     p.add_argument("--status", choices=[s.value for s in ServiceStatus], help="only services in this state")
