@@ -122,11 +122,15 @@ def plan_adoption(server: Server, product_name: str, report: dict, panel_account
         ref = row.get("ref") or f"{server.name}:{username}"
         email = row.get("email") or emails.get(username)
         problem = _refusal(username, ref, email, username in taken, ref in refs)
+        try:
+            domain = inputs.domain(orphan["domain"])
+        except ValidationError as exc:
+            problem = problem or f"{username}: the panel's domain is refused ({exc.message})"
         if problem:
             problems.append(problem)
             continue
         refs.add(ref)
-        planned.append({"ref": ref, "username": username, "domain": orphan["domain"],
+        planned.append({"ref": ref, "username": username, "domain": domain,
                         "package": orphan["package"], "email": email,
                         "status": "suspended" if orphan["suspended"] else "active",
                         "paid_until": row.get("paid_until"), "product": product.name})

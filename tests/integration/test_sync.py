@@ -190,6 +190,14 @@ def test_reapply_queues_the_jobs_and_a_worker_run_fixes_the_panel(fleet, run, wo
     assert [d["ref"] for d in report["identity_drift"]] == ["D"]  # left to a person
 
 
+def test_reapply_dry_run_shows_the_jobs_and_queues_none(fleet, run):
+    code, out, err = run("server", "sync", "whm1", "--reapply", "--dry-run")
+    assert code == 0, err
+    assert "unsuspend" in out and "change_package" in out and "nothing was written" in out
+    assert Job.select().where(Job.status == "queued").count() == 0
+    assert AuditEntry.select().count() == 0 and ServerSync.select().count() == 0
+
+
 def test_reapply_leaves_a_service_with_an_open_job_alone(fleet, run, registry, vault):
     job = lifecycle.request(registry, vault, "B", "change_password")
     code, out, _ = run("server", "sync", "whm1", "--reapply", "--json")
