@@ -228,9 +228,9 @@ def sync_all(settings: Settings, vault: Vault, registry: Registry, now: datetime
     ``server.drift`` billing webhook; a server that cannot be read alerts once a day."""
     outcomes = {}
     for server in Server.select().where(Server.enabled == True).order_by(Server.name):  # noqa: E712
-        if not any(a.name == "list_accounts" for a in registry.get(server.panel).admin_actions):
-            continue
         try:
+            if not any(a.name == "list_accounts" for a in registry.get(server.panel).admin_actions):
+                continue  # the panel cannot list its accounts (its panel.yaml says why)
             _, _, changed = check(settings, vault, registry, server, now=now)
             outcomes[server.name] = "changed" if changed else "same"
         except Exception as exc:  # noqa: BLE001 - one server that fails must not stop the others

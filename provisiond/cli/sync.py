@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from provisiond import audit, lifecycle, reconcile, sync
 from provisiond.cli.base import SERVICE_KEY_HELP, Runtime, command, job_view, table
 from provisiond.errors import ValidationError
@@ -58,6 +60,8 @@ def _text(result: dict, dry_run: bool) -> str:
 @command("server sync")
 def cmd_server_sync(rt: Runtime, args) -> int:
     rt.open_db()
+    if sys.stderr.isatty() and not rt.json:  # the panel's run takes a while on a big server
+        print(f"reading the accounts of server {args.name} (list_accounts)...", file=sys.stderr, flush=True)
     result = reconcile.sync_server(rt.settings, rt.vault, rt.registry(), args.name, actor=audit.cli_actor(),
                                    policy=rt.policy, dry_run=args.dry_run, adopt_product=args.adopt,
                                    map_text=_read_map(args.map), reapply_drift=args.reapply,
