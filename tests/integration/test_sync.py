@@ -310,3 +310,15 @@ def test_daily_sync_runs_once_a_day_and_alerts_only_when_the_drift_changes(fleet
     del fleet.accounts["amy"]
     assert daemon.run_sync(hooked, vault, day + datetime.timedelta(days=2)) == {"whm1": "changed"}
     assert len(drift_notes()) == 4
+
+
+def test_daily_sync_goes_on_past_a_server_it_cannot_read(cpanel_setup, settings, vault, registry, whm):
+    from provisiond import catalog
+    catalog.add_server(registry, vault, name="whm0", panel="cpanel", host="127.0.0.1", port=9,
+                       group_name="web", credentials={"api_token": "x" * 16, "scheme": "http"})
+    on_panel(whm, "old", "old.example.org", email="client@old.example.org")
+    hooked = dataclasses.replace(settings, alert_webhook_url="http://127.0.0.1:9/alerts")
+    outcomes = daemon.run_sync(hooked, vault, datetime.date(2026, 11, 28))
+    assert outcomes["whm1"] == "changed" and outcomes["whm0"].startswith("failed:")
+    assert Notification.select().where(Notification.dedup_key.startswith("sync:whm0:failed:")).count() == 1
+    assert [s.server.name for s in ServerSync.select()] == ["whm1"]
