@@ -53,8 +53,8 @@ def sync_server(settings: Settings, vault: Vault, registry: Registry, name: str,
         raise ValidationError("map", "a map names the refs of adopted orphans; give --adopt PRODUCT")
     mapping = read_map(map_text) if map_text is not None else None
     server = sync.server_named(name)
-    report, accounts, changed = sync.check(settings, vault, registry, server, dry_run=True)
-    planned = (plan_adoption(server, adopt_product, report, accounts, mapping)
+    report, listed, changed = sync.check(settings, vault, registry, server, dry_run=True)
+    planned = (plan_adoption(server, adopt_product, report, listed, mapping)
                if adopt_product is not None else None)
     if not dry_run:
         changed = sync.record(settings, server, report)
