@@ -70,6 +70,8 @@ class Settings:
     sweep_cron: str = "0 3 * * *"
     suspend_after_days: int = 10
     terminate_after_days: int = 45
+    # daily sync of every enabled server (drift between the panels and provisiond)
+    sync_cron: str = "30 3 * * *"
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8740

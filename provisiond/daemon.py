@@ -1,10 +1,11 @@
 """The daemon: an APScheduler scheduler that ticks the worker, woken early when work arrives.
 
 Jobs on the scheduler: ``tick`` every ``tick_seconds`` (120 by default; ``max_instances=1``,
-``coalesce``), and sooner when a waiting retry falls due before then, the reaper, the overdue sweep (cron) and artifact pruning. Every enqueue wakes
-the daemons at commit, which brings the next tick forward: on PostgreSQL by NOTIFY (a listener
-thread idles in select()), on SQLite by touching a file beside the database that the daemon
-stats every ``wake_check_seconds``. A wake-up that arrives while a tick runs is not lost to
+``coalesce``; sooner when a waiting retry falls due before then), the reaper, the overdue sweep
+(cron), the daily sync of every server (``sync_cron``, once across the daemons like the sweep)
+and artifact pruning. Every enqueue wakes the daemons at commit, which brings the next tick
+forward: on PostgreSQL by NOTIFY (a listener thread idles in select()), on SQLite by touching a
+file beside the database that the daemon stats every ``wake_check_seconds``. A wake-up that arrives while a tick runs is not lost to
 ``max_instances=1``: the tick runs once more before it returns, and one that meets a tick just
 ending is tried again a moment later. SIGTERM and SIGINT stop the scheduler, let running
 playbooks finish and record, then exit; SIGHUP reads the settings again (``reload``).
@@ -32,7 +33,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from provisiond import artifacts, db, health, notify, orphans, outcomes, queue, sweep
+from provisiond import artifacts, db, health, notify, orphans, outcomes, panels, queue, sweep, sync
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import ProvisiondError
@@ -172,6 +173,8 @@ class Daemon:
                                seconds=self.settings.reaper_seconds, id="reaper")
         self.scheduler.add_job(self._guarded("sweep", self.sweep), CronTrigger.from_crontab(self.settings.sweep_cron),
                                id="sweep")
+        self.scheduler.add_job(self._guarded("sync", self.sync), CronTrigger.from_crontab(self.settings.sync_cron),
+                               id="sync")
         self.scheduler.add_job(self.prune, "interval", hours=6, id="prune", next_run_time=utcnow_local())
         self.scheduler.add_job(self._guarded("notifier", self.deliver), "interval",
                                seconds=self.settings.notify_seconds, id="notify")
@@ -200,6 +203,12 @@ class Daemon:
         log.info("overdue sweep %s: %d decisions, %d jobs enqueued", today, len(result.decisions), result.enqueued)
         if result.enqueued:
             self.bring_tick_forward()
+
+    def sync(self) -> None:
+        """Today's sync of every enabled server, once across every daemon sharing the database."""
+        outcomes = run_sync(self.settings, self.worker.vault, datetime.date.today())
+        if outcomes is not None:
+            log.info("daily sync: %s", ", ".join(f"{name} {what}" for name, what in outcomes.items()) or "no server")
 
     def deliver(self) -> None:
         """Send what is due in the notification outbox."""
@@ -250,6 +259,8 @@ class Daemon:
                 self.scheduler.reschedule_job(job_id, trigger="interval", seconds=getattr(new, name))
         if old.sweep_cron != new.sweep_cron:
             self.scheduler.reschedule_job("sweep", trigger=CronTrigger.from_crontab(new.sweep_cron))
+        if old.sync_cron != new.sync_cron:
+            self.scheduler.reschedule_job("sync", trigger=CronTrigger.from_crontab(new.sync_cron))
 
     # -- stopping --------------------------------------------------------------------------
     def stop(self) -> None:
@@ -302,6 +313,14 @@ def run_sweep(settings: Settings, today: datetime.date, dry_run: bool = False,
                      default_terminate=settings.terminate_after_days,
                      max_attempts={a: policy.attempts_for(a) for a in ("suspend", "terminate")},
                      claim=claim, settings=settings)
+
+
+def run_sync(settings: Settings, vault: Vault, today: datetime.date) -> dict[str, str] | None:
+    """The daily sync of every enabled server, by the one daemon that claims ``today`` (None
+    for the others); server -> same, changed or why it failed."""
+    if not sync.claim_day(today):
+        return None
+    return sync.sync_all(settings, vault, panels.discover(settings.panel_dirs()), utcnow())
 
 
 def sweep_missed(settings: Settings, now: datetime.datetime) -> bool:

@@ -212,6 +212,11 @@ def _token_scopes(db: pw.Database) -> None:
             table, "scope", pw.CharField(max_length=16, default="admin")))
 
 
+def _server_sync(db: pw.Database) -> None:
+    from provisiond.models import ServerSync
+    db.create_tables([ServerSync], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
@@ -220,6 +225,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (5, "who chose a service's password, and whether it was revealed", _password_state),
     (9, "the panel folder of each logged attempt", _log_playbook_folder),
     (12, "api token scopes: tokens made before them are admin tokens", _token_scopes),
+    (13, "the last sync report of each server", _server_sync),
 ]
 
 

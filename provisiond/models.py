@@ -224,6 +224,24 @@ class Daemon(BaseModel):
     stopped_at = pw.DateTimeField(null=True)
 
 
+class ServerSync(BaseModel):
+    """The last sync of a server (``server sync``, the daemon's daily one): when, how many of
+    each kind of drift, and the whole report as ``GET /v1/servers/{name}/drift`` gives it.
+    ``fingerprint`` tells a changed drift from the same one found again."""
+
+    server = pw.ForeignKeyField(Server, unique=True, backref="syncs", on_delete="CASCADE")
+    checked_at = pw.DateTimeField()
+    panel_accounts = pw.IntegerField()
+    services = pw.IntegerField()
+    orphans = pw.IntegerField()
+    missing = pw.IntegerField()
+    state_drift = pw.IntegerField()
+    package_drift = pw.IntegerField()
+    identity_drift = pw.IntegerField()
+    fingerprint = pw.CharField(max_length=64)
+    report = JsonField()
+
+
 MODELS = [Setting, ServerGroup, Server, Product, Service, Job, ProvisioningLog, ApiToken, Notification,
-          AuditEntry, Daemon]
+          AuditEntry, Daemon, ServerSync]
 

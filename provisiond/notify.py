@@ -86,6 +86,15 @@ def billing_event(settings: Settings, service: Service, event: str, previous_sta
         "previous_status": previous_status, "service": _service_facts(service)})
 
 
+def server_event(settings: Settings, server: str, event: str, facts: dict, change_id: str) -> None:
+    """Tell the billing system about a server (``server.drift``); once per ``change_id``."""
+    if not settings.billing_webhook_url:
+        return
+    key = f"billing:server:{server}:{event}:{change_id}"
+    _queue("billing_webhook", key, {"id": key, "event": event, "server": server,
+                                    "occurred_at": utcnow().isoformat(timespec="seconds") + "Z", **facts})
+
+
 def _service_facts(service: Service) -> dict:
     return {"id": service.id, "ref": service.ref, "status": service.status,
             "status_reason": service.status_reason, "domain": service.domain,

@@ -36,7 +36,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from provisiond import db as dbmod
 from provisiond import health as daemon_health
-from provisiond.api import docs, fleet_import, jobs, services, tokens
+from provisiond.api import docs, fleet_import, jobs, services, sync, tokens
 from provisiond.api.base import (UNAUTHORIZED, Context, PanelCache, authenticate, connection,
                                  install_error_handlers, problem)
 from provisiond.api.schemas import Health, Problem
@@ -82,7 +82,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
 
     docs.install(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
-    for module in (services, fleet_import, jobs, tokens):
+    for module in (services, fleet_import, jobs, sync, tokens):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from provisiond import catalog
+from provisiond.cli import sync
 from provisiond.cli.base import Runtime, command, fields, kv, positive, read_credentials, server_view, table
 from provisiond.models import Server
 
@@ -82,3 +83,4 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("name", help="the server's name")
     p.add_argument("action", help="an action of the panel's admin_actions")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a parameter of the action; repeat")
+    sync.add_server_sync(sub, sg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 from provisiond import audit, lifecycle
+from provisiond.cli import sync
 from provisiond.cli.base import (PASSWORD_FILE_HELP, SERVICE_KEY_HELP, Runtime, command, fields, job_view, kv,
                                  parse_date, read_password_file, table)
 from provisiond.models import Job, Service, ServiceStatus
@@ -226,5 +227,6 @@ def add_parsers(sub, group, top) -> None:
                    "domain, email (required), paid_until (YYYY-MM-DD), status (active or suspended)")
     p.add_argument("--dry-run", action="store_true", help="check every row and show what would be "
                    "imported; write nothing")
+    sync.add_service_recreate(sub, svg)
     p = sub(svg, "list", "list services")
     p.add_argument("--status", choices=[s.value for s in ServiceStatus], help="only services in this state")

@@ -15,6 +15,16 @@ create_user_session (the one-time login link, issue 10) follows WHM API 1's page
 https://api.docs.cpanel.net/openapi/whm/operation/create_user_session/ : ``user`` and
 ``service`` (cpaneld, whostmgrd, webmaild) in, ``data.url`` / ``session`` / ``cp_security_token``
 / ``expires`` out; the URL logs the user in once.
+
+listaccts (issue 11, ``list_accounts``) follows WHM API 1's page "Return cPanel accounts"
+(https://api.docs.cpanel.net/openapi/whm/operation/listaccts/, also
+https://api.docs.cpanel.net/specifications/whm.openapi/account-management/accounts-listaccts):
+without ``search`` and ``searchtype`` it returns every account of the server in ``data.acct``;
+``searchtype`` is domain, owner, user, ip or package, ``searchmethod`` exact or regex (the value
+contains the search); ``want`` is a comma-separated list of the returns to include (all when
+not given). Each account carries the accountsummary fields, among them ``user``, ``domain``,
+``plan``, ``suspended`` (1 or 0) and ``email``; an account without a contact address reports
+``email`` as ``*unknown*`` (as WHM does; wording not in the page).
 """
 
 from __future__ import annotations
@@ -56,7 +66,7 @@ class Account:
     def summary(self, owner: str) -> dict:
         return {
             "user": self.user, "domain": self.domain, "ip": "127.0.0.1", "plan": self.plan,
-            "owner": owner, "email": self.email, "suspended": int(self.suspended),
+            "owner": owner, "email": self.email or "*unknown*", "suspended": int(self.suspended),
             "suspendreason": self.suspendreason if self.suspended else "not suspended",
             "disklimit": f"{self.quota}M" if self.quota else "unlimited", "diskused": "0M",
             "startdate": time.strftime("%y %b %d %H:%M", time.gmtime(self.startdate)),
@@ -177,15 +187,19 @@ class WhmSimulator(PanelSimulator):
         return self._envelope("accountsummary", 1, "OK", {"acct": [account.summary(self.username)]})
 
     def op_listaccts(self, params):
-        accounts = list(self.accounts.values())
+        summaries = [a.summary(self.username) for a in self.accounts.values()]
         search, kind = params.get("search"), params.get("searchtype", "user")
         if search:
-            field = {"domain": "domain", "user": "user", "package": "plan"}.get(kind, "user")
+            field = {"domain": "domain", "owner": "owner", "user": "user", "ip": "ip",
+                     "package": "plan"}.get(kind, "user")
             if params.get("searchmethod") == "exact":
-                accounts = [a for a in accounts if getattr(a, field) == search]
+                summaries = [a for a in summaries if a[field] == search]
             else:
-                accounts = [a for a in accounts if re.search(search, getattr(a, field))]
-        return self._envelope("listaccts", 1, "OK", {"acct": [a.summary(self.username) for a in accounts]})
+                summaries = [a for a in summaries if re.search(search, a[field])]
+        wanted = [w.strip() for w in params.get("want", "").split(",") if w.strip()]
+        if wanted:
+            summaries = [{k: a[k] for k in wanted if k in a} for a in summaries]
+        return self._envelope("listaccts", 1, "OK", {"acct": summaries})
 
     def op_listpkgs(self, params):
         pkgs = [{"name": name, "QUOTA": str(limits.get("QUOTA", "unlimited")),

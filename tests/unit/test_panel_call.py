@@ -169,3 +169,17 @@ def test_a_failed_call_keeps_an_excerpt_of_a_large_answer(endless):
     result = module._call({"url": f"http://127.0.0.1:{endless.server_address[1]}/x", "message": "error"})
     assert (result["failed"], result["transient"], result["msg"]) == (True, True, "HTTP 503: maintenance")
     assert result["answer"] == body[:pc.EXCERPT]
+
+
+def test_max_answer_raises_the_limit_for_a_whole_servers_listing(endless):
+    body = json.dumps({"acct": [{"user": f"u{i:06d}"} for i in range(80_000)]})  # about 1.6 MB
+    assert len(body) > pc.MAX_ANSWER
+    handler = type("Listing", (_Endless,), {"do_GET": lambda self: (
+        self.send_response(200), self.send_header("Content-Type", "application/json"),
+        self.send_header("Content-Length", str(len(body))), self.end_headers(), self.wfile.write(body.encode()))})
+    endless.RequestHandlerClass = handler
+    module = pc.ActionModule.__new__(pc.ActionModule)
+    url = f"http://127.0.0.1:{endless.server_address[1]}/json-api/listaccts"
+    assert module._call({"url": url})["failed"] is True  # 1 MiB unless told
+    result = module._call({"url": url, "max_answer": 4 * pc.MAX_ANSWER})
+    assert not result.get("failed") and len(result["answer"]["acct"]) == 80_000

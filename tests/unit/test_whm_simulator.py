@@ -189,6 +189,16 @@ def test_listaccts_and_listpkgs(sim):
     assert [p["name"] for p in pkgs] == ["basic", "pro"]
 
 
+def test_listaccts_want_keeps_only_the_returns_asked_for(sim):
+    create(sim)
+    sim.accounts["bob"].email = ""  # an account made without a contact address
+    accts = ok(call(sim, "listaccts", want="user,domain,plan,suspended,email"), "listaccts")["data"]["acct"]
+    assert accts == [{"user": "bob", "domain": "bob.example.com", "plan": "basic", "suspended": 0,
+                      "email": "*unknown*"}]
+    by_plan = ok(call(sim, "listaccts", search="^pro$", searchtype="package"), "listaccts")["data"]["acct"]
+    assert by_plan == []
+
+
 def disklimit(sim, user):
     return ok(call(sim, "accountsummary", user=user), "accountsummary")["data"]["acct"][0]["disklimit"]
 

@@ -24,10 +24,11 @@ from ansible.plugins.action import ActionBase
 
 MASK = "********"
 MAX_ANSWER = 1024 * 1024  # bytes of an answer read at most; a panel's JSON is far smaller
+MAX_ANSWER_CEILING = 64 * MAX_ANSWER  # what ``max_answer`` may raise it to (a whole server's accounts)
 EXCERPT = 2000            # characters of a failed call's answer kept in the result
 ARGS = {"url", "method", "params", "form", "json", "body", "headers", "parse", "ok_status",
         "fail_when", "message", "html_is_auth_failure", "timeout", "validate_certs", "sign",
-        "basic_auth", "return_headers", "follow_redirects"}
+        "basic_auth", "return_headers", "follow_redirects", "max_answer"}
 SIGN_ARGS = {"key", "timestamp_header", "signature_header"}
 
 
@@ -161,27 +162,28 @@ class ActionModule(ActionBase):
             handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
         if not _truthy(args.get("follow_redirects", True)):
             handlers.append(_KeepRedirects())
+        limit = min(int(args.get("max_answer") or MAX_ANSWER), MAX_ANSWER_CEILING)
         started = time.monotonic()
         try:
             with urllib.request.build_opener(*handlers).open(
                     request, timeout=float(args.get("timeout", 30))) as response:
-                status, answer_headers, raw = response.status, response.headers, response.read(MAX_ANSWER + 1)
+                status, answer_headers, raw = response.status, response.headers, response.read(limit + 1)
         except urllib.error.HTTPError as exc:
-            status, answer_headers, raw = exc.code, exc.headers, exc.read(MAX_ANSWER + 1)
+            status, answer_headers, raw = exc.code, exc.headers, exc.read(limit + 1)
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             return {"failed": True, "transient": True, "status": None,
                     "msg": f"cannot reach the panel at {_origin(request.full_url)}: {reason}"}
-        text = raw[:MAX_ANSWER].decode("utf-8", "replace")
+        text = raw[:limit].decode("utf-8", "replace")
         ctype = answer_headers.get("Content-Type", "")
         outcome = {"status": status, "elapsed": round(time.monotonic() - started, 3)}
         if args.get("return_headers"):  # e.g. Hestia's exit code travels in Hestia-Exit-Code
             outcome["headers"] = {str(n): answer_headers.get(str(n)) for n in args["return_headers"]}
         retry = status >= 500 or status == 429
-        if len(raw) > MAX_ANSWER:  # read no further: a cut answer cannot be parsed anyway
+        if len(raw) > limit:  # read no further: a cut answer cannot be parsed anyway
             return {**outcome, "failed": True, "transient": retry and status not in _statuses(args),
                     "answer": text[:EXCERPT],
-                    "msg": f"HTTP {status}: the panel's answer is larger than {MAX_ANSWER} bytes "
+                    "msg": f"HTTP {status}: the panel's answer is larger than {limit} bytes "
                            f"(it begins: {text.strip()[:300]})"}
         if _truthy(args.get("html_is_auth_failure")) and "html" in ctype.lower():
             return {**outcome, "failed": True, "transient": False, "answer": text[:500],
