@@ -117,9 +117,11 @@ def edit_server(registry: Registry, vault: Vault, name: str, changes: Mapping[st
             warnings.append(f"the pinned SSH host key of {server.name} was dropped (host or port changed); "
                             f"run `provisiond server test {server.name}` to pin the new one: no job runs "
                             "on it until then")
+        saved = [getattr(Server, k) for k in changed] + [Server.credentials, Server.host_key]
         if {"host", "port"} & set(changed) or changed_credentials:
             server.health, server.health_message = "unknown", "connection changed; not tested since"
-        server.save()
+            saved += [Server.health, Server.health_message]
+        server.save(only=saved)  # only what the edit sets: the daemon may record a health check meanwhile
         names = changed + [f"credentials.{k}" for k in changed_credentials]
         # Credential names only: a secret's value (or a hint of it) never reaches the trail.
         audit.record(actor, "server.edit", f"server:{server.name}", fields=names, **detail)
@@ -301,7 +303,7 @@ def edit_product(settings: Settings, vault: Vault, registry: Registry, name: str
             return Edited(product, [], warnings)
         for key in changed:
             setattr(product, "extra_roles" if key == "steps" else key, new[key])
-        product.save()
+        product.save(only=[getattr(Product, "extra_roles" if k == "steps" else k) for k in changed])
         audit.record(actor, "product.edit", f"product:{product.name}", fields=changed,
                      **{k: [current[k], new[k]] for k in changed})
     if "package" in changed:
