@@ -25,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence
 
+from peewee import fn
+
 from provisiond import audit, catalog, inputs, ssh
 from provisiond.config import Settings
 from provisiond.crypto import Vault
@@ -257,7 +259,6 @@ def list_products() -> list[Product]:
 
 def service_counts(product: Product) -> dict[str, int]:
     """How many services of the product are in each status."""
-    from peewee import fn
     rows = (Service.select(Service.status, fn.COUNT(Service.id).alias("n")).where(Service.product == product)
             .group_by(Service.status))
     return {row.status: row.n for row in rows}
