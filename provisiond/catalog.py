@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import peewee as pw
 
@@ -122,25 +122,22 @@ def add_product(registry: Registry, *, name: str, panel: str, group_name: str, p
                 config: Mapping[str, Any] | None = None, suspend_after_days: int | None = None,
                 terminate_after_days: int | None = None, steps: Sequence[str] = (),
                 role_dirs: Sequence[Path] = (), welcome_password: bool = False,
-                backup_before_terminate: bool = False) -> Product:
+                backup_before_terminate: bool = False,
+                check_package: Callable[[Panel, ServerGroup, str], None] | None = None) -> Product:
+    """Add a product; ``check_package`` (see ``fleet.check_package``) runs last of the checks,
+    since it may ask a panel."""
     if not name or not inputs.REF.match(name):
         raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
     found = registry.get(panel)
     inputs.package(package)
     checked = found.check_package_config(config or {})
     target = group(group_name)
-    for field, days in (("suspend_after_days", suspend_after_days), ("terminate_after_days", terminate_after_days)):
-        if days is not None and not 0 <= int(days) <= MAX_DAYS:
-            raise ValidationError(field, f"must be between 0 and {MAX_DAYS} days")
-    if suspend_after_days is not None and terminate_after_days is not None \
-            and int(terminate_after_days) < int(suspend_after_days):
-        raise ValidationError("terminate_after_days", "must not come before suspend_after_days")
-    if backup_before_terminate and not found.final_backup:
-        raise ValidationError("backup_before_terminate", f"panel {found.id} cannot take a final backup "
-                              "(its manifest does not say final_backup: true)")
-    for step in steps:
-        if not ROLE_NAME.match(step) or not any((Path(d) / step / "tasks").is_dir() for d in role_dirs):
-            raise ValidationError("step", f"no role named {step!r} in {', '.join(map(str, role_dirs))}")
+    check_product_rules(found, suspend_after_days=suspend_after_days, terminate_after_days=terminate_after_days,
+                        steps=steps, role_dirs=role_dirs, backup_before_terminate=backup_before_terminate)
+    if Product.select().where(Product.name == name).exists():
+        raise ValidationError("name", f"a product named {name!r} exists already")
+    if check_package is not None:
+        check_package(found, target, package)
     with database.atomic():
         if Product.select().where(Product.name == name).exists():
             raise ValidationError("name", f"a product named {name!r} exists already")
@@ -149,6 +146,23 @@ def add_product(registry: Registry, *, name: str, panel: str, group_name: str, p
                               terminate_after_days=terminate_after_days, extra_roles=list(steps),
                               welcome_password=welcome_password,
                               backup_before_terminate=backup_before_terminate)
+
+
+def check_product_rules(panel: Panel, *, suspend_after_days: int | None, terminate_after_days: int | None,
+                        steps: Sequence[str], role_dirs: Sequence[Path], backup_before_terminate: bool) -> None:
+    """The checks a product's settings pass, when it is added and when it is edited."""
+    for field, days in (("suspend_after_days", suspend_after_days), ("terminate_after_days", terminate_after_days)):
+        if days is not None and not 0 <= int(days) <= MAX_DAYS:
+            raise ValidationError(field, f"must be between 0 and {MAX_DAYS} days")
+    if suspend_after_days is not None and terminate_after_days is not None \
+            and int(terminate_after_days) < int(suspend_after_days):
+        raise ValidationError("terminate_after_days", "must not come before suspend_after_days")
+    if backup_before_terminate and not panel.final_backup:
+        raise ValidationError("backup_before_terminate", f"panel {panel.id} cannot take a final backup "
+                              "(its manifest does not say final_backup: true)")
+    for step in steps:
+        if not ROLE_NAME.match(step) or not any((Path(d) / step / "tasks").is_dir() for d in role_dirs):
+            raise ValidationError("step", f"no role named {step!r} in {', '.join(map(str, role_dirs))}")
 
 
 def panel_gap(product: Product) -> str | None:

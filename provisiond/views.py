@@ -1,8 +1,10 @@
-"""How a service looks to the CLI and the API: the same fields, never a secret."""
+"""How services, servers, groups and products look to the CLI and the API: the same fields,
+never a secret (server credentials are masked)."""
 
 from __future__ import annotations
 
-from provisiond.models import Service
+from provisiond import catalog, fleet, ssh
+from provisiond.models import Product, Server, ServerGroup, Service
 
 
 def service_view(service: Service) -> dict:
@@ -14,3 +16,30 @@ def service_view(service: Service) -> dict:
             "status_reason": service.status_reason, "pending_reason": service.pending_reason,
             "last_error": service.last_error, "paid_until": service.paid_until,
             "created_at": service.created_at, "updated_at": service.updated_at}
+
+
+def server_view(server: Server) -> dict:
+    """A server with its credentials masked and the accounts placed on it."""
+    return {"id": server.id, "name": server.name, "panel": server.panel, "host": server.host,
+            "port": server.port, "group": server.group.name, "max_accounts": server.max_accounts,
+            "placed": fleet.placed(server), "enabled": server.enabled, "health": server.health,
+            "health_message": server.health_message,
+            "host_key": ssh.fingerprint(server.host_key) if server.host_key else None,
+            "credentials": catalog.masked_credentials(server.credentials)}
+
+
+def group_view(group: ServerGroup) -> dict:
+    return {"id": group.id, "name": group.name, "strategy": group.strategy,
+            "servers": [s.name for s in group.servers.order_by(Server.name)],
+            "products": [p.name for p in group.products.order_by(Product.name)]}
+
+
+def product_view(product: Product) -> dict:
+    """A product's settings and how many of its services are in each status."""
+    return {"id": product.id, "name": product.name, "panel": product.panel, "group": product.group.name,
+            "package": product.package, "config": product.config or {},
+            "suspend_after_days": product.suspend_after_days,
+            "terminate_after_days": product.terminate_after_days, "steps": product.extra_roles or [],
+            "welcome_password": product.welcome_password,
+            "backup_before_terminate": product.backup_before_terminate,
+            "services": fleet.service_counts(product)}

@@ -10,9 +10,9 @@ import json
 import sys
 from typing import Any, Callable
 
-from provisiond import catalog, config, crypto, db, panels, ssh
+from provisiond import config, crypto, db, panels, views
 from provisiond.errors import ValidationError
-from provisiond.models import Job, ProvisioningLog, Server
+from provisiond.models import Job, ProvisioningLog
 
 
 COMMANDS: dict[str, Callable] = {}
@@ -183,12 +183,7 @@ def job_view(job: Job) -> dict:
             "last_error": job.last_error, "created_at": job.created_at, "finished_at": job.finished_at}
 
 
-def server_view(server: Server) -> dict:
-    return {"id": server.id, "name": server.name, "panel": server.panel, "host": server.host,
-            "port": server.port, "group": server.group.name, "max_accounts": server.max_accounts,
-            "enabled": server.enabled, "health": server.health, "health_message": server.health_message,
-            "host_key": ssh.fingerprint(server.host_key) if server.host_key else None,
-            "credentials": catalog.masked_credentials(server.credentials)}
+server_view = views.server_view  # one view for the CLI and the API
 
 
 def panel_answer(text: str | None) -> Any:
@@ -208,3 +203,13 @@ def log_view(row: ProvisioningLog) -> dict:
             "panel_answer": panel_answer(row.panel_answer),
             "stdout_excerpt": row.stdout_excerpt, "artifacts": row.artifacts_path,
             "playbook_folder": row.playbook_folder}
+
+
+def warn(warnings: list[str]) -> None:
+    """Warnings go to stderr in both layouts (``--json`` carries them in its ``warnings``)."""
+    for warning in warnings:
+        print(f"provisiond: warning: {warning}", file=sys.stderr)
+
+
+def edited_text(kind: str, name: str, changed: list[str]) -> str:
+    return f"{kind} {name}: " + (f"changed {', '.join(changed)}" if changed else "nothing changed")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from provisiond import catalog
+from provisiond import audit, catalog, fleet
 from provisiond.cli import sync
-from provisiond.cli.base import Runtime, command, fields, kv, positive, read_credentials, server_view, table
+from provisiond.cli.base import (Runtime, command, edited_text, fields, kv, positive, read_credentials, server_view,
+                                 table, warn)
 from provisiond.models import Server
+from provisiond.views import group_view
 
 
 @command("group add")
@@ -14,6 +16,31 @@ def cmd_group_add(rt: Runtime, args) -> int:
     group = catalog.add_group(args.name, args.strategy)
     rt.out({"id": group.id, "name": group.name, "strategy": group.strategy},
            f"group {group.name} added ({group.strategy})")
+    return 0
+
+
+@command("group list")
+def cmd_group_list(rt: Runtime, args) -> int:
+    rt.open_db()
+    rows = [group_view(g) for g in fleet.list_groups()]
+    rt.out(rows, lambda r: table(r, ["id", "name", "strategy", "servers", "products"]))
+    return 0
+
+
+@command("group edit")
+def cmd_group_edit(rt: Runtime, args) -> int:
+    rt.open_db()
+    changes = {"strategy": args.strategy} if args.strategy is not None else {}
+    edited = fleet.edit_group(args.name, changes, audit.cli_actor())
+    rt.out(group_view(edited.row) | {"changed": edited.changed},
+           edited_text("group", edited.row.name, edited.changed))
+    return 0
+
+
+@command("group remove")
+def cmd_group_remove(rt: Runtime, args) -> int:
+    rt.open_db()
+    rt.out(fleet.remove_group(args.name, audit.cli_actor()), f"group {args.name} removed")
     return 0
 
 
@@ -31,7 +58,54 @@ def cmd_server_add(rt: Runtime, args) -> int:
 def cmd_server_list(rt: Runtime, args) -> int:
     rt.open_db()
     rows = [server_view(s) for s in Server.select().order_by(Server.name)]
-    rt.out(rows, lambda r: table(r, ["id", "name", "panel", "host", "port", "group", "max_accounts", "health"]))
+    rt.out(rows, lambda r: table(r, ["id", "name", "panel", "host", "port", "group", "placed", "max_accounts",
+                                     "enabled", "health"]))
+    return 0
+
+
+@command("server show")
+def cmd_server_show(rt: Runtime, args) -> int:
+    rt.open_db()
+    rt.out(server_view(fleet.server_named(args.name)), fields)
+    return 0
+
+
+@command("server edit")
+def cmd_server_edit(rt: Runtime, args) -> int:
+    rt.open_db()
+    changes = {k: getattr(args, k) for k in ("host", "port", "group", "max_accounts") if getattr(args, k) is not None}
+    if args.credential:
+        changes["credentials"] = read_credentials(args.credential)
+    edited = fleet.edit_server(rt.registry(), rt.vault, args.name, changes, audit.cli_actor())
+    warn(edited.warnings)
+    rt.out(server_view(edited.row) | {"changed": edited.changed, "warnings": edited.warnings},
+           edited_text("server", edited.row.name, edited.changed))
+    return 0
+
+
+@command("server disable")
+def cmd_server_disable(rt: Runtime, args) -> int:
+    rt.open_db()
+    server = fleet.set_enabled(args.name, False, audit.cli_actor())
+    rt.out(server_view(server), f"server {server.name} disabled: it takes no new order; "
+           "its queued jobs still run")
+    return 0
+
+
+@command("server enable")
+def cmd_server_enable(rt: Runtime, args) -> int:
+    rt.open_db()
+    server = fleet.set_enabled(args.name, True, audit.cli_actor())
+    rt.out(server_view(server), f"server {server.name} enabled: new orders may be placed on it")
+    return 0
+
+
+@command("server remove")
+def cmd_server_remove(rt: Runtime, args) -> int:
+    rt.open_db()
+    removed = fleet.remove_server(args.name, audit.cli_actor())
+    rt.out(removed, f"server {removed['name']} removed ({removed['services_detached']} ended services "
+           "keep their records)")
     return 0
 
 
@@ -63,6 +137,13 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("--strategy", default="least-loaded",
                    choices=["least-loaded", "fill-until-full", "round-robin"],
                    help="how orders are placed on the group's servers (default least-loaded)")
+    sub(gg, "list", "list server groups, with their servers and products")
+    p = sub(gg, "edit", "change a group's placement strategy (applies to new orders)")
+    p.add_argument("name", help="the group's name")
+    p.add_argument("--strategy", choices=["least-loaded", "fill-until-full", "round-robin"],
+                   help="how orders are placed on the group's servers")
+    p = sub(gg, "remove", "remove a group no server or product uses")
+    p.add_argument("name", help="the group's name")
 
     sg = group("server", "servers")
     p = sub(sg, "add", "add a server")
@@ -77,6 +158,22 @@ def add_parsers(sub, group, top) -> None:
                    help="a credential field, repeated for each; KEY=@FILE reads the value from a file, "
                         "KEY=- from stdin (keeps tokens and keys out of ps and shell history)")
     sub(sg, "list", "list servers")
+    p = sub(sg, "show", "show a server (credentials masked)")
+    p.add_argument("name", help="the server's name")
+    p = sub(sg, "edit", "change a server; fields not given are kept")
+    p.add_argument("name", help="the server's name")
+    p.add_argument("--host", metavar="HOSTNAME|IP", help="the panel's hostname or IP address (an SSH panel's "
+                   "host key is then pinned again by `server test`)")
+    p.add_argument("--port", type=positive, help="the panel's port")
+    p.add_argument("--group", help="the server group it moves to (its accounts stay on it)")
+    p.add_argument("--max-accounts", type=int, help="accounts placed on it at most")
+    p.add_argument("--credential", action="append", metavar="KEY=VALUE",
+                   help="a credential field to change, repeated for each; a secret given blank (KEY=) is "
+                        "kept; KEY=@FILE reads a file, KEY=- stdin")
+    for name, text in (("disable", "take no new orders on a server (its queued jobs still run)"),
+                       ("enable", "place new orders on a disabled server again"),
+                       ("remove", "remove a server whose services are all terminated or closed")):
+        sub(sg, name, text).add_argument("name", help="the server's name")
     p = sub(sg, "test", "check that provisiond can talk to a server")
     p.add_argument("name", help="the server's name")
     p = sub(sg, "action", "run an action the server's panel declares (e.g. list_packages)")
