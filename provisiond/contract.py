@@ -69,6 +69,8 @@ STATS = {
     "version": "test_connection: the panel's version, shown to the operator",
     "users": "test_connection: how many accounts the panel has, shown to the operator",
     "packages": "list_packages: the panel's package names",
+    "accounts": ("list_accounts: every account on the server, each exactly {username, domain, package, "
+                 "suspended (bool), email (string or null)}"),
     "package": "change_package: the package now in force",
     "quota": "change_package: the quota now in force",
     "login": "login_link: the one-time login link",
