@@ -39,10 +39,23 @@ arguments are refused on stderr with exit 1. CloudPanel's own failures go to std
 code and the success texts are *unverified* (exit code: ``$CLPCTL_ERROR_EXIT``, default 1).
 
 CloudPanel has no suspend: provisiond locks the site user. ``install_account_tools()`` writes a
-``usermod`` shim (``-L`` / ``-U`` / ``-e DATE``, as usermod(8)) that records this as the site's
-``suspended`` and ``expiredate`` in the same state, and a ``chpasswd`` shim (``user:password``
-lines on stdin, chpasswd(8)) that sets the site user's password and, like the real one, drops a
-``-L`` lock but keeps the expiry. With ``$CLPCTL_HOME_ROOT`` set, site users' home directories and
+``usermod`` shim that records this as the site's ``suspended`` and ``expiredate`` in the same
+state, and a ``chpasswd`` shim that sets the site user's password. Both follow shadow-utils
+(github.com/shadow-maint/shadow), the tools CloudPanel's Debian and Ubuntu servers run:
+
+- ``usermod [-L|--lock] [-U|--unlock] [-e|--expiredate DATE] LOGIN``: usermod(8)
+  (https://man7.org/linux/man-pages/man8/usermod.8.html: ``-L`` "puts a '!' in front of the
+  encrypted password", ``-e ''`` or ``-1`` removes the expiry) and src/usermod.c
+  (``process_flags``): an unknown user is "usermod: user 'NAME' does not exist" with exit 6
+  (E_NOTFOUND) before any flag is looked at; no option is "usermod: no options" and ``-L`` with
+  ``-U`` "usermod: the -L, -p, and -U flags are exclusive", both with the usage and exit 2
+  (E_USAGE), as is an unknown option.
+- ``chpasswd``: chpasswd(8) (https://man7.org/linux/man-pages/man8/chpasswd.8.html: "user_name:password"
+  pairs on stdin) and src/chpasswd.c: a bad line is "chpasswd: line N: user 'NAME' does not exist"
+  or "chpasswd: line N: missing new password", then "chpasswd: error detected, changes ignored"
+  and exit 1, nothing changed; a new password replaces the whole field, so a ``-L`` lock goes and
+  the expiry stays. Its options (``-c``, ``-e``, ``-m``, ``-R``, ``-s``) are not simulated and
+  are refused with exit 2: the playbooks send none. With ``$CLPCTL_HOME_ROOT`` set, site users' home directories and
 their site root ``htdocs/<domainName>`` are created and removed under it (for the
 ``/home/<siteUser>`` existence check); with ``$CLPCTL_NGINX_DIR`` set, the site's vhost
 ``sites-enabled/<domainName>.conf`` is written and removed there, as CloudPanel does in
@@ -410,27 +423,36 @@ def run(argv: list[str], state_file: Path) -> int:
 
 
 # -- the usermod shim (provisiond's emulated suspend) -------------------------------------
+USERMOD_USAGE = "Usage: usermod [options] LOGIN"
+
+
 def usermod(argv: list[str], state_file: Path) -> int:
     """``usermod [-L|-U] [-e DATE] USER`` against the site users of the state."""
-    args, changes = list(argv), {}
+    args, changes, locks = list(argv), {}, set()
     while len(args) > 1:
         option = args.pop(0)
         if option in ("-L", "--lock", "-U", "--unlock"):
+            locks.add(option.lstrip("-")[0].upper())
             changes["suspended"] = option in ("-L", "--lock")
         elif option in ("-e", "--expiredate"):
             date = args.pop(0)
             changes["expiredate"] = "" if date in ("", "-1") else date
         else:
-            print(f"usermod: invalid option -- '{option.lstrip('-')}'", file=sys.stderr)
+            print(f"usermod: invalid option -- '{option.lstrip('-')}'\n{USERMOD_USAGE}", file=sys.stderr)
             return 2
     if len(args) != 1 or args[0].startswith("-"):
-        print("Usage: usermod [options] LOGIN", file=sys.stderr)
+        print(USERMOD_USAGE, file=sys.stderr)
         return 2
     with locked_state(state_file) as state:
         site = next((s for s in state["sites"].values() if s["siteUser"] == args[0]), None)
         if site is None:
             print(f"usermod: user '{args[0]}' does not exist", file=sys.stderr)
             return 6
+        problem = ("usermod: no options" if not changes else
+                   "usermod: the -L, -p, and -U flags are exclusive" if locks == {"L", "U"} else "")
+        if problem:
+            print(f"{problem}\n{USERMOD_USAGE}", file=sys.stderr)
+            return 2
         site.update(changes)
     return 0
 

@@ -1,15 +1,50 @@
-"""A strict WHM API 1 simulator (shared/panels/cpanel.md).
+"""A strict WHM API 1 simulator (shared/panels/cpanel.md), after cPanel's API reference.
 
 It checks the ``Authorization: whm USER:TOKEN`` header, answers every call in the API 1 envelope
-(HTTP 200, failure is ``metadata.result == 0``), enforces cPanel's username rules, refuses
-duplicate users and domains and unknown plans, and keeps each account's state.
+(HTTP 200, failure is ``metadata.result == 0`` with the text in ``metadata.reason``), enforces
+cPanel's username rules, refuses duplicate users and domains and unknown plans, and keeps each
+account's state. Sources, per function (the vendor's page decides where shared/panels/cpanel.md
+differs; texts no page documents are marked *unverified* where they are produced):
 
-createacct's ``quota`` and ``bwlimit`` follow WHM API 1's createacct page
-(https://api.docs.cpanel.net/openapi/whm/operation/createacct/): quota is an integer of MB from
-0 to 999999 where "0 — The account's disk space is unlimited"; bwlimit is MB where "0,
-unlimited, or null — The account possesses unlimited bandwidth". Not sent, both come from the
-plan (``plans`` may give a plan's ``QUOTA`` / ``BWLIMIT`` as listpkgs names them; unlimited
-otherwise). accountsummary reports the disk limit as ``disklimit`` ("unlimited" or "<MB>M").
+- Transport and envelope (``/json-api/<function>?api.version=1``, ``metadata.command / result /
+  reason / version``, ``metadata.output.raw``): https://api.docs.cpanel.net/whm/introduction/ ;
+  tokens (``Authorization: whm USER:TOKEN``):
+  https://api.docs.cpanel.net/whm/tokens/ . A refused token is HTTP 403 with the API 2
+  ``cpanelresult`` "Access denied" body that shared/panels/cpanel.md captured (*unverified* on a
+  vendor page).
+- ``createacct``: https://api.docs.cpanel.net/openapi/whm/operation/createacct/ — ``username``
+  at most 16 characters, "The system will automatically convert this value to all lowercase
+  letters", cannot begin with a number or ``test``; ``quota`` an integer of MB from 0 to 999999
+  where "0 — The account's disk space is unlimited"; ``bwlimit`` in MB where "0, unlimited, or
+  null — The account possesses unlimited bandwidth". Not sent, both come from the plan
+  (``plans`` may give a plan's ``QUOTA`` / ``BWLIMIT`` as listpkgs names them; unlimited
+  otherwise). ``reason`` "Account Creation Ok" on success. The refusal texts (duplicate user,
+  duplicate domain, unknown plan) are the ones shared/panels/cpanel.md quotes; only the duplicate
+  user's was captured from a real server.
+- ``accountsummary``: https://api.docs.cpanel.net/openapi/whm/operation/accountsummary/ ;
+  ``listaccts``: https://api.docs.cpanel.net/openapi/whm/operation/listaccts/ — with neither
+  ``search`` nor ``searchtype`` it "returns all of the server's accounts"; ``searchtype`` is
+  domain, owner, user, ip or package and ``searchmethod`` exact or regex. Both answer
+  ``data.acct[]`` with ``user``, ``domain``, ``ip``, ``plan``, ``owner``, ``email``,
+  ``suspended`` (0/1), ``suspendreason`` ("not suspended" when active), ``suspendtime``,
+  ``is_locked``, ``disklimit`` ("unlimited" or "<MB>M"), ``diskused``, ``startdate``,
+  ``unix_startdate`` (a captured accountsummary answer shows the same keys).
+- ``suspendacct``: https://api.docs.cpanel.net/openapi/whm/operation/suspendacct/ — ``user``,
+  ``reason`` (default "Unknown"), ``disallowun`` (1: only root may unsuspend, ``is_locked``).
+- ``unsuspendacct``: https://api.docs.cpanel.net/openapi/whm/operation/unsuspendacct/ .
+- ``removeacct``: https://api.docs.cpanel.net/openapi/whm/operation/removeacct/ — ``username``
+  (``user`` is the older name, still taken), ``keepdns``.
+- ``changepackage``: https://api.docs.cpanel.net/openapi/whm/operation/changepackage/ — ``user``,
+  ``pkg``.
+- ``passwd``: https://api.docs.cpanel.net/openapi/whm/operation/passwd/ — ``user``,
+  ``password``, ``db_pass_update``.
+- ``listpkgs``: https://api.docs.cpanel.net/openapi/whm/operation/listpkgs/ — ``data.pkg[]``
+  with ``name``, ``QUOTA``, ``BWLIMIT``.
+- ``version``: https://api.docs.cpanel.net/openapi/whm/operation/version/ — ``data.version``.
+- ``create_user_session`` (the one-time login link, issue 10):
+  https://api.docs.cpanel.net/openapi/whm/operation/create_user_session/ — ``user`` and
+  ``service`` (cpaneld, whostmgrd, webmaild) in, ``data.url`` / ``session`` /
+  ``cp_security_token`` / ``expires`` out; the URL logs the user in once.
 
 create_user_session (the one-time login link, issue 10) follows WHM API 1's page
 https://api.docs.cpanel.net/openapi/whm/operation/create_user_session/ : ``user`` and
@@ -25,6 +60,8 @@ contains the search); ``want`` is a comma-separated list of the returns to inclu
 not given). Each account carries the accountsummary fields, among them ``user``, ``domain``,
 ``plan``, ``suspended`` (1 or 0) and ``email``; an account without a contact address reports
 ``email`` as ``*unknown*`` (as WHM does; wording not in the page).
+
+An unknown user is ``result: 0`` with "The user “<user>” does not exist." (*unverified*).
 """
 
 from __future__ import annotations
@@ -59,6 +96,8 @@ class Account:
     password: str
     suspended: bool = False
     suspendreason: str = "not suspended"
+    suspendtime: int = 0
+    locked: bool = False  # suspendacct disallowun=1: only root may unsuspend
     quota: int = 0    # MB; 0 is unlimited, as WHM means it
     bwlimit: int = 0  # MB; 0 is unlimited
     startdate: int = dataclasses.field(default_factory=lambda: int(time.time()))
@@ -68,6 +107,7 @@ class Account:
             "user": self.user, "domain": self.domain, "ip": "127.0.0.1", "plan": self.plan,
             "owner": owner, "email": self.email or "*unknown*", "suspended": int(self.suspended),
             "suspendreason": self.suspendreason if self.suspended else "not suspended",
+            "suspendtime": self.suspendtime if self.suspended else 0, "is_locked": int(self.locked),
             "disklimit": f"{self.quota}M" if self.quota else "unlimited", "diskused": "0M",
             "startdate": time.strftime("%y %b %d %H:%M", time.gmtime(self.startdate)),
             "unix_startdate": self.startdate,
@@ -131,7 +171,7 @@ class WhmSimulator(PanelSimulator):
         return self._envelope("version", 1, "OK", {"version": "11.126.0.9"})
 
     def op_createacct(self, params):
-        user = params.get("username", "")
+        user = params.get("username", "").lower()  # "automatically convert[ed] ... to all lowercase"
         domain = params.get("domain", "").lower()
         plan = params.get("plan", "")
         problem = self.username_problem(user)
@@ -212,14 +252,16 @@ class WhmSimulator(PanelSimulator):
         if account is None:
             return self._missing("suspendacct", params.get("user", ""))
         account.suspended = True
-        account.suspendreason = params.get("reason", "") or "No reason given"
+        account.suspendreason = params.get("reason", "") or "Unknown"  # the documented default
+        account.suspendtime = int(time.time())
+        account.locked = params.get("disallowun") == "1"
         return self._envelope("suspendacct", 1, "OK", raw=f"{account.user} account has been suspended\n")
 
     def op_unsuspendacct(self, params):
         account = self.accounts.get(params.get("user", ""))
         if account is None:
             return self._missing("unsuspendacct", params.get("user", ""))
-        account.suspended = False
+        account.suspended, account.locked = False, False
         return self._envelope("unsuspendacct", 1, "OK", raw=f"{account.user} account is now active\n")
 
     def op_removeacct(self, params):

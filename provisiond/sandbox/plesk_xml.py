@@ -10,8 +10,17 @@ in the ``KEY`` header (or ``HTTP_AUTH_LOGIN`` / ``HTTP_AUTH_PASSWD`` as admin). 
 - ``<webspace><get>`` with the ``<subscriptions/>`` dataset, whose ``plan-guid`` is the
   subscription's service plan (and its add-on plans'):
   https://docs.plesk.com/en-US/obsidian/api-rpc/about-xml-api/reference/managing-subscriptions/getting-information-about-subscriptions.33899/ ,
-  https://docs.plesk.com/en-US/onyx/api-rpc/about-xml-api/reference/managing-subscriptions/subscription-settings/subscription-statuses-and-associated-plans.66383
-- ``<service-plan><get>`` filtered by ``<name>``, answering the plan's ``guid``:
+  https://docs.plesk.com/en-US/onyx/api-rpc/about-xml-api/reference/managing-subscriptions/subscription-settings/subscription-statuses-and-associated-plans.66383 ;
+  and the ``<gen_info/>`` dataset (``cr_date``, ``name``, ``ascii-name``, ``status`` — 0 active,
+  16 disabled by the administrator —, ``real_size``, ``owner-id``, ``owner-login``, ``htype``,
+  ``guid``): https://docs.plesk.com/en-US/onyx/api-rpc/reference/managing-subscriptions/subscription-settings/general-subscription-information/node-gen_info-type-domaingeninfotype.33856/ .
+  The filter is by ``<name>``, or blank (``<filter/>``) for every subscription the caller may see
+  (https://docs.plesk.com/en-US/obsidian/api-rpc/reference/managing-subscriptions-webspaces/available-filters.33891 ;
+  "blank filters to retrieve information about all their subscriptions in a single operation",
+  https://docs.plesk.com/en-US/onyx/api-rpc/reference/managing-subscriptions.33852). A result
+  of a blank filter carries no ``filter-id``.
+- ``<service-plan><get>`` filtered by ``<name>`` (or blank: every plan), answering each plan's
+  ``guid`` and ``name``:
   https://docs.plesk.com/en-US/onyx/api-rpc/reference/managing-service-plans/getting-information-on-service-plans.32915 ,
   https://docs.plesk.com/en-US/obsidian/api-rpc/about-xml-api/reference/managing-service-plans/available-filters.32907
 - ``<server><create_session>`` (the one-time login link, issue 10): ``login`` and
@@ -76,34 +85,56 @@ def _authorized(sim, headers: dict[str, str]) -> bool:
     return hmac.compare_digest(headers.get("http_auth_passwd", "").encode(), sim.admin_password.encode())
 
 
+def _blank(get) -> bool:
+    """A ``<filter/>`` with nothing in it: every object the caller may see."""
+    found = get.find("filter")
+    return found is not None and len(found) == 0
+
+
 def _webspace_get(sim, get) -> str:
-    names = [n.text or "" for n in get.findall("filter/name")]
-    with_plans = get.find("dataset/subscriptions") is not None
+    if _blank(get):
+        wanted = [(None, sub) for sub in sim.subscriptions.values()]
+    else:
+        wanted = [(n.text or "", sim.subscriptions.get((n.text or "").lower())) for n in get.findall("filter/name")]
     results = []
-    for name in names:
-        sub = sim.subscriptions.get(name.lower())
+    for name, sub in wanted:
         if sub is None:
             results.append(_error(name, NOT_FOUND, "webspace does not exist"))
             continue
-        data = ""
-        if with_plans:
+        data = _gen_info(sim, sub) if get.find("dataset/gen_info") is not None else ""
+        if get.find("dataset/subscriptions") is not None:
             guid = sim.plan_guids.get(sub.plan) if sub.plan else None
             plan = f"<plan><plan-guid>{guid}</plan-guid></plan>" if guid else ""
-            data = ("<subscriptions><subscription><locked>false</locked>"
-                    f"<synchronized>false</synchronized>{plan}</subscription></subscriptions>")
-        results.append(f"<result><status>ok</status><filter-id>{escape(name)}</filter-id>"
-                       f"<id>{sub.id}</id><data>{data}</data></result>")
+            data += ("<subscriptions><subscription><locked>false</locked>"
+                     f"<synchronized>false</synchronized>{plan}</subscription></subscriptions>")
+        filter_id = "" if name is None else f"<filter-id>{escape(name)}</filter-id>"
+        results.append(f"<result><status>ok</status>{filter_id}<id>{sub.id}</id><data>{data}</data></result>")
     return f"<webspace><get>{''.join(results)}</get></webspace>"
 
 
+SUBSCRIPTION_STATUS = {"active": 0, "suspended": 16, "disabled": 16}  # objectStatus codes
+
+
+def _gen_info(sim, sub) -> str:
+    owner = sim.accounts.get(sub.owner_login) if sub.owner_login else None
+    owner_id, owner_login = (owner.id, owner.login) if owner else (1, "admin")
+    return (f"<gen_info><cr_date>{sub.created}</cr_date><name>{escape(sub.name)}</name>"
+            f"<ascii-name>{escape(sub.name)}</ascii-name><status>{SUBSCRIPTION_STATUS[sub.status]}</status>"
+            f"<real_size>0</real_size><owner-id>{owner_id}</owner-id><owner-login>{escape(owner_login)}</owner-login>"
+            f"<dns_ip_address>{sub.ip_addresses[0] if sub.ip_addresses else ''}</dns_ip_address>"
+            f"<htype>vrt_hst</htype><guid>{sub.guid}</guid><description>{escape(sub.description)}</description>"
+            "</gen_info>")
+
+
 def _service_plan_get(sim, get) -> str:
+    names = sorted(sim.plan_guids) if _blank(get) else [n.text or "" for n in get.findall("filter/name")]
     results = []
-    for node in get.findall("filter/name"):
-        name = node.text or ""
+    for name in names:
         if name not in sim.plan_guids:
             results.append(_error(name, NOT_FOUND, "service plan does not exist"))
             continue
-        results.append(f"<result><status>ok</status><filter-id>{escape(name)}</filter-id>"
+        filter_id = "" if _blank(get) else f"<filter-id>{escape(name)}</filter-id>"
+        results.append(f"<result><status>ok</status>{filter_id}"
                        f"<id>{sorted(sim.plans).index(name) + 1}</id>"
                        f"<guid>{sim.plan_guids[name]}</guid><name>{escape(name)}</name></result>")
     return f"<service-plan><get>{''.join(results)}</get></service-plan>"

@@ -8,12 +8,13 @@ temporary folders. nginx and systemctl are shims that record how they were calle
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from provisiond import catalog, lifecycle, queue
+from provisiond import actions, catalog, lifecycle, queue
 from provisiond.models import Job, ProvisioningLog, Server, Service
 from provisiond.sandbox import clpctl
 from provisiond.worker import test_server as run_server_test
@@ -279,3 +280,27 @@ def test_refusals_fail_once_with_the_panel_reason(case, cloudpanel_setup, regist
         assert job.status == "needs_attention"
         assert "not deleted: the site user taken on the server has no site taken.example.com" in job.last_error
         assert "elsewhere.example.com" in cloudpanel.sites
+
+
+def test_list_accounts_reads_every_site_from_its_vhost_and_site_root(cloudpanel_setup, registry, vault, cloudpanel,
+                                                                   worker, settings):
+    """Sites made by provisiond (one suspended) and one made in CloudPanel by hand, each once;
+    provisiond's suspension file is no site of its own."""
+    server, _ = cloudpanel_setup
+    for domain, user, ref in (("shop.example.com", "shop", "INV-1"), ("late.example.com", "late", "INV-2")):
+        _, job = lifecycle.order(registry, vault, product="starter", domain=domain, email=f"owner@{domain}",
+                                 ref=ref, username=user)
+        assert settle(worker, job).status == "succeeded", job.last_error
+    assert settle(worker, lifecycle.request(registry, vault, "INV-2", "suspend", reason="overdue")).status == "succeeded"
+    assert cloudpanel.suspension("late.example.com").exists()
+    cloudpanel.add_php_site("hand.example.net", "handmade")
+
+    answer = actions.run(settings, vault, registry, action="list_accounts", server=server)
+    assert sorted(answer["accounts"], key=lambda a: a["username"]) == [
+        {"username": "handmade", "domain": "hand.example.net", "package": None, "suspended": False, "email": None},
+        {"username": "late", "domain": "late.example.com", "package": None, "suspended": True, "email": None},
+        {"username": "shop", "domain": "shop.example.com", "package": None, "suspended": False, "email": None},
+    ]
+    text = json.dumps(answer)
+    assert "Other-password-123" not in text
+    assert not any(vault.decrypt(s.password) in text for s in Service.select())

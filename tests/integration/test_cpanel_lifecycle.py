@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from provisiond import catalog, cli, lifecycle
+from provisiond import actions, catalog, cli, lifecycle
 from provisiond.models import Job, ProvisioningLog, Service
 from tests.conftest import WHM_TOKEN
 from tests.helpers import last_log, settle
@@ -140,7 +140,6 @@ def test_an_800_kb_503_is_still_transient_on_the_first_attempt(cpanel_setup, reg
 def test_a_large_answer_under_the_1_mib_bound_comes_back_whole(cpanel_setup, settings, vault, registry, whm):
     """About 900 kB of plans: over ansible-runner's default MAX_EVENT_RES, which emptied the
     task's result and the reported list with it."""
-    from provisiond import actions
     server, _ = cpanel_setup
     whm.plans = {f"plan-{i:05d}-{'x' * 40}": {} for i in range(8_000)}
     assert 700_000 < len(whm.op_listpkgs({}).body) < 1024 * 1024  # the answer as WHM sends it
@@ -220,3 +219,43 @@ def test_product_quota_zero_creates_an_unlimited_account_as_whm_means_it(cpanel_
     labels = {f.name: f.label for f in registry.panels["cpanel"].package_fields}
     assert labels["quota"].startswith("Disk quota in MB (0 = unlimited")
     assert labels["bwlimit"].startswith("Bandwidth limit in MB (0 = unlimited")
+
+
+def by_user(accounts: list[dict]) -> list[dict]:
+    """list_accounts' answer in a fixed order, for an exact comparison."""
+    return sorted(accounts, key=lambda a: (a["username"], a["domain"] or ""))
+
+
+# -- cPanel: WHM listaccts --------------------------------------------------------------------
+def test_cpanel_lists_every_whm_account_in_one_listaccts_call(cpanel_setup, registry, vault, whm, worker,
+                                                              settings, capsys):
+    for domain, ref in (("shop.example.com", "INV-1"), ("late.example.com", "INV-2")):
+        _, job = lifecycle.order(registry, vault, product="starter", domain=domain,
+                                 email=f"owner@{domain}", ref=ref)
+        assert settle(worker, job).status == "succeeded"
+    assert settle(worker, lifecycle.request(registry, vault, "INV-2", "suspend", reason="overdue")).status == "succeeded"
+    # Made in WHM by hand: another plan, no contact address.
+    whm.op_createacct({"username": "handmade", "domain": "hand.example.net", "plan": "pro",
+                       "password": "Hh1!handmade-long"})
+    whm.requests.clear()
+
+    code = cli.main(["--home", str(settings.home), "--database-url", settings.database_url,
+                     "--json", "server", "action", "whm1", "list_accounts"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert by_user(json.loads(out)["accounts"]) == [
+        {"username": "handmade", "domain": "hand.example.net", "package": "pro", "suspended": False, "email": None},
+        {"username": "late", "domain": "late.example.com", "package": "basic", "suspended": True,
+         "email": "owner@late.example.com"},
+        {"username": "shop", "domain": "shop.example.com", "package": "basic", "suspended": False,
+         "email": "owner@shop.example.com"},
+    ]
+    assert [r.path for r in whm.requests] == ["/json-api/listaccts"]  # one call for the whole server
+    assert WHM_TOKEN not in out + err
+    passwords = [a.password for a in whm.accounts.values()]
+    assert not any(p in out + err for p in passwords)
+
+
+def test_cpanel_list_accounts_of_an_empty_server_is_an_empty_list(cpanel_setup, registry, vault, settings):
+    server, _ = cpanel_setup
+    assert actions.run(settings, vault, registry, action="list_accounts", server=server) == {"accounts": []}

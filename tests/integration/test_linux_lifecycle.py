@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from provisiond import catalog, cli, lifecycle, queue
+from provisiond import actions, catalog, cli, lifecycle, queue
 from provisiond.models import Job, ProvisioningLog, Server, Service, utcnow
 from provisiond.worker import test_server as run_server_test
 from tests.sshd import Sshd
@@ -327,3 +327,34 @@ def test_a_panel_without_final_backup_refuses_the_product_policy(linux_setup, re
         catalog.add_product(registry, name="nobackup", panel="cpanel", group_name="web", package="basic",
                             backup_before_terminate=True)
     assert refused.value.field == "backup_before_terminate"
+
+
+def test_list_accounts_reads_every_ordinary_user_with_its_lock_in_one_run(linux_setup, registry, vault, host,
+                                                                          worker, settings):
+    """Users made by provisiond (one suspended), one made by hand (no record: no domain nor
+    package) and none of the system users; suspended is the shadow lock."""
+    server, _ = linux_setup
+    # The copied databases may hold this machine's own ordinary users: keep only its system users.
+    for database in ("passwd", "shadow"):
+        path = host.root / "etc" / database
+        uids = {row.split(":")[0]: row.split(":")[2] for row in (host.root / "etc/passwd").read_text().splitlines()}
+        path.write_text("".join(f"{row}\n" for row in path.read_text().splitlines()
+                                if int(uids.get(row.split(":")[0], "0")) < 1000 or row.startswith("nobody:")))
+    for domain, ref in (("shop.example.com", "INV-1"), ("late.example.com", "INV-2")):
+        _, job = lifecycle.order(registry, vault, product="starter", domain=domain,
+                                 email=f"owner@{domain}", ref=ref)
+        assert settle(worker, job).status == "succeeded", job.last_error
+    assert settle(worker, lifecycle.request(registry, vault, "INV-2", "suspend", reason="overdue")).status == "succeeded"
+    host.useradd("handmade")
+    subprocess.run(["chpasswd", "-R", str(host.root), "-c", "SHA512"], input="handmade:Hand-made-pass-1", text=True,
+                   check=True, capture_output=True)
+
+    answer = actions.run(settings, vault, registry, action="list_accounts", server=server)
+    assert sorted(answer["accounts"], key=lambda a: a["username"]) == [
+        {"username": "handmade", "domain": None, "package": None, "suspended": False, "email": None},
+        {"username": "late", "domain": "late.example.com", "package": "basic", "suspended": True, "email": None},
+        {"username": "shop", "domain": "shop.example.com", "package": "basic", "suspended": False, "email": None},
+    ]
+    text = json.dumps(answer)
+    assert "$6$" not in text and "Hand-made-pass-1" not in text
+    assert not any(vault.decrypt(s.password) in text for s in Service.select())

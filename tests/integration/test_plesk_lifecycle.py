@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from provisiond import catalog, lifecycle, panels
+from provisiond import actions, catalog, lifecycle, panels
 from provisiond.models import Job, ProvisioningLog, Server, Service
 from provisiond.sandbox.base import Response
 from provisiond.sandbox.plesk import PleskSimulator
@@ -314,3 +314,41 @@ def test_terminate_judges_ownership_by_the_subscription(plesk_setup, registry, v
     assert job.status == "needs_attention"
     assert "belongs to the administrator, not to other" in job.last_error
     assert "other.example.com" in plesk.subscriptions and "other" in plesk.accounts
+
+
+def by_user(accounts: list[dict]) -> list[dict]:
+    """list_accounts' answer in a fixed order, for an exact comparison."""
+    return sorted(accounts, key=lambda a: (a["username"], a["domain"] or ""))
+
+
+# -- Plesk: REST GET /clients and one XML API packet -------------------------------------------
+def test_plesk_lists_every_subscription_with_customer_plan_and_state_in_two_calls(plesk_setup, registry, vault,
+                                                                                 plesk, worker, settings):
+    server, _ = plesk_setup
+    for domain, ref in (("shop.example.com", "INV-1"), ("late.example.com", "INV-2")):
+        _, job = lifecycle.order(registry, vault, product="starter", domain=domain,
+                                 email=f"owner@{domain}", ref=ref)
+        assert settle(worker, job).status == "succeeded", job.last_error
+    assert settle(worker, lifecycle.request(registry, vault, "INV-2", "suspend", reason="overdue")).status == "succeeded"
+    squat(plesk, "handmade", "hand.example.net", plan="pro")   # made in Plesk by hand
+    add_site(plesk, "extra.example.net", base_domain={"name": "hand.example.net"})  # not a subscription
+    # A subscription of the administrator's own, with no service plan.
+    status, _ = plesk.op_create_domain(None, {
+        "name": "admin.example.org", "hosting_type": "virtual",
+        "hosting_settings": {"ftp_login": "adminsite", "ftp_password": "Admin!Site-42"}, "ip_addresses": [IP]})
+    assert status == 201
+    plesk.requests.clear()
+
+    answer = actions.run(settings, vault, registry, action="list_accounts", server=server)
+    assert by_user(answer["accounts"]) == [
+        {"username": "admin", "domain": "admin.example.org", "package": None, "suspended": False, "email": None},
+        {"username": "handmade", "domain": "hand.example.net", "package": "pro", "suspended": False,
+         "email": "handmade@example.org"},
+        {"username": "late", "domain": "late.example.com", "package": "basic", "suspended": True,
+         "email": "owner@late.example.com"},
+        {"username": "shop", "domain": "shop.example.com", "package": "basic", "suspended": False,
+         "email": "owner@shop.example.com"},
+    ]
+    assert [(r.method, r.path) for r in plesk.requests] == [
+        ("GET", "/api/v2/clients"), ("POST", "/enterprise/control/agent.php")]
+    assert PLESK_KEY not in json.dumps(answer)

@@ -93,7 +93,6 @@ def test_createacct_success_and_state(sim, method):
     ({"username": "mypassword"}, "assword"),
     ({"username": "root"}, "reserved"),
     ({"username": "cpanel"}, "reserved"),
-    ({"username": "Amy"}, "lowercase letters and digits"),
     ({"username": "amy_x"}, "lowercase letters and digits"),
     ({"username": "amy\n"}, "lowercase letters and digits"),
     ({"username": "a" * 17}, "16 characters"),
@@ -252,3 +251,41 @@ def test_create_user_session_answers_a_single_use_cpanel_url_as_whm_documents(si
     assert refused["metadata"]["result"] == 0 and refused["metadata"]["reason"] == "Invalid service."
     missing = ok(call(sim, "create_user_session", user="nobody1", service="cpaneld"), "create_user_session")
     assert missing["metadata"]["result"] == 0
+
+
+# -- points where the simulator used to differ from the vendor's pages (issue 10 item 7) --------
+def test_createacct_lowercases_the_username_as_whm_documents(sim):
+    """createacct: "The system will automatically convert this value to all lowercase letters"."""
+    body = ok(create(sim, username="Carol", domain="carol.example.com"), "createacct")
+    assert body["metadata"]["result"] == 1, body
+    assert list(sim.accounts) == ["carol"] and summary(sim, user="carol")[0] == 1
+
+
+def test_suspendacct_without_a_reason_records_the_documented_default_unknown(sim):
+    create(sim)
+    assert ok(call(sim, "suspendacct", user="bob"), "suspendacct")["metadata"]["result"] == 1
+    acct = summary(sim, user="bob")[1]
+    assert (acct["suspended"], acct["suspendreason"], acct["is_locked"]) == (1, "Unknown", 0)
+    assert acct["suspendtime"] > 0
+
+
+def test_suspendacct_disallowun_locks_the_suspension_until_unsuspended(sim):
+    create(sim)
+    call(sim, "suspendacct", user="bob", reason="abuse", disallowun=1)
+    assert summary(sim, user="bob")[1]["is_locked"] == 1
+    call(sim, "unsuspendacct", user="bob")
+    acct = summary(sim, user="bob")[1]
+    assert (acct["suspended"], acct["is_locked"], acct["suspendtime"]) == (0, 0, 0)
+
+
+def test_listaccts_without_search_answers_every_account_with_the_documented_fields(sim):
+    create(sim)
+    create(sim, username="amy", domain="amy.example.com", plan="pro")
+    call(sim, "suspendacct", user="amy", reason="overdue")
+    accts = {a["user"]: a for a in ok(call(sim, "listaccts"), "listaccts")["data"]["acct"]}
+    assert {k: accts["amy"][k] for k in ("domain", "plan", "suspended", "email")} == \
+        {"domain": "amy.example.com", "plan": "pro", "suspended": 1, "email": "amy@example.com"}
+    assert accts["bob"]["suspended"] == 0
+    by_owner = ok(call(sim, "listaccts", search="root", searchtype="owner", searchmethod="exact"),
+                  "listaccts")["data"]["acct"]
+    assert sorted(a["user"] for a in by_owner) == ["amy", "bob"]

@@ -249,6 +249,23 @@ def test_usermod_lock_and_unlock_mark_the_site(env):
     assert run(env, "--frob", "john", program="usermod").returncode == 2
 
 
+@pytest.mark.parametrize("argv, code, message", [
+    (["john"], 2, "usermod: no options"),
+    (["-L", "-U", "john"], 2, "usermod: the -L, -p, and -U flags are exclusive"),
+    (["john", "john"], 2, "Usage: usermod"),
+    ([], 2, "Usage: usermod"),
+    (["-U", "nobody"], 6, "usermod: user 'nobody' does not exist"),   # looked up before the flags
+    (["nobody"], 6, "usermod: user 'nobody' does not exist"),
+])
+def test_usermod_refuses_as_shadow_utils_does_and_changes_nothing(env, argv, code, message):
+    add_php(env)
+    assert run(env, "-L", "-e", "1", "john", program="usermod").returncode == 0
+    result = run(env, *argv, program="usermod")
+    assert (result.returncode, message in result.stderr) == (code, True), result.stderr
+    site = sites(env)["www.domain.com"]
+    assert site["suspended"] is True and site["expiredate"] == "1"
+
+
 # -- concurrency -----------------------------------------------------------------------------
 def test_concurrent_invocations_keep_every_change(env):
     with ThreadPoolExecutor(8) as pool:

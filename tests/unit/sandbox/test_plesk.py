@@ -358,6 +358,27 @@ def test_xml_api_tells_a_subscriptions_plan_by_guid(sim):
     assert "<errcode>1013</errcode>" in no_plan
 
 
+def test_xml_api_blank_filters_answer_every_subscription_and_plan_in_one_packet(sim):
+    """webspace get with <filter/> and gen_info: every subscription with its owner and status;
+    service-plan get with <filter/>: every plan's guid and name (issue 11, list_accounts)."""
+    create_customer(sim)
+    create_subscription(sim, plan="basic")
+    create_subscription(sim, name="second.example.com", plan="pro", ftp_login="johnftp2")
+    add_site(sim, "extra.example.com", base_domain={"name": "example.com"})  # not a subscription
+    second = sim.subscriptions["second.example.com"]
+    assert call(sim, "PUT", f"/domains/{second.id}/status", {"status": "suspended"}).status_code == 200
+    text = xml(sim, "<webspace><get><filter/><dataset><gen_info/><subscriptions/></dataset></get></webspace>"
+                    "<service-plan><get><filter/></get></service-plan>")
+    webspace, plans = text.split("<service-plan>")
+    results = re.findall(r"<result>(.*?)</result>", webspace)
+    assert [re.search(r"<name>(.*?)</name>", r).group(1) for r in results] == ["example.com", "second.example.com"]
+    assert [re.search(r"<gen_info>.*<status>(\d+)</status>", r).group(1) for r in results] == ["0", "16"]
+    assert all("<owner-login>john</owner-login>" in r and "<filter-id>" not in r for r in results)
+    assert f"<plan-guid>{sim.plan_guids['pro']}</plan-guid>" in results[1]
+    listed = {name: guid for guid, name in re.findall(r"<guid>(.*?)</guid><name>(.*?)</name>", plans)}
+    assert listed == sim.plan_guids
+
+
 @pytest.mark.parametrize("headers", [{}, {"KEY": "wrong"}, {"HTTP_AUTH_LOGIN": "admin", "HTTP_AUTH_PASSWD": ""}])
 def test_xml_api_refused_login_is_http_200_with_a_system_error(sim, headers):
     text = xml(sim, "<service-plan><get><filter><name>pro</name></filter></get></service-plan>", headers)
