@@ -201,6 +201,11 @@ def _log_playbook_folder(db: pw.Database) -> None:
                                                             ProvisioningLog.playbook_folder))
 
 
+def _usage(db: pw.Database) -> None:
+    from provisiond.models import Usage
+    db.create_tables([Usage], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
@@ -208,6 +213,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (4, "audit trail, daemon heartbeats", _audit_and_daemons),
     (5, "who chose a service's password, and whether it was revealed", _password_state),
     (9, "the panel folder of each logged attempt", _log_playbook_folder),
+    (14, "usage collected from the panels, one row per service per collection", _usage),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from provisiond import catalog
 from provisiond.cli.base import Runtime, command, fields, kv, positive, read_credentials, server_view, table
 from provisiond.models import Server
+from provisiond.policies import Strategy
 
 
 @command("group add")
@@ -60,7 +61,7 @@ def add_parsers(sub, group, top) -> None:
     p = sub(gg, "add", "add a server group")
     p.add_argument("name", help="the group's name, e.g. web")
     p.add_argument("--strategy", default="least-loaded",
-                   choices=["least-loaded", "fill-until-full", "round-robin"],
+                   choices=[s.value for s in Strategy],
                    help="how orders are placed on the group's servers (default least-loaded)")
 
     sg = group("server", "servers")
