@@ -17,7 +17,7 @@ Routes are plain functions, which FastAPI runs in its thread pool. peewee keeps 
 connection per thread, so each route (and the token check, which may run in another thread)
 opens its thread's connection when it is closed and closes it when done (``base.with_db``).
 
-One module per group of routes: ``services``, ``jobs``; ``schemas`` holds the bodies and
+One module per group of routes: ``services``, ``jobs``, ``usage``; ``schemas`` holds the bodies and
 answers, ``base`` what they share.
 """
 
@@ -33,7 +33,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from provisiond import db as dbmod
 from provisiond import health as daemon_health
-from provisiond.api import jobs, services
+from provisiond.api import jobs, services, usage
 from provisiond.api.base import (UNAUTHORIZED, Context, PanelCache, authenticate, connection,
                                  install_error_handlers, problem)
 from provisiond.api.schemas import Health, Problem
@@ -78,7 +78,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
         return {"status": "ok"}
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
-    for module in (services, jobs):
+    for module in (services, jobs, usage):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

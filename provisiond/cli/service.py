@@ -171,5 +171,7 @@ def add_parsers(sub, group, top) -> None:
     p = sub(svg, "close", "end a pending or failed service that holds no account (its create "
                           "was cancelled or failed, or it waits for a server)")
     p.add_argument("service", help="id or billing reference")
+    from provisiond.cli import usage
+    usage.add_service_parser(sub, svg)
     p = sub(svg, "list", "list services")
     p.add_argument("--status", choices=[s.value for s in ServiceStatus], help="only services in this state")
