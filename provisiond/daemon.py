@@ -1,7 +1,8 @@
 """The daemon: an APScheduler scheduler that ticks the worker, woken early when work arrives.
 
 Jobs on the scheduler: ``tick`` every ``tick_seconds`` (120 by default; ``max_instances=1``,
-``coalesce``), the reaper, the overdue sweep (cron) and artifact pruning. Every enqueue wakes
+``coalesce``), the reaper, the overdue sweep (cron), the usage collection (cron) and
+artifact pruning. Every enqueue wakes
 the daemons at commit, which brings the next tick forward: on PostgreSQL by NOTIFY (a listener
 thread idles in select()), on SQLite by touching a file beside the database that the daemon
 stats every ``wake_check_seconds``. A wake-up that arrives while a tick runs is not lost to
@@ -159,6 +160,8 @@ class Daemon:
                                seconds=self.settings.reaper_seconds, id="reaper")
         self.scheduler.add_job(self._guarded("sweep", self.sweep), CronTrigger.from_crontab(self.settings.sweep_cron),
                                id="sweep")
+        self.scheduler.add_job(self._guarded("usage", self.collect_usage),
+                               CronTrigger.from_crontab(self.settings.usage_cron), id="usage")
         self.scheduler.add_job(self.prune, "interval", hours=6, id="prune", next_run_time=utcnow_local())
         self.scheduler.add_job(self._guarded("notifier", self.deliver), "interval",
                                seconds=self.settings.notify_seconds, id="notify")
@@ -187,6 +190,16 @@ class Daemon:
         log.info("overdue sweep %s: %d decisions, %d jobs enqueued", today, len(result.decisions), result.enqueued)
         if result.enqueued:
             self.bring_tick_forward()
+
+    def collect_usage(self) -> None:
+        """Today's usage collection, once across every daemon sharing the database."""
+        from provisiond import panels, usage
+        if not usage.claim_day(datetime.date.today()):
+            return  # another daemon collected today
+        results = usage.collect_all(self.settings, self.worker.vault, panels.discover(self.settings.panel_dirs()))
+        failed = [r.server for r in results if not r.ok]
+        log.info("usage collected from %d servers%s", len(results) - len(failed),
+                 f"; not from {', '.join(failed)}" if failed else "")
 
     def deliver(self) -> None:
         """Send what is due in the notification outbox."""
@@ -237,6 +250,8 @@ class Daemon:
                 self.scheduler.reschedule_job(job_id, trigger="interval", seconds=getattr(new, name))
         if old.sweep_cron != new.sweep_cron:
             self.scheduler.reschedule_job("sweep", trigger=CronTrigger.from_crontab(new.sweep_cron))
+        if old.usage_cron != new.usage_cron and self.scheduler.get_job("usage"):
+            self.scheduler.reschedule_job("usage", trigger=CronTrigger.from_crontab(new.usage_cron))
 
     # -- stopping --------------------------------------------------------------------------
     def stop(self) -> None:
