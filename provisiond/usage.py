@@ -51,7 +51,8 @@ THRESHOLDS = (90, 100)  # percent of a limit
 
 @dataclasses.dataclass(frozen=True)
 class CollectResult:
-    """One server's collection: rows stored, accounts provisiond does not know, alerts queued."""
+    """One server's collection: rows stored, accounts provisiond does not know, and threshold
+    crossings alerted (queued for the alert mail or webhook, where one is configured)."""
 
     server: str
     stored: int = 0

@@ -12,6 +12,7 @@ from provisiond import catalog, cli, lifecycle, usage
 from provisiond.errors import NotFound
 from provisiond.models import Notification, Service, ServerGroup, Usage
 from tests.conftest import WHM_TOKEN
+from tests.integration.test_hestia_lifecycle import commands, hestia, hestia_setup
 
 MIB = 1024 * 1024
 T0 = datetime.datetime(2026, 11, 1, 4, 0)
@@ -273,3 +274,29 @@ def test_a_bad_usage_cron_is_refused_naming_the_setting(tmp_path):
     from provisiond.errors import ConfigError
     with pytest.raises(ConfigError, match="usage_cron"):
         config.load({"home": tmp_path, "usage_cron": "every day"}, environ={})
+
+
+# -- other panels ----------------------------------------------------------------------------
+
+HESTIA_FIXTURES = (hestia, hestia_setup)  # the Hestia lifecycle tests' simulator and server
+
+
+def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(hestia_setup, hestia, settings, vault,
+                                                                   registry):
+    server, product = hestia_setup
+    hestia.packages["metered"] = {"DISK_QUOTA": 2000, "BANDWIDTH": 10000}
+    shop = active_service("INV-1", "shopuser", server, product)
+    hestia.cmd_add_user("shopuser", "Xx1!whatever-long", "o@shop.example.com", "metered")
+    account = hestia.accounts["shopuser"]
+    account.disk_used, account.bandwidth_used, account.mail_accounts, account.databases = 1850, 120, 4, 2
+    hestia.cmd_add_user("stranger", "Xx1!whatever-long", "s@example.com", "basic")
+
+    result = usage.collect(settings, vault, registry, server, now=T0)
+
+    assert (result.stored, result.unknown) == (1, 2)  # the stranger and the admin are not services
+    assert result.alerts == 1  # 1850 of 2000 MB is past 90 %
+    row = Usage.get(Usage.service == shop)
+    assert {name: getattr(row, name) for name in usage.FIGURES} == {
+        "disk_used_mb": 1850, "disk_limit_mb": 2000, "bandwidth_used_mb": 120, "bandwidth_limit_mb": 10000,
+        "inodes_used": None, "inodes_limit": None, "mailboxes": 4, "databases": 2}
+    assert commands(hestia) == ["v-list-users"]
