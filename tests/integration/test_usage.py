@@ -12,7 +12,9 @@ from provisiond import catalog, cli, lifecycle, usage
 from provisiond.errors import NotFound
 from provisiond.models import Notification, Service, ServerGroup, Usage
 from tests.conftest import WHM_TOKEN
+from tests.integration.test_directadmin_lifecycle import da, da_setup
 from tests.integration.test_hestia_lifecycle import commands, hestia, hestia_setup
+from tests.integration.test_linux_lifecycle import host, linux_setup
 
 MIB = 1024 * 1024
 T0 = datetime.datetime(2026, 11, 1, 4, 0)
@@ -278,7 +280,7 @@ def test_a_bad_usage_cron_is_refused_naming_the_setting(tmp_path):
 
 # -- other panels ----------------------------------------------------------------------------
 
-HESTIA_FIXTURES = (hestia, hestia_setup)  # the Hestia lifecycle tests' simulator and server
+PANEL_FIXTURES = (hestia, hestia_setup, da, da_setup, host, linux_setup)  # the lifecycle tests' simulators and servers
 
 
 def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(hestia_setup, hestia, settings, vault,
@@ -300,3 +302,53 @@ def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(hestia_setup,
         "disk_used_mb": 1850, "disk_limit_mb": 2000, "bandwidth_used_mb": 120, "bandwidth_limit_mb": 10000,
         "inodes_used": None, "inodes_limit": None, "mailboxes": 4, "databases": 2}
     assert commands(hestia) == ["v-list-users"]
+
+
+def test_directadmin_usage_reads_each_account_of_the_login(da_setup, da, settings, vault, registry):
+    server, product = da_setup
+    shop = active_service("INV-1", "shopper", server, product)
+    da.op_account_user({"action": "create", "add": "Submit", "username": "shopper", "email": "o@shop.example.com",
+                        "passwd": "Xx1!whatever-long", "passwd2": "Xx1!whatever-long",
+                        "domain": "shop.example.com", "package": "basic", "ip": "127.0.0.1", "notify": "no"})
+    account = da.accounts["shopper"]
+    account.disk_used_mb, account.bandwidth_used_mb, account.inodes_used = 512.5, 2048.25, 4100
+    account.mailboxes, account.databases = 3, 1
+    account.disk_limit_mb, account.inodes_limit = 1024, 100000
+    da.add_foreign_user("other", "other.example.com")  # another reseller's: not listed to this login
+
+    result = usage.collect(settings, vault, registry, server, now=T0)
+
+    assert (result.stored, result.unknown, result.alerts) == (1, 0, 0)
+    row = Usage.get(Usage.service == shop)
+    assert {name: getattr(row, name) for name in usage.FIGURES} == {
+        "disk_used_mb": 512.5, "disk_limit_mb": 1024, "bandwidth_used_mb": 2048.25, "bandwidth_limit_mb": None,
+        "inodes_used": 4100, "inodes_limit": 100000, "mailboxes": 3, "databases": 1}
+    assert [r.path for r in da.requests] == ["/CMD_API_SHOW_USERS", "/CMD_API_SHOW_USER_USAGE",
+                                             "/CMD_API_SHOW_USER_CONFIG"]
+
+
+def test_linux_usage_is_du_of_each_account_provisiond_made(linux_setup, host, settings, vault, registry):
+    server, product = linux_setup
+    shop = active_service("INV-1", "shop", server, product)
+    active_service("INV-2", "site", server, product)
+    for name, web_root in (("shop", "/home/shop/public_html"), ("site", "/srv/www/site")):
+        host.record_path(name).parent.mkdir(parents=True, exist_ok=True)
+        host.record_path(name).write_text(json.dumps({"username": name, "domain": f"{name}.example.com",
+                                                      "home": f"/home/{name}", "web_root": web_root,
+                                                      "quota_mb": 4 if name == "shop" else 0}))
+        (host.root / web_root.lstrip("/")).mkdir(parents=True)
+    (host.root / "home/shop/public_html/big.bin").write_bytes(b"x" * (3 * MIB))   # 3 of 4 MB: 75 %
+    (host.root / "srv/www/site/a.html").write_bytes(b"y" * (2 * MIB))            # outside the home
+    (host.root / "home/site").mkdir()
+    (host.root / "home/stray").mkdir()  # a home without provisiond's record is not an account
+
+    result = usage.collect(settings, vault, registry, server, now=T0)
+
+    assert (result.stored, result.unknown, result.alerts) == (2, 0, 0)
+    rows = {row.service.username: row for row in Usage.select()}
+    assert 3.0 <= rows["shop"].disk_used_mb < 3.1 and rows["shop"].disk_limit_mb == 4
+    assert rows["shop"].inodes_used == 3  # the home, public_html, big.bin
+    assert 2.0 <= rows["site"].disk_used_mb < 2.1 and rows["site"].disk_limit_mb is None
+    assert rows["site"].inodes_used == 3  # the home, the web root outside it, a.html
+    assert rows["shop"].bandwidth_used_mb is None and rows["shop"].mailboxes is None
+    assert Usage.get(Usage.service == shop).collected_at == T0
