@@ -249,7 +249,10 @@ def decode_cursor(cursor: str) -> tuple[datetime.datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, _, row_id = raw.partition("|")
-        return datetime.datetime.fromisoformat(at), int(row_id)
+        moment, number = datetime.datetime.fromisoformat(at), int(row_id)
+        if moment.tzinfo is not None or not 0 < number < 2**63:
+            raise ValueError(cursor)
+        return moment, number
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("cursor", "is not a cursor this API gave") from None
 

@@ -44,7 +44,10 @@ def _naive_utc(moment: datetime.datetime) -> datetime.datetime:
     """Times are stored as naive UTC; a time with an offset is turned into that."""
     if moment.tzinfo is None:
         return moment
-    return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    try:
+        return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    except OverflowError:  # year 1 minus an offset, or 9999 plus one
+        raise _query_error(ValidationError("since", "is out of range once turned into UTC")) from None
 
 
 @router.get("/services/{key}/usage", response_model=ServiceUsage, responses={**NOT_FOUND, **INVALID})
@@ -63,8 +66,9 @@ def usage_since(since: Annotated[datetime.datetime, Query(description="ISO 8601;
                 cursor: Annotated[str | None, Query(max_length=200)] = None):
     """Every row collected at or after ``since``, oldest first. Ask again with ``cursor`` set to
     the answer's ``next_cursor`` until it is null: no row is repeated or skipped between pages."""
+    since = _naive_utc(since)
     try:
-        rows, next_cursor = usage.page(_naive_utc(since), limit, cursor)
+        rows, next_cursor = usage.page(since, limit, cursor)
     except ValidationError as exc:
         raise _query_error(exc) from None
     return {"usage": [usage.view(r) for r in rows], "next_cursor": next_cursor}

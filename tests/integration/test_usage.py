@@ -352,3 +352,12 @@ def test_linux_usage_is_du_of_each_account_provisiond_made(linux_setup, host, se
     assert rows["site"].inodes_used == 3  # the home, the web root outside it, a.html
     assert rows["shop"].bandwidth_used_mb is None and rows["shop"].mailboxes is None
     assert Usage.get(Usage.service == shop).collected_at == T0
+
+
+def test_api_usage_refuses_a_since_out_of_range_and_a_forged_cursor(cpanel_setup, api_client):
+    import base64
+    forged = base64.urlsafe_b64encode(b"2026-11-01T00:00:00+02:00|7").decode()
+    for params, field in (({"since": "0001-01-01T00:00:00+01:00"}, "since"),
+                          ({"since": "2026-11-01T00:00:00", "cursor": forged}, "cursor")):
+        answer = api_client.get("/v1/usage", params=params)
+        assert answer.status_code == 422 and field in answer.text, params
