@@ -47,6 +47,7 @@ WHOLE = frozenset({"inodes_used", "inodes_limit", "mailboxes", "databases"})
 LIMITED = {"disk": ("disk_used_mb", "disk_limit_mb"), "bandwidth": ("bandwidth_used_mb", "bandwidth_limit_mb"),
            "inodes": ("inodes_used", "inodes_limit")}
 THRESHOLDS = (90, 100)  # percent of a limit
+MOST = 1e15  # MB or inodes: beyond it a figure is a panel's garbage (and overflows a BIGINT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +78,8 @@ def _figure(name: str, value: Any, username: str) -> float | int | None:
         number = float(str(value).strip().removesuffix("M")) if isinstance(value, str) else float(value)
     except ValueError:
         raise PanelError(f"usage of {username}: {name} is not a number") from None
-    if not math.isfinite(number) or number < 0:
-        raise PanelError(f"usage of {username}: {name} must be a number of 0 or more")
+    if not math.isfinite(number) or not 0 <= number <= MOST:
+        raise PanelError(f"usage of {username}: {name} must be a number from 0 to {MOST:g}")
     if name.endswith("_limit") or name.endswith("_limit_mb"):
         if number == 0:
             return None
@@ -139,8 +140,10 @@ def collect(settings: Settings, vault: Vault, registry: Registry, server: Server
     found = readings(stats.get("usage"))
     now = now or utcnow()
     with database.atomic():
+        # The server's services, not an IN of every reported name: a server holds max_accounts
+        # services, while a panel may report thousands of accounts.
         services = {s.username: s for s in Service.select().where(
-            (Service.server == server) & Service.status.in_(MEASURED) & Service.username.in_(list(found)))}
+            (Service.server == server) & Service.status.in_(MEASURED)) if s.username in found}
         previous = latest({s.id for s in services.values()})
         alerts = 0
         for username, figures in found.items():
