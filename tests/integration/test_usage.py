@@ -15,6 +15,7 @@ from tests.conftest import WHM_TOKEN
 from tests.integration.test_directadmin_lifecycle import da, da_setup
 from tests.integration.test_hestia_lifecycle import commands, hestia, hestia_setup
 from tests.integration.test_linux_lifecycle import host, linux_setup
+from tests.integration.test_virtualmin_lifecycle import SQUATTER, squat, virtualmin, virtualmin_setup
 
 MIB = 1024 * 1024
 T0 = datetime.datetime(2026, 11, 1, 4, 0)
@@ -280,7 +281,7 @@ def test_a_bad_usage_cron_is_refused_naming_the_setting(tmp_path):
 
 # -- other panels ----------------------------------------------------------------------------
 
-PANEL_FIXTURES = (hestia, hestia_setup, da, da_setup, host, linux_setup)  # the lifecycle tests' simulators and servers
+PANEL_FIXTURES = (hestia, hestia_setup, da, da_setup, host, linux_setup, virtualmin, virtualmin_setup)  # the lifecycle tests' simulators and servers
 
 
 def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(hestia_setup, hestia, settings, vault,
@@ -361,3 +362,26 @@ def test_api_usage_refuses_a_since_out_of_range_and_a_forged_cursor(cpanel_setup
                           ({"since": "2026-11-01T00:00:00", "cursor": forged}, "cursor")):
         answer = api_client.get("/v1/usage", params=params)
         assert answer.status_code == 422 and field in answer.text, params
+
+
+def test_virtualmin_usage_comes_from_one_multiline_listing(virtualmin_setup, virtualmin, settings, vault, registry):
+    server, product = virtualmin_setup
+    shop = active_service("INV-1", "shop", server, product)
+    squat(virtualmin, "shop", "shop.example.com")
+    squat(virtualmin, "other", "other.example.com")
+    account = virtualmin.accounts["shop"]
+    account.quota_blocks, account.used_bytes = 1024 * 1024, 700 * MIB               # 1 GiB quota
+    account.bw_limit_bytes, account.bw_usage_bytes, account.databases = 10240 * MIB, 2560 * MIB, 2
+
+    result = usage.collect(settings, vault, registry, server, now=T0)
+
+    assert (result.stored, result.unknown, result.alerts) == (1, 1, 0)
+    row = Usage.get(Usage.service == shop)
+    assert {name: getattr(row, name) for name in usage.FIGURES} == {
+        "disk_used_mb": 700, "disk_limit_mb": 1024, "bandwidth_used_mb": 2560, "bandwidth_limit_mb": 10240,
+        "inodes_used": None, "inodes_limit": None, "mailboxes": None, "databases": 2}
+    assert len(virtualmin.requests) == 1
+    # the listing carries every account's password; what the action hands back does not
+    from provisiond import actions
+    answer = actions.run(settings, vault, registry, action="usage", server=server)
+    assert SQUATTER not in json.dumps(answer) and len(answer["usage"]) == 2
