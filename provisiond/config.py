@@ -72,6 +72,8 @@ class Settings:
     terminate_after_days: int = 45
     # daily sync of every enabled server (drift between the panels and provisiond)
     sync_cron: str = "30 3 * * *"
+    # usage collection (issue 11): every server whose panel reports usage, once a day
+    usage_cron: str = "30 4 * * *"
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8740
@@ -106,10 +108,19 @@ class Settings:
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"setting log_format: {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
         self._check_overdue_days()
+        self._check_cron("usage_cron")
         if self.billing_webhook_url and not self.billing_webhook_secret and not self.billing_webhook_unsigned:
             # An unsigned hook lets anyone who can reach the billing system forge state changes.
             raise ConfigError("setting billing_webhook_secret: required when billing_webhook_url is set "
                               "(or set billing_webhook_unsigned: true to post unsigned on purpose)")
+
+    def _check_cron(self, name: str) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+        try:
+            CronTrigger.from_crontab(getattr(self, name))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"setting {name}: {getattr(self, name)!r} is not a crontab line "
+                              f"(minute hour day month weekday): {exc}") from None
 
     def _check_overdue_days(self) -> None:
         # Bounded here so a typo cannot reach the sweep (a date a million days back overflows).

@@ -77,6 +77,9 @@ STATS = {
     "url": "login_link: the one-time login link",
     "expires": "login_link: when the link expires",
     "vhost_templates": "test_connection (CloudPanel): the vhost templates the server offers",
+    "usage": ("usage: one entry per account: username, disk_used_mb, disk_limit_mb, bandwidth_used_mb, "
+              "bandwidth_limit_mb, inodes_used, inodes_limit, mailboxes, databases (MB; null: unlimited "
+              "or not reported)"),
 }
 
 # Ansible's own variables a playbook may read without declaring them.

@@ -2,10 +2,11 @@
 
 Jobs on the scheduler: ``tick`` every ``tick_seconds`` (120 by default; ``max_instances=1``,
 ``coalesce``; sooner when a waiting retry falls due before then), the reaper, the overdue sweep
-(cron), the daily sync of every server (``sync_cron``, once across the daemons like the sweep)
-and artifact pruning. Every enqueue wakes the daemons at commit, which brings the next tick
-forward: on PostgreSQL by NOTIFY (a listener thread idles in select()), on SQLite by touching a
-file beside the database that the daemon stats every ``wake_check_seconds``. A wake-up that arrives while a tick runs is not lost to
+(cron), the daily sync of every server (``sync_cron``) and usage collection (``usage_cron``),
+each once across the daemons like the sweep, and artifact pruning. Every enqueue wakes the
+daemons at commit, which brings the next tick forward: on PostgreSQL by NOTIFY (a listener
+thread idles in select()), on SQLite by touching a file beside the database that the daemon
+stats every ``wake_check_seconds``. A wake-up that arrives while a tick runs is not lost to
 ``max_instances=1``: the tick runs once more before it returns, and one that meets a tick just
 ending is tried again a moment later. SIGTERM and SIGINT stop the scheduler, let running
 playbooks finish and record, then exit; SIGHUP reads the settings again (``reload``).
@@ -33,7 +34,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from provisiond import artifacts, db, health, notify, orphans, outcomes, panels, queue, sweep, sync
+from provisiond import artifacts, db, health, notify, orphans, outcomes, panels, queue, sweep, sync, usage
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import ProvisiondError
@@ -175,6 +176,8 @@ class Daemon:
                                id="sweep")
         self.scheduler.add_job(self._guarded("sync", self.sync), CronTrigger.from_crontab(self.settings.sync_cron),
                                id="sync")
+        self.scheduler.add_job(self._guarded("usage", self.collect_usage),
+                               CronTrigger.from_crontab(self.settings.usage_cron), id="usage")
         self.scheduler.add_job(self.prune, "interval", hours=6, id="prune", next_run_time=utcnow_local())
         self.scheduler.add_job(self._guarded("notifier", self.deliver), "interval",
                                seconds=self.settings.notify_seconds, id="notify")
@@ -209,6 +212,15 @@ class Daemon:
         outcomes = run_sync(self.settings, self.worker.vault, datetime.date.today())
         if outcomes is not None:
             log.info("daily sync: %s", ", ".join(f"{name} {what}" for name, what in outcomes.items()) or "no server")
+
+    def collect_usage(self) -> None:
+        """Today's usage collection, once across every daemon sharing the database."""
+        if not usage.claim_day(datetime.date.today()):
+            return  # another daemon collected today
+        results = usage.collect_all(self.settings, self.worker.vault, panels.discover(self.settings.panel_dirs()))
+        failed = [r.server for r in results if not r.ok]
+        log.info("usage collected from %d servers%s", len(results) - len(failed),
+                 f"; not from {', '.join(failed)}" if failed else "")
 
     def deliver(self) -> None:
         """Send what is due in the notification outbox."""
@@ -261,6 +273,8 @@ class Daemon:
             self.scheduler.reschedule_job("sweep", trigger=CronTrigger.from_crontab(new.sweep_cron))
         if old.sync_cron != new.sync_cron:
             self.scheduler.reschedule_job("sync", trigger=CronTrigger.from_crontab(new.sync_cron))
+        if old.usage_cron != new.usage_cron and self.scheduler.get_job("usage"):
+            self.scheduler.reschedule_job("usage", trigger=CronTrigger.from_crontab(new.usage_cron))
 
     # -- stopping --------------------------------------------------------------------------
     def stop(self) -> None:

@@ -217,6 +217,11 @@ def _server_sync(db: pw.Database) -> None:
     db.create_tables([ServerSync], safe=True)
 
 
+def _usage(db: pw.Database) -> None:
+    from provisiond.models import Usage
+    db.create_tables([Usage], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
@@ -226,6 +231,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (9, "the panel folder of each logged attempt", _log_playbook_folder),
     (12, "api token scopes: tokens made before them are admin tokens", _token_scopes),
     (13, "the last sync report of each server", _server_sync),
+    (14, "usage collected from the panels, one row per service per collection", _usage),
 ]
 
 

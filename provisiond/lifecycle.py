@@ -120,9 +120,15 @@ def _loads(group: ServerGroup) -> list[ServerLoad]:
               .where(Service.status.in_(OCCUPYING) & Service.server.is_null(False))
               .group_by(Service.server))
     counts = {row.server_id: row.n for row in placed}
+    servers = list(Server.select().where(Server.group == group))
+    disk: dict[int, float] = {}
+    if group.strategy == Strategy.LEAST_DISK.value:  # read only when the strategy needs it
+        from provisiond import usage
+        disk = usage.disk_by_server([s.id for s in servers], OCCUPYING)
     return [ServerLoad(id=s.id, name=s.name, enabled=s.enabled, healthy=s.health != "failed",
-                       max_accounts=s.max_accounts, placed=counts.get(s.id, 0), panel=s.panel)
-            for s in Server.select().where(Server.group == group)]
+                       max_accounts=s.max_accounts, placed=counts.get(s.id, 0), panel=s.panel,
+                       disk_used_mb=disk.get(s.id))
+            for s in servers]
 
 
 def _lock_group(group: ServerGroup) -> None:

@@ -242,6 +242,29 @@ class ServerSync(BaseModel):
     report = JsonField()
 
 
+class Usage(BaseModel):
+    """One service's usage as its panel reported it at one collection (``provisiond.usage``).
+
+    Sizes are MB; a limit of null is unlimited; any figure the panel does not report is null.
+    """
+
+    service = pw.ForeignKeyField(Service, backref="usage", on_delete="CASCADE")
+    collected_at = pw.DateTimeField()
+    disk_used_mb = pw.FloatField(null=True)
+    disk_limit_mb = pw.FloatField(null=True)
+    bandwidth_used_mb = pw.FloatField(null=True)
+    bandwidth_limit_mb = pw.FloatField(null=True)
+    inodes_used = pw.BigIntegerField(null=True)
+    inodes_limit = pw.BigIntegerField(null=True)
+    mailboxes = pw.IntegerField(null=True)
+    databases = pw.IntegerField(null=True)
+
+    class Meta:
+        # (service, collected_at): a service's latest row and its history; (collected_at, id):
+        # a billing system's pull of everything since a time, paged by that key.
+        indexes = ((("service", "collected_at"), True), (("collected_at", "id"), False))
+
+
 MODELS = [Setting, ServerGroup, Server, Product, Service, Job, ProvisioningLog, ApiToken, Notification,
-          AuditEntry, Daemon, ServerSync]
+          AuditEntry, Daemon, ServerSync, Usage]
 

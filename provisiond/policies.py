@@ -27,6 +27,7 @@ class Strategy(str, enum.Enum):
     LEAST_LOADED = "least-loaded"
     FILL_UNTIL_FULL = "fill-until-full"
     ROUND_ROBIN = "round-robin"
+    LEAST_DISK = "least-disk"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,8 @@ class ServerLoad:
     max_accounts: int
     placed: int
     panel: str = ""
+    # MB used by its accounts at their latest usage collection; None: never collected.
+    disk_used_mb: float | None = None
 
     @property
     def has_room(self) -> bool:
@@ -62,6 +65,12 @@ def place(
       server (higher id) only receives accounts once the older ones are full.
     - round-robin: the first server with room whose id is greater than ``last_server_id``,
       in id order, wrapping around to the lowest id; with no ``last_server_id``, the lowest.
+    - least-disk: the lowest ``disk_used_mb``, the disk its accounts used at their latest
+      usage collection (panels report what each account uses, not the server's free disk,
+      so the sum of the accounts' use is the figure every panel can give). A server never
+      collected counts as 0 MB when it holds no account (a new server is the emptiest), and
+      otherwise ranks after every measured server, since its use is unknown. Ties go as
+      least-loaded does.
 
     Deterministic: the order of ``servers`` does not matter.
     """
@@ -72,6 +81,9 @@ def place(
     strategy = Strategy(strategy)
     if strategy is Strategy.LEAST_LOADED:
         return min(candidates, key=lambda s: (Fraction(s.placed, s.max_accounts), s.placed, s.id))
+    if strategy is Strategy.LEAST_DISK:
+        return min(candidates, key=lambda s: (s.disk_used_mb is None and s.placed > 0, s.disk_used_mb or 0,
+                                              Fraction(s.placed, s.max_accounts), s.placed, s.id))
     if strategy is Strategy.FILL_UNTIL_FULL:
         return candidates[0]
     if last_server_id is not None:

@@ -13,12 +13,12 @@ import os
 import sys
 
 from provisiond import config, logs
-from provisiond.cli import job, panels, product, server, service, system, token
+from provisiond.cli import job, panels, product, server, service, system, token, usage
 from provisiond.cli.base import COMMANDS, Runtime
 from provisiond.errors import NotFound, PanelError, ProvisiondError, StateError, ValidationError
 
 
-GROUPS = (system, token, panels, server, product, service, job)
+GROUPS = (system, token, panels, server, product, service, job, usage)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from provisiond.cli.base import (Runtime, command, edited_text, fields, kv, posi
                                  table, warn)
 from provisiond.models import Server
 from provisiond.views import group_view
+from provisiond.policies import Strategy
 
 
 @command("group add")
@@ -135,7 +136,7 @@ def add_parsers(sub, group, top) -> None:
     p = sub(gg, "add", "add a server group")
     p.add_argument("name", help="the group's name, e.g. web")
     p.add_argument("--strategy", default="least-loaded",
-                   choices=["least-loaded", "fill-until-full", "round-robin"],
+                   choices=[s.value for s in Strategy],
                    help="how orders are placed on the group's servers (default least-loaded)")
     sub(gg, "list", "list server groups, with their servers and products")
     p = sub(gg, "edit", "change a group's placement strategy (applies to new orders)")

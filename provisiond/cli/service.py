@@ -228,5 +228,7 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("--dry-run", action="store_true", help="check every row and show what would be "
                    "imported; write nothing")
     sync.add_service_recreate(sub, svg)
+    from provisiond.cli import usage
+    usage.add_service_parser(sub, svg)
     p = sub(svg, "list", "list services")
     p.add_argument("--status", choices=[s.value for s in ServiceStatus], help="only services in this state")

@@ -62,6 +62,13 @@ not given). Each account carries the accountsummary fields, among them ``user``,
 ``email`` as ``*unknown*`` (as WHM does; wording not in the page).
 
 An unknown user is ``result: 0`` with "The user “<user>” does not exist." (*unverified*).
+
+Usage (issue 11): listaccts and accountsummary report ``diskused`` / ``disklimit`` as MB
+strings and ``inodesused`` / ``inodeslimit`` like the accountsummary page
+(https://api.docs.cpanel.net/openapi/whm/operation/accountsummary/) and the listaccts page
+(https://api.docs.cpanel.net/specifications/whm.openapi/account-management/listaccts);
+showbw answers per its page (https://api.docs.cpanel.net/openapi/whm/operation/showbw/).
+Tests set an account's ``disk_used_mb``, ``inodes_used``, ``inodes_limit`` and ``bandwidth_bytes``.
 """
 
 from __future__ import annotations
@@ -101,6 +108,20 @@ class Account:
     quota: int = 0    # MB; 0 is unlimited, as WHM means it
     bwlimit: int = 0  # MB; 0 is unlimited
     startdate: int = dataclasses.field(default_factory=lambda: int(time.time()))
+    # What the account uses (tests set these): see ``usage_fields`` and ``op_showbw``.
+    disk_used_mb: int = 0
+    inodes_used: int = 0
+    inodes_limit: int = 0       # 0 is unlimited
+    bandwidth_bytes: int = 0    # this month's traffic
+
+    def usage_fields(self) -> dict:
+        """listaccts' and accountsummary's use figures, as WHM API 1 spells them: ``diskused``
+        and ``disklimit`` are MB strings ("14M", "unlimited"), ``inodesused`` a number,
+        ``inodeslimit`` a number or "unlimited"."""
+        return {"diskused": f"{self.disk_used_mb}M",
+                "disklimit": f"{self.quota}M" if self.quota else "unlimited",
+                "inodesused": self.inodes_used,
+                "inodeslimit": self.inodes_limit if self.inodes_limit else "unlimited"}
 
     def summary(self, owner: str) -> dict:
         return {
@@ -108,9 +129,8 @@ class Account:
             "owner": owner, "email": self.email or "*unknown*", "suspended": int(self.suspended),
             "suspendreason": self.suspendreason if self.suspended else "not suspended",
             "suspendtime": self.suspendtime if self.suspended else 0, "is_locked": int(self.locked),
-            "disklimit": f"{self.quota}M" if self.quota else "unlimited", "diskused": "0M",
             "startdate": time.strftime("%y %b %d %H:%M", time.gmtime(self.startdate)),
-            "unix_startdate": self.startdate,
+            "unix_startdate": self.startdate, **self.usage_fields(),
         }
 
 
@@ -240,6 +260,28 @@ class WhmSimulator(PanelSimulator):
         if wanted:
             summaries = [{k: a[k] for k in wanted if k in a} for a in summaries]
         return self._envelope("listaccts", 1, "OK", {"acct": summaries})
+
+    def op_showbw(self, params):
+        # WHM API 1 showbw (https://api.docs.cpanel.net/openapi/whm/operation/showbw/): month,
+        # year, search, searchtype (domain, owner, user, ip, package), showres in; data.acct[]
+        # with user, maindomain, owner, deleted, reseller, totalbytes (the period's traffic in
+        # bytes), limit (the bandwidth limit in bytes, 0 unlimited) and bwusage per domain
+        # (domain, usage in bytes, deleted); data.month, year, reseller, totalused. The
+        # simulator keeps one figure per account, this month's, and answers it whatever the month.
+        accounts = list(self.accounts.values())
+        search, kind = params.get("search"), params.get("searchtype")
+        if search and kind:
+            field = {"domain": "domain", "user": "user", "package": "plan"}.get(kind)
+            accounts = [a for a in accounts if field and re.search(search, getattr(a, field))]
+        rows = [{"user": a.user, "maindomain": a.domain, "owner": self.username, "deleted": 0, "reseller": 0,
+                 "totalbytes": a.bandwidth_bytes, "limit": a.bwlimit * 1024 * 1024,
+                 "bwusage": [{"domain": a.domain, "usage": a.bandwidth_bytes, "deleted": 0}]}
+                for a in accounts]
+        now = time.gmtime()
+        return self._envelope("showbw", 1, "OK", {
+            "acct": rows, "month": int(params.get("month") or now.tm_mon),
+            "year": int(params.get("year") or now.tm_year), "reseller": self.username,
+            "totalused": sum(r["totalbytes"] for r in rows)})
 
     def op_listpkgs(self, params):
         pkgs = [{"name": name, "QUOTA": str(limits.get("QUOTA", "unlimited")),

@@ -50,6 +50,9 @@ and changes only its own users; an admin any user. A reseller's refusal for anot
 ``error=1``; its words are *unverified* (``not_owned_details``: DirectAdmin answers a domain that
 is not the caller's with "You do not own that domain", solitweb/laravel-directadmin issue 12).
 A playbook must not need them to be exact.
+
+Usage (issue 11): CMD_API_SHOW_USER_USAGE and the limits of CMD_API_SHOW_USER_CONFIG, per
+``Account.usage`` and ``Account.limits`` (sources there).
 """
 
 from __future__ import annotations
@@ -104,6 +107,34 @@ class Account:
     creator: str = ""  # "" is the simulator's own login
     created: float = dataclasses.field(default_factory=time.time)
     usertype: str = "user"
+    # Use and limits (tests set them; a limit of None is "unlimited"): see ``usage`` and ``limits``.
+    disk_used_mb: float = 0.0
+    bandwidth_used_mb: float = 0.0
+    inodes_used: int = 0
+    mailboxes: int = 0
+    databases: int = 0
+    disk_limit_mb: int | None = None
+    bandwidth_limit_mb: int | None = None
+    inodes_limit: int | None = None
+
+    def usage(self) -> dict[str, str]:
+        """CMD_API_SHOW_USER_USAGE's answer (directadm.in/commands/server, "Get User Usage"):
+        ``bandwidth`` MB sent, ``quota`` MB of disk used, ``mysql`` databases and ``nemails`` pop
+        accounts used, and the other counts. ``inode`` (inodes used) is named after the user's
+        user.usage file; the page does not list it: unverified."""
+        return {"bandwidth": f"{self.bandwidth_used_mb:g}", "quota": f"{self.disk_used_mb:g}",
+                "inode": str(self.inodes_used), "mysql": str(self.databases), "nemails": str(self.mailboxes),
+                "domainptr": "0", "ftp": "1", "nemailf": "0", "nemailml": "0", "nemailr": "0",
+                "nsubdomains": "0", "vdomains": "1"}
+
+    def limits(self) -> dict[str, str]:
+        """The limits CMD_API_SHOW_USER_CONFIG reports from user.conf, as CMD_API_MODIFY_USER
+        sets them (directadm.in/commands/save): ``bandwidth`` and ``quota`` in MB, ``inode``,
+        each a number or "unlimited"."""
+        def shown(limit):
+            return "unlimited" if limit is None else str(limit)
+        return {"bandwidth": shown(self.bandwidth_limit_mb), "quota": shown(self.disk_limit_mb),
+                "inode": shown(self.inodes_limit), "nemails": "unlimited", "mysql": "unlimited"}
 
     def config(self, creator: str) -> dict[str, str]:
         """user.conf as CMD_API_SHOW_USER_CONFIG prints it (docs.directadmin.com config_files)."""
@@ -112,7 +143,8 @@ class Account:
                 "ip": self.ip, "package": self.package,
                 "suspended": "yes" if self.suspended else "no",
                 "suspended_reason": self.suspend_reason if self.suspended else "",
-                "date_created": time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(self.created))}
+                "date_created": time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(self.created)),
+                **self.limits()}
 
 
 class DirectAdminSimulator(PanelSimulator):
@@ -324,6 +356,9 @@ class DirectAdminSimulator(PanelSimulator):
 
     def op_show_user_config(self, params):
         return self._account(params.get("user", ""), "Unable to show user").config(self.username)
+
+    def op_show_user_usage(self, params):
+        return self._account(params.get("user", ""), "Unable to show user").usage()
 
     def op_show_users(self, params):
         return sorted(u for u, a in self.accounts.items() if self._mine(a))

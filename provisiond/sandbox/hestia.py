@@ -33,6 +33,9 @@ Sources (hestiacp/hestiacp, main branch), per part:
   (their ``json_list``: ``{"<user>": {"NAME": ..., "PACKAGE": ..., "CONTACT": ...,
   "SUSPENDED": "yes|no", "U_WEB_DOMAINS": ..., ...}}``), ``v-list-web-domains``,
   ``v-list-user-packages``, ``v-list-sys-info``.
+- usage (issue 11): ``v-list-users json`` (in the billing preset) carries each user's U_DISK,
+  DISK_QUOTA, U_BANDWIDTH, BANDWIDTH (MB, limits "unlimited" or MB), U_MAIL_ACCOUNTS and
+  U_DATABASES, as ``bin/v-list-users``' json_list prints them from user.conf.
 """
 
 from __future__ import annotations
@@ -109,6 +112,10 @@ class Account:
     dns_domains: list[str] = dataclasses.field(default_factory=list)
     mail_domains: list[str] = dataclasses.field(default_factory=list)
     disk_used: int = 0  # U_DISK in MB, for v-change-user-package's limit check
+    # Usage figures v-list-user(s) report (tests set them): see ``_usage_record``.
+    bandwidth_used: int = 0   # U_BANDWIDTH, MB this month
+    mail_accounts: int = 0    # U_MAIL_ACCOUNTS
+    databases: int = 0        # U_DATABASES
     created: float = dataclasses.field(default_factory=time.time)
 
     @property
@@ -430,7 +437,17 @@ class HestiaSimulator(PanelSimulator):
                 "U_WEB_DOMAINS": str(len(account.domains)), "U_DISK": str(account.disk_used),
                 "U_DNS_DOMAINS": str(len(account.dns_domains)),
                 "U_MAIL_DOMAINS": str(len(account.mail_domains)),
-                "TIME": time.strftime("%H:%M:%S", created), "DATE": time.strftime("%Y-%m-%d", created)}
+                "TIME": time.strftime("%H:%M:%S", created), "DATE": time.strftime("%Y-%m-%d", created),
+                **self._usage_record(account)}
+
+    def _usage_record(self, account: Account) -> dict[str, str]:
+        """The usage fields of bin/v-list-users' json_list (values of user.conf, all strings):
+        BANDWIDTH is the package's limit in MB or "unlimited"; U_BANDWIDTH, U_MAIL_ACCOUNTS and
+        U_DATABASES what the user has (U_DISK and DISK_QUOTA are in ``_record``)."""
+        limits = self.packages.get(account.package, {})
+        return {"BANDWIDTH": str(limits.get("BANDWIDTH", "unlimited")),
+                "U_BANDWIDTH": str(account.bandwidth_used), "U_MAIL_ACCOUNTS": str(account.mail_accounts),
+                "U_DATABASES": str(account.databases)}
 
     @staticmethod
     def _domain_record(account: Account, domain: str) -> dict[str, str]:

@@ -56,6 +56,9 @@ Programs (each ``usage()`` prints the message, a blank line, its description and
     line ``<get_virtualmin_url>/session_login.cgi?session=<id>`` (a Webmin session made for the
     server's owner by ``acl::create_session_user``); ``sessions`` maps each session to its user.
   * list-commands.pl: the command list (the connection test).
+
+Usage (issue 11): ``list-domains --multiline`` prints each top-level server's quota, database
+and bandwidth lines as virtualmin-gpl's ``list-domains.pl`` does (see ``_usage_lines``).
 """
 
 from __future__ import annotations
@@ -117,6 +120,12 @@ class Account:
     created: int = dataclasses.field(default_factory=lambda: int(time.time()))
     id: str = ""
     parent: str = ""  # a sub-server's parent domain; "" for a top-level server
+    # Usage (tests set them): see ``VirtualminSimulator._usage_lines``.
+    quota_blocks: int = 0          # Server block quota, 0 = unlimited
+    used_bytes: int = 0            # Server byte quota used
+    bw_limit_bytes: int = 0        # Bandwidth byte limit, 0 = unlimited
+    bw_usage_bytes: int = 0        # Bandwidth byte usage
+    databases: int = 0             # Databases count
 
 
 class VirtualminSimulator(PanelSimulator):
@@ -521,7 +530,32 @@ class VirtualminSimulator(PanelSimulator):
         if a.suspended:
             lines.append(f"Disabled: Manually ({a.why})" if a.why else "Disabled: Manually")
         lines += [f"Features: {' '.join(a.features)}", "Plugins: "]
+        if not a.parent:
+            lines += [line.strip() for line in self._usage_lines(a)]
         return f"{lines[0]}\n" + "".join(f"    {line}\n" for line in lines[1:])
+
+    def _usage_lines(self, a: Account) -> list[str]:
+        """The quota, database and bandwidth lines of a top-level server in list-domains
+        --multiline (virtualmin-gpl list-domains.pl, shown with home quotas on and bandwidth
+        monitoring active): block quotas in 1 KiB blocks (quota_bsize on Linux), "Unlimited"
+        for none, byte figures in bytes, "Databases count" only when there are databases."""
+        def nice(size: int) -> str:
+            return f"{size / 1024 / 1024:.2f} MB"
+        lines = [f"    Server quota: {nice(a.quota_blocks * 1024) if a.quota_blocks else 'Unlimited'}",
+                 f"    Server block quota: {a.quota_blocks or 'Unlimited'}",
+                 f"    Server quota used: {nice(a.used_bytes)}",
+                 f"    Server block quota used: {a.used_bytes // 1024}",
+                 f"    Server byte quota used: {a.used_bytes}",
+                 "    User quota: Unlimited", "    User block quota: Unlimited"]
+        if a.databases:
+            lines += [f"    Databases count: {a.databases}", "    Databases size: 0.00 MB",
+                      "    Databases byte size: 0"]
+        lines += [f"    Bandwidth limit: {nice(a.bw_limit_bytes) if a.bw_limit_bytes else 'Unlimited'}",
+                  f"    Bandwidth byte limit: {a.bw_limit_bytes or 'Unlimited'}",
+                  f"    Bandwidth start: {time.strftime('%Y-%m-%d', time.localtime(a.created))}",
+                  f"    Bandwidth usage: {nice(a.bw_usage_bytes)}",
+                  f"    Bandwidth byte usage: {a.bw_usage_bytes}"]
+        return lines
 
     def run_list_plans(self, args):
         mode = next((a for a in args if a in ("--multiline", "--name-only", "--id-only")), "")

@@ -68,6 +68,10 @@ def test_rule_fails(answer, rule, fails):
     ("list[]=a", "form", {"list": ["a"]}),
     ("x=1&x=2", "form", {"x": ["1", "2"]}),
     ("error=0&text=&details=\n", "form", {"error": "0", "text": "", "details": ""}),
+    # a key that begins like an entity without its ";" stays a key (DirectAdmin's quota, ...)
+    ("bandwidth=2048.25&quota=512.5&ampm=1&lt=2", "form",
+     {"bandwidth": "2048.25", "quota": "512.5", "ampm": "1", "lt": "2"}),
+    ("text=&quot;x&quot;&details=&lt;b&gt;", "form", {"text": '"x"', "details": "<b>"}),
     ("plain answer", "raw", "plain answer"),
 ])
 def test_parse(text, how, expected):

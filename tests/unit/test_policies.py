@@ -81,13 +81,48 @@ def test_place(servers, strategy, last, expected):
     assert place(list(reversed(servers)), strategy, last) == chosen
 
 
-@pytest.mark.parametrize("strategy", [LL, FILL, RR])
+@pytest.mark.parametrize("strategy", [LL, FILL, RR, Strategy.LEAST_DISK])
 def test_placement_considers_only_servers_of_the_products_panel(strategy):
     cpanel = [dataclasses.replace(srv(i, 0), panel="cpanel") for i in (1, 2, 3)]
     plesk = dataclasses.replace(srv(4, 99), panel="plesk")
     assert place([*cpanel, plesk], strategy, 1, panel="plesk").id == 4
     assert place(cpanel, strategy, None, panel="plesk") is None
     assert place([*cpanel, dataclasses.replace(plesk, placed=100)], strategy, None, panel="plesk") is None
+
+
+def disk(id, used_mb, placed=1, **kwargs):
+    return dataclasses.replace(srv(id, placed, **kwargs), disk_used_mb=used_mb)
+
+
+LD = Strategy.LEAST_DISK
+
+
+@pytest.mark.parametrize(
+    "servers, expected",
+    [
+        ([], None),
+        # the least disk used wins, whatever the account counts
+        ([disk(1, 5000.0, placed=2), disk(2, 800.0, placed=40)], 2),
+        ([disk(1, 10.5), disk(2, 10.25), disk(3, 11.0)], 2),
+        # a new server (never collected, no account) is the emptiest
+        ([disk(1, 1.0), disk(2, None, placed=0)], 2),
+        # a server with accounts but no collection yet ranks after every measured one
+        ([disk(1, None, placed=1), disk(2, 90000.0, placed=80)], 2),
+        ([disk(1, None, placed=5), disk(2, None, placed=1)], 2),  # among unknowns: least-loaded
+        # ties on disk: least-loaded order (ratio, count, id)
+        ([disk(1, 100.0, placed=10, max_accounts=20), disk(2, 100.0, placed=40)], 2),
+        ([disk(3, 0.0, placed=0), disk(2, 0.0, placed=0)], 2),
+        # no room: skipped even when emptiest
+        ([disk(1, 0.0, enabled=False), disk(2, 50.0)], 2),
+        ([disk(1, 0.0, healthy=False), disk(2, 50.0)], 2),
+        ([disk(1, 0.0, placed=100), disk(2, 50.0)], 2),
+        ([disk(1, 0.0, placed=100)], None),
+    ],
+)
+def test_place_least_disk(servers, expected):
+    chosen = place(servers, LD)
+    assert (chosen.id if chosen else None) == expected
+    assert place(list(reversed(servers)), "least-disk") == chosen
 
 
 def test_strategy_accepts_stored_string():

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import html
 import json
+import re
 import socket
 import ssl
 import time
@@ -94,11 +95,20 @@ def _same(a, b):
     return a == b or str(a).strip() == str(b).strip()
 
 
+# Whole entities only (with their ";"), as PHP's html_entity_decode reads them: html.unescape
+# also takes HTML5's legacy entities without ";", and so turned "&quota=512" into '"a=512'.
+_ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def _unescape_entities(text):
+    return _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
+
+
 def _parse(text, how):
     if how == "json":
         return json.loads(text) if text.strip() else None
     if how == "form":  # DirectAdmin: HTML-unescape, then parse as a query string
-        parsed = urllib.parse.parse_qs(html.unescape(text.strip()), keep_blank_values=True)
+        parsed = urllib.parse.parse_qs(_unescape_entities(text.strip()), keep_blank_values=True)
         return {k.removesuffix("[]"): (v if k.endswith("[]") or len(v) > 1 else v[0])
                 for k, v in parsed.items()}
     return text
