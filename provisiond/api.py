@@ -108,6 +108,8 @@ class OrderIn(Strict):
     product: str = Field(min_length=1, max_length=100, pattern=REF_PATTERN)
     domain: str = Field(min_length=1, max_length=253)
     email: str = Field(min_length=3, max_length=254)
+    # Checked (1-191 characters, no control characters) by the order itself, as the CLI's.
+    name: str | None = Field(None, description="the customer's name, e.g. \"Jane Doe\"")
     username: str | None = Field(None, min_length=1, max_length=64)
     ref: str | None = Field(None, min_length=1, max_length=100)
     paid_until: IsoDate | None = None
@@ -177,6 +179,7 @@ class ServiceOut(BaseModel):
     server: str | None
     domain: str
     email: str
+    name: str | None
     username: str | None
     remote_id: str | None
     package: str
@@ -257,7 +260,8 @@ def job_view(job: Job) -> dict:
 def service_view(service: Service) -> dict:
     return {"id": service.id, "ref": service.ref, "product": service.product.name,
             "server": service.server.name if service.server_id else None, "domain": service.domain,
-            "email": service.email, "username": service.username, "remote_id": service.remote_id,
+            "email": service.email, "name": service.name, "username": service.username,
+            "remote_id": service.remote_id,
             "package": service.package, "status": service.status,
             "status_reason": service.status_reason, "pending_reason": service.pending_reason,
             "last_error": service.last_error, "paid_until": service.paid_until,
@@ -397,7 +401,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
         """A paid order: the service and its create job (no job while no server has room)."""
         ordered = lifecycle.place_order(
             registry(), vault, product=order.product, domain=order.domain, email=order.email,
-            username=order.username, ref=order.ref, paid_until=order.paid_until,
+            username=order.username, ref=order.ref, name=order.name, paid_until=order.paid_until,
             password=order.password, policy=policy, settings=settings)
         answer = {"service": service_view(ordered.service),
                   "job": job_view(ordered.job) if ordered.job else None}

@@ -128,7 +128,8 @@ def _fields(data: dict) -> str:
 def service_view(service: Service) -> dict:
     return {"id": service.id, "ref": service.ref, "product": service.product.name,
             "server": service.server.name if service.server_id else None, "domain": service.domain,
-            "email": service.email, "username": service.username, "remote_id": service.remote_id,
+            "email": service.email, "name": service.name, "username": service.username,
+            "remote_id": service.remote_id,
             "package": service.package, "status": service.status,
             "status_reason": service.status_reason, "pending_reason": service.pending_reason,
             "last_error": service.last_error, "paid_until": service.paid_until,
@@ -406,7 +407,7 @@ def cmd_product_add(rt: Runtime, args) -> int:
 def cmd_service_order(rt: Runtime, args) -> int:
     rt.open_db()
     ordered = lifecycle.place_order(rt.registry(), rt.vault, product=args.product, domain=args.domain,
-                                    email=args.email, username=args.username, ref=args.ref,
+                                    email=args.email, username=args.username, ref=args.ref, name=args.name,
                                     paid_until=args.paid_until, password=_password_file(args.password_file),
                                     policy=rt.policy, settings=rt.settings)
     service, job = ordered.service, ordered.job
@@ -753,6 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--product", required=True, help="the product's name")
     p.add_argument("--domain", required=True, help="the account's main domain, e.g. shop.example.com")
     p.add_argument("--email", required=True, help="the client's email address")
+    p.add_argument("--name", help='the client\'s name, e.g. "Jane Doe" (panels that keep one use it)')
     p.add_argument("--username", help="the account's username (default: made from the domain)")
     p.add_argument("--ref", metavar="REF", help="the billing system's reference (unique; an order replayed "
                    "with it gives the same service)")
