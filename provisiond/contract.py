@@ -70,6 +70,8 @@ STATS = {
     "version": "test_connection: the panel's version, shown to the operator",
     "users": "test_connection: how many accounts the panel has, shown to the operator",
     "packages": "list_packages: the panel's package names",
+    "accounts": ("list_accounts: the server's accounts, each {username, domain, package, "
+                 "suspended (bool), email (or null)}"),
     "package": "change_package: the package now in force",
     "quota": "change_package: the quota now in force",
     "login": "login_link: the one-time login link",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from provisiond import catalog, lifecycle, queue, worker as worker_module
+from provisiond import actions, catalog, lifecycle, queue, worker as worker_module
 from provisiond.models import ProvisioningLog, Server, Service, utcnow
 from provisiond.sandbox.base import Request, Response
 from provisiond.sandbox.hestia import HestiaSimulator
@@ -366,3 +366,26 @@ def test_root_renames_a_user_but_the_billing_key_may_not():
         assert answer.status == 401 and b"don't have permission" in answer.body
         assert sim.run("v-change-user-name", ["old", "it's"])[0] == 2
         assert sim.accounts["old"].name == ""
+
+
+def test_list_accounts_gives_every_hosting_account_in_one_call(hestia_setup, registry, vault, hestia,
+                                                              worker, settings):
+    """One v-list-users (in the billing preset); the administrator is no hosting account, and a
+    user whose NAME is no domain (made outside provisiond) shows domain null."""
+    service, job = order(registry, vault, "shop.example.com", ref="INV-700")
+    assert settle(worker, job).status == "succeeded"
+    assert settle(worker, lifecycle.request(registry, vault, "INV-700", "suspend")).status == "succeeded"
+    hestia.run("v-add-user", ["alice", "Xx1!whatever", "alice@elsewhere.example.org", "pro", "Alice", "Smith"])
+    hestia.run("v-add-user", ["idn", "Xx1!whatever", "i@xn--fa-hia.de", "basic", "xn--fa-hia.de"])
+    hestia.requests.clear()
+
+    answer = actions.run(settings, vault, registry, action="list_accounts", server=catalog.server("hst1"))
+    assert answer == {"accounts": [
+        {"username": "alice", "domain": None, "package": "pro", "suspended": False,
+         "email": "alice@elsewhere.example.org"},
+        {"username": "idn", "domain": "xn--fa-hia.de", "package": "basic", "suspended": False,
+         "email": "i@xn--fa-hia.de"},
+        {"username": "shop", "domain": "shop.example.com", "package": "basic", "suspended": True,
+         "email": "owner@shop.example.com"}]}
+    assert commands(hestia) == ["v-list-users"]
+    assert ProvisioningLog.select().count() == 2  # an admin action keeps no log row of its own
