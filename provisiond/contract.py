@@ -22,6 +22,7 @@ ACCOUNT = {
     "ref": "the service's billing reference",
     "domain": "the service's domain",
     "email": "the customer's email (lifecycle jobs)",
+    "name": "the customer's name as the order gave it, or null (lifecycle jobs)",
     "username": "the account's username on the panel",
     "remote_id": "what create reported as remote_id, or null before the create",
     "package": "the package (for change_package: the new one)",

@@ -222,6 +222,13 @@ def _usage(db: pw.Database) -> None:
     db.create_tables([Usage], safe=True)
 
 
+def _service_customer_name(db: pw.Database) -> None:
+    from playhouse.migrate import SchemaMigrator, migrate
+    from provisiond.models import Service
+    if "name" not in {c.name for c in db.get_columns("service")}:
+        migrate(SchemaMigrator.from_database(db).add_column("service", "name", Service.name))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
@@ -229,6 +236,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (4, "audit trail, daemon heartbeats", _audit_and_daemons),
     (5, "who chose a service's password, and whether it was revealed", _password_state),
     (9, "the panel folder of each logged attempt", _log_playbook_folder),
+    (10, "the customer's name on a service", _service_customer_name),
     (12, "api token scopes: tokens made before them are admin tokens", _token_scopes),
     (13, "the last sync report of each server", _server_sync),
     (14, "usage collected from the panels, one row per service per collection", _usage),

@@ -36,6 +36,9 @@ from provisiond.orphans import RUN_MARKER  # noqa: F401 - set in every process o
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 HOST_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
+# The play render.py adds for a product's extra steps: only its roles are steps (one log row
+# each); a role a panel's own playbook includes is part of the action.
+STEPS_PLAY_NAME = "Run the product's extra steps"
 # ansible-runner empties a task result whose text is longer than MAX_EVENT_RES (700,000 by
 # default), message and transient flag included. panel_call reads at most 1 MiB of an answer
 # (its text can be ~1.5x that as a Python repr) and keeps only an excerpt when a call fails, so
@@ -281,7 +284,8 @@ def _hosts(events: list[dict], inventory: dict) -> dict[str, HostResult]:
             result.stats.update(res["ansible_stats"].get("data") or {})
         failure = event["event"] in ("runner_on_failed", "runner_on_unreachable")
         role = data.get("role")
-        if role and event["event"] != "runner_on_skipped" and not data.get("ignore_errors"):
+        if (role and data.get("play") == STEPS_PLAY_NAME and event["event"] != "runner_on_skipped"
+                and not data.get("ignore_errors")):
             if failure:
                 result.steps[role] = result.steps.get(role) or f"{data.get('task')}: {_message(res)}"
             else:

@@ -95,6 +95,21 @@ def email(value: str) -> str:
     return value
 
 
+def customer_name(value: str) -> str:
+    """The customer's name as the order gives it ("Jane Doe"), without surrounding spaces:
+    1-191 characters (what a utf8mb4 index holds on MariaDB panels), no control characters
+    (a name travels to panels and into mails as one line)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("name", "must not be empty")
+    value = value.strip()
+    if len(value) > 191:
+        raise ValidationError("name", "must be at most 191 characters")
+    control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise ValidationError("name", f"{value!r} contains a control character (U+{ord(control):04X})")
+    return value
+
+
 def ref(value: str) -> str:
     if not isinstance(value, str) or not REF.fullmatch(value):
         raise ValidationError("ref", f"{value!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")

@@ -179,13 +179,14 @@ def order(registry: Registry, vault: Vault, **kwargs) -> tuple[Service, Job | No
 
 
 def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, email: str,
-                username: str | None = None, ref: str | None = None,
+                username: str | None = None, ref: str | None = None, name: str | None = None,
                 paid_until: datetime.date | None = None, password: str | None = None,
                 policy: RetryPolicy = RetryPolicy(),
                 settings: Settings | None = None) -> Ordered:
     """A paid order: a pending Service and its create job, or nothing at all on bad input.
 
-    ``password`` is one the billing system chose (checked against the panel's rules, stored
+    ``name`` is the customer's name, if the billing system knows it (panels that keep one
+    use it; see ``inputs.customer_name``). ``password`` is one the billing system chose (checked against the panel's rules, stored
     encrypted, never revealed); without it provisiond generates one. A known ``ref`` with the
     same data gives that service back; with other data it is a ``Conflict`` naming the fields.
     Parallel orders of one ref give one service: the ref is looked up under the write lock,
@@ -197,7 +198,7 @@ def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, 
     panel = registry.get(found.panel)
     panel.require("create")
     wanted = {"product": found.name, "domain": inputs.domain(domain), "email": inputs.email(email),
-              "username": username}
+              "username": username, "name": inputs.customer_name(name) if name is not None else None}
     if ref is not None:
         inputs.ref(ref)
     if username is not None:
@@ -211,7 +212,7 @@ def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, 
                 return _replayed(known, wanted, password, vault)
             service = Service.create(
                 ref=ref or f"tmp-{uuid.uuid4().hex}", product=found, domain=wanted["domain"],
-                email=wanted["email"], package=found.package, paid_until=paid_until,
+                email=wanted["email"], name=wanted["name"], package=found.package, paid_until=paid_until,
                 password=vault.encrypt(password or accounts.generate_password(panel.password)),
                 password_state=credentials.GIVEN if password is not None else credentials.GENERATED)
             if ref is None:
@@ -231,11 +232,13 @@ def _replayed(known: Service, wanted: dict, password: str | None, vault: Vault) 
 
     ``paid_until`` is not compared: payments move it after the order. A replay without a
     password or username matches either way (a retry that leaves it out asks for nothing new);
-    a waiting order keeps the username it was given, and a replay is compared with it."""
+    a waiting order keeps the username it was given, and a replay is compared with it. A name
+    given must be the known one (a replay that adds a name to an order placed without one
+    asks for something new)."""
     have = {"product": known.product.name, "domain": known.domain, "email": known.email,
-            "username": known.username}
+            "username": known.username, "name": known.name}
     differing = [f for f, value in wanted.items()
-                 if value is not None and have[f] is not None and value != have[f]]
+                 if value is not None and (have[f] is not None or f == "name") and value != have[f]]
     if password is not None and not _same_password(known, password, vault):
         differing.append("password")
     if differing:

@@ -107,6 +107,7 @@ class Service(BaseModel):
     server = pw.ForeignKeyField(Server, backref="services", null=True, on_delete="RESTRICT")
     domain = pw.CharField(max_length=253, index=True)
     email = pw.CharField(max_length=254)
+    name = pw.CharField(max_length=191, null=True)  # the customer's name, when the order gave one
     username = pw.CharField(max_length=64, null=True)
     remote_id = pw.CharField(max_length=255, null=True)
     package = pw.CharField(max_length=255)

@@ -260,6 +260,7 @@ def welcome_text(settings: Settings, vault: Vault, service: Service) -> tuple[st
     if service.product.welcome_password and service.password and service.password_state != "given":
         password = vault.decrypt(service.password, f"password of service {service.ref}")
     text = template.render(username=service.username, domain=service.domain, email=service.email,
+                           name=service.name,
                            ref=service.ref, package=service.package, product=service.product.name,
                            server=server.host if server else None, panel_url=panel_url(settings, server),
                            password=password)

@@ -21,7 +21,7 @@ import jinja2
 from provisiond.config import bundled_dir
 from provisiond.panels import Registry
 from provisiond import varcheck
-from provisiond.render import render_playbook
+from provisiond.render import render_playbook, roles_path
 
 
 @dataclasses.dataclass
@@ -32,9 +32,9 @@ class PanelReport:
     path: str | None = None
 
 
-def _syntax_check(playbooks: list[Path]) -> str | None:
+def _syntax_check(playbooks: list[Path], roles: list[Path]) -> str | None:
     env = dict(os.environ, ANSIBLE_ACTION_PLUGINS=str(bundled_dir("roles") / "panel_call" / "action_plugins"),
-               ANSIBLE_ROLES_PATH=str(bundled_dir("roles")), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_ROLES_PATH=":".join(map(str, roles)), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
     env = {k: v for k, v in env.items() if not k.startswith("PROVISIOND_")}
     binary = Path(sys.executable).with_name("ansible-playbook")
@@ -73,7 +73,7 @@ def check(registry: Registry, only: str | None = None) -> list[PanelReport]:
                 rendered.append(path)
                 problems += _variables(panel, action, text)
             if rendered:
-                failure = _syntax_check(rendered)
+                failure = _syntax_check(rendered, roles_path(panel))
                 if failure:
                     problems.append(f"{panel.path}: ansible-playbook --syntax-check failed:\n{failure}")
         problems = list(dict.fromkeys(problems))  # a role read is found once per action

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from provisiond.config import bundled_dir
 from provisiond.crypto import Redactor
-from provisiond.execute import RunSpec, as_data
+from provisiond.execute import STEPS_PLAY_NAME, RunSpec, as_data
 from provisiond.panels import Panel
 from provisiond.ssh import known_hosts_line
 
@@ -42,7 +44,7 @@ def host_name(job_id: int) -> str:
 # A product's extra steps (SSL, a mailbox, DNS records, ...) run after a successful create, each a
 # role named by the product; a host whose create failed takes no part (Ansible drops it).
 STEPS_PLAY = """
-- name: Run the product's extra steps
+- name: """ + STEPS_PLAY_NAME + """
   hosts: all
   gather_facts: false
   tasks:
@@ -100,8 +102,13 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
     return RunSpec(playbook=render_playbook(panel, action, steps), inventory=inventory,
                    secrets=secrets, redactor=redactor, timeout=timeout, ident=ident,
                    forks=forks, verbosity=verbosity, cancelled=cancelled, private_files=private_files,
-                   runs_dir=runs_dir,
-                   env={"ANSIBLE_ROLES_PATH": ":".join(map(str, role_dirs))} if role_dirs else {})
+                   runs_dir=runs_dir, env={"ANSIBLE_ROLES_PATH": ":".join(map(str, roles_path(panel, role_dirs)))})
+
+
+def roles_path(panel: Panel, role_dirs=()) -> list[Path]:
+    """Where a run finds roles: the panel folder's own ``roles/`` (what its playbooks share),
+    then the configured folders (or the bundled ones)."""
+    return [panel.path / "roles", *(role_dirs or [bundled_dir("roles")])]
 
 
 def _basic_auth_forms(credentials: dict, secrets) -> list[str]:

@@ -11,7 +11,8 @@ def service_view(service: Service) -> dict:
     """A service as both faces show it (no password, no server credentials)."""
     return {"id": service.id, "ref": service.ref, "product": service.product.name,
             "server": service.server.name if service.server_id else None, "domain": service.domain,
-            "email": service.email, "username": service.username, "remote_id": service.remote_id,
+            "email": service.email, "name": service.name, "username": service.username,
+            "remote_id": service.remote_id,
             "package": service.package, "status": service.status,
             "status_reason": service.status_reason, "pending_reason": service.pending_reason,
             "last_error": service.last_error, "paid_until": service.paid_until,

@@ -201,7 +201,8 @@ class Worker:
                   "previous_error": job.last_error}
         if service is not None:
             values.update(service_id=service.id, ref=service.ref, domain=service.domain,
-                          email=service.email, username=service.username, remote_id=service.remote_id,
+                          email=service.email, name=service.name, username=service.username,
+                          remote_id=service.remote_id,
                           package=job.params.get("package", service.package),
                           package_config=service.product.config, reason=job.params.get("reason"),
                           extra_steps=service.product.extra_roles if job.action == "create" else [],

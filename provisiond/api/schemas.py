@@ -48,6 +48,8 @@ class OrderIn(Strict):
     product: str = Field(min_length=1, max_length=100, pattern=REF_PATTERN)
     domain: str = Field(min_length=1, max_length=253)
     email: str = Field(min_length=3, max_length=254)
+    # Checked (1-191 characters, no control characters) by the order itself, as the CLI's.
+    name: str | None = Field(None, description="the customer's name, e.g. \"Jane Doe\"")
     username: str | None = Field(None, min_length=1, max_length=64)
     ref: str | None = Field(None, min_length=1, max_length=100)
     paid_until: IsoDate | None = None
@@ -117,6 +119,7 @@ class ServiceOut(BaseModel):
     server: str | None
     domain: str
     email: str
+    name: str | None
     username: str | None
     remote_id: str | None
     package: str

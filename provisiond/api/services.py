@@ -31,7 +31,7 @@ def create_order(order: OrderIn, ctx: Ctx):
     """A paid order: the service and its create job (no job while no server has room)."""
     ordered = lifecycle.place_order(
         ctx.panels(), ctx.vault, product=order.product, domain=order.domain, email=order.email,
-        username=order.username, ref=order.ref, paid_until=order.paid_until,
+        username=order.username, ref=order.ref, name=order.name, paid_until=order.paid_until,
         password=order.password, policy=ctx.policy, settings=ctx.settings)
     answer = {"service": service_view(ordered.service),
               "job": job_view(ordered.job) if ordered.job else None}

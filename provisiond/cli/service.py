@@ -16,7 +16,7 @@ from provisiond.views import service_view
 def cmd_service_order(rt: Runtime, args) -> int:
     rt.open_db()
     ordered = lifecycle.place_order(rt.registry(), rt.vault, product=args.product, domain=args.domain,
-                                    email=args.email, username=args.username, ref=args.ref,
+                                    email=args.email, username=args.username, ref=args.ref, name=args.name,
                                     paid_until=args.paid_until, password=read_password_file(args.password_file),
                                     policy=rt.policy, settings=rt.settings)
     service, job = ordered.service, ordered.job
@@ -183,6 +183,7 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("--product", required=True, help="the product's name")
     p.add_argument("--domain", required=True, help="the account's main domain, e.g. shop.example.com")
     p.add_argument("--email", required=True, help="the client's email address")
+    p.add_argument("--name", help='the client\'s name, e.g. "Jane Doe" (panels that keep one use it)')
     p.add_argument("--username", help="the account's username (default: made from the domain)")
     p.add_argument("--ref", metavar="REF", help="the billing system's reference (unique; an order replayed "
                    "with it gives the same service)")

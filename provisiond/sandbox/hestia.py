@@ -29,7 +29,8 @@ Sources (hestiacp/hestiacp, main branch), per part:
   prints its own line and then "can't add web domain"; code 8 "Package limit reached" only when
   all three are full; ``is_domain_new`` of ``func/domain.sh`` for "Web domain X exists"),
   ``v-add-web-domain``, ``v-suspend-user``, ``v-unsuspend-user``, ``v-delete-user``,
-  ``v-change-user-package``, ``v-change-user-password``, ``v-list-user`` and ``v-list-users``
+  ``v-change-user-package``, ``v-change-user-password``, ``v-change-user-name`` (not in the
+  billing preset: root's fix for a user made without NAME), ``v-list-user`` and ``v-list-users``
   (their ``json_list``: ``{"<user>": {"NAME": ..., "PACKAGE": ..., "CONTACT": ...,
   "SUSPENDED": "yes|no", "U_WEB_DOMAINS": ..., ...}}``), ``v-list-web-domains``,
   ``v-list-user-packages``, ``v-list-sys-info``.
@@ -79,6 +80,7 @@ USAGE = {
     "v-suspend-user": (1, "USER [RESTART]"), "v-unsuspend-user": (1, "USER [RESTART]"),
     "v-delete-user": (1, "USER [RESTART]"), "v-change-user-package": (2, "USER PACKAGE [FORCE]"),
     "v-change-user-password": (2, "USER PASSWORD"), "v-list-user": (1, "USER [FORMAT]"),
+    "v-change-user-name": (2, "USER NAME [LAST_NAME]"),
     "v-list-users": (0, "[FORMAT]"), "v-list-user-packages": (0, "[FORMAT]"),
     "v-list-web-domains": (1, "USER [FORMAT]"),
     "v-list-sys-info": (0, "[FORMAT]"),
@@ -397,6 +399,12 @@ class HestiaSimulator(PanelSimulator):
 
     def cmd_change_user_password(self, user, password):
         self._account(user, unsuspended=True).password = password
+
+    def cmd_change_user_name(self, user, name, lastname=""):
+        self._user_format(user)  # is_format_valid 'user' 'name': is_name_format_valid
+        if re.search(r"['\"<>]", name) or "\n" in name:
+            raise Exit(E_INVALID, f"Invalid name contains qoutes (\" or ') :: {name}")
+        self._account(user, unsuspended=True).name = f"{name} {lastname}".strip()
 
     def cmd_list_user(self, user, fmt="shell"):
         if user == ROOT_USER:

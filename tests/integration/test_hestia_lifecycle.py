@@ -6,14 +6,15 @@ operator to make it: every playbook must pass with it.
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from provisiond import catalog, lifecycle, worker as worker_module
-from provisiond.models import ProvisioningLog, Server, Service
-from provisiond.sandbox.base import Response
+from provisiond import actions, catalog, lifecycle, queue, worker as worker_module
+from provisiond.models import ProvisioningLog, Server, Service, utcnow
+from provisiond.sandbox.base import Request, Response
 from provisiond.sandbox.hestia import HestiaSimulator
 from tests.helpers import kept_texts, last_log, settle
 
@@ -254,7 +255,7 @@ def test_terminate_of_a_mismatched_account_deletes_nothing(hestia_setup, registr
     assert job.status == "needs_attention"
     assert "mine" in hestia.accounts
     assert "someone-else.example.com" in job.last_error
-    assert last_log(job).failed_task == "Refuse to remove a user that does not match"
+    assert last_log(job).failed_task == "Refuse a user that does not match"
     assert Service.get_by_id(service.id).status == "active"
 
 
@@ -273,3 +274,118 @@ def test_a_key_without_the_billing_preset_is_refused_as_hestia_refuses(hestia_se
 
     report = worker_module.test_server(settings, vault, registry, catalog.server("hst1"))
     assert report["health"] == "failed" and refusal + "v-list-users" in report["message"]
+
+
+CHANGES = {"suspend": ({"reason": "overdue"}, "not suspended", lambda a: a.suspended),
+           "unsuspend": ({}, "not unsuspended", lambda a: not a.suspended),
+           "change_package": ({"package": "pro"}, "package not changed", lambda a: a.package == "pro"),
+           "change_password": ({}, "password not changed", None)}
+
+
+def _ready_for(action: str, service, registry, vault, hestia, worker) -> None:
+    """The service's user as the action expects to find it (suspended before an unsuspend)."""
+    if action == "unsuspend":
+        job = settle(worker, lifecycle.request(registry, vault, service.ref, "suspend"))
+        assert job.status == "succeeded", job.last_error
+        assert hestia.accounts["mine"].suspended
+
+
+@pytest.mark.parametrize("action", [*CHANGES, "terminate"])
+def test_another_customers_user_of_that_name_is_left_alone(action, hestia_setup, registry, vault,
+                                                          hestia, worker):
+    """A user named like the service's but with another NAME/CONTACT is someone else's: every
+    action stops for a human with the reason, and the panel is left exactly as it was."""
+    service, job = order(registry, vault, "mine.example.com")
+    assert settle(worker, job).status == "succeeded", job.last_error
+    _ready_for(action, service, registry, vault, hestia, worker)
+    status = Service.get_by_id(service.id).status
+    stored_password = Service.get_by_id(service.id).password
+    hestia.accounts["mine"].name, hestia.accounts["mine"].email = "theirs.example.com", "them@theirs.example.com"
+    before = dataclasses.asdict(hestia.accounts["mine"])
+    hestia.requests.clear()
+
+    kwargs = CHANGES[action][0] if action in CHANGES else {}
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, action, **kwargs))
+    assert (job.status, job.attempts) == ("needs_attention", 1)
+    verb = CHANGES[action][1] if action in CHANGES else "not removed"
+    assert job.last_error == (f"{verb}: mine on the panel is 'theirs.example.com' "
+                              "<them@theirs.example.com>, not mine.example.com <owner@mine.example.com>")
+    assert last_log(job).failed_task == "Refuse a user that does not match"
+    assert commands(hestia) == ["v-list-user"]
+    assert dataclasses.asdict(hestia.accounts["mine"]) == before
+    service = Service.get_by_id(service.id)
+    assert (service.status, service.password) == (status, stored_password)
+
+
+@pytest.mark.parametrize("action", [*CHANGES, "terminate"])
+def test_a_user_made_without_name_names_the_fix_then_works(action, hestia_setup, registry, vault,
+                                                           hestia, worker):
+    """Older playbooks left NAME empty: the job stops naming root's fix; once it is applied
+    (v-change-user-name, which the billing key may not run), a retry does the action."""
+    service, job = order(registry, vault, "mine.example.com")
+    assert settle(worker, job).status == "succeeded", job.last_error
+    _ready_for(action, service, registry, vault, hestia, worker)
+    hestia.accounts["mine"].name = ""
+    before = dataclasses.asdict(hestia.accounts["mine"])
+
+    kwargs = CHANGES[action][0] if action in CHANGES else {}
+    job = settle(worker, lifecycle.request(registry, vault, service.ref, action, **kwargs))
+    assert job.status == "needs_attention"
+    fix = "set it as root: v-change-user-name mine mine.example.com"
+    if action == "unsuspend":  # v-change-user-name checks is_object_unsuspended
+        fix += " (v-unsuspend-user first: Hestia renames no suspended user)"
+    assert f"{fix}, then retry" in job.last_error
+    assert dataclasses.asdict(hestia.accounts["mine"]) == before
+
+    if action == "unsuspend":
+        assert hestia.run("v-change-user-name", ["mine", "mine.example.com"])[0] == 5
+        assert hestia.run("v-unsuspend-user", ["mine"])[0] == 0
+        assert hestia.run("v-change-user-name", ["mine", "mine.example.com"]) == (0, "")
+        assert hestia.run("v-suspend-user", ["mine"])[0] == 0
+    else:
+        assert hestia.run("v-change-user-name", ["mine", "mine.example.com"]) == (0, "")
+    queue.retry(job.id, utcnow(), 1)
+    job = settle(worker, job)
+    assert job.status == "succeeded", job.last_error
+    if action == "terminate":
+        assert "mine" not in hestia.accounts
+    elif CHANGES[action][2]:
+        assert CHANGES[action][2](hestia.accounts["mine"])
+    else:
+        assert hestia.accounts["mine"].password == vault.decrypt(Service.get_by_id(service.id).password)
+        assert hestia.accounts["mine"].password != before["password"]
+
+
+def test_root_renames_a_user_but_the_billing_key_may_not():
+    """v-change-user-name is outside the billing preset: only root applies the fix."""
+    with HestiaSimulator(access_key=ACCESS_KEY, secret_key=SECRET_KEY) as sim:
+        sim.run("v-add-user", ["old", "Xx1!whatever", "o@old.example.com", "basic"])
+        form = {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "returncode": "no",
+                "cmd": "v-change-user-name", "arg1": "old", "arg2": "old.example.com"}
+        answer = sim.handle(Request("POST", "/api/", {}, {}, urllib.parse.urlencode(form).encode()))
+        assert answer.status == 401 and b"don't have permission" in answer.body
+        assert sim.run("v-change-user-name", ["old", "it's"])[0] == 2
+        assert sim.accounts["old"].name == ""
+
+
+def test_list_accounts_gives_every_hosting_account_in_one_call(hestia_setup, registry, vault, hestia,
+                                                              worker, settings):
+    """One v-list-users (in the billing preset); the administrator is no hosting account, and a
+    user whose NAME is no domain (made outside provisiond) shows domain null."""
+    service, job = order(registry, vault, "shop.example.com", ref="INV-700")
+    assert settle(worker, job).status == "succeeded"
+    assert settle(worker, lifecycle.request(registry, vault, "INV-700", "suspend")).status == "succeeded"
+    hestia.run("v-add-user", ["alice", "Xx1!whatever", "alice@elsewhere.example.org", "pro", "Alice", "Smith"])
+    hestia.run("v-add-user", ["idn", "Xx1!whatever", "i@xn--fa-hia.de", "basic", "xn--fa-hia.de"])
+    hestia.requests.clear()
+
+    answer = actions.run(settings, vault, registry, action="list_accounts", server=catalog.server("hst1"))
+    assert answer == {"accounts": [
+        {"username": "alice", "domain": None, "package": "pro", "suspended": False,
+         "email": "alice@elsewhere.example.org"},
+        {"username": "idn", "domain": "xn--fa-hia.de", "package": "basic", "suspended": False,
+         "email": "i@xn--fa-hia.de"},
+        {"username": "shop", "domain": "shop.example.com", "package": "basic", "suspended": True,
+         "email": "owner@shop.example.com"}]}
+    assert commands(hestia) == ["v-list-users"]
+    assert ProvisioningLog.select().count() == 2  # an admin action keeps no log row of its own

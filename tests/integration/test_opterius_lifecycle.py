@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from provisiond import actions, catalog, lifecycle, worker as worker_module
+from provisiond.errors import ValidationError
 from provisiond.models import Job, ProvisioningLog, Server, Service
 from provisiond.sandbox.base import Response
 from provisiond.sandbox.opterius import OpteriusSimulator
@@ -212,3 +213,15 @@ def test_terminate_of_an_account_that_is_not_the_services_removes_nothing(opteri
     assert "mine" in opterius.accounts and "someone-else.example.com" in job.last_error
     assert "/api/v1/accounts/terminate" not in paths(opterius)
     assert Service.get_by_id(service.id).status == "active"
+
+
+def test_the_panel_offers_no_account_list(opterius_setup, registry, vault, settings, opterius):
+    """Opterius's API has no route that lists accounts (routes/api.php): list_accounts is not
+    declared, and asking for it is refused before anything is sent."""
+    server, _ = opterius_setup
+    with pytest.raises(ValidationError) as refused:
+        actions.run(settings, vault, registry, action="list_accounts", server=server)
+    assert refused.value.field == "action"
+    assert str(refused.value) == ("action: panel opterius has no action 'list_accounts' "
+                                  "(it declares: list_packages)")
+    assert opterius.requests == []
