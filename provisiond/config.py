@@ -108,7 +108,8 @@ class Settings:
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"setting log_format: {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
         self._check_overdue_days()
-        self._check_cron("usage_cron")
+        for name in ("sweep_cron", "sync_cron", "usage_cron"):
+            self._check_cron(name)
         if self.billing_webhook_url and not self.billing_webhook_secret and not self.billing_webhook_unsigned:
             # An unsigned hook lets anyone who can reach the billing system forge state changes.
             raise ConfigError("setting billing_webhook_secret: required when billing_webhook_url is set "

@@ -201,3 +201,9 @@ def test_log_format_json_from_the_environment(home):
 def test_an_unknown_log_format_or_level_names_the_setting(home, name, value):
     with pytest.raises(ConfigError, match=f"setting {name}: '{value}' is not one of"):
         config.load({"home": home}, environ={f"PROVISIOND_{name.upper()}": value})
+
+
+@pytest.mark.parametrize("name", ["sweep_cron", "sync_cron", "usage_cron"])
+def test_a_bad_cron_line_is_refused_naming_the_setting(home, name):
+    with pytest.raises(ConfigError, match=f"setting {name}: 'every day' is not a crontab line"):
+        config.load({"home": home, name: "every day"}, environ={})
