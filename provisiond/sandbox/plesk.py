@@ -86,6 +86,13 @@ class Subscription:
     description: str = ""
     guid: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
     created: str = dataclasses.field(default_factory=_today)
+    # What the XML API's webspace get reports (plesk_xml): bytes, counts, limits in bytes (-1 unlimited).
+    real_size: int = 0
+    traffic: int = 0
+    mailboxes: int = 0
+    databases: int = 0
+    disk_space: int = -1
+    max_traffic: int = -1
 
     @property
     def suspended(self) -> bool:

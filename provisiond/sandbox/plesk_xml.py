@@ -14,6 +14,17 @@ in the ``KEY`` header (or ``HTTP_AUTH_LOGIN`` / ``HTTP_AUTH_PASSWD`` as admin). 
   and the ``<gen_info/>`` dataset (``cr_date``, ``name``, ``ascii-name``, ``status`` — 0 active,
   16 disabled by the administrator —, ``real_size``, ``owner-id``, ``owner-login``, ``htype``,
   ``guid``): https://docs.plesk.com/en-US/onyx/api-rpc/reference/managing-subscriptions/subscription-settings/general-subscription-information/node-gen_info-type-domaingeninfotype.33856/ .
+- the ``<limits/>`` dataset (``overuse`` and ``limit`` items of ``name`` / ``value``; the
+  subscription limits ``disk_space`` and ``max_traffic`` are in bytes, -1 unlimited):
+  https://docs.plesk.com/en-US/onyx/api-rpc/about-xml-api/reference/managing-service-plans/service-plan-settings/limits.66453 ,
+  https://docs.plesk.com/en-US/obsidian/api-rpc/about-xml-api/reference/managing-subscriptions/retrieving-descriptor-of-limits.40131 ;
+  the ``<stat/>`` dataset (domainStat: ``traffic`` — bytes spent this month —, ``subdom``, ``wu``,
+  ``box`` — mailboxes —, ``redir``, ``mg``, ``resp``, ``maillists``, ``db`` — databases —,
+  ``webapps``, ``traffic_prevday``, all required):
+  https://docs.plesk.com/en-US/obsidian/api-rpc/reference/managing-subscriptions-webspaces/subscription-settings/statistics-settings.33885 .
+  A result's ``data`` holds the datasets in the schema's order (gen_info, limits, stat, ...,
+  subscriptions), whatever the order asked. ``real_size`` is the subscription's actual size in
+  bytes (gen_info page below).
   The filter is by ``<name>``, or blank (``<filter/>``) for every subscription the caller may see
   (https://docs.plesk.com/en-US/obsidian/api-rpc/reference/managing-subscriptions-webspaces/available-filters.33891 ;
   "blank filters to retrieve information about all their subscriptions in a single operation",
@@ -102,6 +113,17 @@ def _webspace_get(sim, get) -> str:
             results.append(_error(name, NOT_FOUND, "webspace does not exist"))
             continue
         data = _gen_info(sim, sub) if get.find("dataset/gen_info") is not None else ""
+        if get.find("dataset/limits") is not None:
+            data += ("<limits><overuse>normal</overuse>"
+                     f"<limit><name>disk_space</name><value>{sub.disk_space}</value></limit>"
+                     f"<limit><name>max_traffic</name><value>{sub.max_traffic}</value></limit>"
+                     "<limit><name>max_box</name><value>-1</value></limit>"
+                     "<limit><name>max_db</name><value>-1</value></limit></limits>")
+        if get.find("dataset/stat") is not None:
+            data += (f"<stat><traffic>{sub.traffic}</traffic><subdom>0</subdom><wu>0</wu>"
+                     f"<box>{sub.mailboxes}</box><redir>0</redir><mg>0</mg><resp>0</resp>"
+                     f"<maillists>0</maillists><db>{sub.databases}</db><webapps>0</webapps>"
+                     "<traffic_prevday>0</traffic_prevday></stat>")
         if get.find("dataset/subscriptions") is not None:
             guid = sim.plan_guids.get(sub.plan) if sub.plan else None
             plan = f"<plan><plan-guid>{guid}</plan-guid></plan>" if guid else ""
@@ -120,7 +142,7 @@ def _gen_info(sim, sub) -> str:
     owner_id, owner_login = (owner.id, owner.login) if owner else (1, "admin")
     return (f"<gen_info><cr_date>{sub.created}</cr_date><name>{escape(sub.name)}</name>"
             f"<ascii-name>{escape(sub.name)}</ascii-name><status>{SUBSCRIPTION_STATUS[sub.status]}</status>"
-            f"<real_size>0</real_size><owner-id>{owner_id}</owner-id><owner-login>{escape(owner_login)}</owner-login>"
+            f"<real_size>{sub.real_size}</real_size><owner-id>{owner_id}</owner-id><owner-login>{escape(owner_login)}</owner-login>"
             f"<dns_ip_address>{sub.ip_addresses[0] if sub.ip_addresses else ''}</dns_ip_address>"
             f"<htype>vrt_hst</htype><guid>{sub.guid}</guid><description>{escape(sub.description)}</description>"
             "</gen_info>")

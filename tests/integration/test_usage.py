@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
 
 import pytest
 
-from provisiond import catalog, cli, lifecycle, usage
+from provisiond import actions, catalog, cli, lifecycle, usage
 from provisiond.errors import NotFound
 from provisiond.models import Notification, Service, ServerGroup, Usage
 from tests.conftest import WHM_TOKEN
+from tests.integration.test_cloudpanel_lifecycle import cloudpanel, cloudpanel_setup
 from tests.integration.test_directadmin_lifecycle import da, da_setup
 from tests.integration.test_hestia_lifecycle import commands, hestia, hestia_setup
 from tests.integration.test_linux_lifecycle import host, linux_setup
+from tests.integration.test_plesk_lifecycle import IP, PLESK_KEY, STRONG, plesk, plesk_setup
+from tests.integration.test_plesk_lifecycle import squat as plesk_squat
 from tests.integration.test_virtualmin_lifecycle import SQUATTER, squat, virtualmin, virtualmin_setup
 
 MIB = 1024 * 1024
@@ -281,7 +285,8 @@ def test_a_bad_usage_cron_is_refused_naming_the_setting(tmp_path):
 
 # -- other panels ----------------------------------------------------------------------------
 
-PANEL_FIXTURES = (hestia, hestia_setup, da, da_setup, host, linux_setup, virtualmin, virtualmin_setup)  # the lifecycle tests' simulators and servers
+PANEL_FIXTURES = (hestia, hestia_setup, da, da_setup, host, linux_setup, virtualmin, virtualmin_setup, plesk, plesk_setup,
+                  cloudpanel, cloudpanel_setup)  # the lifecycle tests' simulators and servers
 
 
 def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(hestia_setup, hestia, settings, vault,
@@ -385,3 +390,87 @@ def test_virtualmin_usage_comes_from_one_multiline_listing(virtualmin_setup, vir
     from provisiond import actions
     answer = actions.run(settings, vault, registry, action="usage", server=server)
     assert SQUATTER not in json.dumps(answer) and len(answer["usage"]) == 2
+
+
+def test_plesk_usage_is_one_xml_packet_summed_per_owner(plesk_setup, plesk, settings, vault, registry):
+    server, product = plesk_setup
+    shop = active_service("INV-1", "shop", server, product, "shop.example.com")
+    multi = active_service("INV-2", "multi", server, product, "multi.example.com")
+    plesk_squat(plesk, "shop", "shop.example.com")
+    plesk_squat(plesk, "multi", "multi.example.com")
+    status, _ = plesk.op_create_domain(None, {   # a second subscription of the same customer
+        "name": "multi.example.net", "hosting_type": "virtual", "owner_client": {"login": "multi"},
+        "hosting_settings": {"ftp_login": "multi2", "ftp_password": STRONG}, "ip_addresses": [IP],
+        "plan": {"name": "basic"}})
+    assert status == 201
+    plesk_squat(plesk, "handmade", "hand.example.net")  # made in Plesk by hand: not a service
+    figures = {"shop.example.com": dict(real_size=700 * MIB, disk_space=1024 * MIB, traffic=2560 * MIB,
+                                        max_traffic=10240 * MIB, mailboxes=4, databases=2),
+               "multi.example.com": dict(real_size=100 * MIB, disk_space=512 * MIB, traffic=MIB,
+                                         max_traffic=1024 * MIB, mailboxes=1),
+               "multi.example.net": dict(real_size=50 * MIB + MIB // 2, traffic=MIB // 2,  # disk unlimited
+                                         max_traffic=1024 * MIB, mailboxes=2, databases=1),
+               "hand.example.net": dict(real_size=9 * MIB)}
+    for name, values in figures.items():
+        for field, value in values.items():
+            setattr(plesk.subscriptions[name], field, value)
+    plesk.requests.clear()
+
+    result = usage.collect(settings, vault, registry, server, now=T0)
+
+    assert (result.stored, result.unknown, result.alerts) == (2, 1, 0)
+    rows = {row.service_id: {name: getattr(row, name) for name in usage.FIGURES} for row in Usage.select()}
+    assert rows == {
+        shop.id: {"disk_used_mb": 700, "disk_limit_mb": 1024, "bandwidth_used_mb": 2560, "bandwidth_limit_mb": 10240,
+                  "inodes_used": None, "inodes_limit": None, "mailboxes": 4, "databases": 2},
+        multi.id: {"disk_used_mb": 150.5, "disk_limit_mb": None, "bandwidth_used_mb": 1.5,
+                   "bandwidth_limit_mb": 2048, "inodes_used": None, "inodes_limit": None, "mailboxes": 3,
+                   "databases": 1}}
+    assert [(r.method, r.path) for r in plesk.requests] == [("POST", "/enterprise/control/agent.php")]
+    answer = actions.run(settings, vault, registry, action="usage", server=server)
+    assert PLESK_KEY not in json.dumps(answer) and STRONG not in json.dumps(answer)
+    assert sorted(a["username"] for a in answer["usage"]) == ["handmade", "multi", "shop"]
+
+
+def test_plesk_usage_reports_a_refused_key_without_it(plesk_setup, plesk, settings, vault, registry):
+    server, product = plesk_setup
+    active_service("INV-1", "shop", server, product, "shop.example.com")
+    plesk.api_key = "another-key"
+    [result] = usage.collect_all(settings, vault, registry, now=T0)
+    assert not result.ok and "Authentication failed" in result.error and PLESK_KEY not in result.error
+    assert Usage.select().count() == 0
+
+
+def test_cloudpanel_usage_is_du_of_each_site_users_home(cloudpanel_setup, cloudpanel, settings, vault, registry):
+    server, product = cloudpanel_setup
+    shop = active_service("INV-1", "shop", server, product, "shop.example.com")
+    blog = active_service("INV-2", "blog", server, product, "blog.example.com")
+    cloudpanel.add_php_site("shop.example.com", "shop")
+    cloudpanel.add_php_site("blog.example.com", "blog")
+    cloudpanel.add_php_site("hand.example.net", "handmade")  # made in CloudPanel by hand: not a service
+    for user, files in (("shop", {"htdocs/shop.example.com/big.bin": 3 * MIB, "logs/access.log": MIB}),
+                        ("blog", {"htdocs/blog.example.com/a.html": 2 * MIB})):
+        for path, size in files.items():
+            target = cloudpanel.home / user / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(b"x" * size)
+    (cloudpanel.home / "stray" / "htdocs" / "gone.example.com").mkdir(parents=True)  # no vhost: no site
+
+    def du(user: str, *how: str) -> float:
+        out = subprocess.run(["du", "-s", "-x", *how, str(cloudpanel.home / user)], capture_output=True, text=True,
+                             check=True)
+        return int(out.stdout.split()[0])
+
+    result = usage.collect(settings, vault, registry, server, now=T0)
+
+    assert (result.stored, result.unknown, result.alerts) == (2, 1, 0)
+    rows = {row.service_id: {name: getattr(row, name) for name in usage.FIGURES} for row in Usage.select()}
+    assert rows == {
+        service.id: {"disk_used_mb": round(du(user, "-k") / 1024, 2), "disk_limit_mb": None,
+                     "bandwidth_used_mb": None, "bandwidth_limit_mb": None, "inodes_used": du(user, "--inodes"),
+                     "inodes_limit": None, "mailboxes": None, "databases": None}
+        for service, user in ((shop, "shop"), (blog, "blog"))}
+    assert 4.0 <= rows[shop.id]["disk_used_mb"] < 4.2 and 2.0 <= rows[blog.id]["disk_used_mb"] < 2.2
+    answer = actions.run(settings, vault, registry, action="usage", server=server)
+    assert "Other-password-123" not in json.dumps(answer)
+    assert cloudpanel.sshd.client_key not in json.dumps(answer)
