@@ -22,9 +22,9 @@ in the ``KEY`` header (or ``HTTP_AUTH_LOGIN`` / ``HTTP_AUTH_PASSWD`` as admin). 
   ``box`` — mailboxes —, ``redir``, ``mg``, ``resp``, ``maillists``, ``db`` — databases —,
   ``webapps``, ``traffic_prevday``, all required):
   https://docs.plesk.com/en-US/obsidian/api-rpc/reference/managing-subscriptions-webspaces/subscription-settings/statistics-settings.33885 .
-  A result's ``data`` holds the datasets in the schema's order (gen_info, limits, stat, ...,
-  subscriptions), whatever the order asked. ``real_size`` is the subscription's actual size in
-  bytes (gen_info page below).
+  The simulator answers the datasets asked for in a fixed order (gen_info, limits, stat,
+  subscriptions; the playbooks read them by element name, not position). ``real_size`` is the
+  subscription's actual size in bytes (gen_info page below).
   The filter is by ``<name>``, or blank (``<filter/>``) for every subscription the caller may see
   (https://docs.plesk.com/en-US/obsidian/api-rpc/reference/managing-subscriptions-webspaces/available-filters.33891 ;
   "blank filters to retrieve information about all their subscriptions in a single operation",
@@ -142,7 +142,8 @@ def _gen_info(sim, sub) -> str:
     owner_id, owner_login = (owner.id, owner.login) if owner else (1, "admin")
     return (f"<gen_info><cr_date>{sub.created}</cr_date><name>{escape(sub.name)}</name>"
             f"<ascii-name>{escape(sub.name)}</ascii-name><status>{SUBSCRIPTION_STATUS[sub.status]}</status>"
-            f"<real_size>{sub.real_size}</real_size><owner-id>{owner_id}</owner-id><owner-login>{escape(owner_login)}</owner-login>"
+            f"<real_size>{sub.real_size}</real_size><owner-id>{owner_id}</owner-id>"
+            f"<owner-login>{escape(owner_login)}</owner-login>"
             f"<dns_ip_address>{sub.ip_addresses[0] if sub.ip_addresses else ''}</dns_ip_address>"
             f"<htype>vrt_hst</htype><guid>{sub.guid}</guid><description>{escape(sub.description)}</description>"
             "</gen_info>")
