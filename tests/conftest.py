@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from provisiond import catalog, config, crypto, db, panels
+from provisiond import catalog, cli, config, crypto, db, panels
 from provisiond.sandbox.cpanel import WhmSimulator
 
 PG_URL = os.environ.get("PROVISIOND_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -117,3 +117,14 @@ def worker(settings, vault):
     w = Worker(settings, vault, owner="test-worker")
     yield w
     w.shutdown()
+
+
+@pytest.fixture
+def run(settings, capsys):
+    """run(*argv) → (exit code, stdout, stderr): the provisiond command in-process, as a user
+    types it, against the test's home and database."""
+    def invoke(*argv):
+        code = cli.main(["--home", str(settings.home), "--database-url", settings.database_url, *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return invoke

@@ -16,16 +16,6 @@ from tests.conftest import WHM_TOKEN
 
 
 @pytest.fixture
-def run(settings, capsys):
-    """run(*argv) → (exit code, stdout, stderr), against the test's home and database."""
-    def invoke(*argv):
-        code = cli.main(["--home", str(settings.home), "--database-url", settings.database_url, *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return invoke
-
-
-@pytest.fixture
 def ready(run, whm):
     assert run("init")[0] == 0
     assert run("group", "add", "web")[0] == 0

@@ -8,19 +8,9 @@ import subprocess
 
 import pytest
 
-from provisiond import audit, catalog, cli
+from provisiond import audit, catalog
 from provisiond.models import AuditEntry, Job, Product, ProvisioningLog, Server, ServerGroup, Service
 from tests.conftest import WHM_TOKEN
-
-
-@pytest.fixture
-def run(settings, capsys):
-    """run(*argv) → (exit code, stdout, stderr), against the test's home and database."""
-    def invoke(*argv):
-        code = cli.main(["--home", str(settings.home), "--database-url", settings.database_url, *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return invoke
 
 
 @pytest.fixture

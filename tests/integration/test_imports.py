@@ -9,7 +9,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from provisiond import api, catalog, cli, lifecycle, tokens
+from provisiond import api, catalog, lifecycle, tokens
 from provisiond.models import AuditEntry, Job, Server, Service
 
 HEADER = "ref,product,server,username,domain,email,paid_until,status\n"
@@ -17,16 +17,6 @@ GOOD = (HEADER
         + "WHMCS-1,starter,whm1,alice,alice.example.com,alice@example.com,2027-01-31,active\n"
         + "WHMCS-2,starter,whm1,bobshop,bob.example.com,bob@example.com,,suspended\n"
         + "WHMCS-3,starter,whm1,carol,carol.example.com,carol@example.com,2026-12-31,\n")
-
-
-@pytest.fixture
-def run(settings, capsys):
-    """run(*argv) → (exit code, stdout, stderr), against the test's home and database."""
-    def invoke(*argv):
-        code = cli.main(["--home", str(settings.home), "--database-url", settings.database_url, *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return invoke
 
 
 @pytest.fixture

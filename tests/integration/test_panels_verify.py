@@ -19,7 +19,7 @@ from provisiond import audit, lifecycle, sandbox, tryout
 from provisiond.config import bundled_dir
 from provisiond.models import Job, Service
 from tests.conftest import WHM_TOKEN
-from tests.integration.test_cli import ready, run  # noqa: F401  (fixtures)
+from tests.integration.test_cli import ready  # noqa: F401  (a fixture)
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 STEP_LINE = re.compile(r"^([a-z_]+(?: again)?): (succeeded|failed|skipped)", re.M)

@@ -10,19 +10,9 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from provisiond import api, cli, daemon, lifecycle, tokens
+from provisiond import api, daemon, lifecycle, tokens
 from provisiond.models import AuditEntry, Job, Notification, ServerSync, Service
 from tests.helpers import settle
-
-
-@pytest.fixture
-def run(settings, capsys):
-    """run(*argv) → (exit code, stdout, stderr), against the test's home and database."""
-    def invoke(*argv):
-        code = cli.main(["--home", str(settings.home), "--database-url", settings.database_url, *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return invoke
 
 
 def order(registry, vault, worker, ref, domain, **kwargs):

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from playhouse.migrate import SchemaMigrator, migrate
 
-from provisiond import api, cli, db as dbmod, tokens
+from provisiond import api, db as dbmod, tokens
 from provisiond.errors import ValidationError
 from provisiond.models import ApiToken, Job, Service, utcnow
 
@@ -27,16 +27,6 @@ def bearer(token: str) -> dict:
 def app(cpanel_setup, settings, vault):
     with TestClient(api.create_app(settings, vault)) as client:
         yield client
-
-
-@pytest.fixture
-def run(settings, capsys):
-    """run(*argv) → (exit code, stdout, stderr), against the test's home and database."""
-    def invoke(*argv):
-        code = cli.main(["--home", str(settings.home), "--database-url", settings.database_url, *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return invoke
 
 
 def assert_insufficient_scope(response, token_name: str) -> None:
