@@ -28,6 +28,7 @@ from provisiond.sandbox.opterius import OpteriusSimulator
 from provisiond.sandbox.plesk import PleskSimulator
 from provisiond.sandbox.virtualmin import DEFAULT_FEATURES, VirtualminSimulator
 from tests.conftest import WHM_TOKEN
+from tests.helpers import kept_texts
 
 STRONG = "Squatter!Pass-42"   # the password of accounts made behind provisiond's back
 
@@ -147,6 +148,11 @@ class Adapter:
         return "starter"
 
     # -- panel-specific checks on the suite's own runs -------------------------------------
+    def assert_kept_clean(self, row, *more: str) -> None:
+        """No panel credential, nor any of ``more``, in the log row or its kept artifacts."""
+        for text in kept_texts(row):
+            assert not any(secret in text for secret in (*self.secrets, *more)), row.action
+
     def after(self, step: str, ctx: types.SimpleNamespace) -> None:
         check = getattr(self, "after_" + step.replace(" ", "_"), None)
         if check is not None:
@@ -196,6 +202,9 @@ class CpanelAdapter(HttpAdapter):
     def after_suspend(self, ctx):
         assert self.sim.accounts["shop"].suspendreason == "overdue"
 
+    def after_suspend_again(self, ctx):   # read first: already suspended, nothing to send
+        assert len([r for r in self.sim.requests if r.path.endswith("/suspendacct")]) == 1
+
     def after_change_package(self, ctx):
         assert ctx.service.status_reason is None
 
@@ -236,6 +245,20 @@ class DirectAdminAdapter(HttpAdapter):
     def after_created(self, ctx):
         account = self.sim.accounts["shop"]
         assert (account.email, account.ip) == ("owner@shop.example.com", "127.0.0.1")
+
+    def mutations(self) -> list:
+        return [r for r in self.sim.requests if r.path in ("/CMD_API_SELECT_USERS", "/CMD_API_MODIFY_USER")]
+
+    def after_connected(self, ctx):
+        assert ctx.report["reported"] == {"login": "Login OK"}
+
+    def after_created_again(self, ctx):   # already on the package: nothing to change
+        job = ctx.settle(ctx.request("change_package", package="basic"))
+        assert job.status == "succeeded", job.last_error
+        assert self.mutations() == []
+
+    def after_suspend_again(self, ctx):   # DirectAdmin would refuse a second suspend: nothing is sent
+        assert len([r for r in self.mutations() if r.path == "/CMD_API_SELECT_USERS"]) == 1
 
     def after_suspend(self, ctx):
         assert self.sim.accounts["shop"].suspend_reason == "billing"   # provisiond's overdue
@@ -313,6 +336,9 @@ class HestiaAdapter(HttpAdapter):
     def after_created_again(self, ctx):
         assert hestia_commands(self.sim).count("v-add-user") == 1
 
+    def after_connected(self, ctx):
+        assert ctx.report["reported"] == {"users": 1}  # the admin
+
     def after_terminate_again(self, ctx):
         # The billing key was enough: every command sent is in the preset, none was refused.
         sent = hestia_commands(self.sim)
@@ -366,6 +392,7 @@ class PleskAdapter(HttpAdapter):
                 "hosting_settings": {"ftp_login": user, "ftp_password": STRONG},
                 "ip_addresses": [PLESK_IP], "plan": {"name": "basic"}})
             assert status == 201
+        self.squatted_id = self.sim.accounts[user].id
 
     def is_create(self, request):
         return request.method == "POST" and request.path.endswith(("/clients", "/domains"))
@@ -385,6 +412,23 @@ class PleskAdapter(HttpAdapter):
         assert self.sim.accounts["shop"].status == 0
         assert self.sim.subscriptions["shop.example.com"].status == "active"
 
+    def after_connected(self, ctx):
+        assert ctx.report["reported"] == {"version": self.sim.panel_version}
+
+    def add_site(self, name: str, **ref) -> None:
+        """An additional domain (base_domain=) or a subdomain (parent_domain=), behind provisiond's back."""
+        status, _ = self.sim.op_create_domain(None, {"name": name, "hosting_type": "virtual", **ref})
+        assert status == 201
+
+    def after_unsuspend_again(self, ctx):
+        # The customer added a domain and a subdomain to the subscription: they are not
+        # subscriptions, so this is its last one, and the customer goes with it at terminate.
+        self.add_site("shop.example.net", base_domain={"name": "shop.example.com"})
+        self.add_site("blog.shop.example.com", parent_domain={"name": "shop.example.com"})
+
+    def after_terminate(self, ctx):
+        assert self.sim.accounts == {} and self.sim.subscriptions == {} and self.sim.sites == {}
+
     def after_change_password(self, ctx):
         # the subscription's system user (FTP, SSH) got it too, through PUT /domains/{id}
         new_password = self.sim.accounts["shop"].password
@@ -398,6 +442,9 @@ class PleskAdapter(HttpAdapter):
 
     def after_refused_login(self, ctx):
         assert json.loads(ctx.log.panel_answer)["message"] in self.bad_login.message
+
+    def after_refused_taken(self, ctx):
+        assert self.sim.accounts["taken"].id == self.squatted_id
 
     def after_lost(self, ctx):
         assert [(r.path.rsplit("/", 1)[1], a.status) for r, a in ctx.lost] == [("clients", 201), ("domains", 201)]
@@ -460,7 +507,21 @@ class OpteriusAdapter(HttpAdapter):
     def after_suspend(self, ctx):
         assert self.sim.accounts["shop"].suspend_reason == "overdue"
 
+    def after_connected(self, ctx):
+        from provisiond import actions
+        assert ctx.report["reported"] == {"version": "2.8.14"}
+        server = catalog.server(self.server_name)
+        listed = actions.run(ctx.settings, ctx.vault, ctx.registry, action="list_packages", server=server)
+        assert listed == {"packages": ["basic", "pro"]}
+
+    def after_unsuspend_again(self, ctx):
+        # The repeats were sent and their 200 "Account is already ..." counted as done.
+        assert [p for p in self.paths() if p.endswith("suspend")] == [
+            "/api/v1/accounts/suspend", "/api/v1/accounts/suspend",
+            "/api/v1/accounts/unsuspend", "/api/v1/accounts/unsuspend"]
+
     def after_terminate_again(self, ctx):
+        assert self.paths().count("/api/v1/accounts/terminate") == 1   # gone: nothing to send
         # Every call carried the key as a Bearer header and asked for JSON; none was HMAC-signed.
         assert {r.headers.get("authorization") for r in self.sim.requests} == {f"Bearer {OPTERIUS_KEY}"}
         assert {r.headers.get("accept") for r in self.sim.requests} == {"application/json"}
@@ -506,12 +567,18 @@ class VirtualminAdapter(HttpAdapter):
     def squat(self, user, domain):
         self.sim.run_create_domain(["--domain", domain, "--user", user, "--pass", STRONG, "--plan", "basic",
                                     "--features-from-plan"])
+        self.squatted = dict(self.sim.accounts)
 
     def is_create(self, request):
         return request.form().get("program") == "create-domain"
 
     def programs(self) -> list[str]:
         return [r.form().get("program") for r in self.sim.requests]
+
+    def lost_product(self, registry):
+        catalog.add_product(registry, name="lean", panel="virtualmin", group_name="web", package="basic",
+                            config={"features": "unix dir web"})
+        return "lean"
 
     def after_created(self, ctx):
         account = self.sim.accounts["shop"]
@@ -533,9 +600,11 @@ class VirtualminAdapter(HttpAdapter):
 
     def after_refused_taken(self, ctx):
         assert json.loads(ctx.log.panel_answer)["error"] == self.taken.message
+        assert self.sim.accounts == self.squatted
 
     def after_lost(self, ctx):
         assert [json.loads(answer.body)["status"] for _, answer in ctx.lost] == ["success"]
+        assert self.sim.accounts["lost"].features == ("unix", "dir", "web")  # the product's, not the plan's
 
 
 def http_adapters() -> dict[str, type[Adapter]]:

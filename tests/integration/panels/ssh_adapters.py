@@ -177,6 +177,7 @@ class CloudPanelAdapter(SshAdapter):
 
     def squat(self, user, domain):
         self.add_php_site(domain, user)
+        self.squatted = self.sites
 
     def lose_create_answers(self, monkeypatch):
         """clpctl site:add makes the site, then says it failed (its answer lost on the way)."""
@@ -213,8 +214,19 @@ class CloudPanelAdapter(SshAdapter):
         assert self.vhost("shop.example.com").read_text() != self.own_vhost
         assert self.serving("shop.example.com") == block
 
+    def after_connected(self, ctx):
+        assert catalog.server(self.server_name).host_key == self.sshd.host_key  # pinned by `server add`
+        assert "Generic" in ctx.report["reported"]["vhost_templates"]
+
     def after_suspend_again(self, ctx):   # nothing to write again
         assert len(self.shim_calls()) == 2 and self.serving("shop.example.com") == self.suspension("shop.example.com")
+        first_password = self.sites["shop.example.com"]["siteUserPassword"]
+        job = ctx.settle(ctx.request("change_password"))   # a new password keeps the lock
+        assert job.status == "succeeded", job.last_error
+        assert job.service.status == "suspended"
+        site = self.sites["shop.example.com"]
+        assert site["suspended"] and site["siteUserPassword"] != first_password
+        assert self.serving("shop.example.com") == self.suspension("shop.example.com")
 
     def after_unsuspend(self, ctx):
         site = self.sites["shop.example.com"]
@@ -234,6 +246,7 @@ class CloudPanelAdapter(SshAdapter):
         assert ctx.job.status == "failed"   # a refused SSH key is permanent: no retry makes it welcome
 
     def after_refused_taken(self, ctx):
+        assert self.sites == self.squatted
         # Terminating the failed service must not delete the other site of that user.
         job = ctx.settle(ctx.request("terminate"))
         assert job.status == "needs_attention"
@@ -277,6 +290,14 @@ class LinuxAdapter(SshAdapter):
     bad_login = Refusal("Read the account's state on the host", "Permission denied (publickey")
     taken = Refusal("Refuse a user that is not this service's",
                     "the user taken exists on the host and was not created by provisiond")
+
+    @contextlib.contextmanager
+    def start(self):
+        before = [Path("/etc", name).read_text() for name in ("passwd", "shadow", "group")]
+        with super().start() as started:
+            yield started
+        # Every account command worked in the throwaway root.
+        assert [Path("/etc", name).read_text() for name in ("passwd", "shadow", "group")] == before
 
     def prepare(self):
         self.root = self.tmp_path / "root"
@@ -355,6 +376,10 @@ class LinuxAdapter(SshAdapter):
 
     def after_suspend_again(self, ctx):   # nothing to do
         assert len(self.shim_calls()) == 3
+        job = ctx.settle(ctx.request("change_password"))
+        assert job.status == "succeeded", job.last_error
+        assert job.service.status == "suspended"
+        assert self.entry("shop", "shadow")[1].startswith("!")   # still locked
 
     def after_unsuspend(self, ctx):
         assert self.entry("shop", "shadow")[7] == "" and self.link("shop.example.com").is_symlink()

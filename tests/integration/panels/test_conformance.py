@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from provisiond import catalog, lifecycle, queue
-from provisiond.models import Job, ProvisioningLog, Service
+from provisiond.models import Job, ProvisioningLog, Server, Service
 from provisiond.worker import test_server as check_server
 from tests.helpers import kept_texts, last_log, settle
 
@@ -34,7 +34,8 @@ def order(registry, vault, domain: str, ref: str | None = None, product: str = "
 def context(adapter, registry, vault, worker, service: Service, job: Job | None = None, **extra):
     """What an adapter's own checks may look at, and how they may run a job of this service."""
     return types.SimpleNamespace(
-        service=Service.get_by_id(service.id), job=job, log=job and last_log(job), vault=vault, **extra,
+        service=Service.get_by_id(service.id), job=job, log=job and last_log(job), vault=vault,
+        registry=registry, **extra,
         settle=lambda queued: settle(worker, queued),
         request=lambda action, **kw: lifecycle.request(registry, vault, service.ref, action, **kw))
 
@@ -55,9 +56,13 @@ def created(adapter, registry, vault, worker, domain: str, ref: str | None = Non
     return Service.get_by_id(service.id)
 
 
-def test_lifecycle_with_every_step_asked_twice(adapter, registry, vault, worker):
+def test_lifecycle_with_every_step_asked_twice(adapter, registry, vault, worker, settings):
+    report = check_server(settings, vault, registry, catalog.server(adapter.server_name))
+    assert report["health"] == "ok", report
+    assert Server.get(Server.name == adapter.server_name).health == "ok"
     service, job = order(registry, vault, "shop.example.com", ref="INV-100")
     assert service.username == "shop" and job.action == "create"
+    adapter.after("connected", context(adapter, registry, vault, worker, service, report=report, settings=settings))
     first_password = vault.decrypt(service.password)
 
     def step(queued: Job, name: str, status: str, suspended: bool | None) -> Job:
@@ -66,11 +71,11 @@ def test_lifecycle_with_every_step_asked_twice(adapter, registry, vault, worker)
         assert Service.get_by_id(service.id).status == status, name
         seen = adapter.state("shop")
         if suspended is None:
-            assert seen is None, name
+            assert seen is None and adapter.count() == 0, name
         else:
             assert (seen.domain, seen.suspended) == ("shop.example.com", suspended), name
             assert adapter.count() == 1, name   # never a second account
-            assert adapter.password_is("shop", first_password), name
+            assert adapter.password_is("shop", vault.decrypt(Service.get_by_id(service.id).password)), name
         adapter.after(name, context(adapter, registry, vault, worker, service, job))
         return job
 
@@ -161,6 +166,7 @@ def test_a_username_taken_for_another_domain_is_refused_untouched(adapter, regis
     expected = adapter.taken
     assert log.status == "failed" and log.failed_task == expected.task, (log.failed_task, log.message)
     assert log.message == expected.message if expected.exact else expected.message in log.message
+    assert expected.message in job.last_error
     assert adapter.state("taken") == before and adapter.count() == accounts
     adapter.after("refused taken", context(adapter, registry, vault, worker, service, job))
     assert_no_secret(adapter, vault)
