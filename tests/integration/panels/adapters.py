@@ -129,9 +129,9 @@ class Adapter:
     def is_create(self, request) -> bool:
         raise NotImplementedError
 
-    def lose_create_answers(self, monkeypatch) -> list:
-        """Every create request is carried out, then its answer replaced by a 503 the first time:
-        returns the list of (request, real answer) lost, filled as it happens."""
+    def lose_create_answers(self, monkeypatch):
+        """Every create request is carried out, then its answer replaced by a 503 the first time
+        (per path). Returns a function that lists what was lost: (request, real answer) pairs."""
         real, lost = self.sim.handle, []
 
         def lossy(request):
@@ -141,7 +141,7 @@ class Adapter:
                 return Response(503, b"Service Unavailable", "text/plain")
             return answered
         monkeypatch.setattr(self.sim, "handle", lossy)
-        return lost
+        return lambda: list(lost)
 
     def lost_product(self, registry) -> str:
         """The product the lost-answer case orders."""

@@ -189,7 +189,7 @@ class CloudPanelAdapter(SshAdapter):
             '  echo "Connection reset by peer" >&2; exit 1;;\nesac\n'
             f'exec {real} "$@"\n')
         (self.bin / "clpctl").chmod(0o755)
-        return _Lines(record)
+        return lambda: record.read_text().splitlines() if record.exists() else []
 
     # The suspension is a server block of provisiond's own; the site's vhost is never edited.
     def after_created(self, ctx):
@@ -255,29 +255,6 @@ class CloudPanelAdapter(SshAdapter):
 
     def after_lost(self, ctx):
         assert ctx.lost == ["site:add:php 0"]
-
-
-class _Lines(list):
-    """The lines of a file, read when looked at: what an SSH-side shim recorded."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = path
-
-    def _read(self) -> list[str]:
-        return self.path.read_text().splitlines() if self.path.exists() else []
-
-    def __iter__(self):
-        return iter(self._read())
-
-    def __len__(self):
-        return len(self._read())
-
-    def __eq__(self, other):
-        return self._read() == other
-
-    def __repr__(self):
-        return repr(self._read())
 
 
 # -- a plain Linux host ------------------------------------------------------------------------
