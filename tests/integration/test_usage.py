@@ -12,10 +12,7 @@ from provisiond import catalog, cli, lifecycle, usage
 from provisiond.errors import NotFound
 from provisiond.models import Notification, Service, ServerGroup, Usage
 from tests.conftest import WHM_TOKEN
-from tests.integration.test_directadmin_lifecycle import da, da_setup
-from tests.integration.test_hestia_lifecycle import commands, hestia, hestia_setup
-from tests.integration.test_linux_lifecycle import host, linux_setup
-from tests.integration.test_virtualmin_lifecycle import SQUATTER, squat, virtualmin, virtualmin_setup
+from tests.integration.panels.adapters import STRONG as SQUATTER, all_adapters, hestia_commands as commands
 
 MIB = 1024 * 1024
 T0 = datetime.datetime(2026, 11, 1, 4, 0)
@@ -281,12 +278,19 @@ def test_a_bad_usage_cron_is_refused_naming_the_setting(tmp_path):
 
 # -- other panels ----------------------------------------------------------------------------
 
-PANEL_FIXTURES = (hestia, hestia_setup, da, da_setup, host, linux_setup, virtualmin, virtualmin_setup)  # the lifecycle tests' simulators and servers
+@pytest.fixture
+def panel(request, tmp_path, database, registry, vault):
+    """The conformance suite's adapter of panel ``request.param`` (tests/integration/panels), started
+    and registered: (adapter, (server, product))."""
+    made = all_adapters()[request.param](tmp_path)
+    with made.start():
+        yield made, made.register(registry, vault)
 
 
-def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(hestia_setup, hestia, settings, vault,
-                                                                   registry):
-    server, product = hestia_setup
+@pytest.mark.parametrize("panel", ["hestia"], indirect=True)
+def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(panel, settings, vault, registry):
+    adapter, (server, product) = panel
+    hestia = adapter.sim
     hestia.packages["metered"] = {"DISK_QUOTA": 2000, "BANDWIDTH": 10000}
     shop = active_service("INV-1", "shopuser", server, product)
     hestia.cmd_add_user("shopuser", "Xx1!whatever-long", "o@shop.example.com", "metered")
@@ -305,8 +309,10 @@ def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(hestia_setup,
     assert commands(hestia) == ["v-list-users"]
 
 
-def test_directadmin_usage_reads_each_account_of_the_login(da_setup, da, settings, vault, registry):
-    server, product = da_setup
+@pytest.mark.parametrize("panel", ["directadmin"], indirect=True)
+def test_directadmin_usage_reads_each_account_of_the_login(panel, settings, vault, registry):
+    adapter, (server, product) = panel
+    da = adapter.sim
     shop = active_service("INV-1", "shopper", server, product)
     da.op_account_user({"action": "create", "add": "Submit", "username": "shopper", "email": "o@shop.example.com",
                         "passwd": "Xx1!whatever-long", "passwd2": "Xx1!whatever-long",
@@ -328,8 +334,9 @@ def test_directadmin_usage_reads_each_account_of_the_login(da_setup, da, setting
                                              "/CMD_API_SHOW_USER_CONFIG"]
 
 
-def test_linux_usage_is_du_of_each_account_provisiond_made(linux_setup, host, settings, vault, registry):
-    server, product = linux_setup
+@pytest.mark.parametrize("panel", ["linux"], indirect=True)
+def test_linux_usage_is_du_of_each_account_provisiond_made(panel, settings, vault, registry):
+    host, (server, product) = panel
     shop = active_service("INV-1", "shop", server, product)
     active_service("INV-2", "site", server, product)
     for name, web_root in (("shop", "/home/shop/public_html"), ("site", "/srv/www/site")):
@@ -364,11 +371,13 @@ def test_api_usage_refuses_a_since_out_of_range_and_a_forged_cursor(cpanel_setup
         assert answer.status_code == 422 and field in answer.text, params
 
 
-def test_virtualmin_usage_comes_from_one_multiline_listing(virtualmin_setup, virtualmin, settings, vault, registry):
-    server, product = virtualmin_setup
+@pytest.mark.parametrize("panel", ["virtualmin"], indirect=True)
+def test_virtualmin_usage_comes_from_one_multiline_listing(panel, settings, vault, registry):
+    adapter, (server, product) = panel
+    virtualmin = adapter.sim
     shop = active_service("INV-1", "shop", server, product)
-    squat(virtualmin, "shop", "shop.example.com")
-    squat(virtualmin, "other", "other.example.com")
+    adapter.squat("shop", "shop.example.com")
+    adapter.squat("other", "other.example.com")
     account = virtualmin.accounts["shop"]
     account.quota_blocks, account.used_bytes = 1024 * 1024, 700 * MIB               # 1 GiB quota
     account.bw_limit_bytes, account.bw_usage_bytes, account.databases = 10240 * MIB, 2560 * MIB, 2
