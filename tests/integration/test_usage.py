@@ -180,7 +180,7 @@ def api_client(cpanel_setup, settings, vault):
     from fastapi.testclient import TestClient
 
     from provisiond import api, tokens
-    token = tokens.create("billing")
+    token = tokens.create("ops", scope="admin")   # the usage routes are admin routes (api/base.py)
     with TestClient(api.create_app(settings, vault)) as client:
         client.headers["Authorization"] = f"Bearer {token}"
         yield client
