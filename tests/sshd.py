@@ -50,7 +50,15 @@ class Sshd:
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "UsePAM no\nStrictModes no\nLogLevel ERROR\nSubsystem sftp internal-sftp\n" + env_lines)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
+        self.start()
+        self.client_key = client_key.read_text()
+        kind, blob = (self.folder / "host_key.pub").read_text().split()[:2]
+        self.host_key = f"{kind} {blob}"
+        return self
+
+    def start(self) -> None:
+        """Start sshd on its port (again, after ``stop``: same port, same keys)."""
+        self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.folder / "sshd_config")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -61,12 +69,13 @@ class Sshd:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"sshd exited: {self.process.stderr.read().decode()}")
                 time.sleep(0.05)
-        self.client_key = client_key.read_text()
-        kind, blob = (self.folder / "host_key.pub").read_text().split()[:2]
-        self.host_key = f"{kind} {blob}"
-        return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
+        """Stop sshd: the host refuses connections until ``start``."""
         if self.process:
             self.process.terminate()
             self.process.wait(timeout=10)
+            self.process = None
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

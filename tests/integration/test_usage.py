@@ -13,13 +13,8 @@ from provisiond import actions, catalog, cli, lifecycle, usage
 from provisiond.errors import NotFound
 from provisiond.models import Notification, Service, ServerGroup, Usage
 from tests.conftest import WHM_TOKEN
-from tests.integration.test_cloudpanel_lifecycle import cloudpanel, cloudpanel_setup
-from tests.integration.test_directadmin_lifecycle import da, da_setup
-from tests.integration.test_hestia_lifecycle import commands, hestia, hestia_setup
-from tests.integration.test_linux_lifecycle import host, linux_setup
-from tests.integration.test_plesk_lifecycle import IP, PLESK_KEY, STRONG, plesk, plesk_setup
-from tests.integration.test_plesk_lifecycle import squat as plesk_squat
-from tests.integration.test_virtualmin_lifecycle import SQUATTER, squat, virtualmin, virtualmin_setup
+from tests.integration.panels.adapters import PLESK_IP, PLESK_KEY, STRONG, all_adapters
+from tests.integration.panels.adapters import hestia_commands as commands
 
 MIB = 1024 * 1024
 T0 = datetime.datetime(2026, 11, 1, 4, 0)
@@ -187,7 +182,7 @@ def api_client(cpanel_setup, settings, vault):
     from fastapi.testclient import TestClient
 
     from provisiond import api, tokens
-    token = tokens.create("admin", scope="admin")
+    token = tokens.create("ops", scope="admin")   # the usage routes are admin routes (api/base.py)
     with TestClient(api.create_app(settings, vault)) as client:
         client.headers["Authorization"] = f"Bearer {token}"
         yield client
@@ -285,13 +280,19 @@ def test_a_bad_usage_cron_is_refused_naming_the_setting(tmp_path):
 
 # -- other panels ----------------------------------------------------------------------------
 
-PANEL_FIXTURES = (hestia, hestia_setup, da, da_setup, host, linux_setup, virtualmin, virtualmin_setup, plesk, plesk_setup,
-                  cloudpanel, cloudpanel_setup)  # the lifecycle tests' simulators and servers
+@pytest.fixture
+def panel(request, tmp_path, database, registry, vault):
+    """The conformance suite's adapter of panel ``request.param`` (tests/integration/panels), started
+    and registered: (adapter, (server, product))."""
+    made = all_adapters()[request.param](tmp_path)
+    with made.start():
+        yield made, made.register(registry, vault)
 
 
-def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(hestia_setup, hestia, settings, vault,
-                                                                   registry):
-    server, product = hestia_setup
+@pytest.mark.parametrize("panel", ["hestia"], indirect=True)
+def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(panel, settings, vault, registry):
+    adapter, (server, product) = panel
+    hestia = adapter.sim
     hestia.packages["metered"] = {"DISK_QUOTA": 2000, "BANDWIDTH": 10000}
     shop = active_service("INV-1", "shopuser", server, product)
     hestia.cmd_add_user("shopuser", "Xx1!whatever-long", "o@shop.example.com", "metered")
@@ -310,8 +311,10 @@ def test_hestia_usage_comes_from_v_list_users_with_the_billing_key(hestia_setup,
     assert commands(hestia) == ["v-list-users"]
 
 
-def test_directadmin_usage_reads_each_account_of_the_login(da_setup, da, settings, vault, registry):
-    server, product = da_setup
+@pytest.mark.parametrize("panel", ["directadmin"], indirect=True)
+def test_directadmin_usage_reads_each_account_of_the_login(panel, settings, vault, registry):
+    adapter, (server, product) = panel
+    da = adapter.sim
     shop = active_service("INV-1", "shopper", server, product)
     da.op_account_user({"action": "create", "add": "Submit", "username": "shopper", "email": "o@shop.example.com",
                         "passwd": "Xx1!whatever-long", "passwd2": "Xx1!whatever-long",
@@ -333,8 +336,9 @@ def test_directadmin_usage_reads_each_account_of_the_login(da_setup, da, setting
                                              "/CMD_API_SHOW_USER_CONFIG"]
 
 
-def test_linux_usage_is_du_of_each_account_provisiond_made(linux_setup, host, settings, vault, registry):
-    server, product = linux_setup
+@pytest.mark.parametrize("panel", ["linux"], indirect=True)
+def test_linux_usage_is_du_of_each_account_provisiond_made(panel, settings, vault, registry):
+    host, (server, product) = panel
     shop = active_service("INV-1", "shop", server, product)
     active_service("INV-2", "site", server, product)
     for name, web_root in (("shop", "/home/shop/public_html"), ("site", "/srv/www/site")):
@@ -369,11 +373,13 @@ def test_api_usage_refuses_a_since_out_of_range_and_a_forged_cursor(cpanel_setup
         assert answer.status_code == 422 and field in answer.text, params
 
 
-def test_virtualmin_usage_comes_from_one_multiline_listing(virtualmin_setup, virtualmin, settings, vault, registry):
-    server, product = virtualmin_setup
+@pytest.mark.parametrize("panel", ["virtualmin"], indirect=True)
+def test_virtualmin_usage_comes_from_one_multiline_listing(panel, settings, vault, registry):
+    adapter, (server, product) = panel
+    virtualmin = adapter.sim
     shop = active_service("INV-1", "shop", server, product)
-    squat(virtualmin, "shop", "shop.example.com")
-    squat(virtualmin, "other", "other.example.com")
+    adapter.squat("shop", "shop.example.com")
+    adapter.squat("other", "other.example.com")
     account = virtualmin.accounts["shop"]
     account.quota_blocks, account.used_bytes = 1024 * 1024, 700 * MIB               # 1 GiB quota
     account.bw_limit_bytes, account.bw_usage_bytes, account.databases = 10240 * MIB, 2560 * MIB, 2
@@ -389,21 +395,23 @@ def test_virtualmin_usage_comes_from_one_multiline_listing(virtualmin_setup, vir
     # the listing carries every account's password; what the action hands back does not
     from provisiond import actions
     answer = actions.run(settings, vault, registry, action="usage", server=server)
-    assert SQUATTER not in json.dumps(answer) and len(answer["usage"]) == 2
+    assert STRONG not in json.dumps(answer) and len(answer["usage"]) == 2
 
 
-def test_plesk_usage_is_one_xml_packet_summed_per_owner(plesk_setup, plesk, settings, vault, registry):
-    server, product = plesk_setup
+@pytest.mark.parametrize("panel", ["plesk"], indirect=True)
+def test_plesk_usage_is_one_xml_packet_summed_per_owner(panel, settings, vault, registry):
+    adapter, (server, product) = panel
+    plesk = adapter.sim
     shop = active_service("INV-1", "shop", server, product, "shop.example.com")
     multi = active_service("INV-2", "multi", server, product, "multi.example.com")
-    plesk_squat(plesk, "shop", "shop.example.com")
-    plesk_squat(plesk, "multi", "multi.example.com")
+    adapter.squat("shop", "shop.example.com")
+    adapter.squat("multi", "multi.example.com")
     status, _ = plesk.op_create_domain(None, {   # a second subscription of the same customer
         "name": "multi.example.net", "hosting_type": "virtual", "owner_client": {"login": "multi"},
-        "hosting_settings": {"ftp_login": "multi2", "ftp_password": STRONG}, "ip_addresses": [IP],
+        "hosting_settings": {"ftp_login": "multi2", "ftp_password": STRONG}, "ip_addresses": [PLESK_IP],
         "plan": {"name": "basic"}})
     assert status == 201
-    plesk_squat(plesk, "handmade", "hand.example.net")  # made in Plesk by hand: not a service
+    adapter.squat("handmade", "hand.example.net")  # made in Plesk by hand: not a service
     figures = {"shop.example.com": dict(real_size=700 * MIB, disk_space=1024 * MIB, traffic=2560 * MIB,
                                         max_traffic=10240 * MIB, mailboxes=4, databases=2),
                "multi.example.com": dict(real_size=100 * MIB, disk_space=512 * MIB, traffic=MIB,
@@ -432,8 +440,10 @@ def test_plesk_usage_is_one_xml_packet_summed_per_owner(plesk_setup, plesk, sett
     assert sorted(a["username"] for a in answer["usage"]) == ["handmade", "multi", "shop"]
 
 
-def test_plesk_usage_reports_a_refused_key_without_it(plesk_setup, plesk, settings, vault, registry):
-    server, product = plesk_setup
+@pytest.mark.parametrize("panel", ["plesk"], indirect=True)
+def test_plesk_usage_reports_a_refused_key_without_it(panel, settings, vault, registry):
+    adapter, (server, product) = panel
+    plesk = adapter.sim
     active_service("INV-1", "shop", server, product, "shop.example.com")
     plesk.api_key = "another-key"
     [result] = usage.collect_all(settings, vault, registry, now=T0)
@@ -441,8 +451,9 @@ def test_plesk_usage_reports_a_refused_key_without_it(plesk_setup, plesk, settin
     assert Usage.select().count() == 0
 
 
-def test_cloudpanel_usage_is_du_of_each_site_users_home(cloudpanel_setup, cloudpanel, settings, vault, registry):
-    server, product = cloudpanel_setup
+@pytest.mark.parametrize("panel", ["cloudpanel"], indirect=True)
+def test_cloudpanel_usage_is_du_of_each_site_users_home(panel, settings, vault, registry):
+    cloudpanel, (server, product) = panel
     shop = active_service("INV-1", "shop", server, product, "shop.example.com")
     blog = active_service("INV-2", "blog", server, product, "blog.example.com")
     cloudpanel.add_php_site("shop.example.com", "shop")

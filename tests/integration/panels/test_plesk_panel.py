@@ -1,144 +1,38 @@
-"""A service's whole life on the Plesk REST API v2 simulator, through real ansible-runner runs.
+"""What only Plesk (REST API v2, XML API) shows, on its simulator, through real ansible-runner runs.
 
 One provisiond account on Plesk is a customer (login = the service's username) owning one
-subscription (the service's domain); see playbooks/plesk/.
+subscription (the service's domain); see playbooks/plesk/. The lifecycle, refused credentials,
+a 5xx, a taken login and lost create answers are the conformance suite's (test_conformance.py,
+PleskAdapter).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from provisiond import actions, catalog, lifecycle, panels
-from provisiond.models import Job, ProvisioningLog, Server, Service
+from provisiond import actions, catalog, lifecycle
+from provisiond.models import Job, Service
 from provisiond.sandbox.base import Response
-from provisiond.sandbox.plesk import PleskSimulator
-from provisiond.worker import test_server as check_server
 from tests.helpers import last_log, settle
+from tests.integration.panels.adapters import PLESK_IP as IP, PLESK_KEY, STRONG, plesk_calls as calls
 
-PLESK_KEY = "canary-plesk-key-4Hn8Wq1Zt"
-STRONG = "Squatter!Pass-42"
-IP = "203.0.113.10"
-
-
-@pytest.fixture
-def plesk():
-    with PleskSimulator(api_key=PLESK_KEY, plans=("basic", "pro"), ip_addresses=(IP,)) as simulator:
-        yield simulator
+pytestmark = pytest.mark.parametrize("adapter", ["plesk"], indirect=True)
 
 
 @pytest.fixture
-def plesk_setup(database, registry, vault, plesk):
-    """A group 'web' with server 'plesk1' on the simulator and product 'starter' (plan basic)."""
-    catalog.add_group("web")
-    server = catalog.add_server(registry, vault, name="plesk1", panel="plesk", host=plesk.host,
-                                port=plesk.port, group_name="web", max_accounts=50,
-                                credentials={"api_key": PLESK_KEY, "scheme": "http"})
-    product = catalog.add_product(registry, name="starter", panel="plesk", group_name="web",
-                                  package="basic")
-    return server, product
+def plesk(adapter):
+    return adapter.sim
 
 
-def squat(plesk: PleskSimulator, login: str, domain: str | None, external_id: str = "",
-          plan: str = "basic") -> None:
-    """Put a customer (and a subscription) on the panel behind provisiond's back."""
-    status, _ = plesk.op_create_client(None, {"name": login, "login": login, "password": STRONG,
-                                              "email": f"{login}@example.org", "type": "customer",
-                                              "external_id": external_id})
-    assert status == 201
-    if domain:
-        status, _ = plesk.op_create_domain(None, {
-            "name": domain, "hosting_type": "virtual", "owner_client": {"login": login},
-            "hosting_settings": {"ftp_login": login, "ftp_password": STRONG},
-            "ip_addresses": [IP], "plan": {"name": plan}})
-        assert status == 201
-
-
-def add_site(plesk: PleskSimulator, name: str, **ref) -> None:
-    """Add an additional domain (base_domain=) or a subdomain (parent_domain=) behind provisiond's back."""
-    status, _ = plesk.op_create_domain(None, {"name": name, "hosting_type": "virtual", **ref})
-    assert status == 201
-
-
-def calls(plesk: PleskSimulator, method: str, suffix: str) -> list:
-    return [r for r in plesk.requests if r.method == method and r.path.endswith(suffix)]
-
-
-def assert_no_secret(rows, secrets) -> None:
-    for row in rows:
-        assert not any(s in json.dumps([row.message, row.panel_answer, row.stdout_excerpt]) for s in secrets)
-        if row.artifacts_path:
-            for path in Path(row.artifacts_path).iterdir():
-                text = path.read_text()
-                assert not any(s in text for s in secrets), path
-
-
-def test_account_lifecycle_end_to_end(plesk_setup, settings, registry, vault, plesk, worker):
-    service, job = lifecycle.order(registry, vault, product="starter", domain="shop.example.com",
-                                   email="owner@shop.example.com", ref="INV-100")
-    assert service.username == "shop" and job.action == "create"
-
-    job = settle(worker, job)
-    service = Service.get_by_id(service.id)
-    assert job.status == "succeeded", job.last_error
-    customer = plesk.accounts["shop"]
-    assert service.status == "active" and service.remote_id == str(customer.id)
-    assert (customer.email, customer.external_id, customer.type) == ("owner@shop.example.com", "INV-100", "customer")
-    subscription = plesk.subscriptions["shop.example.com"]
-    assert (subscription.owner_login, subscription.plan, subscription.ftp_login) == ("shop", "basic", "shop")
-    assert subscription.ip_addresses == [IP] and subscription.status == "active"
-    first_password = customer.password
-    assert first_password == vault.decrypt(service.password) == subscription.ftp_password
-
-    steps = [("suspend", {"reason": "overdue"}, "suspended",
-              lambda c, s: c.suspended and s.status == "suspended"),
-             ("unsuspend", {}, "active", lambda c, s: c.status == 0 and s.status == "active"),
-             ("change_package", {"package": "pro"}, "active", lambda c, s: s.plan == "pro"),
-             ("change_password", {}, "active",
-              lambda c, s: c.password != first_password and s.ftp_password == c.password)]
-    for action, kwargs, status, on_panel in steps:
-        job = settle(worker, lifecycle.request(registry, vault, "INV-100", action, **kwargs))
-        service = Service.get_by_id(service.id)
-        assert job.status == "succeeded", (action, job.last_error)
-        assert service.status == status
-        assert on_panel(plesk.accounts["shop"], plesk.subscriptions["shop.example.com"]), action
-    assert service.package == "pro" and service.status_reason is None
-    new_password = plesk.accounts["shop"].password
-    assert vault.decrypt(service.password) == new_password
-    # the subscription's system user (FTP, SSH) got it too, through PUT /domains/{id}
-    assert plesk.subscriptions["shop.example.com"].ftp_password == new_password
-    assert [json.loads(r.body) for r in calls(plesk, "PUT", f"/domains/{subscription.id}")][-1] == {
-        "hosting_settings": {"ftp_login": "shop", "ftp_password": new_password}}
-
-    health = check_server(settings, vault, panels.discover(settings.panel_dirs()), catalog.server("plesk1"))
-    assert health["health"] == "ok" and health["reported"] == {"version": plesk.panel_version}
-    assert Server.get(Server.name == "plesk1").health == "ok"
-
-    # The customer added a domain and a subdomain to the subscription: they are not subscriptions,
-    # so this was its last one, and the customer goes with it.
-    add_site(plesk, "shop.example.net", base_domain={"name": "shop.example.com"})
-    add_site(plesk, "blog.shop.example.com", parent_domain={"name": "shop.example.com"})
-    job = settle(worker, lifecycle.request(registry, vault, "INV-100", "terminate"))
-    assert job.status == "succeeded", job.last_error
-    assert Service.get_by_id(service.id).status == "terminated"
-    assert plesk.accounts == {} and plesk.subscriptions == {} and plesk.sites == {}
-
-    logs = list(ProvisioningLog.select())
-    assert len(logs) == 6 and all(row.status == "succeeded" for row in logs)
-    assert_no_secret(logs, [PLESK_KEY, first_password, new_password])
-    for row in logs:
-        assert (Path(row.artifacts_path) / "stdout.txt").exists()
-
-
-def test_idempotent_actions_when_the_panel_already_agrees(plesk_setup, registry, vault, plesk, worker):
+def test_idempotent_actions_when_the_panel_already_agrees(adapter, registry, vault, plesk, worker):
     done, done_job = lifecycle.order(registry, vault, product="starter", domain="again.example.com",
                                      email="a@again.example.com", ref="INV-200")
     half, half_job = lifecycle.order(registry, vault, product="starter", domain="half.example.com",
                                      email="h@half.example.com", ref="INV-201")
-    squat(plesk, "again", "again.example.com", external_id="INV-200")  # a create whose answer was lost
-    squat(plesk, "half", None, external_id="INV-201")                  # customer made, subscription not
+    adapter.squat("again", "again.example.com", external_id="INV-200")  # a create whose answer was lost
+    adapter.squat("half", None, external_id="INV-201")                  # customer made, subscription not
     plesk.requests.clear()
     worker.tick(wait=True)
     assert Job.get_by_id(done_job.id).status == "succeeded"
@@ -184,47 +78,17 @@ def test_idempotent_actions_when_the_panel_already_agrees(plesk_setup, registry,
     assert calls(plesk, "DELETE", "") == []
 
 
-def test_a_create_whose_answers_were_lost_is_confirmed(plesk_setup, registry, vault, plesk, worker):
-    """The panel made the customer and the subscription, but neither answer came back (HTTP 503
-    after the fact): each is confirmed by a read, in the same run."""
-    handle = plesk.handle
-    lost = []
-
-    def lossy(request):
-        response = handle(request)
-        if request.method == "POST" and request.path.endswith(("/clients", "/domains")):
-            lost.append((request.path.rsplit("/", 1)[1], response.status))
-            return Response(503, b"Service Unavailable", "text/plain")
-        return response
-
-    plesk.handle = lossy
-    service, job = lifecycle.order(registry, vault, product="starter", domain="lost.example.com",
-                                   email="me@lost.example.com", ref="INV-300")
-    job = settle(worker, job)
-    assert lost == [("clients", 201), ("domains", 201)]
-    assert job.status == "succeeded" and job.attempts == 1, job.last_error
-    assert plesk.subscriptions["lost.example.com"].owner_login == "lost"
-    assert Service.get_by_id(service.id).remote_id == str(plesk.accounts["lost"].id)
-
-
-@pytest.mark.parametrize("case", ["bad_key", "unknown_package", "duplicate_domain", "duplicate_login"])
-def test_panel_refusals_fail_once_with_the_reason(case, plesk_setup, registry, vault, plesk, worker):
+@pytest.mark.parametrize("case", ["unknown_package", "duplicate_domain"])
+def test_panel_refusals_fail_once_with_the_reason(case, adapter, registry, vault, plesk, worker):
     product = "starter"
-    if case == "bad_key":
-        catalog.update_server_credentials(registry, vault, catalog.server("plesk1"), {"api_key": "wrong-key-123"})
-        task, expected = "List the customers (GET /clients)", "HTTP 401: Authentication failed"
-    elif case == "unknown_package":
+    if case == "unknown_package":
         catalog.add_product(registry, name="ghost", panel="plesk", group_name="web", package="nosuch")
         product = "ghost"
         task, expected = "Create the subscription (POST /domains)", "HTTP 400: Service plan 'nosuch' does not exist."
-    elif case == "duplicate_domain":
-        squat(plesk, "other", "taken.example.com")
+    else:
+        adapter.squat("other", "taken.example.com")
         task, expected = ("Refuse a domain that another customer hosts",
                           "the domain taken.example.com is already on the panel, and not as a subscription")
-    else:
-        squat(plesk, "taken", "elsewhere.example.com")
-        task, expected = ("Refuse a customer of this login that is not this service's",
-                          "the customer taken exists on the panel with elsewhere.example.com")
     before = {login: c.id for login, c in plesk.accounts.items()}
     service, job = lifecycle.order(registry, vault, product=product, domain="taken.example.com",
                                    email="me@taken.example.com")
@@ -234,18 +98,14 @@ def test_panel_refusals_fail_once_with_the_reason(case, plesk_setup, registry, v
     log = last_log(job)
     assert log.status == "failed" and log.failed_task == task
     assert expected in log.message and expected in job.last_error
-    if case in ("bad_key", "unknown_package"):
+    if case == "unknown_package":
         assert json.loads(log.panel_answer)["message"] in expected
-    if case != "unknown_package":  # refused before anything was written
+    else:  # refused before anything was written
         assert {login: c.id for login, c in plesk.accounts.items()} == before
-    assert_no_secret([log], [PLESK_KEY, vault.decrypt(service.password)])
-
-    if case == "bad_key":
-        health = check_server(worker.settings, vault, registry, catalog.server("plesk1"))
-        assert health["health"] == "failed" and "Authentication failed" in health["message"]
+    adapter.assert_kept_clean(log, vault.decrypt(service.password))
 
 
-def test_refusals_on_an_existing_account(plesk_setup, registry, vault, plesk, worker):
+def test_refusals_on_an_existing_account(adapter, registry, vault, plesk, worker):
     service, job = lifecycle.order(registry, vault, product="starter", domain="mine.example.com",
                                    email="me@mine.example.com", ref="INV-400")
     assert settle(worker, job).status == "succeeded"
@@ -267,7 +127,7 @@ def test_refusals_on_an_existing_account(plesk_setup, registry, vault, plesk, wo
     assert Service.get_by_id(service.id).status == "active"
 
 
-def test_terminate_judges_ownership_by_the_subscription(plesk_setup, registry, vault, plesk, worker):
+def test_terminate_judges_ownership_by_the_subscription(adapter, registry, vault, plesk, worker):
     """The subscription named after the service's domain decides: ours (owned by the service's
     customer) is removed with its domains, and the customer only when it was its last one;
     another customer's subscription of that name is needs_attention with nothing removed."""
@@ -283,8 +143,8 @@ def test_terminate_judges_ownership_by_the_subscription(plesk_setup, registry, v
     plesk.op_create_domain(None, {"name": "extra.example.com", "hosting_type": "virtual",
                                   "owner_client": {"login": "mine"}, "ip_addresses": [IP],
                                   "hosting_settings": {"ftp_login": "extra", "ftp_password": STRONG}})
-    add_site(plesk, "shop.extra.example.com", parent_domain={"name": "extra.example.com"})
-    add_site(plesk, "blog.mine.example.com", parent_domain={"name": "mine.example.com"})
+    adapter.add_site("shop.extra.example.com", parent_domain={"name": "extra.example.com"})
+    adapter.add_site("blog.mine.example.com", parent_domain={"name": "mine.example.com"})
     job = settle(worker, lifecycle.request(registry, vault, "INV-500", "terminate"))
     assert job.status == "succeeded", job.last_error
     assert Service.get_by_id(mine.id).status == "terminated"
@@ -294,7 +154,7 @@ def test_terminate_judges_ownership_by_the_subscription(plesk_setup, registry, v
 
     # other.example.com now belongs to another customer (moved in the panel): nothing is removed.
     plesk.op_delete_domain(None, None, plesk.subscriptions["other.example.com"].id)
-    squat(plesk, "someone", "other.example.com")
+    adapter.squat("someone", "other.example.com")
     before = (set(plesk.accounts), set(plesk.subscriptions), set(plesk.sites))
     plesk.requests.clear()
     job = settle(worker, lifecycle.request(registry, vault, "INV-501", "terminate"))
@@ -322,16 +182,16 @@ def by_user(accounts: list[dict]) -> list[dict]:
 
 
 # -- Plesk: REST GET /clients and one XML API packet -------------------------------------------
-def test_plesk_lists_every_subscription_with_customer_plan_and_state_in_two_calls(plesk_setup, registry, vault,
+def test_plesk_lists_every_subscription_with_customer_plan_and_state_in_two_calls(adapter, registry, vault,
                                                                                  plesk, worker, settings):
-    server, _ = plesk_setup
+    server = catalog.server(adapter.server_name)
     for domain, ref in (("shop.example.com", "INV-1"), ("late.example.com", "INV-2")):
         _, job = lifecycle.order(registry, vault, product="starter", domain=domain,
                                  email=f"owner@{domain}", ref=ref)
         assert settle(worker, job).status == "succeeded", job.last_error
     assert settle(worker, lifecycle.request(registry, vault, "INV-2", "suspend", reason="overdue")).status == "succeeded"
-    squat(plesk, "handmade", "hand.example.net", plan="pro")   # made in Plesk by hand
-    add_site(plesk, "extra.example.net", base_domain={"name": "hand.example.net"})  # not a subscription
+    adapter.squat("handmade", "hand.example.net", plan="pro")   # made in Plesk by hand
+    adapter.add_site("extra.example.net", base_domain={"name": "hand.example.net"})  # not a subscription
     # A subscription of the administrator's own, with no service plan.
     status, _ = plesk.op_create_domain(None, {
         "name": "admin.example.org", "hosting_type": "virtual",
