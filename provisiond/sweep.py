@@ -19,7 +19,7 @@ from collections import defaultdict
 
 import peewee as pw
 
-from provisiond import db as dbmod, notify, queue
+from provisiond import daily, db as dbmod, notify, queue
 from provisiond.config import Settings
 from provisiond.models import (OPEN_JOB_STATUSES, Job, Product, Service, Setting, database,
                                utcnow)
@@ -102,10 +102,7 @@ def decide(today: datetime.date, default_suspend: int = 10, default_terminate: i
 
 def claim_day(day: datetime.date) -> bool:
     """True for the one caller that gets to sweep ``day`` (compare-and-set on a shared row)."""
-    value = day.isoformat()
-    Setting.insert(key=LAST_SWEEP, value="").on_conflict_ignore().execute()
-    updated = Setting.update(value=value).where((Setting.key == LAST_SWEEP) & (Setting.value < value)).execute()
-    return updated == 1
+    return daily.claim(LAST_SWEEP, day)
 
 
 def last_day() -> datetime.date | None:

@@ -33,11 +33,11 @@ import json
 import logging
 from typing import Any, Iterable, Mapping
 
-from provisiond import actions, notify
+from provisiond import actions, daily, notify
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import NotFound, PanelError
-from provisiond.models import Server, ServerSync, Service, Setting, database, utcnow
+from provisiond.models import Server, ServerSync, Service, database, utcnow
 from provisiond.panels import Registry
 
 log = logging.getLogger("provisiond.sync")
@@ -217,9 +217,7 @@ def alert_missing(settings: Settings, server: Server, report: dict) -> None:
 
 def claim_day(day: datetime.date) -> bool:
     """True for the one daemon that syncs the servers on ``day`` (compare-and-set, as the sweep)."""
-    value = day.isoformat()
-    Setting.insert(key=LAST_SYNC, value="").on_conflict_ignore().execute()
-    return Setting.update(value=value).where((Setting.key == LAST_SYNC) & (Setting.value < value)).execute() == 1
+    return daily.claim(LAST_SYNC, day)
 
 
 def sync_all(settings: Settings, vault: Vault, registry: Registry, now: datetime.datetime) -> dict[str, str]:

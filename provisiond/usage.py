@@ -28,11 +28,11 @@ from typing import Any, Iterable, Mapping
 
 import peewee as pw
 
-from provisiond import actions, notify
+from provisiond import actions, daily, notify
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import PanelError, ProvisiondError, ValidationError
-from provisiond.models import Server, Service, Setting, Usage, database, utcnow
+from provisiond.models import Server, Service, Usage, database, utcnow
 from provisiond.panels import Registry
 
 log = logging.getLogger("provisiond.usage")
@@ -201,10 +201,7 @@ def collect_all(settings: Settings, vault: Vault, registry: Registry, server_nam
 
 def claim_day(day: datetime.date) -> bool:
     """True for the one daemon that collects on ``day`` (compare-and-set on a shared row)."""
-    value = day.isoformat()
-    Setting.insert(key=LAST_COLLECTION, value="").on_conflict_ignore().execute()
-    return Setting.update(value=value).where(
-        (Setting.key == LAST_COLLECTION) & (Setting.value < value)).execute() == 1
+    return daily.claim(LAST_COLLECTION, day)
 
 
 # -- reading the series ---------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from provisiond import audit, lifecycle
-from provisiond.cli import sync
+from provisiond.cli import sync, usage
 from provisiond.cli.base import (PASSWORD_FILE_HELP, SERVICE_KEY_HELP, Runtime, command, fields, job_view, kv,
                                  parse_date, read_password_file, table)
 from provisiond.models import Job, Service, ServiceStatus
@@ -64,7 +64,6 @@ def cmd_service_list(rt: Runtime, args) -> int:
 @command("service paid")
 def cmd_service_paid(rt: Runtime, args) -> int:
     rt.open_db()
-    from provisiond import audit
     job = lifecycle.record_payment(args.service, args.until, datetime.date.today(), registry=rt.registry(),
                                    vault=rt.vault, policy=rt.policy, correct=args.correct,
                                    actor=audit.cli_actor())
@@ -229,7 +228,6 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("--dry-run", action="store_true", help="check every row and show what would be "
                    "imported; write nothing")
     sync.add_service_recreate(sub, svg)
-    from provisiond.cli import usage
     usage.add_service_parser(sub, svg)
     p = sub(svg, "list", "list services")
     p.add_argument("--status", choices=[s.value for s in ServiceStatus], help="only services in this state")
