@@ -61,8 +61,14 @@ def test_every_job_finishes_exactly_once_while_the_database_drops_every_connecti
     jobs = [lifecycle.order(registry, vault, product="starter", domain=f"drop{i}.example.com",
                             email=f"me@drop{i}.example.com")[1].id for i in range(ORDERS)]
     terminated = []
+    def daemon_connections() -> int:
+        return database.execute_sql("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+                                    (dbname, spare)).fetchone()[0]
+
     for created in (1, 4, 8):
         assert wait_for(lambda: len(created_users(whm)) >= created, 120), daemon.log_path.read_text()
+        # After a drop the daemon reconnects after a delay; drop again only once it has.
+        assert wait_for(lambda: daemon_connections() >= 2, 60), daemon.log_path.read_text()
         terminated.append(terminate_backends(dbname, spare))
     assert all(n >= 2 for n in terminated), terminated  # the daemon's connections really went
 
