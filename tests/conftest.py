@@ -128,3 +128,35 @@ def run(settings, capsys):
         out, err = capsys.readouterr()
         return code, out, err
     return invoke
+
+
+
+class Console:
+    """A TestClient signed in to the console (``/ui/``) with an admin token; ``csrf`` is the
+    session's CSRF value, which every form that changes something must carry."""
+
+    def __init__(self, client, token: str, vault):
+        from provisiond.ui import session
+        self.client, self.token = client, token
+        answer = client.post("/ui/login", data={"token": token})
+        assert answer.status_code == 303, answer.text
+        self.csrf = session.read(vault, client.cookies.get(session.COOKIE))[1]
+
+    def get(self, path: str, **kwargs):
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, data: dict | None = None, csrf: bool = True, **kwargs):
+        data = dict(data or {})
+        if csrf:
+            data.setdefault("csrf", self.csrf)
+        return self.client.post(path, data=data, **kwargs)
+
+
+@pytest.fixture
+def console(database, settings, vault):
+    """The console signed in as the admin token ``ops`` (redirects are not followed)."""
+    from fastapi.testclient import TestClient
+    from provisiond import api, tokens
+    token = tokens.create("ops", scope="admin")
+    with TestClient(api.create_app(settings, vault), follow_redirects=False) as client:
+        yield Console(client, token, vault)

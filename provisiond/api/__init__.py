@@ -22,6 +22,7 @@ opens its thread's connection when it is closed and closes it when done (``base.
 
 One module per group of routes: ``services``, ``jobs``, ``tokens``, ``fleet_import``, ``sync``,
 ``usage`` and ``fleet`` (admin); ``schemas`` holds the bodies and answers, ``base`` what they share.
+The admin console's pages (``/ui/``) are ``provisiond.ui``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from provisiond.bodylimit import MAX_BODY, BodyLimit
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.models import database
+from provisiond import ui
 from provisiond.worker import retry_policy
 
 log = logging.getLogger("provisiond.api")
@@ -81,6 +83,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
         return {"status": "ok"}
 
     docs.install(app)
+    ui.install(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
     for module in (services, fleet_import, jobs, sync, tokens, fleet, usage):
         v1.include_router(module.router)
