@@ -382,7 +382,7 @@ def check_package(settings: Settings, vault: Vault, registry: Registry, panel: P
     An unknown package is a ValidationError naming the packages offered; when no server can be
     asked or none answers, the answer is a warning, because the package may well exist.
     """
-    if "list_packages" not in {a.name for a in panel.admin_actions}:
+    if not panel.declares("list_packages"):
         return []
     servers = list(Server.select().where((Server.group == group) & (Server.panel == panel.id))
                    .order_by(Server.enabled.desc(), Server.id).limit(PACKAGE_SERVERS_TRIED))

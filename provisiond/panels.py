@@ -150,6 +150,10 @@ class Panel:
         raise ValidationError("action", f"panel {self.id} has no action {name!r} "
                               f"(it declares: {', '.join(a.name for a in self.admin_actions) or 'none'})")
 
+    def declares(self, name: str) -> bool:
+        """Whether panel.yaml declares the admin action ``name`` (list_accounts, usage, ...)."""
+        return any(action.name == name for action in self.admin_actions)
+
     def playbook_path(self, action: str) -> Path:
         return self.path / f"{action}.yml"
 

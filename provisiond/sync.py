@@ -227,7 +227,7 @@ def sync_all(settings: Settings, vault: Vault, registry: Registry, now: datetime
     outcomes = {}
     for server in Server.select().where(Server.enabled == True).order_by(Server.name):  # noqa: E712
         try:
-            if not any(a.name == "list_accounts" for a in registry.get(server.panel).admin_actions):
+            if not registry.get(server.panel).declares("list_accounts"):
                 continue  # the panel cannot list its accounts (its panel.yaml says why)
             _, _, changed = check(settings, vault, registry, server, now=now)
             outcomes[server.name] = "changed" if changed else "same"

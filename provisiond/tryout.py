@@ -36,7 +36,7 @@ def run_try(base: config.Settings, panel_id: str, action: str, params: dict | No
     ``params`` go to an admin action (e.g. plesk's login_link needs ``user_ip``)."""
     registry = panels.discover(base.panel_dirs())
     panel = registry.get(panel_id)
-    if not panel.supports(action) and action not in {a.name for a in panel.admin_actions}:
+    if not panel.supports(action) and not panel.declares(action):
         raise ValidationError("action", f"{panel_id} has no action {action!r} "
                               f"(it has: {', '.join([*panel.actions, *(a.name for a in panel.admin_actions)])})")
     if not panel.supports(action):

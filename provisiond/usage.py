@@ -128,7 +128,7 @@ def crossings(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) ->
 def panel_can(registry: Registry, server: Server) -> bool:
     """Whether the server's panel declares a ``usage`` action."""
     try:
-        return any(a.name == ACTION for a in registry.get(server.panel).admin_actions)
+        return registry.get(server.panel).declares(ACTION)
     except ProvisiondError:
         return False
 

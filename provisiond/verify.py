@@ -97,7 +97,7 @@ def _target(panel: Panel, name: str, domain: str, i_know: bool) -> Server:
 
 
 def _require_packages(panel: Panel, package: str | None, other_package: str | None) -> None:
-    listed = "list_packages" in {a.name for a in panel.admin_actions}
+    listed = panel.declares("list_packages")
     if package is None and not listed:
         raise ValidationError("package", f"{panel.id} cannot list its packages; give --package")
     if other_package is None and panel.supports("change_package") and not listed:
