@@ -106,7 +106,7 @@ def job_page(request: Request, job_id: str, admin: session.AdminDep,
         return not_found(request, admin, f"There is no job {job_id[:40]}.")
     attempts = group_attempts(runs.attempts_of(job.id))
     wanted = number(attempt)
-    if attempt is not None and wanted is None:
+    if attempt and wanted is None:
         return not_found(request, admin, f"Job {job.id} has no attempt {attempt[:12]}.")
     chosen = choose(attempts, wanted)
     if wanted is not None and chosen is None:

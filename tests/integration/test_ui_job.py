@@ -159,6 +159,7 @@ def test_a_held_job_offers_resolve_and_shows_its_product_steps_in_its_attempt(co
     assert re.findall(r'<li data-attempt="(\d+)"', page) == ["1"]  # the step is part of attempt 1
     assert 'data-step="create:dns"' in page and "dns: the zone was refused" in page
     assert element(page, "failing-task") == "dns"
+    assert 'id="chosen-attempt" data-attempt="1"' in console.get(f"/ui/jobs/{job.id}?attempt=").text
 
 
 def test_a_queued_job_shows_when_its_next_attempt_is_due_and_can_be_cancelled(console, cpanel_setup, registry,
@@ -171,6 +172,10 @@ def test_a_queued_job_shows_when_its_next_attempt_is_due_and_can_be_cancelled(co
     assert "(in 9 min" in element(page, "next-attempt") or "(in 10 min" in element(page, "next-attempt")
     assert f'action="/ui/jobs/{job.id}/cancel"' in page and "/retry" not in page
     assert 'id="no-attempt"' in page and 'id="attempts"' not in page
+    [claimed] = queue.claim("a-worker", utcnow() + datetime.timedelta(minutes=11), 1, 60)
+    running = console.get(f"/ui/jobs/{claimed.id}").text
+    assert element(running, "job-status") == "running" and "Attempt 1 is running now" in running
+    assert f'action="/ui/jobs/{job.id}/cancel"' in running and 'id="next-attempt"' not in running
 
 
 @pytest.mark.parametrize("path", ["/ui/jobs/999", "/ui/jobs/abc", "/ui/jobs/99999999999", "/ui/jobs/-1",
