@@ -14,11 +14,12 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import peewee as pw
-from markupsafe import Markup
 
 from provisiond import ansi
+from provisiond.errors import NotFound
 from provisiond.execute import STEPS_PLAY_NAME
 from provisiond.models import ProvisioningLog, RunEvent
 from provisiond.render import host_name
@@ -108,6 +109,24 @@ def _json(value) -> str:
 def attempts_of(job_id: int) -> list[ProvisioningLog]:
     """Every log row of a job, oldest first: its attempts and its product's extra steps."""
     return list(ProvisioningLog.select().where(ProvisioningLog.job == job_id).order_by(ProvisioningLog.id))
+
+
+def get_attempt(log_id: int) -> ProvisioningLog:
+    log = ProvisioningLog.get_or_none(ProvisioningLog.id == log_id)
+    if log is None:
+        raise NotFound(f"attempt {log_id} does not exist")
+    return log
+
+
+def answer_of(log: ProvisioningLog) -> Any:
+    """The panel's answer as JSON where it was JSON (an object or a list), else its text."""
+    text = log.panel_answer
+    if not text or text[0] not in "{[":
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text   # cut at the excerpt's length, or not JSON after all
 
 
 def events_of(log_id: int, status: str | None = None, task: str | None = None) -> list[RunEvent]:
