@@ -20,8 +20,8 @@ Routes are plain functions, which FastAPI runs in its thread pool. peewee keeps 
 connection per thread, so each route (and the token check, which may run in another thread)
 opens its thread's connection when it is closed and closes it when done (``base.with_db``).
 
-One module per group of routes: ``services``, ``jobs``, ``tokens``, ``fleet_import``, ``sync``,
-``usage`` and ``fleet`` (admin); ``schemas`` holds the bodies and answers, ``base`` what they share.
+One module per group of routes: ``services``, ``jobs``, ``attempts``, ``tokens``, ``fleet_import``,
+``sync``, ``usage`` and ``fleet`` (admin); ``schemas`` holds the bodies and answers, ``base`` what they share.
 The admin console's pages (``/ui/``) are ``provisiond.ui``.
 """
 
@@ -37,7 +37,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from provisiond import db as dbmod
 from provisiond import health as daemon_health
-from provisiond.api import docs, fleet, fleet_import, jobs, services, sync, tokens, usage
+from provisiond.api import attempts, docs, fleet, fleet_import, jobs, services, sync, tokens, usage
 from provisiond.api.base import (UNAUTHORIZED, Context, PanelCache, authenticate, connection,
                                  install_error_handlers, problem)
 from provisiond.api.schemas import Health, Problem
@@ -85,7 +85,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     docs.install(app)
     ui.install(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
-    for module in (services, fleet_import, jobs, sync, tokens, fleet, usage):
+    for module in (services, fleet_import, jobs, attempts, sync, tokens, fleet, usage):
         v1.include_router(module.router)
     app.include_router(v1)
     return app
