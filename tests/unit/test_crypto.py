@@ -146,7 +146,7 @@ def test_redactor_masks_a_secret_inside_a_json_document():
 
 def test_redactor_masks_nested_data_keys_and_values():
     redactor = Redactor(["tok3n-AB", SECRET])
-    data = {"answer": {"args": ["x", f"Bearer tok3n-AB", ("t", FORMS["url"])]},
+    data = {"answer": {"args": ["x", "Bearer tok3n-AB", ("t", FORMS["url"])]},
             "tok3n-AB": 5, "n": 3, "none": None}
     assert redactor.data(data) == {"answer": {"args": ["x", f"Bearer {MASK}", ["t", MASK]]},
                                    MASK: 5, "n": 3, "none": None}
