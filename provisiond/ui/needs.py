@@ -6,8 +6,8 @@ attempt), and how long it has been waiting; counts by server and by panel, so a 
 down shows as one cause rather than fifty rows; and the queued jobs waiting for a later attempt
 (backing off after a transient failure), with when the next one is due.
 
-A page costs a fixed number of queries whatever its length: the jobs with their service and
-server, their latest attempts in one query, the counts in one, the scheduled jobs in one.
+A page costs a fixed number of queries whatever its length: the page's jobs with their service
+and server, their latest attempts in one query, the counts, the scheduled jobs.
 """
 
 from __future__ import annotations
@@ -33,24 +33,30 @@ SCHEDULED_SHOWN = 100
 @with_db
 def needs_you(request: Request, admin: session.AdminDep,
               page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1):
-    jobs = list(needing(page_number))
-    total = Job.select().where(Job.status.in_(NEEDS)).count()
+    jobs = needing(page_number)
     by_server, by_panel = counts()
+    total = sum(n for _, n in by_server)
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return page(request, "needs.html", title="Needs you", admin=admin, jobs=jobs,
                 latest=latest_attempts([j.id for j in jobs]), total=total, page_number=page_number,
                 pages=max(1, -(-total // PAGE_SIZE)), by_server=by_server, by_panel=by_panel,
-                scheduled=scheduled(), here=here, now=utcnow())
+                scheduled=scheduled(), here=here)
 
 
-def needing(page_number: int):
-    """One page of the failed and held jobs with their service and server, newest first."""
-    return (Job.select(Job, Service, Server)
-            .join(Service, pw.JOIN.LEFT_OUTER, on=(Job.service == Service.id)).switch(Job)
-            .join(Server, pw.JOIN.LEFT_OUTER, on=(Job.server == Server.id))
-            .where(Job.status.in_(NEEDS))
-            .order_by(Job.updated_at.desc(), Job.id.desc())
-            .paginate(page_number, PAGE_SIZE))
+def needing(page_number: int) -> list[Job]:
+    """One page of the failed and held jobs with their service and server, newest first.
+
+    The page's ids are chosen first, from the job table alone, and only those rows are joined:
+    sorting thousands of failed jobs joined to their services would cost more than the page."""
+    newest = (Job.updated_at.desc(), Job.id.desc())
+    ids = [job.id for job in Job.select(Job.id).where(Job.status.in_(NEEDS))
+           .order_by(*newest).paginate(page_number, PAGE_SIZE)]
+    if not ids:
+        return []
+    return list(Job.select(Job, Service, Server)
+                .join(Service, pw.JOIN.LEFT_OUTER, on=(Job.service == Service.id)).switch(Job)
+                .join(Server, pw.JOIN.LEFT_OUTER, on=(Job.server == Server.id))
+                .where(Job.id.in_(ids)).order_by(*newest))
 
 
 def latest_attempts(job_ids: list[int]) -> dict[int, ProvisioningLog]:
@@ -66,15 +72,19 @@ def latest_attempts(job_ids: list[int]) -> dict[int, ProvisioningLog]:
 
 
 def counts() -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """How many jobs need an admin, by server and by panel, most first (one query)."""
-    rows = (Job.select(Server.name, Server.panel, pw.fn.COUNT(Job.id).alias("n"))
-            .join(Server, pw.JOIN.LEFT_OUTER, on=(Job.server == Server.id))
-            .where(Job.status.in_(NEEDS)).group_by(Server.name, Server.panel).tuples())
+    """How many jobs need an admin, by server and by panel, most first: counted on the job
+    table alone, then named from the few servers concerned."""
+    per_server = dict(Job.select(Job.server, pw.fn.COUNT(Job.id)).where(Job.status.in_(NEEDS))
+                      .group_by(Job.server).tuples())
+    servers = {s.id: s for s in Server.select(Server.id, Server.name, Server.panel)
+               .where(Server.id.in_([i for i in per_server if i is not None]))}
     by_server: dict[str, int] = {}
     by_panel: dict[str, int] = {}
-    for name, panel, n in rows:
-        by_server[name or "(no server)"] = by_server.get(name or "(no server)", 0) + n
-        by_panel[panel or "(no server)"] = by_panel.get(panel or "(no server)", 0) + n
+    for server_id, n in per_server.items():
+        server = servers.get(server_id)
+        name, panel = (server.name, server.panel) if server else ("(no server)", "(no server)")
+        by_server[name] = by_server.get(name, 0) + n
+        by_panel[panel] = by_panel.get(panel, 0) + n
     return most_first(by_server), most_first(by_panel)
 
 
