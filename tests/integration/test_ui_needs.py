@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from fastapi.testclient import TestClient
 
-from provisiond import api, lifecycle
+from provisiond import api, lifecycle, queue
 from provisiond.models import AuditEntry, Job, JobStatus, ProvisioningLog, Service, database, utcnow
 from provisiond.ui import needs, render
 from tests.conftest import WHM_TOKEN
@@ -159,6 +159,14 @@ def test_bulk_retry_acts_on_each_job_and_names_the_one_it_refused(cpanel_setup, 
     console.post("/ui/jobs/bulk", {"job": [str(held.id), str(waiting.id)], "do": "cancel"})
     assert flash(console) == "2 jobs cancelled"
     assert {Job.get_by_id(j.id).status for j in (held, waiting)} == {"cancelled"}
+
+    # A running job is asked to stop; its run ends it.
+    running = order(registry, vault, "running")
+    [claimed] = queue.claim("runner", utcnow(), 1, 60, server_id=running.server_id, action="create")
+    assert claimed.id == running.id
+    console.post(f"/ui/jobs/{running.id}/cancel")
+    assert flash(console) == f"Job {running.id} asked to stop (it is running)"
+    assert Job.get_by_id(running.id).cancel_requested and Job.get_by_id(running.id).status == "running"
 
 
 def test_resolve_ends_a_held_job_audited_and_a_wrong_state_is_a_message(cpanel_setup, console, registry, vault):
