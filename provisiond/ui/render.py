@@ -25,6 +25,8 @@ def ago(moment: datetime.datetime | None, now: datetime.datetime | None = None) 
     if moment is None:
         return ""
     seconds = int(((now or utcnow()) - moment).total_seconds())
+    if seconds == 0:
+        return "just now"
     text = span(abs(seconds))
     return f"{text} ago" if seconds >= 0 else f"in {text}"
 
