@@ -104,9 +104,14 @@ def queue_depth() -> dict[str, int]:
     return counts
 
 
-def oldest_queued_age(now: datetime.datetime) -> float | None:
-    """Seconds since the oldest queued job was enqueued, or None with nothing queued."""
-    oldest = Job.select(pw.fn.MIN(Job.created_at)).where(Job.status == JobStatus.QUEUED.value).scalar()
+def oldest_queued_age(now: datetime.datetime, due_only: bool = False) -> float | None:
+    """Seconds since the oldest queued job was enqueued, or None with nothing queued. With
+    ``due_only``, only jobs whose ``run_after`` has passed count (waiting for a worker, not
+    for their next retry)."""
+    waiting = Job.status == JobStatus.QUEUED.value
+    if due_only:
+        waiting &= Job.run_after <= now
+    oldest = Job.select(pw.fn.MIN(Job.created_at)).where(waiting).scalar()
     return max(0.0, (now - oldest).total_seconds()) if oldest else None
 
 
