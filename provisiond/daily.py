@@ -14,3 +14,9 @@ def claim(key: str, day: datetime.date) -> bool:
     value = day.isoformat()
     Setting.insert(key=key, value="").on_conflict_ignore().execute()
     return Setting.update(value=value).where((Setting.key == key) & (Setting.value < value)).execute() == 1
+
+
+def last_day(key: str) -> datetime.date | None:
+    """The last day claimed for the work named ``key``, or None before the first."""
+    row = Setting.get_or_none(Setting.key == key)
+    return datetime.date.fromisoformat(row.value) if row and row.value else None

@@ -79,6 +79,14 @@ def placed(server: Server) -> int:
     return Service.select().where((Service.server == server) & Service.status.in_(OCCUPYING)).count()
 
 
+def placed_by_server() -> dict[int, int]:
+    """``placed`` of every server at once (server id -> accounts; a server holding none is
+    absent), in one grouped query, for pages listing the whole fleet."""
+    return dict(Service.select(Service.server, fn.COUNT(Service.id))
+                .where(Service.status.in_(OCCUPYING) & Service.server.is_null(False))
+                .group_by(Service.server).tuples())
+
+
 def _unknown(changes: Mapping[str, Any], known: Sequence[str]) -> None:
     for key in changes:
         if key not in known:

@@ -104,21 +104,30 @@ def queue_depth() -> dict[str, int]:
     return counts
 
 
-def oldest_queued_age(now: datetime.datetime) -> float | None:
-    """Seconds since the oldest queued job was enqueued, or None with nothing queued."""
-    oldest = Job.select(pw.fn.MIN(Job.created_at)).where(Job.status == JobStatus.QUEUED.value).scalar()
+def oldest_queued_age(now: datetime.datetime, due_only: bool = False) -> float | None:
+    """Seconds since the oldest queued job was enqueued, or None with nothing queued. With
+    ``due_only``, only jobs whose ``run_after`` has passed count (waiting for a worker, not
+    for their next retry)."""
+    waiting = Job.status == JobStatus.QUEUED.value
+    if due_only:
+        waiting &= Job.run_after <= now
+    oldest = Job.select(pw.fn.MIN(Job.created_at)).where(waiting).scalar()
     return max(0.0, (now - oldest).total_seconds()) if oldest else None
+
+
+def daemons(settings: Settings, now: datetime.datetime) -> list[dict]:
+    """Every daemon's row and its ``daemon_state``, the newest started first."""
+    return [{"owner": d.owner, "host": d.host, "pid": d.pid, "version": d.version,
+             "state": daemon_state(d, settings, now), "started_at": d.started_at,
+             "last_tick_at": d.last_tick_at, "stopped_at": d.stopped_at}
+            for d in Daemon.select().order_by(Daemon.started_at.desc())]
 
 
 def status(settings: Settings, now: datetime.datetime | None = None) -> dict:
     """Daemons, queue depth by status, the oldest queued job's age, the last sweep, health."""
     now = now or utcnow()
-    daemons = [{"owner": d.owner, "host": d.host, "pid": d.pid, "version": d.version,
-                "state": daemon_state(d, settings, now), "started_at": d.started_at,
-                "last_tick_at": d.last_tick_at, "stopped_at": d.stopped_at}
-               for d in Daemon.select().order_by(Daemon.started_at.desc())]
     verdict = check(settings, now)
     last_sweep = sweep.last_day()
-    return {"healthy": verdict.ok, "reason": verdict.reason, "daemons": daemons,
+    return {"healthy": verdict.ok, "reason": verdict.reason, "daemons": daemons(settings, now),
             "queue": queue_depth(), "oldest_queued_age_seconds": oldest_queued_age(now),
             "last_sweep": last_sweep.isoformat() if last_sweep else None}

@@ -106,8 +106,7 @@ def claim_day(day: datetime.date) -> bool:
 
 
 def last_day() -> datetime.date | None:
-    row = Setting.get_or_none(Setting.key == LAST_SWEEP)
-    return datetime.date.fromisoformat(row.value) if row and row.value else None
+    return daily.last_day(LAST_SWEEP)
 
 
 def run(today: datetime.date, *, dry_run: bool = False, default_suspend: int = 10,

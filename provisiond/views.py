@@ -19,11 +19,12 @@ def service_view(service: Service) -> dict:
             "created_at": service.created_at, "updated_at": service.updated_at}
 
 
-def server_view(server: Server) -> dict:
-    """A server with its credentials masked and the accounts placed on it."""
+def server_view(server: Server, placed: int | None = None) -> dict:
+    """A server with its credentials masked and the accounts placed on it (``placed`` when
+    the caller counted them for many servers at once, see ``fleet.placed_by_server``)."""
     return {"id": server.id, "name": server.name, "panel": server.panel, "host": server.host,
             "port": server.port, "group": server.group.name, "max_accounts": server.max_accounts,
-            "placed": fleet.placed(server), "enabled": server.enabled, "health": server.health,
+            "placed": fleet.placed(server) if placed is None else placed, "enabled": server.enabled, "health": server.health,
             "health_message": server.health_message,
             "host_key": ssh.fingerprint(server.host_key) if server.host_key else None,
             "credentials": catalog.masked_credentials(server.credentials)}
