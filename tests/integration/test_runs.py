@@ -15,11 +15,24 @@ def test_migration_15_adds_run_events_to_a_database_of_version_14(database):
     database.drop_tables([RunEvent])
     dbmod.Setting.update(value="14").where(dbmod.Setting.key == "schema_version").execute()
     assert not database.table_exists(RunEvent._meta.table_name)
-    step = "15: each attempt's own task events, for the console's task tree and stdout"
-    assert dbmod.pending_migrations(database) == [step]
-    assert dbmod.upgrade(database) == [step]
+    steps = ["15: each attempt's own task events, for the console's task tree and stdout",
+             "16: indexes the console's pages read by"]
+    assert dbmod.pending_migrations(database) == steps
+    assert dbmod.upgrade(database) == steps
     assert database.table_exists(RunEvent._meta.table_name)
     assert dbmod.upgrade(database) == []
+
+
+def test_migration_16_indexes_what_the_console_reads_by(database):
+    names = {"job": {"job_status_updated", "job_status_server"}, "provisioning_log": {"provisioning_log_started"}}
+    for table, indexes in names.items():
+        assert indexes <= {i.name for i in database.get_indexes(table)}, table
+        for index in indexes:
+            database.execute_sql(f"DROP INDEX {index}")
+    dbmod.Setting.update(value="15").where(dbmod.Setting.key == "schema_version").execute()
+    assert dbmod.upgrade(database) == ["16: indexes the console's pages read by"]
+    for table, indexes in names.items():
+        assert indexes <= {i.name for i in database.get_indexes(table)}, table
 
 
 def test_each_job_of_a_batch_sees_only_its_own_events_and_output(cpanel_setup, registry, vault, whm, worker):
