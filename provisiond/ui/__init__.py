@@ -20,12 +20,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from provisiond.ui import login
+from provisiond.ui import login, services
 from provisiond.ui.render import page
 from provisiond.ui.session import BadCsrf, LoginRequired, login_url
 
 STATIC = Path(__file__).parent / "static"
-PAGES = (login,)
+PAGES = (login, services)
 HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                 "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),

@@ -1,0 +1,127 @@
+"""The console's service page (/ui/services/REF): one timeline of what happened to a service
+(jobs, attempts, state changes, notifications, payments, admin actions), the panel's state from
+the last sync, and suspend / unsuspend / terminate / login link; with real runs on the WHM
+simulator through Worker, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from provisiond import api, lifecycle, notify, sync
+from provisiond.models import AuditEntry, Job, Notification, Service, ServerSync, utcnow
+from provisiond.worker import Worker
+from tests.conftest import WHM_TOKEN
+from tests.helpers import assert_kept_nowhere, settle
+from tests.integration.test_notify import Receiver
+
+HOOK_SECRET = "canary-hook-secret-4Tz8Wq"
+NAME = "<script>alert('pwned')</script> Ltd"
+
+
+@pytest.fixture
+def hooks():
+    receiver = Receiver()
+    receiver.thread.start()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+@pytest.fixture
+def notifying(settings, hooks):
+    """The test's settings with billing webhooks sent to a local receiver."""
+    return dataclasses.replace(settings, billing_webhook_url=f"{hooks.url}/billing",
+                               billing_webhook_secret=HOOK_SECRET)
+
+
+@pytest.fixture
+def worker(notifying, vault):
+    w = Worker(notifying, vault, owner="ui-service-worker")
+    yield w
+    w.shutdown()
+
+
+def ordered(registry, vault, ref="WEB-1", domain="shop.example.com") -> tuple[Service, Job]:
+    return lifecycle.order(registry, vault, product="starter", domain=domain, email="jane@example.com",
+                           ref=ref, name=NAME)
+
+
+def timeline(html: str) -> list[tuple[str, str]]:
+    """(data-kind, text without its leading time) of each timeline entry, in page order."""
+    block = re.search(r'<ol id="timeline".*?</ol>', html, re.S).group(0)
+    return [(kind, " ".join(re.sub(r"<[^>]+>", " ", re.sub(r"<time.*?</time>", "", text, count=1)).split()))
+            for kind, text in re.findall(r'<li data-kind="(\w+)"[^>]*>(.*?)</li>', block, re.S)]
+
+
+def flash_after(console, answer) -> str:
+    assert answer.status_code == 303, answer.text
+    page = console.get(answer.headers["location"])
+    return re.search(r'class="flash"[^>]*>(.*?)</p>', page.text, re.S).group(1)
+
+
+def test_the_timeline_tells_what_happened_newest_first(cpanel_setup, console, registry, vault, worker,
+                                                         notifying, settings, whm, caplog):
+    caplog.set_level(logging.DEBUG)
+    service, create = ordered(registry, vault)
+    assert settle(worker, create).status == "succeeded"
+    assert notify.deliver(notifying, vault) == 1   # service.created, to the billing receiver
+    page = console.get("/ui/services/WEB-1")
+    assert page.status_code == 200
+    assert "No sync yet" in re.search(r'id="panel-state".*?</section>', page.text, re.S).group(0)
+    assert 'action="/ui/services/WEB-1/suspend"' in page.text and "/unsuspend" not in page.text
+
+    suspended = console.post("/ui/services/WEB-1/suspend")
+    suspend = Job.get((Job.service == service.id) & (Job.action == "suspend"))
+    assert flash_after(console, suspended) == f"Suspend of WEB-1 queued as job {suspend.id}."
+    assert suspend.params == {"reason": "admin"}
+    assert settle(worker, suspend).status == "succeeded"
+    paid = console.client.post("/v1/services/WEB-1/payments", json={"paid_until": "2031-01-31"},
+                               headers={"Authorization": f"Bearer {console.token}"})
+    assert paid.status_code == 200 and paid.json()["job"] is None   # an admin's suspension stays
+    sync.check(settings, vault, registry, cpanel_setup[0])
+
+    page = console.get("/ui/services/WEB-1")
+    entries = timeline(page.text)
+    kinds = [kind for kind, _ in entries]
+    assert kinds[0] == "payment" and "paid until 2031-01-31" in entries[0][1]
+    assert kinds.count("job") == 2 and kinds.count("attempt") == 2
+    assert kinds.index("audit") < kinds.index("job")   # the admin's suspend, then its job
+    jobs = [text for kind, text in entries if kind == "job"]
+    assert jobs[0].startswith(f"job {suspend.id} suspend created") and "succeeded" in jobs[0]
+    assert jobs[1].startswith(f"job {create.id} create created") and "finished" in jobs[1]
+    assert f'href="/ui/jobs/{create.id}"' in page.text and f'href="/ui/jobs/{create.id}?attempt=1"' in page.text
+    states = [text for kind, text in entries if kind == "state"]
+    assert [s.split(" (")[0] for s in states] == ["state active → suspended", "state pending → active"]
+    notes = [text for kind, text in entries if kind == "notification"]
+    assert "billing webhook: service.suspended (was active) pending" in notes[0]
+    assert "billing webhook: service.created (was pending) sent" in notes[1] and "(1 attempt)" in notes[1]
+    [audit] = [text for kind, text in entries if kind == "audit"]
+    assert audit.startswith("service.suspend") and f"job {suspend.id}" in audit and "by ui:ops" in audit
+
+    state = re.search(r'id="panel-state".*?</section>', page.text, re.S).group(0)
+    assert "agreed with provisiond" in state and "From the last sync of whm1" in state
+    header = page.text.split('id="timeline"')[0]
+    assert 'class="badge suspended"' in header and "reason admin" in header and "2031-01-31" in header
+
+    assert "<script>alert" not in page.text and "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt; Ltd" in page.text
+    password = vault.decrypt(Service.get_by_id(service.id).password)
+    for secret in (WHM_TOKEN, password, HOOK_SECRET):
+        assert secret not in page.text
+
+    # An admin may open a suspended account: the link is shown once, and kept nowhere.
+    assert 'action="/ui/services/WEB-1/login-link"' in page.text
+    shown = console.post("/ui/services/WEB-1/login-link")
+    assert shown.status_code == 200 and shown.headers["cache-control"] == "no-store"
+    link = re.search(r'id="open-login-link" href="([^"]+)"', shown.text).group(1).replace("&amp;", "&")
+    session = re.fullmatch(r"https?://[^/]+:2083/cpsess\d{10}/login/\?session=(\S+)", link).group(1)
+    assert session in whm.sessions   # the panel made it
+    secret = session.split(":")[-1]
+    assert_kept_nowhere(secret, settings, caplog.text)
+    assert secret not in console.get("/ui/services/WEB-1").text
+    assert [e.action for e in AuditEntry.select().where(AuditEntry.subject == "service:WEB-1")][-1] == "service.login_link"
