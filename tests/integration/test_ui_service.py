@@ -125,3 +125,85 @@ def test_the_timeline_tells_what_happened_newest_first(cpanel_setup, console, re
     assert_kept_nowhere(secret, settings, caplog.text)
     assert secret not in console.get("/ui/services/WEB-1").text
     assert [e.action for e in AuditEntry.select().where(AuditEntry.subject == "service:WEB-1")][-1] == "service.login_link"
+
+
+def active(registry, vault, ref="WEB-2", domain="shop.example.com") -> Service:
+    """An order marked active without a run: for what only queues a job or reads rows."""
+    service, _ = ordered(registry, vault, ref=ref, domain=domain)
+    Job.update(status="succeeded", finished_at=utcnow()).where(Job.service == service.id).execute()
+    Service.update(status="active").where(Service.id == service.id).execute()
+    return Service.get_by_id(service.id)
+
+
+def test_terminate_queues_a_job_only_when_the_domain_is_typed_exactly(cpanel_setup, console, registry, vault):
+    service = active(registry, vault)
+    confirm = console.get("/ui/services/WEB-2/terminate")
+    assert confirm.status_code == 200 and 'name="domain"' in confirm.text and "shop.example.com" in confirm.text
+    assert 'action="/ui/services/WEB-2/terminate"' in confirm.text
+    for typed in ("", "SHOP.example.com", "shop.example.com ", "other.example.com"):
+        refused = console.post("/ui/services/WEB-2/terminate", {"domain": typed})
+        assert refused.status_code == 422 and 'class="problem"' in refused.text
+        assert "nothing was done" in refused.text or "Type the service" in refused.text
+    assert Job.select().where(Job.action == "terminate").count() == 0
+    assert AuditEntry.select().count() == 0 and Service.get_by_id(service.id).status == "active"
+
+    done = console.post("/ui/services/WEB-2/terminate", {"domain": "shop.example.com"})
+    [job] = Job.select().where(Job.action == "terminate")
+    assert (job.status, job.service_id) == ("queued", service.id)
+    assert flash_after(console, done) == f"Terminate of WEB-2 queued as job {job.id}."
+    [entry] = AuditEntry.select()
+    assert (entry.actor, entry.action, entry.subject, entry.detail) == (
+        "ui:ops", "service.terminate", "service:WEB-2", {"job": job.id})
+
+
+def test_a_state_that_forbids_the_action_is_a_flash_and_unknown_refs_a_404_page(cpanel_setup, console,
+                                                                               registry, vault):
+    active(registry, vault)
+    flash = flash_after(console, console.post("/ui/services/WEB-2/unsuspend"))
+    assert flash == "Unsuspend not queued: service WEB-2 is active; unsuspend needs it suspended"
+    assert Job.select().where(Job.action == "unsuspend").count() == 0
+    for answer in (console.get("/ui/services/NOPE-1"), console.get("/ui/services/NOPE-1/terminate"),
+                   console.post("/ui/services/NOPE-1/suspend"),
+                   console.post("/ui/services/NOPE-1/terminate", {"domain": "x.example.com"}),
+                   console.get("/ui/services/%3Cscript%3E")):
+        assert answer.status_code == 404 and "<h1>No such service</h1>" in answer.text
+        assert "<script>" not in answer.text
+
+
+def test_forms_without_csrf_are_refused_and_pages_need_a_session(cpanel_setup, console, registry, vault,
+                                                                 settings):
+    service = active(registry, vault)
+    for path, data in (("suspend", {}), ("unsuspend", {}), ("terminate", {"domain": "shop.example.com"}),
+                       ("login-link", {})):
+        assert console.post(f"/ui/services/WEB-2/{path}", data, csrf=False).status_code == 403
+        assert console.post(f"/ui/services/WEB-2/{path}", {**data, "csrf": "forged"}, csrf=False).status_code == 403
+    assert Job.select().count() == 1 and AuditEntry.select().count() == 0
+    assert Service.get_by_id(service.id).status == "active"
+    with TestClient(api.create_app(settings, vault), follow_redirects=False) as stranger:
+        for path in ("/ui/services/WEB-2", "/ui/services/WEB-2/terminate"):
+            answer = stranger.get(path)
+            assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login?next=")
+        answer = stranger.post("/ui/services/WEB-2/terminate", data={"domain": "shop.example.com"})
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login")
+    assert Job.select().count() == 1
+
+
+def test_the_panel_state_names_the_drift_the_last_sync_found(cpanel_setup, console, registry, vault):
+    service = active(registry, vault)
+    report = sync.compare("whm1", [{"username": service.username, "domain": "old.example.com",
+                                    "package": "gold", "suspended": True, "email": "x@example.com"}],
+                          sync.services_of(cpanel_setup[0]), utcnow() + datetime.timedelta(seconds=1))
+    sync.store(cpanel_setup[0], report)
+    state = re.search(r'id="panel-state".*?</section>', console.get("/ui/services/WEB-2").text, re.S).group(0)
+    assert "From the last sync of whm1" in state
+    for line in ("State: the panel had it suspended, provisiond active.",
+                 "Package: the panel had gold, provisiond basic.",
+                 "Domain: the panel had old.example.com, provisiond shop.example.com."):
+        assert line in state
+    Service.update(status="terminated").where(Service.id == service.id).execute()
+    sync.store(cpanel_setup[0], sync.compare("whm1", [{"username": service.username, "domain": "shop.example.com",
+                                                       "package": "basic", "suspended": False, "email": ""}],
+                                             sync.services_of(cpanel_setup[0]), utcnow() + datetime.timedelta(seconds=1)))
+    state = re.search(r'id="panel-state".*?</section>', console.get("/ui/services/WEB-2").text, re.S).group(0)
+    assert f"The panel had account {service.username} (shop.example.com, package basic, active)" in state
+    assert ServerSync.select().count() == 1
