@@ -10,6 +10,7 @@ by hand. A login link is shown once, on the page answering the form: it is kept 
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -26,12 +27,23 @@ LOGIN_LINK = "login_link"
 FILLED = ("user_ip",)  # parameters of a login link the console fills in (the admin's address)
 
 
+def known(route):
+    """Answer a route about a service that does not exist with the console's 404 page."""
+    @functools.wraps(route)
+    def wrapper(*args, **kwargs):
+        try:
+            return route(*args, **kwargs)
+        except NotFound as exc:
+            return page(kwargs["request"], "error.html", status_code=404, title="No such service",
+                        admin=kwargs["admin"], message=str(exc)[:200])
+    return wrapper
+
+
 @router.get("/services/{ref}")
 @with_db
+@known
 def show(request: Request, ref: str, admin: session.AdminDep):
     service = _service(ref)
-    if service is None:
-        return _not_found(request, admin, ref)
     return page(request, "service.html", title=f"Service {service.ref}", admin=admin, service=service,
                 timeline=timeline.build(service), usage=next(iter(usage.history(service, 1)), None),
                 panel=panel_state(service), login_link=_login_link_label(request, service))
@@ -39,33 +51,32 @@ def show(request: Request, ref: str, admin: session.AdminDep):
 
 @router.post("/services/{ref}/suspend")
 @with_db
+@known
 def suspend(request: Request, ref: str, admin: session.CheckedDep):
     return _lifecycle(request, ref, admin, "suspend", reason="admin")
 
 
 @router.post("/services/{ref}/unsuspend")
 @with_db
+@known
 def unsuspend(request: Request, ref: str, admin: session.CheckedDep):
     return _lifecycle(request, ref, admin, "unsuspend")
 
 
 @router.get("/services/{ref}/terminate")
 @with_db
+@known
 def confirm_terminate(request: Request, ref: str, admin: session.AdminDep):
-    service = _service(ref)
-    if service is None:
-        return _not_found(request, admin, ref)
-    return _terminate_page(request, admin, service, typed="", problem="")
+    return _terminate_page(request, admin, _service(ref), typed="", problem="")
 
 
 @router.post("/services/{ref}/terminate")
 @with_db
+@known
 def terminate(request: Request, ref: str, admin: session.CheckedDep,
               domain: Annotated[str, Form(max_length=300)] = ""):
     """Queue the terminate only when the admin typed the service's domain exactly."""
     service = _service(ref)
-    if service is None:
-        return _not_found(request, admin, ref)
     if domain != service.domain:
         problem = ("Type the service's domain to terminate it." if not domain else
                    f"{domain!r} is not this service's domain; nothing was done.")
@@ -75,11 +86,10 @@ def terminate(request: Request, ref: str, admin: session.CheckedDep,
 
 @router.post("/services/{ref}/login-link")
 @with_db
+@known
 def login_link(request: Request, ref: str, admin: session.CheckedDep):
     """Ask the panel for a one-time login link and show it once; the link is kept nowhere."""
     service = _service(ref)
-    if service is None:
-        return _not_found(request, admin, ref)
     ctx = request.app.state.context
     if _login_link_label(request, service) is None:
         return redirect(_url(service), flash=f"Service {service.ref}: its panel offers no login link now.")
@@ -139,29 +149,20 @@ def panel_state(service: Service) -> dict | None:
 
 # -- helpers -------------------------------------------------------------------------------
 
-def _service(ref: str) -> Service | None:
-    if len(ref) > 100:
-        return None
-    try:
-        return lifecycle.get_service_by_ref(ref)
-    except NotFound:
-        return None
+def _service(ref: str) -> Service:
+    """The service of billing reference ``ref`` (never one with that id); NotFound otherwise."""
+    if len(ref) > 100:  # longer than any reference
+        raise NotFound(f"service {ref[:40]}… does not exist")
+    return lifecycle.get_service_by_ref(ref)
 
 
 def _url(service: Service) -> str:
     return f"/ui/services/{service.ref}"
 
 
-def _not_found(request: Request, admin: session.Admin, ref: str):
-    return page(request, "error.html", status_code=404, title="No such service", admin=admin,
-                message=f"There is no service with reference {ref[:100]!r}.")
-
-
 def _lifecycle(request: Request, ref: str, admin: session.Admin, action: str, **kwargs):
     """Queue ``action`` as the API's route does, audit it, and go back to the service."""
     service = _service(ref)
-    if service is None:
-        return _not_found(request, admin, ref)
     ctx = request.app.state.context
     try:
         job = lifecycle.request(ctx.panels(), ctx.vault, service.id, action, policy=ctx.policy, **kwargs)

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from provisiond import api, lifecycle, notify, sync
-from provisiond.models import AuditEntry, Job, Notification, Service, ServerSync, utcnow
+from provisiond.models import AuditEntry, Job, Service, ServerSync, utcnow
 from provisiond.worker import Worker
 from tests.conftest import WHM_TOKEN
 from tests.helpers import assert_kept_nowhere, settle
@@ -25,19 +25,13 @@ NAME = "<script>alert('pwned')</script> Ltd"
 
 
 @pytest.fixture
-def hooks():
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
-
-
-@pytest.fixture
-def notifying(settings, hooks):
-    """The test's settings with billing webhooks sent to a local receiver."""
-    return dataclasses.replace(settings, billing_webhook_url=f"{hooks.url}/billing",
-                               billing_webhook_secret=HOOK_SECRET)
+def notifying(settings):
+    """The test's settings with billing webhooks sent to a local receiver (test_notify's)."""
+    hooks = Receiver()
+    hooks.thread.start()
+    yield dataclasses.replace(settings, billing_webhook_url=f"{hooks.url}/billing", billing_webhook_secret=HOOK_SECRET)
+    hooks.server.shutdown()
+    hooks.server.server_close()
 
 
 @pytest.fixture
@@ -165,7 +159,7 @@ def test_a_state_that_forbids_the_action_is_a_flash_and_unknown_refs_a_404_page(
     for answer in (console.get("/ui/services/NOPE-1"), console.get("/ui/services/NOPE-1/terminate"),
                    console.post("/ui/services/NOPE-1/suspend"),
                    console.post("/ui/services/NOPE-1/terminate", {"domain": "x.example.com"}),
-                   console.get("/ui/services/%3Cscript%3E")):
+                   console.get("/ui/services/%3Cscript%3E"), console.get("/ui/services/" + "A" * 300)):
         assert answer.status_code == 404 and "<h1>No such service</h1>" in answer.text
         assert "<script>" not in answer.text
 
