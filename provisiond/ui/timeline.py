@@ -27,8 +27,9 @@ from typing import Any
 
 import peewee as pw
 
+from provisiond import db as dbmod
 from provisiond.lifecycle import RESULT_STATUS
-from provisiond.models import AuditEntry, Job, JobStatus, Notification, ProvisioningLog, Service
+from provisiond.models import AuditEntry, Job, JobStatus, Notification, ProvisioningLog, Service, database
 
 JOBS = 100  # a service with more jobs shows its newest ones (the page says so)
 CHANNELS = ("email", "webhook")
@@ -125,15 +126,42 @@ def notification_keys(service: Service, jobs: list[Job]) -> tuple[list[str], lis
 
 def notifications(service: Service, jobs: list[Job]) -> list[Notification]:
     exact, prefixes = notification_keys(service, jobs)
-    where = Notification.dedup_key.in_(exact)
-    for prefix in prefixes:  # compared exactly (no LIKE: no wildcard, no case folding)
-        where |= pw.fn.SUBSTR(Notification.dedup_key, 1, len(prefix)) == prefix
-    rows = Notification.select().where(where).order_by(Notification.id)
+    # One query per condition: SQLite scans the table for their OR.
+    found = {row.id: row for condition in [Notification.dedup_key.in_(exact)]
+             + [starts_with(Notification.dedup_key, prefix) for prefix in prefixes]
+             for row in Notification.select().where(condition)}
+    rows = [found[key] for key in sorted(found)]
     missing = f"sync:missing:{service.ref}:"
     # A ref may hold ':', so another ref's missing-account alert can share the prefix: only
     # ``{stamp}:{channel}`` or ``{channel}`` may follow this ref's.
     return [row for row in rows if not row.dedup_key.startswith(missing)
             or STAMPED.fullmatch(row.dedup_key[len(missing):])]
+
+
+def starts_with(field: pw.Field, prefix: str) -> pw.Expression:
+    """``field`` starts with ``prefix``, compared exactly (no LIKE: no wildcard, no case folding).
+
+    Where text sorts byte by byte (SQLite; PostgreSQL with the C collation) it is a range of
+    the field's index, else a scan; an outbox of 200,000 rows takes ~200 ms to scan."""
+    if bytewise_order():
+        return (field >= prefix) & (field < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+    return pw.fn.SUBSTR(field, 1, len(prefix)) == prefix
+
+
+_BYTEWISE: dict[int, bool] = {}
+
+
+def bytewise_order() -> bool:
+    """Whether the database sorts text by its bytes (code points): SQLite's default, and
+    PostgreSQL's when the database's collation is C or POSIX (asked once per database)."""
+    db = database.obj
+    if not dbmod.is_postgres(db):
+        return True
+    if id(db) not in _BYTEWISE:
+        (collation,) = db.execute_sql(
+            "SELECT datcollate FROM pg_database WHERE datname = current_database()").fetchone()
+        _BYTEWISE[id(db)] = collation in ("C", "POSIX") or collation.startswith("C.")
+    return _BYTEWISE[id(db)]
 
 
 def about(row: Notification) -> str:

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from provisiond import api, lifecycle, notify, sync
 from provisiond.models import AuditEntry, Job, Service, ServerSync, utcnow
+from provisiond.ui import timeline as timeline_module
 from provisiond.worker import Worker
 from tests.conftest import WHM_TOKEN
 from tests.helpers import assert_kept_nowhere, settle
@@ -201,3 +202,28 @@ def test_the_panel_state_names_the_drift_the_last_sync_found(cpanel_setup, conso
     state = re.search(r'id="panel-state".*?</section>', console.get("/ui/services/WEB-2").text, re.S).group(0)
     assert f"The panel had account {service.username} (shop.example.com, package basic, active)" in state
     assert ServerSync.select().count() == 1
+
+
+@pytest.mark.parametrize("bytewise", [True, False], ids=["index-range", "scan"])
+def test_a_services_notifications_are_found_by_their_keys_and_no_others(cpanel_setup, console, registry, vault,
+                                                                        settings, monkeypatch, bytewise):
+    monkeypatch.setattr(timeline_module, "bytewise_order", lambda: bytewise)
+    noisy = dataclasses.replace(settings, smtp_host="127.0.0.1", alert_emails=("ops@example.com",),
+                                alert_webhook_url="http://127.0.0.1:9/alerts",
+                                billing_webhook_url="http://127.0.0.1:9/billing", billing_webhook_secret=HOOK_SECRET)
+    mine = active(registry, vault)
+    other = active(registry, vault, ref="WEB-2:20260101120000", domain="other.example.com")
+    for service in (mine, other):
+        notify.billing_event(noisy, service, "service.created", "pending", change_id=f"job{service.id}")
+        notify.welcome(noisy, service)
+        notify.alert(noisy, f"{service.ref}: disk at 90 % of its limit", "...", f"usage:{service.id}:disk:90:1")
+        notify.alert(noisy, f"account of service {service.ref} is missing", "...",
+                     f"sync:missing:{service.ref}:20261128000000")
+    notify.alert(noisy, "drift on server whm1 changed", "...", "sync:whm1:changed:2026-11-28T00:00:00Z")
+    page = console.get("/ui/services/WEB-2")
+    notes = [text for kind, text in timeline(page.text) if kind == "notification"]
+    assert sorted(notes) == sorted([
+        "billing webhook: service.created (was pending) pending (0 attempts)",
+        "welcome email: welcome mail to the client pending (0 attempts)",
+        *[f"alert {channel}: WEB-2: disk at 90 % of its limit pending (0 attempts)" for channel in ("email", "webhook")],
+        *[f"alert {channel}: account of service WEB-2 is missing pending (0 attempts)" for channel in ("email", "webhook")]])
