@@ -50,7 +50,7 @@ def ordered(registry, vault, ref="WEB-1", domain="shop.example.com") -> tuple[Se
 def timeline(html: str) -> list[tuple[str, str]]:
     """(data-kind, text without its leading time) of each timeline entry, in page order."""
     block = re.search(r'<ol id="timeline".*?</ol>', html, re.S).group(0)
-    return [(kind, " ".join(re.sub(r"<[^>]+>", " ", re.sub(r"<time.*?</time>", "", text, count=1)).split()))
+    return [(kind, " ".join(re.sub(r"<[^>]+>", "", re.sub(r"<time.*?</time>", "", text, count=1)).split()))
             for kind, text in re.findall(r'<li data-kind="(\w+)"[^>]*>(.*?)</li>', block, re.S)]
 
 
@@ -227,3 +227,21 @@ def test_a_services_notifications_are_found_by_their_keys_and_no_others(cpanel_s
         "welcome email: welcome mail to the client pending (0 attempts)",
         *[f"alert {channel}: WEB-2: disk at 90 % of its limit pending (0 attempts)" for channel in ("email", "webhook")],
         *[f"alert {channel}: account of service WEB-2 is missing pending (0 attempts)" for channel in ("email", "webhook")]])
+
+
+def test_a_waiting_order_and_a_failed_create_are_shown_as_they_are(cpanel_setup, console, registry, vault):
+    waiting = Service.create(ref="WAIT-1", product=cpanel_setup[1], domain="wait.example.com", email="w@example.com",
+                             package="basic", pending_reason="no capacity in group web")
+    page = console.get("/ui/services/WAIT-1")
+    assert page.status_code == 200 and "not placed: no capacity in group web" in page.text
+    assert "No sync yet" in page.text and timeline(page.text) == [] and "Nothing yet." in page.text
+    assert "/suspend" not in page.text and "/terminate" not in page.text and "login-link" not in page.text
+
+    service, job = ordered(registry, vault, ref="FAIL-1", domain="fail.example.com")
+    Job.update(status="failed", attempts=6, finished_at=utcnow(), last_error="whm said: no\nmore").where(
+        Job.id == job.id).execute()
+    Service.update(status="failed", last_error="whm said: no").where(Service.id == service.id).execute()
+    entries = timeline(console.get("/ui/services/FAIL-1").text)
+    assert entries[0] == ("state", f"state pending → failed (job {job.id} create failed)")
+    assert entries[1][0] == "job" and "failed" in entries[1][1] and "whm said: no" in entries[1][1]
+    assert "more" not in entries[1][1] and waiting.status == "pending"
