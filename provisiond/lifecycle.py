@@ -505,7 +505,9 @@ def record_payment(ref_or_id: str | int, paid_until: datetime.date, today: datet
 
     A date earlier than the current ``paid_until`` is refused (StateError naming both dates):
     moved back by accident, it would have the sweep suspend a paid-up account. With
-    ``correct`` it is a correction, recorded in the audit trail under ``actor``.
+    ``correct`` it is a correction. Every payment is kept in the audit trail under ``actor``
+    (``payment``, or ``payment.correct``; with the previous date, and the unsuspend job it
+    queued), so a service's history shows its payments: the service holds only the last date.
 
     Returns the unsuspend job when the payment clears a suspension for being overdue
     (``policies.on_payment``); a service suspended by an admin or for abuse stays suspended,
@@ -518,14 +520,16 @@ def record_payment(ref_or_id: str | int, paid_until: datetime.date, today: datet
     with dbmod.immediate(database.obj):
         service = Service.get_by_id(service_id)
         previous = service.paid_until
-        if previous is not None and paid_until < previous:
-            if not correct:
-                raise StateError(f"paid_until: {paid_until} is earlier than the current {previous} of "
-                                 f"service {service.ref}; give --correct (API: \"correct\": true) to move it back")
-            audit.record(actor or audit.cli_actor(), "payment.correct", f"service:{service.ref}",
-                         previous=previous.isoformat(), paid_until=paid_until.isoformat())
+        correction = previous is not None and paid_until < previous
+        if correction and not correct:
+            raise StateError(f"paid_until: {paid_until} is earlier than the current {previous} of "
+                             f"service {service.ref}; give --correct (API: \"correct\": true) to move it back")
         Service.update(paid_until=paid_until, updated_at=utcnow()).where(
             Service.id == service_id).execute()
-        if on_payment(service.status, service.status_reason, paid_until, today) is None:
-            return None
-        return request(registry, vault, service_id, "unsuspend", policy=policy)
+        job = None
+        if on_payment(service.status, service.status_reason, paid_until, today) is not None:
+            job = request(registry, vault, service_id, "unsuspend", policy=policy)
+        audit.record(actor or audit.cli_actor(), "payment.correct" if correction else "payment",
+                     f"service:{service.ref}", previous=previous.isoformat() if previous else None,
+                     paid_until=paid_until.isoformat(), **({"job": job.id} if job else {}))
+        return job

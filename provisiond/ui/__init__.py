@@ -20,12 +20,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from provisiond.ui import job_actions, jobs, login, needs, overview, servers
+from provisiond.ui import job_actions, jobs, login, needs, overview, servers, services
 from provisiond.ui.render import page
 from provisiond.ui.session import BadCsrf, LoginRequired, login_url
 
 STATIC = Path(__file__).parent / "static"
-PAGES = (login, needs, job_actions, jobs, servers, overview)
+PAGES = (login, needs, job_actions, jobs, servers, overview, services)
 HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                 "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
