@@ -13,6 +13,7 @@ error="insufficient_scope", scope="admin"``. Admin routes take ``Depends(require
     POST /v1/services/{ref}/suspend, unsuspend,      billing  the lifecycle a billing engine drives
          terminate, change-package, change-password
     POST /v1/services/{ref}/actions/{action}         billing  login links for client and staff areas
+    GET  /v1/services (status, server, q, paging)    billing  find a service without knowing its ref
     GET  /v1/jobs, /v1/jobs/{id}, /v1/queue/stats    billing  reads: what happened to an order
     GET  /v1/services/{ref}/credentials              admin    reveals a password (audited)
     POST /v1/services/{ref}/close                    admin    ends a service by hand (audited)
@@ -149,7 +150,28 @@ def problem(status: int, detail: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail})
 
 
+class QueryProblem(Exception):
+    """Bad query parameter found past FastAPI's own checks (a server that does not exist):
+    answered 422 with ``loc`` ``["query", field]``, as FastAPI answers its own."""
+
+    def __init__(self, error: ValidationError):
+        self.error = error
+
+
+@contextlib.contextmanager
+def query_errors():
+    """Inside a listing route: a ``ValidationError`` names a query parameter, not the body."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise QueryProblem(exc) from exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QueryProblem)
+    def bad_query(request: Request, exc: QueryProblem) -> JSONResponse:
+        return problem(422, [{"loc": ["query", exc.error.field], "msg": exc.error.message, "type": "value_error"}])
+
     @app.exception_handler(ValidationError)
     def bad_input(request: Request, exc: ValidationError) -> JSONResponse:
         return problem(422, [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}])

@@ -162,6 +162,13 @@ class JobPage(BaseModel):
     offset: int
 
 
+class ServicePage(BaseModel):
+    services: list[ServiceOut]
+    total: int = Field(description="how many services match, on every page")
+    limit: int
+    offset: int
+
+
 class QueueStats(BaseModel):
     counts: dict[str, int] = Field(description="jobs by status")
     queued: int
