@@ -8,7 +8,7 @@ redirects there without one, and every form that changes something carries a CSR
 are answered with a Content-Security-Policy that allows scripts, styles and images from the
 console itself only.
 
-One module per page: ``login``, ``needs`` (``/ui/``), ``jobs``, ``services``, ``servers``,
+One module per page: ``login``, ``needs`` (``/ui/``), ``jobs``, ``services_list``, ``services``, ``servers``,
 ``overview``; ``render`` holds the templates' environment and filters, ``session`` the sign-in.
 """
 
@@ -20,12 +20,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from provisiond.ui import login
+from provisiond.ui import login, services_list
 from provisiond.ui.render import page
 from provisiond.ui.session import BadCsrf, LoginRequired, login_url
 
 STATIC = Path(__file__).parent / "static"
-PAGES = (login,)
+PAGES = (login, services_list)
 HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                 "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
