@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import threading
 import time
 from typing import Annotated, Any
 
@@ -51,17 +52,44 @@ MAX_ID = 2**31 - 1
 
 # -- database connection per request ---------------------------------------------------------
 
+# How many requests may hold a connection at once (``api_db_pool``; set by ``create_app``).
+_slots = threading.BoundedSemaphore(20)
+SLOT_WAIT_SECONDS = 30.0
+
+
+def bound_connections(size: int) -> None:
+    """Let at most ``size`` requests hold a database connection at once; the others wait."""
+    global _slots
+    _slots = threading.BoundedSemaphore(size)
+
+
 @contextlib.contextmanager
 def connection():
-    """This thread's connection: opened if closed, and then closed again when done."""
+    """This thread's connection: opened if closed, and then closed again when done.
+
+    On PostgreSQL the API's database is pooled (``db.connect(pool=True)``): closing hands the
+    connection back for the next request, and opening takes a kept one. At most ``api_db_pool``
+    requests hold one at once, so the API never opens more than that many; a request past them
+    waits up to ``SLOT_WAIT_SECONDS`` and is then answered 503.
+    """
     opened = database.is_closed()
     if opened:
-        database.connect()
+        slots = _slots
+        if not slots.acquire(timeout=SLOT_WAIT_SECONDS):
+            raise HTTPException(503, "every database connection of the API is busy; try again")
+        try:
+            database.connect()
+        except BaseException:
+            slots.release()
+            raise
     try:
         yield
     finally:
         if opened:
-            database.close()
+            try:
+                database.close()
+            finally:
+                slots.release()
 
 
 def with_db(func):
