@@ -1,5 +1,6 @@
 """What a run leaves for admins: a ProvisioningLog row per attempt and a kept artifacts folder.
 
+Each attempt's row gets its host's task events as RunEvent rows (``runs.record_events``).
 The kept folder is ``<artifacts_dir>/<run ident>/``: ``stdout.txt`` for the whole run and
 ``<host>.json`` for each job (its outcome and job events). Everything kept was redacted by
 execute.run; the private_data_dir with the rendered inputs is gone by then.
@@ -15,6 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
+from provisiond import runs
 from provisiond.execute import HostResult, RunResult
 from provisiond.models import ProvisioningLog
 
@@ -102,7 +104,7 @@ def _panel_answer(host: HostResult) -> str | None:
 def record_attempt(job, host: HostResult, result: RunResult, *, status: str, panel: str | None,
                    kept: Path | None, message: str | None = None, folder: str | None = None) -> ProvisioningLog:
     started = datetime.datetime.fromtimestamp(result.started, datetime.timezone.utc).replace(tzinfo=None)
-    return ProvisioningLog.create(
+    log = ProvisioningLog.create(
         job=job, attempt=job.attempts, server=job.server_id, panel=panel, action=job.action,
         status=status, rc=host_rc(host.ok, host.unreachable, result), started_at=started,
         finished_at=started + datetime.timedelta(seconds=result.duration),
@@ -111,6 +113,8 @@ def record_attempt(job, host: HostResult, result: RunResult, *, status: str, pan
         panel_answer=_panel_answer(host),
         stdout_excerpt=stdout_excerpt(result.stdout, host.host) if result.stdout else None,
         artifacts_path=str(kept) if kept else None, playbook_folder=folder)
+    runs.record_events(log, host.events)
+    return log
 
 
 def prune(artifacts_dir: Path, keep_days: float, now: float | None = None) -> int:
@@ -128,12 +132,14 @@ def prune(artifacts_dir: Path, keep_days: float, now: float | None = None) -> in
 
 
 def record_step(job, step: str, problem: str | None, result: RunResult, *, panel: str | None,
-                kept: Path | None, folder: str | None = None) -> ProvisioningLog:
+                kept: Path | None, folder: str | None = None, events: list | None = None) -> ProvisioningLog:
     """One row for one extra step of a product (a role run after create), so each is seen alone."""
     started = datetime.datetime.fromtimestamp(result.started, datetime.timezone.utc).replace(tzinfo=None)
-    return ProvisioningLog.create(
+    log = ProvisioningLog.create(
         job=job, attempt=job.attempts, server=job.server_id, panel=panel, action=f"{job.action}:{step}",
         status="failed" if problem else "succeeded", rc=host_rc(not problem, False, result), started_at=started,
         finished_at=started + datetime.timedelta(seconds=result.duration), duration=round(result.duration, 3),
         failed_task=problem.split(": ", 1)[0] if problem else None, message=problem,
         artifacts_path=str(kept) if kept else None, playbook_folder=folder)
+    runs.record_events(log, events or [], role=step)
+    return log

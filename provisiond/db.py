@@ -263,6 +263,11 @@ def _service_customer_name(db: pw.Database) -> None:
         migrate(SchemaMigrator.from_database(db).add_column("service", "name", Service.name))
 
 
+def _run_events(db: pw.Database) -> None:
+    from provisiond.models import RunEvent
+    db.create_tables([RunEvent], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
@@ -274,6 +279,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (12, "api token scopes: tokens made before them are admin tokens", _token_scopes),
     (13, "the last sync report of each server", _server_sync),
     (14, "usage collected from the panels, one row per service per collection", _usage),
+    (15, "each attempt's own task events, for the console's task tree and stdout", _run_events),
 ]
 
 

@@ -180,7 +180,9 @@ def _environment(spec: RunSpec, data_dir: Path, control_dir: Path, marker: str) 
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
         "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_NOCOLOR": "1",
+        # Colours make a run's output readable in the console (each event's stdout keeps
+        # them); the run's whole stdout is read back plain (``_read_stdout``).
+        "ANSIBLE_FORCE_COLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(data_dir / "tmp"),
         "ANSIBLE_REMOTE_TEMP": str(data_dir / "remote-tmp"),
         "ANSIBLE_HOME": str(data_dir / "ansible"),
@@ -244,7 +246,7 @@ def run(spec: RunSpec) -> RunResult:
         orphans.unwatch(data_dir, control_dir)
     duration = time.time() - started
     redact = spec.redactor
-    clean_events = [redact.data(e) for e in events]
+    clean_events = [_plain_if_hiding(redact.data(e), redact) for e in events]
     return RunResult(status=status, rc=rc, started=started, duration=duration,
                      stdout=redact.text(stdout) or "", hosts=_hosts(clean_events, spec.inventory),
                      error=redact.text(error))
@@ -257,6 +259,21 @@ def kill_leftovers(marker: str) -> list[int]:
     module processes in sessions of their own, out of that group; they all inherit the marker.
     """
     return orphans.kill_runs(lambda found: found == marker)
+
+
+def _plain_if_hiding(event: dict, redact: Redactor) -> dict:
+    """The event with its stdout made plain when a colour code splits a secret there.
+
+    Ansible colours whole lines, so a secret inside one stays whole and ``redact`` masks it;
+    should a code ever fall inside one, the plain text shows it and is kept, masked, instead.
+    """
+    stdout = event.get("stdout")
+    if isinstance(stdout, str) and "\x1b" in stdout:
+        plain = ANSI.sub("", stdout)
+        masked = redact.text(plain)
+        if masked != plain:
+            event = {**event, "stdout": masked}
+    return event
 
 
 def _read_stdout(runner) -> str:

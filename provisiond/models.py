@@ -266,6 +266,31 @@ class Usage(BaseModel):
         indexes = ((("service", "collected_at"), True), (("collected_at", "id"), False))
 
 
+class RunEvent(BaseModel):
+    """One task result of one attempt's run, for its job's host only (``provisiond.runs``).
+
+    A batch runs many jobs in one playbook; each attempt keeps only its own host's events, so
+    a console reading them never sees a neighbour's. ``stdout`` is the event's own output with
+    Ansible's colours kept, ``detail`` a trimmed copy of its result (msg, rc, the panel's
+    answer); both were redacted before they got here. ``status`` is null for an event that is
+    not a task result.
+    """
+
+    attempt = pw.ForeignKeyField(ProvisioningLog, backref="events", on_delete="CASCADE")
+    seq = pw.IntegerField()                        # run order within the attempt
+    event = pw.CharField(max_length=64)            # runner_on_ok, runner_on_failed, ...
+    play = pw.TextField(null=True)
+    task = pw.TextField(null=True)
+    status = pw.CharField(max_length=16, null=True)  # ok changed failed skipped unreachable ignored
+    started_at = pw.DateTimeField(null=True)
+    duration = pw.FloatField(null=True)
+    stdout = pw.TextField(null=True)
+    detail = JsonField(null=True)
+
+    class Meta:
+        indexes = ((("attempt", "seq"), True),)
+
+
 MODELS = [Setting, ServerGroup, Server, Product, Service, Job, ProvisioningLog, ApiToken, Notification,
-          AuditEntry, Daemon, ServerSync, Usage]
+          AuditEntry, Daemon, ServerSync, Usage, RunEvent]
 

@@ -242,7 +242,8 @@ class Worker:
             status = self._settle(job, host, result, now)
             artifacts.record_attempt(job, host, result, status=status, panel=panel_id, kept=kept, folder=folder)
             for step, problem in host.steps.items():
-                artifacts.record_step(job, step, problem, result, panel=panel_id, kept=kept, folder=folder)
+                artifacts.record_step(job, step, problem, result, panel=panel_id, kept=kept, folder=folder,
+                                      events=host.events)
         return status
 
     def _settle(self, job: Job, host: execute.HostResult, result: execute.RunResult, now) -> str:

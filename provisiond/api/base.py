@@ -15,10 +15,13 @@ error="insufficient_scope", scope="admin"``. Admin routes take ``Depends(require
     POST /v1/services/{ref}/actions/{action}         billing  login links for client and staff areas
     GET  /v1/services (status, server, q, paging)    billing  find a service without knowing its ref
     GET  /v1/jobs, /v1/jobs/{id}, /v1/queue/stats    billing  reads: what happened to an order
+    GET  /v1/jobs/{id}/attempts,                     billing  reads: each attempt, its tasks and
+         /v1/attempts/{id}/events, .../stdout                 output (the job's own, redacted)
     GET  /v1/services/{ref}/credentials              admin    reveals a password (audited)
     POST /v1/services/{ref}/close                    admin    ends a service by hand (audited)
     POST /v1/jobs/{id}/retry, cancel, resolve        admin    decisions after checking the panel
     GET  /v1/tokens                                  admin    who may call the API
+    GET  /v1/attempts/{id}/artifacts                 admin    the run's files, for diagnosis
     POST /v1/services/import                         admin    records accounts without a panel call
     servers, groups, products, sync, usage           admin    the fleet itself
 """

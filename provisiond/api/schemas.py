@@ -169,6 +169,53 @@ class ServicePage(BaseModel):
     offset: int
 
 
+class AttemptOut(BaseModel):
+    """One attempt of a job (or one extra step of its product: ``action`` is ``create:<step>``)."""
+
+    id: int = Field(description="the attempt's id: /v1/attempts/{id}/events, stdout, artifacts")
+    job_id: int
+    attempt: int = Field(description="the job's attempt number, from 1")
+    action: str
+    status: str = Field(description="succeeded, failed, retrying, timeout, cancelled, needs_attention")
+    panel: str | None
+    rc: int | None
+    started_at: UtcDateTime
+    finished_at: UtcDateTime
+    duration: float = Field(description="seconds")
+    failed_task: str | None
+    message: str | None
+    panel_answer: Any = Field(None, description="the panel's answer at the failing task: JSON where it "
+                                                "was JSON, else its text")
+
+
+class AttemptList(BaseModel):
+    job_id: int
+    attempts: list[AttemptOut] = Field(description="oldest first")
+
+
+class EventOut(BaseModel):
+    """One task result of an attempt's run, for the attempt's own job only."""
+
+    seq: int = Field(description="run order within the attempt")
+    event: str = Field(description="ansible-runner's event name: runner_on_ok, runner_on_failed, ...")
+    play: str | None
+    task: str | None
+    status: str | None = Field(description="ok, changed, failed, skipped, unreachable, ignored")
+    started_at: UtcDateTime | None
+    duration: float | None = Field(description="seconds")
+    stdout: str | None = Field(description="what Ansible printed for it, plain text")
+    detail: dict[str, Any] | None = Field(description="msg, rc, stderr and the panel's answer, "
+                                                      "at most about 8 KB")
+
+
+class EventPage(BaseModel):
+    attempt_id: int
+    events: list[EventOut]
+    total: int
+    limit: int
+    offset: int
+
+
 class QueueStats(BaseModel):
     counts: dict[str, int] = Field(description="jobs by status")
     queued: int
