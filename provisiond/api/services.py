@@ -14,7 +14,7 @@ from provisiond.api.base import (CONFLICT, FORBIDDEN, INVALID, MAX_ID, NOT_FOUND
 from provisiond.api.schemas import (ActionIn, ChangePackageIn, ChangePasswordIn, ClosedService, CredentialsOut,
                                     JobOut, OrderIn, PaymentIn, Problem, ServiceAndJob, ServiceDetail, ServicePage,
                                     SuspendIn)
-from provisiond.models import ApiToken, Job, Service, ServiceStatus, utcnow
+from provisiond.models import ApiToken, Service, ServiceStatus, utcnow
 from provisiond.views import service_view
 
 router = APIRouter(tags=["services"])
@@ -62,8 +62,8 @@ def list_services(status: Annotated[ServiceStatus | None, Query()] = None,
 @with_db
 def show_service(service: ServiceKey):
     """A service and its jobs, oldest first."""
-    found = lifecycle.get_service_by_ref(service)
-    return service_view(found) | {"jobs": [job_view(j) for j in found.jobs.order_by(Job.id)]}
+    found, its_jobs = listing.service_and_jobs(service)
+    return service_view(found) | {"jobs": [job_view(j) for j in its_jobs]}
 
 
 @router.post("/services/{service}/payments", response_model=ServiceAndJob, responses=ACTION_RESPONSES)

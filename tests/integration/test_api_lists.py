@@ -71,7 +71,8 @@ def test_services_paging_keeps_the_total(shop):
 
 @pytest.mark.parametrize("query, field", [("status=sleeping", "status"), ("server=whm9", "server"),
                                           ("limit=0", "limit"), ("limit=501", "limit"),
-                                          ("offset=-1", "offset"), ("q=a%00b", "q")])
+                                          ("offset=-1", "offset"), ("q=a%00b", "q"),
+                                          ("q=alpha%0Aowner", "q")])
 def test_bad_service_filters_are_refused_naming_the_field(shop, query, field):
     answer = shop.get(f"/v1/services?{query}")
     assert answer.status_code == 422, answer.text
