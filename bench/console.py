@@ -315,17 +315,7 @@ def main(argv=None) -> int:
     parser.add_argument("--db", action="append", choices=["sqlite", "postgres"])
     args = parser.parse_args(argv)
     c.print_machine()
-    for kind in args.db or ["sqlite", "postgres"]:
-        if kind == "sqlite":
-            run_case(kind, None, args)
-            continue
-        problem = c.pg_available()
-        if problem:
-            print(f"\n== postgres: skipped, not reachable ({problem}) ==")
-            continue
-        with c.throwaway_pg() as url:
-            run_case(kind, url, args)
-    print(f"\n# load average at the end: {c.load_average()}")
+    c.on_each_database(args.db, lambda kind, url: run_case(kind, url, args))
     return 0
 
 

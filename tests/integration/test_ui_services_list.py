@@ -35,7 +35,9 @@ def test_search_by_domain_filters_and_no_secret(console, cpanel_setup, vault):
     assert '<span class="badge suspended">suspended</span>' in row
     assert 'value="shop.example"' in page.text  # the search box keeps what was typed
     assert rows(console.get("/ui/services?status=active").text) == ["INV-3", "INV-1"]
-    assert rows(console.get("/ui/services?server=whm1&status=suspended").text) == ["INV-2"]
+    narrowed = console.get("/ui/services?server=whm1&status=suspended").text
+    assert rows(narrowed) == ["INV-2"]  # and the selects show what was chosen
+    assert '<option value="suspended" selected>' in narrowed and '<option value="whm1" selected>' in narrowed
     every = console.get("/ui/services").text
     for secret in [WHM_TOKEN, console.token, *(f"canary-INV-{n}-pw" for n in (1, 2, 3))]:
         assert secret not in every
