@@ -333,3 +333,19 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     rank = max(1, int(-(-q * len(ordered) // 100)))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+def on_each_database(kinds: list[str] | None, run) -> None:
+    """``run(kind, url)`` on SQLite (url None) and on a throwaway PostgreSQL database (skipped,
+    saying why, when it is not reachable), then the load average."""
+    for kind in kinds or ["sqlite", "postgres"]:
+        if kind == "sqlite":
+            run(kind, None)
+            continue
+        problem = pg_available()
+        if problem:
+            print(f"\n== postgres: skipped, not reachable ({problem}) ==")
+            continue
+        with throwaway_pg() as url:
+            run(kind, url)
+    print(f"\n# load average at the end: {load_average()}")

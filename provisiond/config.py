@@ -77,6 +77,8 @@ class Settings:
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8740
+    # PostgreSQL connections API requests hold at once, kept open between requests (db.connect)
+    api_db_pool: int = 20
     # notifications
     smtp_host: str = ""
     smtp_port: int = 25
@@ -108,6 +110,8 @@ class Settings:
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"setting log_format: {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
         self._check_overdue_days()
+        if not 1 <= self.api_db_pool <= 1000:
+            raise ConfigError(f"setting api_db_pool: must be between 1 and 1000, got {self.api_db_pool}")
         for name in ("sweep_cron", "sync_cron", "usage_cron"):
             self._check_cron(name)
         if self.billing_webhook_url and not self.billing_webhook_secret and not self.billing_webhook_unsigned:

@@ -18,6 +18,7 @@ from typing import Callable, TypeVar
 
 import peewee as pw
 from playhouse.db_url import parse as parse_url
+from playhouse.pool import PooledDatabase, _PooledPostgresqlDatabase
 
 from provisiond.errors import ConfigError
 from provisiond.models import MODELS, Setting, database
@@ -50,6 +51,28 @@ class ReconnectingPostgresqlDatabase(pw.PostgresqlDatabase):
         if not self.is_closed() and not self.in_transaction() and connection_dropped(self):
             self.dispose()  # the old connection is already closed on our side
         return super().cursor(*args, **kwargs)
+
+
+class PooledReconnectingPostgresqlDatabase(_PooledPostgresqlDatabase, ReconnectingPostgresqlDatabase):
+    """``ReconnectingPostgresqlDatabase`` whose closed connections are kept for the next thread
+    that connects (peewee's pool): the API's requests connect and close, and so reuse a few
+    connections instead of opening one each.
+
+    A kept connection is checked when handed out (a round trip), so one the server dropped while
+    it was idle is thrown away, and one kept ``stale_timeout`` seconds is closed and replaced. A
+    connection dropped while a thread uses it is replaced at that thread's next cursor (the
+    parent class), and only that connection leaves the pool: peewee's own ``dispose`` would forget
+    every thread's connection. Threads that never close (the daemon's) simply keep theirs.
+    """
+
+    def dispose(self):
+        conn = self._state.conn
+        if conn is not None:
+            with self._pool_lock:
+                self._in_use.pop(self.conn_key(conn), None)
+                self._pool_available.notify()
+            self._close_raw(conn)
+        super(PooledDatabase, self).dispose()  # this thread's state only
 
 
 def connection_dropped(db: pw.Database | None = None) -> bool:
@@ -106,8 +129,14 @@ def retrying(work: Callable[[], T], what: str, stopping: threading.Event, *,
             delay = min(RECONNECT_MAX, delay * 2)
 
 
-def connect(url: str) -> pw.Database:
-    """Open the database named by ``url`` and bind the models to it."""
+# A kept connection older than this is closed and replaced (server-side memory, pgbouncer limits).
+POOL_STALE_SECONDS = 600
+
+
+def connect(url: str, pool: bool = False) -> pw.Database:
+    """Open the database named by ``url`` and bind the models to it. ``pool``: on PostgreSQL,
+    keep the connections threads close for the next thread (the API's requests; how many at
+    once is bounded by ``api.base``)."""
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme == "sqlite":
         path = url[len("sqlite:///"):]
@@ -116,7 +145,12 @@ def connect(url: str) -> pw.Database:
         db = pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30,
                                check_same_thread=False)
     elif scheme in ("postgres", "postgresql"):
-        db = ReconnectingPostgresqlDatabase(**parse_url(url.replace("postgres://", "postgresql://", 1)))
+        params = parse_url(url.replace("postgres://", "postgresql://", 1))
+        if pool:
+            db = PooledReconnectingPostgresqlDatabase(max_connections=None, stale_timeout=POOL_STALE_SECONDS,
+                                                      **params)
+        else:
+            db = ReconnectingPostgresqlDatabase(**params)
     else:
         raise ConfigError(f"database_url: unsupported scheme {scheme!r} (use sqlite:/// or postgresql://)")
     database.initialize(db)

@@ -53,3 +53,19 @@ def assert_kept_nowhere(secret: str, settings, log_text: str = "") -> None:
     texts += [json.dumps([e.actor, e.action, e.subject, e.detail]) for e in AuditEntry.select()]
     texts += [p.read_bytes().decode("utf-8", "replace") for p in Path(settings.home).rglob("*") if p.is_file()]
     assert not any(secret in text for text in [*texts, log_text])
+
+
+def add_services(vault, product, server, rows: list[tuple[str, str, str]]) -> list:
+    """Services made directly (ref, domain, status), each with an encrypted password that starts
+    with ``canary-`` (so a page or answer that shows it is caught), username ``userN`` and email
+    ``owner@DOMAIN``; in the order given, so the last is the newest."""
+    import datetime
+    from provisiond.models import Service
+    made = []
+    for ref, domain, status in rows:
+        number = "".join(ch for ch in ref if ch.isdigit())
+        made.append(Service.create(ref=ref, product=product, server=server, domain=domain,
+                                   email=f"owner@{domain}", username=f"user{number}", package=product.package,
+                                   password=vault.encrypt(f"canary-{ref}-pw"), status=status,
+                                   paid_until=datetime.date(2026, 12, int(number) % 28 + 1)))
+    return made

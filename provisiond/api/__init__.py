@@ -19,6 +19,9 @@ route 403 with ``WWW-Authenticate: Bearer error="insufficient_scope"``.
 Routes are plain functions, which FastAPI runs in its thread pool. peewee keeps one
 connection per thread, so each route (and the token check, which may run in another thread)
 opens its thread's connection when it is closed and closes it when done (``base.with_db``).
+On PostgreSQL the API's database is a pool (``db.connect(pool=True)``, from ``provisiond api``
+and ``run --api``): closing keeps the connection for the next request, at most ``api_db_pool``
+are held at once, and one the server dropped is replaced.
 
 One module per group of routes: ``services``, ``jobs``, ``attempts``, ``tokens``, ``fleet_import``,
 ``sync``, ``usage`` and ``fleet`` (admin); ``schemas`` holds the bodies and answers, ``base`` what they share.
@@ -38,8 +41,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from provisiond import db as dbmod
 from provisiond import health as daemon_health
 from provisiond.api import attempts, docs, fleet, fleet_import, jobs, services, sync, tokens, usage
-from provisiond.api.base import (UNAUTHORIZED, Context, PanelCache, authenticate, connection,
-                                 install_error_handlers, problem)
+from provisiond.api.base import (UNAUTHORIZED, Context, PanelCache, authenticate, bound_connections,
+                                 connection, install_error_handlers, problem)
 from provisiond.api.schemas import Health, Problem
 from provisiond.bodylimit import MAX_BODY, BodyLimit
 from provisiond.config import Settings
@@ -56,7 +59,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     """The API application; binds the database named by ``settings`` unless one is bound."""
     if database.obj is None:
-        dbmod.require_current(dbmod.connect(settings.database_url))
+        dbmod.require_current(dbmod.connect(settings.database_url, pool=True))
+    bound_connections(settings.api_db_pool)
     app = FastAPI(title="provisiond", version="1", openapi_url="/openapi.json", docs_url=None, redoc_url=None,
                   description="Provisioning of hosting accounts for billing systems.")
     install_error_handlers(app)

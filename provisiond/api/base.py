@@ -13,6 +13,7 @@ error="insufficient_scope", scope="admin"``. Admin routes take ``Depends(require
     POST /v1/services/{ref}/suspend, unsuspend,      billing  the lifecycle a billing engine drives
          terminate, change-package, change-password
     POST /v1/services/{ref}/actions/{action}         billing  login links for client and staff areas
+    GET  /v1/services (status, server, q, paging)    billing  find a service without knowing its ref
     GET  /v1/jobs, /v1/jobs/{id}, /v1/queue/stats    billing  reads: what happened to an order
     GET  /v1/jobs/{id}/attempts,                     billing  reads: each attempt, its tasks and
          /v1/attempts/{id}/events, .../stdout                 output (the job's own, redacted)
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import threading
 import time
 from typing import Annotated, Any
 
@@ -53,17 +55,44 @@ MAX_ID = 2**31 - 1
 
 # -- database connection per request ---------------------------------------------------------
 
+# How many requests may hold a connection at once (``api_db_pool``; set by ``create_app``).
+_slots = threading.BoundedSemaphore(20)
+SLOT_WAIT_SECONDS = 30.0
+
+
+def bound_connections(size: int) -> None:
+    """Let at most ``size`` requests hold a database connection at once; the others wait."""
+    global _slots
+    _slots = threading.BoundedSemaphore(size)
+
+
 @contextlib.contextmanager
 def connection():
-    """This thread's connection: opened if closed, and then closed again when done."""
+    """This thread's connection: opened if closed, and then closed again when done.
+
+    On PostgreSQL the API's database is pooled (``db.connect(pool=True)``): closing hands the
+    connection back for the next request, and opening takes a kept one. At most ``api_db_pool``
+    requests hold one at once, so the API never opens more than that many; a request past them
+    waits up to ``SLOT_WAIT_SECONDS`` and is then answered 503.
+    """
     opened = database.is_closed()
     if opened:
-        database.connect()
+        slots = _slots
+        if not slots.acquire(timeout=SLOT_WAIT_SECONDS):
+            raise HTTPException(503, "every database connection of the API is busy; try again")
+        try:
+            database.connect()
+        except BaseException:
+            slots.release()
+            raise
     try:
         yield
     finally:
         if opened:
-            database.close()
+            try:
+                database.close()
+            finally:
+                slots.release()
 
 
 def with_db(func):
@@ -152,7 +181,28 @@ def problem(status: int, detail: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail})
 
 
+class QueryProblem(Exception):
+    """Bad query parameter found past FastAPI's own checks (a server that does not exist):
+    answered 422 with ``loc`` ``["query", field]``, as FastAPI answers its own."""
+
+    def __init__(self, error: ValidationError):
+        self.error = error
+
+
+@contextlib.contextmanager
+def query_errors():
+    """Inside a listing route: a ``ValidationError`` names a query parameter, not the body."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise QueryProblem(exc) from exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QueryProblem)
+    def bad_query(request: Request, exc: QueryProblem) -> JSONResponse:
+        return problem(422, [{"loc": ["query", exc.error.field], "msg": exc.error.message, "type": "value_error"}])
+
     @app.exception_handler(ValidationError)
     def bad_input(request: Request, exc: ValidationError) -> JSONResponse:
         return problem(422, [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}])

@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from provisiond import health as daemon_health
-from provisiond import lifecycle, outcomes, queue
+from provisiond import lifecycle, listing, outcomes, queue
 from provisiond.api.base import (CONFLICT, FORBIDDEN, INVALID, MAX_ID, NOT_FOUND, Context, JobId, context,
-                                 job_view, require_admin, with_db)
-from provisiond.api.schemas import JobOut, JobPage, QueueStats, ResolveIn
-from provisiond.models import ApiToken, Job, JobStatus, utcnow
+                                 job_view, query_errors, require_admin, with_db)
+from provisiond.api.schemas import REF_PATTERN, JobOut, JobPage, QueueStats, ResolveIn
+from provisiond.models import ApiToken, JobStatus, utcnow
 
 router = APIRouter(tags=["jobs"])
 Ctx = Annotated[Context, Depends(context)]
@@ -22,14 +22,15 @@ Ctx = Annotated[Context, Depends(context)]
 @router.get("/jobs", response_model=JobPage, responses=INVALID)
 @with_db
 def list_jobs(status: Annotated[JobStatus | None, Query()] = None,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              service: Annotated[str | None, Query(min_length=1, max_length=100, pattern=REF_PATTERN,
+                                                   description="a service's billing reference")] = None,
+              limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)] = 50,
               offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0):
-    """Jobs, newest first; ``?status=failed`` lists the failed ones."""
-    query = Job.select()
-    if status is not None:
-        query = query.where(Job.status == status.value)
-    page = query.order_by(Job.id.desc()).limit(limit).offset(offset)
-    return {"jobs": [job_view(j) for j in page], "total": query.count(), "limit": limit, "offset": offset}
+    """Jobs, newest first; ``?status=failed`` lists the failed ones, ``?service=REF`` those
+    of one service (422 naming ``service`` when no service has that reference)."""
+    with query_errors():
+        rows, total = listing.jobs(service=service, status=status and status.value, limit=limit, offset=offset)
+    return {"jobs": [job_view(j) for j in rows], "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses={**NOT_FOUND, **INVALID})

@@ -162,6 +162,13 @@ class JobPage(BaseModel):
     offset: int
 
 
+class ServicePage(BaseModel):
+    services: list[ServiceOut]
+    total: int = Field(description="how many services match, on every page")
+    limit: int
+    offset: int
+
+
 class AttemptOut(BaseModel):
     """One attempt of a job (or one extra step of its product: ``action`` is ``create:<step>``)."""
 

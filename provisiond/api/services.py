@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
-from provisiond import actions, credentials, lifecycle
-from provisiond.api.base import (CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, Context, ServiceKey, authenticate,
-                                 context, job_view, require_admin, service_id, with_db)
+from provisiond import actions, credentials, lifecycle, listing
+from provisiond.api.base import (CONFLICT, FORBIDDEN, INVALID, MAX_ID, NOT_FOUND, Context, ServiceKey, authenticate,
+                                 context, job_view, query_errors, require_admin, service_id, with_db)
 from provisiond.api.schemas import (ActionIn, ChangePackageIn, ChangePasswordIn, ClosedService, CredentialsOut,
-                                    JobOut, OrderIn, PaymentIn, Problem, ServiceAndJob, ServiceDetail, SuspendIn)
-from provisiond.models import ApiToken, Job, Service, utcnow
+                                    JobOut, OrderIn, PaymentIn, Problem, ServiceAndJob, ServiceDetail, ServicePage,
+                                    SuspendIn)
+from provisiond.models import ApiToken, Service, ServiceStatus, utcnow
 from provisiond.views import service_view
 
 router = APIRouter(tags=["services"])
@@ -39,12 +40,30 @@ def create_order(order: OrderIn, ctx: Ctx):
                         status_code=201 if ordered.created else 200)
 
 
+@router.get("/services", response_model=ServicePage, responses=INVALID)
+@with_db
+def list_services(status: Annotated[ServiceStatus | None, Query()] = None,
+                  server: Annotated[str | None, Query(min_length=1, max_length=100,
+                                                      description="a server's name")] = None,
+                  q: Annotated[str | None, Query(max_length=listing.MAX_TEXT, description=(
+                      "part of the billing ref, domain, username or email, any case"))] = None,
+                  limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)] = 50,
+                  offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0):
+    """Services, newest first, with how many match in all. ``?q=`` finds a service by part of
+    its ref, domain, username or email; ``?server=`` that no server has is a 422 naming
+    ``server`` (never an empty page that would look like an empty server)."""
+    with query_errors():
+        rows, total = listing.services(status=status and status.value, server=server, q=q,
+                                       limit=limit, offset=offset)
+    return {"services": [service_view(s) for s in rows], "total": total, "limit": limit, "offset": offset}
+
+
 @router.get("/services/{service}", response_model=ServiceDetail, responses={**NOT_FOUND, **INVALID})
 @with_db
 def show_service(service: ServiceKey):
     """A service and its jobs, oldest first."""
-    found = lifecycle.get_service_by_ref(service)
-    return service_view(found) | {"jobs": [job_view(j) for j in found.jobs.order_by(Job.id)]}
+    found, its_jobs = listing.service_and_jobs(service)
+    return service_view(found) | {"jobs": [job_view(j) for j in its_jobs]}
 
 
 @router.post("/services/{service}/payments", response_model=ServiceAndJob, responses=ACTION_RESPONSES)

@@ -58,8 +58,9 @@ class Runtime:
     def registry(self) -> panels.Registry:
         return panels.discover(self.settings.panel_dirs())
 
-    def open_db(self) -> None:
-        database = db.connect(self.settings.database_url)
+    def open_db(self, pool: bool = False) -> None:
+        """Bind the database; ``pool`` for a process that serves the API (``db.connect``)."""
+        database = db.connect(self.settings.database_url, pool=pool)
         db.require_current(database)
 
     def out(self, data: Any, text: Callable[[Any], str] | str | None = None) -> None:

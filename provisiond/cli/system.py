@@ -33,7 +33,7 @@ def cmd_db_upgrade(rt: Runtime, args) -> int:
 @command("run")
 def cmd_run(rt: Runtime, args) -> int:
     from provisiond.daemon import Daemon, run_once
-    rt.open_db()
+    rt.open_db(pool=bool(args.api))
     if args.once:
         done = run_once(rt.settings, rt.vault)
         rt.out(done, f"one tick: {done['runs']} run(s); {done['notifications']} notification(s) sent; "
@@ -93,7 +93,7 @@ def _when(moment: datetime.datetime | None) -> str:
 @command("api")
 def cmd_api(rt: Runtime, args) -> int:
     from provisiond import api
-    rt.open_db()
+    rt.open_db(pool=True)
     api.serve(rt.settings, args.host, args.port, vault=rt.vault)
     return 0
 

@@ -8,8 +8,10 @@ redirects there without one, and every form that changes something carries a CSR
 are answered with a Content-Security-Policy that allows scripts, styles and images from the
 console itself only.
 
-One module per page: ``login``, ``needs`` (``/ui/``), ``jobs``, ``services``, ``servers``,
-``overview``; ``render`` holds the templates' environment and filters, ``session`` the sign-in.
+One module per page: ``login``, ``needs`` (``/ui/``), ``jobs``, ``services_list``, ``services``,
+``servers``, ``overview``; ``job_actions`` holds the forms that act on jobs, ``timeline`` and
+``chart`` what the service and overview pages compute, ``render`` the templates' environment and
+filters, ``session`` the sign-in.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from provisiond.ui import job_actions, jobs, login, needs, overview, servers, services
+from provisiond.ui import job_actions, jobs, login, needs, overview, servers, services, services_list
 from provisiond.ui.render import page
 from provisiond.ui.session import BadCsrf, LoginRequired, login_url
 
 STATIC = Path(__file__).parent / "static"
-PAGES = (login, needs, job_actions, jobs, servers, overview, services)
+PAGES = (login, needs, job_actions, jobs, servers, overview, services, services_list)
 HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                 "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),

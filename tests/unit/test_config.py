@@ -118,6 +118,7 @@ def test_path_settings_from_env_or_file_are_paths(home, tmp_path, name):
     ("- a\n- b\n", "expected a mapping"),
     ({"batch_size": "lots"}, "setting batch_size: 'lots' is not a valid int"),
     ({"lease_seconds": [1]}, "setting lease_seconds"),
+    ({"api_db_pool": 0}, "setting api_db_pool: must be between 1 and 1000, got 0"),
 ])
 def test_bad_config_file_names_the_problem(home, tmp_path, content, says):
     conf = write(tmp_path / "bad.yaml", content)
@@ -132,6 +133,7 @@ def test_bad_config_file_names_the_problem(home, tmp_path, content, says):
     ("PROVISIOND_FORKS", "2.5", "forks"),
     ("PROVISIOND_TICK_SECONDS", "soon", "tick_seconds"),
     ("PROVISIOND_RETRY_MAX_ATTEMPTS", "", "retry_max_attempts"),
+    ("PROVISIOND_API_DB_POOL", "many", "api_db_pool"),
 ])
 def test_bad_number_in_env_names_the_setting(home, env_name, value, setting):
     with pytest.raises(ConfigError, match=f"setting {setting}: "):
