@@ -173,8 +173,9 @@ def stack(cpanel_setup, registry, settings, vault, whm, monkeypatch):
     INV-TAKEN is refused by the panel for good (its domain is another account's there);
     INV-EVIL is refused with a script in the panel's answer. Then the console over real HTTP.
 
-    Yields ``url``, ``admin`` and ``billing`` (tokens), ``jobs`` (ref -> job id) and ``secrets``
-    (what no page may show: the WHM token, the services' passwords, the tokens)."""
+    Yields ``url``, ``admin`` and ``billing`` (tokens), ``jobs`` (ref -> job id), ``secrets``
+    (what no page may show: the WHM token, the services' passwords, the tokens) and ``work()``
+    (a daemon's tick: the due jobs run for real)."""
     whm.op_createacct({"username": "squatter", "domain": "taken.example.com", "plan": "basic",
                        "password": "Squatter!Pass-42", "contactemail": "x@taken.example.com"})
     _refuse_evil_create(whm, monkeypatch)
@@ -185,15 +186,19 @@ def stack(cpanel_setup, registry, settings, vault, whm, monkeypatch):
                                  email=f"owner@{domain}", ref=ref)
         jobs[ref] = job.id
     worker = Worker(settings, vault, owner="browser-test-worker")
-    try:
+
+    def work() -> None:
+        """What a daemon's tick does: run the due jobs (waiting for the runs), then beat."""
         worker.tick(wait=True)
+        health.beat(worker.owner, utcnow())
+    try:
+        work()
+        statuses = {ref: Job.get_by_id(job_id).status for ref, job_id in jobs.items()}
+        assert statuses == {"INV-OK": "succeeded", "INV-TAKEN": "failed", "INV-EVIL": "failed"}, statuses
+        admin, billing = tokens.create("ops", scope="admin"), tokens.create("shop", scope="billing")
+        secrets = [WHM_TOKEN, admin, billing, *(vault.decrypt(s.password) for s in Service.select())]
+        with serving(settings, vault) as url:
+            yield types.SimpleNamespace(url=url, admin=admin, billing=billing, jobs=jobs, secrets=secrets,
+                                        work=work)
     finally:
         worker.shutdown()
-    health.beat("browser-test-worker", utcnow())
-    statuses = {ref: Job.get_by_id(job_id).status for ref, job_id in jobs.items()}
-    assert statuses == {"INV-OK": "succeeded", "INV-TAKEN": "failed", "INV-EVIL": "failed"}, statuses
-
-    admin, billing = tokens.create("ops", scope="admin"), tokens.create("shop", scope="billing")
-    secrets = [WHM_TOKEN, admin, billing, *(vault.decrypt(s.password) for s in Service.select())]
-    with serving(settings, vault) as url:
-        yield types.SimpleNamespace(url=url, admin=admin, billing=billing, jobs=jobs, secrets=secrets)

@@ -110,6 +110,18 @@ def test_an_admin_finds_the_refused_create_reads_the_panels_answer_and_retries_i
     assert one(browser, "#job-status").text.strip() == "queued"
     shot("job-retried")
 
+    # The daemon runs it again, the panel refuses again: two attempts, the first still readable.
+    stack.work()
+    browser.get(f"{stack.url}/ui/jobs/{taken}")
+    assert one(browser, "#job-status").text.strip() == "failed"
+    attempts = browser.find_elements(By.CSS_SELECTOR, "ol#attempts li[data-attempt]")
+    assert [li.get_attribute("data-attempt") for li in attempts] == ["1", "2"]
+    one(browser, 'ol#attempts li[data-attempt="1"] a[href$="?attempt=1"]').click()
+    WebDriverWait(browser, 15).until(lambda d: d.current_url.endswith("?attempt=1"))
+    looked_at(browser, stack)
+    assert TAKEN_ANSWER in one(browser, "pre#panel-answer").text
+    shot("job-first-attempt")
+
     # The service's timeline: its create job and the attempt the panel refused.
     browser.get(f"{stack.url}/ui/services/INV-TAKEN")
     looked_at(browser, stack)
