@@ -87,7 +87,11 @@ def test_an_admin_finds_the_refused_create_reads_the_panels_answer_and_retries_i
     assert [li.text for li in failed if CREATE_TASK in li.text], "the failed createacct task is not in the tree"
     stdout = one(browser, "pre#stdout").text
     assert host_name(taken) in stdout and host_name(ok) not in stdout and host_name(evil) not in stdout
-    assert one(browser, "a#artifacts").get_attribute("href")
+    download = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(r => done([r.status, r.headers.get('content-disposition') || '']))",
+        one(browser, "a#artifacts").get_attribute("href"))
+    assert download[0] == 200 and ".tar.gz" in download[1], download
     shot("job")
 
     # A form without the session's CSRF value is refused and changes nothing.
@@ -105,10 +109,10 @@ def test_an_admin_finds_the_refused_create_reads_the_panels_answer_and_retries_i
     submit(browser, f"/ui/jobs/{taken}/retry")
     WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".flash"))
     looked_at(browser, stack)
+    shot("job-retried")
     assert status_of(taken) == "queued"
     browser.get(f"{stack.url}/ui/jobs/{taken}")
     assert one(browser, "#job-status").text.strip() == "queued"
-    shot("job-retried")
 
     # The daemon runs it again, the panel refuses again: two attempts, the first still readable.
     stack.work()
