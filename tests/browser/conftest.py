@@ -20,19 +20,18 @@ import json
 import os
 import shutil
 import signal
-import socket
-import threading
 import time
 import types
 from pathlib import Path
 
 import pytest
 
-from provisiond import api, health, lifecycle, tokens
+from provisiond import health, lifecycle, tokens
 from provisiond.models import Job, Service, utcnow
 from provisiond.sandbox.base import Response
 from provisiond.worker import Worker
 from tests.conftest import WHM_TOKEN
+from tests.helpers import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -128,31 +127,6 @@ def shot(browser, tmp_path, request):
 
 # -- the stack ---------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(settings, vault):
-    """The API app (console included) over real HTTP on a free loopback port; yields its URL."""
-    server = api.build_server(settings, port=_free_port(), vault=vault)
-    server.config.access_log = False
-    thread = threading.Thread(target=server.run, daemon=True, name="console-http")
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-    assert not thread.is_alive()
-
-
 def _refuse_evil_create(whm, monkeypatch) -> None:
     """The simulator refuses the create of account ``evil`` with a reason holding a script, as
     a panel (or whoever controls its answers) could; every other request is the simulator's."""
@@ -197,8 +171,8 @@ def stack(cpanel_setup, registry, settings, vault, whm, monkeypatch):
         assert statuses == {"INV-OK": "succeeded", "INV-TAKEN": "failed", "INV-EVIL": "failed"}, statuses
         admin, billing = tokens.create("ops", scope="admin"), tokens.create("shop", scope="billing")
         secrets = [WHM_TOKEN, admin, billing, *(vault.decrypt(s.password) for s in Service.select())]
-        with serving(settings, vault) as url:
-            yield types.SimpleNamespace(url=url, admin=admin, billing=billing, jobs=jobs, secrets=secrets,
+        with serving(settings, vault) as port:
+            yield types.SimpleNamespace(url=f"http://127.0.0.1:{port}", admin=admin, billing=billing, jobs=jobs, secrets=secrets,
                                         work=work)
     finally:
         worker.shutdown()

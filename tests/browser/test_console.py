@@ -12,7 +12,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from provisiond import tokens
 from provisiond.models import Job
 from provisiond.render import host_name
-from tests.browser.conftest import SCRIPT, TAKEN_ANSWER, serving
+from tests.browser.conftest import SCRIPT, TAKEN_ANSWER
+from tests.helpers import serving
 
 CREATE_TASK = "Create the account (createacct)"
 
@@ -177,7 +178,8 @@ def test_a_panel_answer_holding_a_script_is_shown_as_text_and_never_run(browser,
 
 def test_a_billing_token_cannot_sign_in(browser, database, settings, vault):
     billing = tokens.create("shop", scope="billing")
-    with serving(settings, vault) as url:
+    with serving(settings, vault) as port:
+        url = f"http://127.0.0.1:{port}"
         browser.get(url + "/ui/")
         arrive(browser, "/ui/login")
         sign_in(browser, billing)
