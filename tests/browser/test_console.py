@@ -37,11 +37,18 @@ def sign_in(driver, token: str) -> None:
 
 
 def looked_at(driver, stack) -> str:
-    """Checks every page gets: one <h1>, no secret anywhere in its source. Returns the text."""
+    """Checks every page gets: one <h1>, no secret anywhere in its source, and no error in the
+    browser's console since the last look (a style or script the CSP refused, an asset that did
+    not load); the page's own 4xx status, when it is one on purpose, is no such error. Returns
+    the page's text."""
     source = driver.page_source
     leaked = [n for n, secret in enumerate(stack.secrets) if secret in source]
     assert not leaked, f"secrets {leaked} shown on {driver.current_url}"
     assert len(driver.find_elements(By.TAG_NAME, "h1")) == 1, driver.current_url
+    own_status = driver.current_url + " - Failed to load resource"
+    errors = [entry["message"] for entry in driver.get_log("browser")
+              if entry["level"] == "SEVERE" and not entry["message"].startswith(own_status)]
+    assert not errors, errors
     return one(driver, "main").text
 
 
@@ -132,8 +139,8 @@ def test_an_admin_finds_the_refused_create_reads_the_panels_answer_and_retries_i
     looked_at(browser, stack)
     timeline = one(browser, "ol#timeline")
     kinds = {li.get_attribute("data-kind") for li in timeline.find_elements(By.CSS_SELECTOR, "li[data-kind]")}
-    assert {"job", "attempt"} <= kinds, kinds
-    assert TAKEN_ANSWER in timeline.text or CREATE_TASK in timeline.text
+    assert {"job", "attempt", "state"} <= kinds, kinds
+    assert TAKEN_ANSWER in timeline.text and CREATE_TASK in timeline.text
     shot("service")
 
     browser.get(f"{stack.url}/ui/services")
