@@ -174,6 +174,8 @@ def test_a_panel_answer_holding_a_script_is_shown_as_text_and_never_run(browser,
     assert SCRIPT in one(browser, "pre#panel-answer").text
     assert "window.__pwned=1" in one(browser, "pre#stdout").text
     shot("job-script-answer")
+    browser.get(f"{stack.url}/ui/services/INV-EVIL")
+    assert SCRIPT in one(browser, "ol#timeline").text
     for path in ("/ui/", f"/ui/jobs/{evil}", "/ui/services/INV-EVIL"):
         browser.get(stack.url + path)
         looked_at(browser, stack)
