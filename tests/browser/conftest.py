@@ -55,7 +55,7 @@ def _require_chromium() -> None:
 
 
 def _marked_processes(marker: str) -> list[int]:
-    """Ids of this user's processes whose command line holds ``marker``."""
+    """Ids of the processes whose command line holds ``marker`` (this one aside)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
