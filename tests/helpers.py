@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+import time
 from pathlib import Path
 
-from provisiond import outcomes, queue
+from provisiond import api, outcomes, queue
 from provisiond.models import Job, JobStatus, ProvisioningLog, utcnow
 from provisiond.worker import Worker
 
@@ -18,6 +22,32 @@ def settle(worker: Worker, job: Job) -> Job:
 
 def last_log(job: Job) -> ProvisioningLog:
     return job.logs.order_by(ProvisioningLog.id.desc()).first()
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(settings, vault):
+    """The API app (the console included) over real HTTP on a free loopback port, served by
+    uvicorn in a thread; yields the port, and stops the server at the end."""
+    server = api.build_server(settings, port=free_port(), vault=vault)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started
+        yield server.config.port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not thread.is_alive()
 
 
 def kept_texts(row: ProvisioningLog) -> list[str]:

@@ -22,6 +22,7 @@ from provisiond.errors import ValidationError
 from provisiond.models import ApiToken, Job, Service, utcnow
 from provisiond.worker import Worker
 from tests.conftest import WHM_TOKEN
+from tests.helpers import free_port, serving
 
 ORDER = {"product": "starter", "domain": "shop.example.com", "email": "owner@shop.example.com",
          "ref": "INV-1"}
@@ -142,7 +143,7 @@ def test_health_is_503_when_the_database_cannot_be_reached(client):
     from provisiond.models import database as proxy
     health.beat("a-daemon", utcnow())
     working = proxy.obj
-    proxy.initialize(pw.PostgresqlDatabase("gone", host="127.0.0.1", port=_free_port(), connect_timeout=2))
+    proxy.initialize(pw.PostgresqlDatabase("gone", host="127.0.0.1", port=free_port(), connect_timeout=2))
     try:
         answer = client.get("/v1/health", token=None)
     finally:
@@ -447,34 +448,10 @@ def test_a_generated_password_is_revealed_once_per_change_and_audited(client, wo
 
 # -- over real HTTP --------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _serving(settings, vault):
-    """The API over real HTTP on a free loopback port; yields the port."""
-    server = api.build_server(settings, port=_free_port(), vault=vault)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started
-        yield server.config.port
-    finally:
-        server.should_exit = True
-        thread.join(10)
-    assert not thread.is_alive()
-
-
 def test_an_order_over_real_http(cpanel_setup, settings, vault, woken):
     token = tokens.create("billing")
     assert api.build_server(settings, vault=vault).config.host == "127.0.0.1"  # loopback unless told
-    with _serving(settings, vault) as port:
+    with serving(settings, vault) as port:
         base = f"http://127.0.0.1:{port}"
         assert requests.post(f"{base}/v1/orders", json=ORDER, timeout=10).status_code == 401
         response = requests.post(f"{base}/v1/orders", json=ORDER, timeout=10,
@@ -491,7 +468,7 @@ def test_sigterm_stops_the_server_and_returns_to_the_caller(database, settings, 
     """`run --api` stops the daemon after the API returns: SIGTERM must not end the process."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach only the main thread")
-    server = api.build_server(settings, port=_free_port(), vault=vault)
+    server = api.build_server(settings, port=free_port(), vault=vault)
     health.beat("a-daemon", utcnow())
     before = signal.getsignal(signal.SIGTERM)
     answers = []
@@ -559,7 +536,7 @@ HEAD = b"POST /v1/orders HTTP/1.1\r\nHost: api\r\nContent-Type: application/json
 
 def test_a_body_over_1_mib_is_refused_before_it_is_read(database, settings, vault):
     """An unauthenticated 300 MB POST took the API to 1 GB: the body is refused, unread."""
-    with _serving(settings, vault) as port:
+    with serving(settings, vault) as port:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(HEAD + b"Content-Length: 314572800\r\n\r\n")  # not one byte of it follows
             assert _status_line(sock) == b"HTTP/1.1 413 Request Entity Too Large"
