@@ -208,8 +208,8 @@ api.serve(settings, "127.0.0.1", int(sys.argv[3]), vault=crypto.Vault.from_setti
 
 @contextlib.contextmanager
 def api_process(home: c.Home, pooled: bool):
-    from tests.integration.test_api import _free_port
-    port = _free_port()
+    from tests.helpers import free_port
+    port = free_port()
     log = open(home.path / f"api-{pooled}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-c", SERVE, str(home.path), home.database_url, str(port),
                              "pool" if pooled else "plain"], cwd=str(c.ROOT), env=home.env(),

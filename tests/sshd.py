@@ -14,13 +14,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.helpers import free_port
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _keygen(path: Path) -> None:
@@ -31,7 +27,7 @@ class Sshd:
     def __init__(self, folder: Path, env: dict[str, str] | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         self.env = env or {}
         self.process: subprocess.Popen | None = None
 

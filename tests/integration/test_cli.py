@@ -402,8 +402,8 @@ def test_status_shows_daemons_queue_depth_oldest_queued_job_and_last_sweep(ready
 
 
 def test_status_says_when_the_database_cannot_be_reached(tmp_path, capsys):
-    from tests.integration.test_api import _free_port
-    url = f"postgresql://nobody@127.0.0.1:{_free_port()}/gone"
+    from tests.helpers import free_port
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/gone"
     code = cli.main(["--home", str(tmp_path / "home"), "--database-url", url, "status"])
     out, err = capsys.readouterr()
     assert code == 1 and err == ""

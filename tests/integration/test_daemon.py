@@ -260,12 +260,12 @@ def test_sighup_to_run_api_lets_the_api_take_orders_on_a_panel_of_the_new_playbo
         cpanel_setup, settings, vault, whm, tmp_path):
     import requests
     from provisiond import tokens
-    from tests.integration.test_api import _free_port
+    from tests.helpers import free_port
     team = tmp_path / "team-playbooks"
     add_team_panel(team)
     team_shop(panels.discover([team, config.bundled_dir("playbooks")]), vault, whm)
     token = tokens.create("billing")
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "daemon.log"
     daemon = start_daemon(settings, log_path, "--api", api_port=port)
     order = {"product": "eu-starter", "domain": "api-eu.example.com", "email": "me@api-eu.example.com"}
