@@ -7,7 +7,8 @@ Each calls exactly what the API's routes call (``lifecycle.retry_job``, ``outcom
 allow the action (a running job retried, a job that no longer exists) is not an error page: the
 admin is sent back where they were (the form's ``next``, a console path only) with a message
 saying what was done and what was refused and why. A bulk action acts on each job on its own,
-so one refusal spares the others.
+so one refusal spares the others. Retries and cancels by hand are audited under the signed-in
+token (``ui:NAME``), as resolve is, so a service's timeline shows who decided.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form
 
-from provisiond import lifecycle, outcomes
+from provisiond import audit, lifecycle, outcomes
 from provisiond.api.base import Context, JobId, context, with_db
 from provisiond.errors import NotFound, StateError, ValidationError
 from provisiond.models import JobStatus
@@ -31,13 +32,15 @@ BULK_MOST = 500      # more than a page of the Needs-you list, fewer than a runa
 REFUSALS_SHOWN = 5   # a flash is short; the rest are counted
 
 
-def retry(job_id: int, ctx: Context) -> str:
-    lifecycle.retry_job(job_id, ctx.settings.retry_max_attempts)
+def retry(job_id: int, ctx: Context, actor: str) -> str:
+    job = lifecycle.retry_job(job_id, ctx.settings.retry_max_attempts)
+    audit.record(actor, "job.retry", f"job:{job_id}", job_action=job.action)
     return "queued again"
 
 
-def cancel(job_id: int, ctx: Context) -> str:
+def cancel(job_id: int, ctx: Context, actor: str) -> str:
     job = outcomes.cancel(job_id, ctx.settings)
+    audit.record(actor, "job.cancel", f"job:{job_id}", job_action=job.action, status=job.status)
     return "cancelled" if job.status == JobStatus.CANCELLED.value else "asked to stop (it is running)"
 
 
@@ -58,19 +61,19 @@ def counted(n: int, done: str) -> str:
 @with_db
 def retry_one(job_id: JobId, admin: session.CheckedDep, ctx: Ctx, next: Next = "/ui/"):
     """Queue a failed, cancelled or held job again, with fresh attempts."""
-    return act(job_id, retry, ctx, next)
+    return act(job_id, retry, ctx, admin, next)
 
 
 @router.post("/jobs/{job_id}/cancel")
 @with_db
 def cancel_one(job_id: JobId, admin: session.CheckedDep, ctx: Ctx, next: Next = "/ui/"):
     """Cancel a queued job at once, or ask a running one to stop."""
-    return act(job_id, cancel, ctx, next)
+    return act(job_id, cancel, ctx, admin, next)
 
 
-def act(job_id: int, action, ctx: Context, next: str):
+def act(job_id: int, action, ctx: Context, admin: session.Admin, next: str):
     try:
-        flash = f"Job {job_id} {action(job_id, ctx)}"
+        flash = f"Job {job_id} {action(job_id, ctx, admin.actor)}"
     except (StateError, NotFound) as exc:
         flash = refusal(exc)
     return redirect(session.safe_next(next), flash=flash)
@@ -111,7 +114,7 @@ def bulk(admin: session.CheckedDep, ctx: Ctx, next: Next = "/ui/",
     done, refused = [], []
     for job_id in ids:
         try:
-            done.append(action(job_id, ctx))
+            done.append(action(job_id, ctx, admin.actor))
         except (StateError, NotFound) as exc:
             refused.append(str(exc).split(";")[0])
     return redirect(back, flash=bulk_message(do, done, refused, verb))

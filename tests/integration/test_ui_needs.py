@@ -130,10 +130,13 @@ def test_a_failed_run_shows_its_task_and_the_panels_answer_escaped_and_retry_que
     assert console.post(f"/ui/jobs/{job.id}/retry", {"csrf": "forged"}).status_code == 403
     assert console.post("/ui/jobs/bulk", {"csrf": "forged", "job": [str(job.id)], "do": "retry"}).status_code == 403
     assert Job.get_by_id(job.id).status == "failed"
+    assert not AuditEntry.select().where(AuditEntry.subject == f"job:{job.id}").exists()
 
     answer = console.post(f"/ui/jobs/{job.id}/retry", {"next": "/ui/"})
     assert answer.status_code == 303 and answer.headers["location"] == "/ui/"
     assert Job.get_by_id(job.id).status == "queued"
+    entry = AuditEntry.get(AuditEntry.subject == f"job:{job.id}")   # who decided, for the timeline
+    assert (entry.actor, entry.action) == ("ui:ops", "job.retry")
     page = console.get("/ui/").text
     assert f"Job {job.id} queued again" in page and "Nothing needs you." in page
     assert WHM_TOKEN not in page and password not in page
