@@ -270,10 +270,13 @@ def _run_events(db: pw.Database) -> None:
 
 def _console_indexes(db: pw.Database) -> None:
     # What the console's pages read by: Needs you (failed and held jobs, newest change first,
-    # counted by server) and the Overview's attempts per hour of the last day.
+    # counted by server), the Overview's attempts per hour of the last day, the Servers page.
     db.execute_sql("CREATE INDEX IF NOT EXISTS job_status_updated ON job (status, updated_at, id)")
     db.execute_sql("CREATE INDEX IF NOT EXISTS job_status_server ON job (status, server_id)")
     db.execute_sql("CREATE INDEX IF NOT EXISTS provisioning_log_started ON provisioning_log (started_at)")
+    # The Servers page's accounts placed per server: counted from the index alone (SQLite read
+    # every service row for its server otherwise: 300 ms at 100,000 services).
+    db.execute_sql("CREATE INDEX IF NOT EXISTS service_status_server ON service (status, server_id)")
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [

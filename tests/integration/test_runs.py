@@ -24,7 +24,8 @@ def test_migration_15_adds_run_events_to_a_database_of_version_14(database):
 
 
 def test_migration_16_indexes_what_the_console_reads_by(database):
-    names = {"job": {"job_status_updated", "job_status_server"}, "provisioning_log": {"provisioning_log_started"}}
+    names = {"job": {"job_status_updated", "job_status_server"}, "provisioning_log": {"provisioning_log_started"},
+             "service": {"service_status_server"}}
     for table, indexes in names.items():
         assert indexes <= {i.name for i in database.get_indexes(table)}, table
         for index in indexes:
