@@ -125,7 +125,11 @@ def markdown() -> str:
         "## What `set_stats` may report", "",
         "Report with `ansible.builtin.set_stats: {data: {...}, per_host: true}`. provisiond acts on",
         "`remote_id` and `outcome`; the rest is shown to the operator as reported. A failure's message",
-        "is the failing task's `msg` (or the panel's answer), never a report.", "", _table(STATS), "",
+        "is the failing task's `msg` (or the panel's answer), never a report.", "",
+        "A `panel_call` may report the same names itself (`report: {...}`, when the call succeeds and",
+        "no `refuse` check holds), and a `refuse` check may report `outcome: needs_attention`; each is",
+        "a forked task fewer per account than a `set_stats` (or `fail`) task after it.", "",
+        _table(STATS), "",
         "## Ansible's own variables", "",
         "Any `ansible_*` variable, and: " + ", ".join(f"`{n}`" for n in sorted(MAGIC)
                                                      if n[0].islower() and n not in ("true", "false", "none"))

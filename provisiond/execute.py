@@ -309,7 +309,8 @@ def _hosts(events: list[dict], inventory: dict) -> dict[str, HostResult]:
                 result.steps.setdefault(role, None)
         # The first failure is the cause; a rescue that fails again only repeats it.
         if failure and not data.get("ignore_errors") and result.failed_task is None:
-            result.failed_task = data.get("task")
+            # A panel_call ``refuse`` check that refused is the failing step, named as itself.
+            result.failed_task = res.get("check") if isinstance(res.get("check"), str) else data.get("task")
             result.message = _message(res)
             result.panel_answer = res.get("answer")
             result.transient = res.get("transient") if isinstance(res.get("transient"), bool) else None

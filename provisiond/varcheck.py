@@ -39,6 +39,7 @@ _JINJA.tests = _AnyName(_JINJA.tests)
 _CONDITIONS = {"when", "failed_when", "changed_when", "until", "that"}
 _SET_FACT = {"set_fact", "ansible.builtin.set_fact", "ansible.legacy.set_fact"}
 _SET_STATS = {"set_stats", "ansible.builtin.set_stats", "ansible.legacy.set_stats"}
+_PANEL_CALL = {"panel_call"}  # its ``report`` is a set_stats of its own (roles/panel_call)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,16 +185,17 @@ def _unknown(name: str, candidates) -> str:
 
 
 def _check_stats(node) -> Iterator[tuple[int, str]]:
-    """set_stats may report only what the contract lists (contract.STATS)."""
+    """set_stats (and panel_call's ``report``) may report only what the contract lists (contract.STATS)."""
     for key, value in _pairs(node):
-        if key in _SET_STATS:
+        if key in _SET_STATS or key in _PANEL_CALL:
+            what = "set_stats" if key in _SET_STATS else "panel_call report"
             for data_key, data in _pairs(value):
-                if data_key != "data":
+                if data_key != ("data" if key in _SET_STATS else "report"):
                     continue
                 for reported, where in data.value if isinstance(data, yaml.MappingNode) else ():
                     if reported.value not in contract.STATS:
                         yield reported.start_mark.line + 1, _unknown(
-                            f"set_stats {reported.value}", [f"set_stats {k}" for k in contract.STATS]
+                            f"{what} {reported.value}", [f"{what} {k}" for k in contract.STATS]
                         ).replace("variable", "report")
     for child in _children(node):
         yield from _check_stats(child)

@@ -93,6 +93,27 @@ def test_a_bare_condition_and_an_undocumented_report_are_checked():
         "p.yml:5: set_stats remote_idd is not a documented report (did you mean set_stats remote_id?)"]
 
 
+def test_panel_calls_refuse_conditions_and_report_are_checked_like_a_fail_and_a_set_stats():
+    playbook = """
+- hosts: all
+  tasks:
+    - name: read
+      panel_call:
+        url: "{{ panel_url }}/x"
+        refuse:
+          - name: refuse
+            when: read.answer.domain != acount.domain
+            msg: "{{ read.answer.domain }} is not {{ account.domian }}"
+        report: {remote_idd: "{{ read.answer.id }}", username: "{{ account.username }}"}
+      register: read
+"""
+    assert _problems(playbook) == [
+        "p.yml:9: acount is not a documented variable (did you mean account?)",
+        "p.yml:10: account.domian is not a documented variable (did you mean account.domain?)",
+        "p.yml:11: panel_call report remote_idd is not a documented report "
+        "(did you mean panel_call report remote_id?)"]
+
+
 def test_a_role_of_the_panel_folder_is_checked(tmp_path):
     folder = tmp_path / "cpanel"
     shutil.copytree(BUNDLED / "cpanel", folder)
