@@ -25,7 +25,7 @@ from provisiond.models import ProvisioningLog, RunEvent
 from provisiond.render import host_name
 
 FORMATS = ("txt", "ansi", "html")
-DETAIL_KEYS = ("msg", "rc", "stderr", "answer", "transient", "censored")
+DETAIL_KEYS = ("msg", "rc", "stderr", "answer", "transient", "censored", "check")  # check: panel_call's refusal
 DETAIL_CHARS = 8 * 1024
 STDOUT_CHARS = 32 * 1024          # one event's output kept; the whole of it is in the artifacts
 STATUS_OF = {"runner_on_failed": "failed", "runner_on_skipped": "skipped",
@@ -143,7 +143,9 @@ def events_of(log_id: int, status: str | None = None, task: str | None = None) -
 
 
 def task_tree(log_id: int) -> list[dict]:
-    """The attempt's task results grouped by play, in run order."""
+    """The attempt's task results grouped by play, in run order. ``check`` is the name of the
+    refusal a ``panel_call`` made after its call succeeded (the attempt's failing task then
+    bears that name, not the task's)."""
     plays: list[dict] = []
     for event in events_of(log_id):
         if event.status is None:
@@ -151,7 +153,8 @@ def task_tree(log_id: int) -> list[dict]:
         if not plays or plays[-1]["play"] != event.play:
             plays.append({"play": event.play or "", "tasks": []})
         plays[-1]["tasks"].append({"task": event.task or "", "status": event.status, "duration": event.duration,
-                                   "started_at": event.started_at, "seq": event.seq})
+                                   "started_at": event.started_at, "seq": event.seq,
+                                   "check": (event.detail or {}).get("check")})
     return plays
 
 

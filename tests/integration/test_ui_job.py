@@ -219,3 +219,20 @@ def test_a_step_row_joins_its_attempt_whichever_row_comes_first():
     assert isinstance(only, Attempt) and only.main.action == "create"
     assert [s.action for s in only.steps] == ["create:dns"] and only.failed
     assert only.failed_task is None
+
+
+def test_a_refusal_panel_call_made_marks_the_read_that_refused_in_the_tree(cpanel_setup, console, registry, vault,
+                                                                           whm, worker):
+    """A check of panel_call (``refuse``) fails the task that read the panel, under the check's
+    name: the tree marks that task as the failing one and names the check."""
+    whm.op_createacct({"username": "taken", "domain": "elsewhere.example.com", "plan": "basic",
+                       "password": "Zz3!squatter-long", "contactemail": "x@elsewhere.example.com"})
+    _, job = lifecycle.order(registry, vault, product="starter", domain="taken.example.com",
+                             email="o@taken.example.com")
+    worker.tick(wait=True)
+    log = last_log(Job.get_by_id(job.id))
+    assert log.status == "failed"
+    page = console.get(f"/ui/jobs/{job.id}").text
+    assert element(page, "failing-task") == log.failed_task
+    failing = re.findall(r'<li data-status="failed"[^>]*class="failing">(.*?)</li>', page, re.S)
+    assert len(failing) == 1 and f"refused: {log.failed_task}" in html.unescape(failing[0])
