@@ -70,6 +70,7 @@ class PanelSimulator:
         self._places = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.delays: list[float] = []   # seconds each call took to answer, in the order served
         self.requests: list[Request] = []
         self._faults: list[Response] = []
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
@@ -157,6 +158,8 @@ class PanelSimulator:
 
     def _serve_one(self, request: Request) -> Response:
         delay = self.delay_for(request)
+        with self.lock:
+            self.delays.append(delay)
         if delay:
             time.sleep(delay)
         fault = self._take_fault()
