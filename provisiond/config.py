@@ -70,13 +70,14 @@ class Settings:
     retry_terminate_attempts: int = 3
     ansible_verbosity: int = 0
     # How ansible-playbook waits while its forks wait on panels. provisiond_linear is Ansible's
-    # linear strategy that sleeps until a fork exits instead of polling every 0.1 ms for a free
-    # one (provisiond/ansible_plugins); linear is Ansible's own. ansible_poll_interval is
-    # Ansible's internal_poll_interval, how often its main loop looks for results (Ansible's
-    # default 0.001 s wakes a waiting run 1,000 times a second; 0.01 s did not slow a 0 ms run,
-    # see bench/RESULTS.md).
+    # linear strategy that sleeps until a fork exits instead of polling (every 0.1 ms for a free
+    # fork, every internal_poll_interval for results; provisiond/ansible_plugins); linear is
+    # Ansible's own. ansible_poll_interval is Ansible's internal_poll_interval: under
+    # provisiond_linear only the longest sleep, as a fork's exit wakes the strategy at once
+    # (Ansible's default 0.001 s woke a waiting run 1,000 times a second; 0.1 s did not slow
+    # a 0 ms run, see bench/RESULTS.md).
     ansible_strategy: str = "provisiond_linear"
-    ansible_poll_interval: float = 0.01
+    ansible_poll_interval: float = 0.1
     log_level: str = "INFO"
     log_format: str = "text"   # text, or json (one object a line) for log shippers
     artifacts_keep_days: float = 30.0
@@ -175,7 +176,8 @@ class Settings:
 
 
 # One run's memory (PSS), measured with bench/throughput.py at 2 s panel latency: an
-# ansible-playbook process and its forks at max_concurrency 2, ~60-100 MiB; 96 with room.
+# ansible-playbook process and its forks at max_concurrency 2, with the daemon's share: 84 MiB
+# a run with 10 runs (838 MiB), 32 MiB with 50 (1,603 MiB; more sharing); 96 leaves room.
 RUN_MEMORY_MIB = 96
 MIN_RUNS = 4
 MAX_RUNS_CAP = 256

@@ -61,7 +61,7 @@ class RunSpec:
     env: dict = dataclasses.field(default_factory=dict)
     private_files: dict = dataclasses.field(default_factory=dict)  # name → text, 0600 in private/
     strategy: str = "provisiond_linear"  # waits for a free fork (ansible_plugins); "linear": Ansible's
-    poll_interval: float = 0.01          # Ansible's internal_poll_interval (settings: ansible_poll_interval)
+    poll_interval: float = 0.1          # Ansible's internal_poll_interval (settings: ansible_poll_interval)
     runs_dir: Path | None = None       # where the run's private data dir is made (the home's runs/)
 
 

@@ -47,8 +47,8 @@ class _NotOwner(Exception):
     """The job was claimed by someone else meanwhile: record nothing."""
 
 
-_NEVER = threading.Event()
-DEFAULT_CONCURRENCY = 2  # a server's max_concurrency when it was not read (models.Server's default)  # recording goes on during shutdown; its retries end by time
+_NEVER = threading.Event()  # recording goes on during shutdown; its retries end by time
+DEFAULT_CONCURRENCY = 2  # a server's max_concurrency when it was not read (models.Server's default)
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -111,7 +111,9 @@ class Worker:
     def _claim_batch(self, now, limits: dict[int, int]) -> tuple[list[Job], int]:
         """The next run's jobs and its forks: as many forks as hosts, up to the server's free
         calls (and the ``forks`` setting when it is set), so no fork waits for a panel that is
-        already answering as many calls as it takes."""
+        already answering as many calls as it takes. A run that gets only part of its server's
+        calls takes that part of ``batch_size``, so it does not hold a long batch on a narrow
+        share of the panel once the other runs end."""
         with self._lock:
             busy = [sid for sid in set(self._server_runs) | set(self._server_calls)
                     if self._free_calls(sid, limits) <= 0]
@@ -121,7 +123,8 @@ class Worker:
         server_id, action = head
         with self._lock:
             free = self._free_calls(server_id, limits)
-        jobs = queue.claim(self.owner, now, self.settings.batch_size, self.settings.lease_seconds,
+        share = max(1, self.settings.batch_size * free // max(free, limits.get(server_id, DEFAULT_CONCURRENCY)))
+        jobs = queue.claim(self.owner, now, share, self.settings.lease_seconds,
                            server_id=server_id, action=action)
         forks = min(len(jobs), free, self.settings.forks or free)
         return jobs, max(1, forks)
