@@ -129,62 +129,61 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
-class PssSampler:
+class _Sampler:
+    """Calls ``sample()`` every ``interval`` seconds on a thread, while in its ``with`` block."""
+
+    def __init__(self, pid: int, interval: float):
+        self.pid, self.interval = pid, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def sample(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _loop(self):
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class PssSampler(_Sampler):
     """Samples the PSS of a process tree (the daemon, its runs and their forks) every
     ``interval`` seconds; keeps the peak of the sum and the most processes seen at once."""
 
     def __init__(self, pid: int, interval: float = 1.0):
-        self.pid, self.interval = pid, interval
+        super().__init__(pid, interval)
         self.peak_kib = self.peak_processes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _loop(self):
-        while not self._stop.is_set():
-            tree = [self.pid, *descendants(self.pid)]
-            total = sum(pss_kib(p) for p in tree)
-            if total > self.peak_kib:
-                self.peak_kib = total
-            self.peak_processes = max(self.peak_processes, len(tree))
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    def sample(self):
+        tree = [self.pid, *descendants(self.pid)]
+        self.peak_kib = max(self.peak_kib, sum(pss_kib(p) for p in tree))
+        self.peak_processes = max(self.peak_processes, len(tree))
 
 
-class RssSampler:
+class RssSampler(_Sampler):
     """Samples the RSS of a process and of its descendants every ``interval`` seconds."""
 
     def __init__(self, pid: int, interval: float = 0.1):
-        self.pid, self.interval = pid, interval
+        super().__init__(pid, interval)
         self.peak_self = self.peak_tree = self.peak_children = 0
         self.max_children_count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _loop(self):
-        while not self._stop.is_set():
-            own = status_kib(self.pid, "VmRSS")
-            kids = descendants(self.pid)
-            child_rss = sum(status_kib(k, "VmRSS") for k in kids)
-            self.peak_self = max(self.peak_self, own)
-            self.peak_children = max(self.peak_children, child_rss)
-            self.peak_tree = max(self.peak_tree, own + child_rss)
-            self.max_children_count = max(self.max_children_count, len(kids))
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    def sample(self):
+        own = status_kib(self.pid, "VmRSS")
+        kids = descendants(self.pid)
+        child_rss = sum(status_kib(k, "VmRSS") for k in kids)
+        self.peak_self = max(self.peak_self, own)
+        self.peak_children = max(self.peak_children, child_rss)
+        self.peak_tree = max(self.peak_tree, own + child_rss)
+        self.max_children_count = max(self.max_children_count, len(kids))
 
 
 # -- databases ----------------------------------------------------------------------------------
