@@ -117,25 +117,32 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-class RssSampler:
-    """Samples the RSS of a process and of its descendants every ``interval`` seconds."""
+def pss_kib(pid: int) -> int:
+    """Proportional set size of a process (shared pages divided among their sharers)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
 
-    def __init__(self, pid: int, interval: float = 0.1):
+
+class _Sampler:
+    """Calls ``sample()`` every ``interval`` seconds on a thread, while in its ``with`` block."""
+
+    def __init__(self, pid: int, interval: float):
         self.pid, self.interval = pid, interval
-        self.peak_self = self.peak_tree = self.peak_children = 0
-        self.max_children_count = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
+    def sample(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _loop(self):
         while not self._stop.is_set():
-            own = status_kib(self.pid, "VmRSS")
-            kids = descendants(self.pid)
-            child_rss = sum(status_kib(k, "VmRSS") for k in kids)
-            self.peak_self = max(self.peak_self, own)
-            self.peak_children = max(self.peak_children, child_rss)
-            self.peak_tree = max(self.peak_tree, own + child_rss)
-            self.max_children_count = max(self.max_children_count, len(kids))
+            self.sample()
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -145,6 +152,38 @@ class RssSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+class PssSampler(_Sampler):
+    """Samples the PSS of a process tree (the daemon, its runs and their forks) every
+    ``interval`` seconds; keeps the peak of the sum and the most processes seen at once."""
+
+    def __init__(self, pid: int, interval: float = 1.0):
+        super().__init__(pid, interval)
+        self.peak_kib = self.peak_processes = 0
+
+    def sample(self):
+        tree = [self.pid, *descendants(self.pid)]
+        self.peak_kib = max(self.peak_kib, sum(pss_kib(p) for p in tree))
+        self.peak_processes = max(self.peak_processes, len(tree))
+
+
+class RssSampler(_Sampler):
+    """Samples the RSS of a process and of its descendants every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        super().__init__(pid, interval)
+        self.peak_self = self.peak_tree = self.peak_children = 0
+        self.max_children_count = 0
+
+    def sample(self):
+        own = status_kib(self.pid, "VmRSS")
+        kids = descendants(self.pid)
+        child_rss = sum(status_kib(k, "VmRSS") for k in kids)
+        self.peak_self = max(self.peak_self, own)
+        self.peak_children = max(self.peak_children, child_rss)
+        self.peak_tree = max(self.peak_tree, own + child_rss)
+        self.max_children_count = max(self.max_children_count, len(kids))
 
 
 # -- databases ----------------------------------------------------------------------------------
@@ -224,11 +263,13 @@ class Home:
 
 def add_whm_servers(home: Home, sims: list[WhmSimulator], group: str = "web",
                     product: str = "starter") -> None:
-    """One group of WHM servers (least-loaded placement) and one product on it."""
+    """One group of WHM servers (least-loaded placement) and one product on it; each server's
+    max_concurrency is its simulator's limit (2 when the simulator has none)."""
     catalog.add_group(group)
     for n, sim in enumerate(sims, 1):
         catalog.add_server(home.registry, home.vault, name=f"whm{n}", panel="cpanel", host=sim.host,
                            port=sim.port, group_name=group, max_accounts=100000,
+                           max_concurrency=sim.max_concurrency or 2,
                            credentials={"api_token": TOKEN, "scheme": "http"})
     catalog.add_product(home.registry, name=product, panel="cpanel", group_name=group, package="basic")
 
@@ -317,8 +358,12 @@ class DaemonProcess:
 
 
 @contextlib.contextmanager
-def simulators(count: int, latency: float):
-    sims = [WhmSimulator(token=TOKEN, latency=latency).start() for _ in range(count)]
+def simulators(count: int, latency: float, max_concurrency: int | None = None,
+               slow_calls: dict[str, float] | None = None):
+    """``count`` WHM simulators; each serves ``max_concurrency`` calls at once (None: any
+    number) and draws the calls in ``slow_calls`` from a log-normal with the given mean."""
+    sims = [WhmSimulator(token=TOKEN, latency=latency, max_concurrency=max_concurrency,
+                         slow_calls=slow_calls, seed=n).start() for n in range(count)]
     try:
         yield sims
     finally:

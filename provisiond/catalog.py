@@ -59,7 +59,7 @@ def masked_credentials(stored: Mapping[str, Any]) -> dict:
 
 def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host: str,
                group_name: str, port: int | None = None, max_accounts: int = 500,
-               credentials: Mapping[str, Any] | None = None) -> Server:
+               credentials: Mapping[str, Any] | None = None, max_concurrency: int = 2) -> Server:
     if not name or not inputs.REF.match(name):
         raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
     found = registry.get(panel)
@@ -68,6 +68,7 @@ def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host:
         raise ValidationError("port", "must be between 1 and 65535")
     if not 0 <= int(max_accounts) <= MAX_INT:
         raise ValidationError("max_accounts", f"must be between 0 and {MAX_INT}")
+    max_concurrency = concurrency(max_concurrency)
     checked = found.check_credentials(credentials or {})
     if found.connection == "ssh":
         ssh.check_private_key(str(checked.get("private_key", "")))
@@ -76,7 +77,7 @@ def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host:
         if Server.select().where(Server.name == name).exists():
             raise ValidationError("name", f"a server named {name!r} exists already")
         created = Server.create(name=name, panel=panel, host=host, port=port, group=target,
-                                max_accounts=int(max_accounts),
+                                max_accounts=int(max_accounts), max_concurrency=max_concurrency,
                                 credentials=seal_credentials(found, checked, vault))
     if found.connection == "ssh":
         try:
@@ -85,6 +86,17 @@ def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host:
             created.health_message = str(exc)
             created.save()
     return created
+
+
+MAX_CONCURRENCY = 64
+
+
+def concurrency(value: Any) -> int:
+    """A server's ``max_concurrency``, checked: the panel calls made to it at once (1..64)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise ValidationError("max_concurrency", f"must be a whole number between 1 and {MAX_CONCURRENCY}, "
+                                                 f"got {value!r}")
+    return value
 
 
 def pin_host_key(panel: Panel, server: Server) -> str:

@@ -51,8 +51,14 @@ class Settings:
     heartbeat_seconds: float = 15.0
     reaper_seconds: float = 30.0
     batch_size: int = 50
-    forks: int = 2
-    max_runs: int = 0          # 0: two per CPU core
+    # How many runs go at once is decided by the panels: each server takes at most its own
+    # max_concurrency panel calls (a server setting, default 2), counted as the forks of its
+    # runs, and at most per_server_runs runs. A run gets a fork per host up to that: forks
+    # 0 means so; a number caps it further. max_runs is a safety cap across the fleet on
+    # memory, not on cores (runs wait on panels, not on the CPU): 0 derives it from the
+    # machine's memory (run_slots).
+    forks: int = 0
+    max_runs: int = 0
     per_server_runs: int = 2
     timeout_create: float = 1800.0
     timeout_terminate: float = 3600.0
@@ -63,6 +69,15 @@ class Settings:
     retry_max_attempts: int = 6
     retry_terminate_attempts: int = 3
     ansible_verbosity: int = 0
+    # How ansible-playbook waits while its forks wait on panels. provisiond_linear is Ansible's
+    # linear strategy that sleeps until a fork exits instead of polling (every 0.1 ms for a free
+    # fork, every internal_poll_interval for results; provisiond/ansible_plugins); linear is
+    # Ansible's own. ansible_poll_interval is Ansible's internal_poll_interval: under
+    # provisiond_linear only the longest sleep, as a fork's exit wakes the strategy at once
+    # (Ansible's default 0.001 s woke a waiting run 1,000 times a second; 0.1 s did not slow
+    # a 0 ms run, see bench/RESULTS.md).
+    ansible_strategy: str = "provisiond_linear"
+    ansible_poll_interval: float = 0.1
     log_level: str = "INFO"
     log_format: str = "text"   # text, or json (one object a line) for log shippers
     artifacts_keep_days: float = 30.0
@@ -143,8 +158,13 @@ class Settings:
         return self.home / "runs"
 
     def run_slots(self) -> int:
-        """How many runs may go at once: ``max_runs``, or two per CPU core when it is 0."""
-        return self.max_runs if self.max_runs > 0 else 2 * (os.cpu_count() or 1)
+        """How many runs may go at once: ``max_runs``, or, when it is 0, as many as a quarter of
+        the machine's memory holds at ``RUN_MEMORY_MIB`` each, between ``MIN_RUNS`` and
+        ``MAX_RUNS_CAP`` (64 on a 24 GiB machine). Not tied to the cores: a run spends its time
+        waiting on its panel, and ansible-playbook no longer spins while it does."""
+        if self.max_runs > 0:
+            return self.max_runs
+        return max(MIN_RUNS, min(MAX_RUNS_CAP, memory_mib() // 4 // RUN_MEMORY_MIB))
 
     def timeout_for(self, action: str) -> float:
         return {"create": self.timeout_create, "terminate": self.timeout_terminate}.get(
@@ -157,6 +177,26 @@ class Settings:
     def panel_dirs(self) -> list[Path]:
         """Folders searched for panels, first match wins: the configured ones, then the bundled."""
         return [*self.playbooks_path, bundled_dir("playbooks")]
+
+
+# One run's memory (PSS), measured with bench/throughput.py at 2 s panel latency: an
+# ansible-playbook process and its forks at max_concurrency 2, with the daemon's share: 84 MiB
+# a run with 10 runs (838 MiB), 32 MiB with 50 (1,603 MiB; more sharing); 96 leaves room.
+RUN_MEMORY_MIB = 96
+MIN_RUNS = 4
+MAX_RUNS_CAP = 256
+
+
+def memory_mib() -> int:
+    """The machine's memory in MiB (MemTotal), 4 GiB when it cannot be read."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 4096
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -268,6 +268,14 @@ def _run_events(db: pw.Database) -> None:
     db.create_tables([RunEvent], safe=True)
 
 
+def _server_max_concurrency(db: pw.Database) -> None:
+    # Every server gets the default of 2 calls at once: what two runs of one fork each made before.
+    from playhouse.migrate import SchemaMigrator, migrate
+    from provisiond.models import Server
+    if "max_concurrency" not in {c.name for c in db.get_columns("server")}:
+        migrate(SchemaMigrator.from_database(db).add_column("server", "max_concurrency", Server.max_concurrency))
+
+
 def _console_indexes(db: pw.Database) -> None:
     # What the console's pages read by: Needs you (failed and held jobs, newest change first,
     # counted by server), the Overview's attempts per hour of the last day, the Servers page.
@@ -292,6 +300,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (14, "usage collected from the panels, one row per service per collection", _usage),
     (15, "each attempt's own task events, for the console's task tree and stdout", _run_events),
     (16, "indexes the console's pages read by", _console_indexes),
+    (17, "each server's limit of panel calls at once (max_concurrency)", _server_max_concurrency),
 ]
 
 

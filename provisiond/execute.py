@@ -44,6 +44,7 @@ STEPS_PLAY_NAME = "Run the product's extra steps"
 # (its text can be ~1.5x that as a Python repr) and keeps only an excerpt when a call fails, so
 # 4 MiB keeps every panel_call result whole.
 MAX_EVENT_RES = 4 * 1024 * 1024
+STRATEGY_PLUGINS = Path(__file__).resolve().parent / "ansible_plugins" / "strategy"
 
 
 @dataclasses.dataclass
@@ -59,6 +60,8 @@ class RunSpec:
     cancelled: Callable[[], bool] = lambda: False
     env: dict = dataclasses.field(default_factory=dict)
     private_files: dict = dataclasses.field(default_factory=dict)  # name → text, 0600 in private/
+    strategy: str = "provisiond_linear"  # waits for a free fork (ansible_plugins); "linear": Ansible's
+    poll_interval: float = 0.1          # Ansible's internal_poll_interval (settings: ansible_poll_interval)
     runs_dir: Path | None = None       # where the run's private data dir is made (the home's runs/)
 
 
@@ -190,6 +193,9 @@ def _environment(spec: RunSpec, data_dir: Path, control_dir: Path, marker: str) 
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
         "MAX_EVENT_RES": str(MAX_EVENT_RES),
+        "ANSIBLE_CONFIG": str(data_dir / "ansible.cfg"),
+        "ANSIBLE_STRATEGY_PLUGINS": str(STRATEGY_PLUGINS),
+        "ANSIBLE_STRATEGY": spec.strategy,
     })
     env.update(spec.env)
     return env
@@ -220,6 +226,8 @@ def run(spec: RunSpec) -> RunResult:
         (data_dir / "inventory").mkdir()
         (data_dir / "project" / "main.yml").write_text(spec.playbook, encoding="utf-8")
         (data_dir / "inventory" / "hosts.yml").write_text(inventory_text(spec), encoding="utf-8")
+        # internal_poll_interval has no environment variable: only a config file sets it.
+        (data_dir / "ansible.cfg").write_text(f"[defaults]\ninternal_poll_interval = {spec.poll_interval}\n")
         secrets_file = data_dir / "secrets.yml"
         _write_private(secrets_file, secrets_text(spec))
         (data_dir / "private").mkdir(mode=0o700)

@@ -38,7 +38,7 @@ from provisiond.policies import Strategy
 
 OCCUPYING = (ServiceStatus.PENDING.value, ServiceStatus.ACTIVE.value, ServiceStatus.SUSPENDED.value)
 ENDED = (ServiceStatus.TERMINATED.value, ServiceStatus.CLOSED.value)
-SERVER_FIELDS = ("host", "port", "group", "max_accounts", "credentials")
+SERVER_FIELDS = ("host", "port", "group", "max_accounts", "max_concurrency", "credentials")
 PRODUCT_FIELDS = ("package", "config", "suspend_after_days", "terminate_after_days", "steps",
                   "welcome_password", "backup_before_terminate")
 PACKAGE_SERVERS_TRIED = 3  # servers asked for their packages before giving up with a warning
@@ -96,8 +96,8 @@ def _unknown(changes: Mapping[str, Any], known: Sequence[str]) -> None:
 # -- servers ---------------------------------------------------------------------------------
 
 def edit_server(registry: Registry, vault: Vault, name: str, changes: Mapping[str, Any], actor: str) -> Edited:
-    """Change some of a server's ``host``, ``port``, ``group``, ``max_accounts`` and
-    ``credentials``; what is not given is kept, and a blank or masked secret keeps the stored one.
+    """Change some of a server's ``host``, ``port``, ``group``, ``max_accounts``,
+    ``max_concurrency`` (from the next run on it) and ``credentials``; what is not given is kept, and a blank or masked secret keeps the stored one.
 
     A changed host or port of an SSH panel drops the pinned host key: `server test` pins the new
     one, and no job runs on the server until then. A changed connection makes the health unknown.
@@ -107,7 +107,7 @@ def edit_server(registry: Registry, vault: Vault, name: str, changes: Mapping[st
         server = server_named(name)
         panel = registry.get(server.panel)
         new = _checked_server_fields(panel, vault, server, changes)
-        changed = [k for k in ("host", "port", "max_accounts") if k in new and new[k] != getattr(server, k)]
+        changed = [k for k in ("host", "port", "max_accounts", "max_concurrency") if k in new and new[k] != getattr(server, k)]
         if "group" in new and new["group"].id != server.group_id:
             changed.append("group")
         old_credentials = catalog.open_credentials(server.credentials, vault, server.name)
@@ -157,6 +157,8 @@ def _checked_server_fields(panel: Panel, vault: Vault, server: Server, changes: 
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= catalog.MAX_INT:
             raise ValidationError("max_accounts", f"must be between 0 and {catalog.MAX_INT}")
         new["max_accounts"] = value
+    if "max_concurrency" in changes:
+        new["max_concurrency"] = catalog.concurrency(changes["max_concurrency"])
     if "group" in changes:
         new["group"] = catalog.group(changes["group"])
     if "credentials" in changes:

@@ -79,6 +79,8 @@ class Server(BaseModel):
     group = pw.ForeignKeyField(ServerGroup, backref="servers", on_delete="RESTRICT")
     credentials = JsonField(default=dict)
     max_accounts = pw.IntegerField(default=500)
+    # Panel calls the daemon makes to it at once, at most (every run on it, every fork of them)
+    max_concurrency = pw.IntegerField(default=2)
     enabled = pw.BooleanField(default=True)
     health = pw.CharField(max_length=16, default="unknown")
     health_message = pw.TextField(null=True)

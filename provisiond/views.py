@@ -24,6 +24,7 @@ def server_view(server: Server, placed: int | None = None) -> dict:
     the caller counted them for many servers at once, see ``fleet.placed_by_server``)."""
     return {"id": server.id, "name": server.name, "panel": server.panel, "host": server.host,
             "port": server.port, "group": server.group.name, "max_accounts": server.max_accounts,
+            "max_concurrency": server.max_concurrency,
             "placed": fleet.placed(server) if placed is None else placed, "enabled": server.enabled, "health": server.health,
             "health_message": server.health_message,
             "host_key": ssh.fingerprint(server.host_key) if server.host_key else None,

@@ -5,6 +5,12 @@ free run slot takes the oldest due job's (server, action) and claims up to ``bat
 that can share that run, one inventory host per job. Runs go to a thread pool, so a tick never
 waits for a playbook unless asked to (``wait=True``, used by ``run --once``).
 
+Runs are bounded by the panels, not by the controller's cores: a server takes at most its own
+``max_concurrency`` panel calls at once, counted as the forks of every run on it (a run gets
+as many forks as it has hosts, up to what the server has free), and at most
+``per_server_runs`` runs. ``max_runs`` (``Settings.run_slots``) is only a safety cap on
+memory across the fleet, so a slow or failing server holds its own places and nobody else's.
+
 While a run lasts, its cancel check renews the jobs' leases and notices a cancel request or a
 lost lease; the run is stopped once every job in it should stop. Outcomes are recorded in one
 transaction per job that is rolled back when the worker no longer owns the job (fence).
@@ -42,6 +48,7 @@ class _NotOwner(Exception):
 
 
 _NEVER = threading.Event()  # recording goes on during shutdown; its retries end by time
+DEFAULT_CONCURRENCY = 2  # a server's max_concurrency when it was not read (models.Server's default)
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -61,6 +68,7 @@ class Worker:
         self._lock = threading.Lock()
         self._running: set[concurrent.futures.Future] = set()
         self._server_runs: collections.Counter[int] = collections.Counter()
+        self._server_calls: collections.Counter[int] = collections.Counter()   # forks of its runs
         self.on_run_finished = lambda: None   # the daemon brings its next tick forward
 
     # -- ticking -------------------------------------------------------------------------
@@ -73,15 +81,18 @@ class Worker:
         lifecycle.place_waiting(registry, self.policy, settings=self.settings)
         outcomes.reap(self.settings)
         started = []
+        limits = dict(Server.select(Server.id, Server.max_concurrency).tuples())
         while self.free_slots() > 0:
-            jobs = self._claim_batch(now)
+            jobs, forks = self._claim_batch(now, limits)
             if not jobs:
                 break
-            future = self._pool.submit(self._run_batch, registry, jobs)
+            future = self._pool.submit(self._run_batch, registry, jobs, forks)
+            sid = jobs[0].server_id
             with self._lock:
                 self._running.add(future)
-                self._server_runs[jobs[0].server_id] += 1
-            future.add_done_callback(lambda f, sid=jobs[0].server_id: self._done(f, sid))
+                self._server_runs[sid] += 1
+                self._server_calls[sid] += forks
+            future.add_done_callback(lambda f, sid=sid, forks=forks: self._done(f, sid, forks))
             started.append(future)
         if wait:
             self.wait(started)
@@ -91,20 +102,38 @@ class Worker:
         with self._lock:
             return self.settings.run_slots() - len(self._running)
 
-    def _claim_batch(self, now) -> list[Job]:
+    def _free_calls(self, server_id: int, limits: dict[int, int]) -> int:
+        """Panel calls the server can still take now (its max_concurrency less its runs' forks)."""
+        if self._server_runs[server_id] >= self.settings.per_server_runs:
+            return 0
+        return limits.get(server_id, DEFAULT_CONCURRENCY) - self._server_calls[server_id]
+
+    def _claim_batch(self, now, limits: dict[int, int]) -> tuple[list[Job], int]:
+        """The next run's jobs and its forks: as many forks as hosts, up to the server's free
+        calls (and the ``forks`` setting when it is set), so no fork waits for a panel that is
+        already answering as many calls as it takes. A run that gets only part of its server's
+        calls takes that part of ``batch_size``, so it does not hold a long batch on a narrow
+        share of the panel once the other runs end."""
         with self._lock:
-            busy = [sid for sid, n in self._server_runs.items() if n >= self.settings.per_server_runs]
+            busy = [sid for sid in set(self._server_runs) | set(self._server_calls)
+                    if self._free_calls(sid, limits) <= 0]
         head = queue.next_due(now, skip_servers=busy)
         if head is None:
-            return []
+            return [], 0
         server_id, action = head
-        return queue.claim(self.owner, now, self.settings.batch_size, self.settings.lease_seconds,
+        with self._lock:
+            free = self._free_calls(server_id, limits)
+        share = max(1, self.settings.batch_size * free // max(free, limits.get(server_id, DEFAULT_CONCURRENCY)))
+        jobs = queue.claim(self.owner, now, share, self.settings.lease_seconds,
                            server_id=server_id, action=action)
+        forks = min(len(jobs), free, self.settings.forks or free)
+        return jobs, max(1, forks)
 
-    def _done(self, future, server_id: int) -> None:
+    def _done(self, future, server_id: int, forks: int) -> None:
         with self._lock:
             self._running.discard(future)
             self._server_runs[server_id] -= 1
+            self._server_calls[server_id] -= forks
         if future.exception() is not None:
             log.error("a run crashed", exc_info=future.exception())
         self.on_run_finished()
@@ -131,7 +160,7 @@ class Worker:
                 old.shutdown(wait=False)  # its runs finish; shutdown() waits for them
 
     # -- one run -------------------------------------------------------------------------
-    def _run_batch(self, registry: panels.Registry, jobs: list[Job]) -> None:
+    def _run_batch(self, registry: panels.Registry, jobs: list[Job], forks: int = 1) -> None:
         # This thread's first statement finds out whether its connection was dropped meanwhile.
         server = db.retrying(lambda: Server.get_by_id(jobs[0].server_id), "starting a run", _NEVER,
                              give_up_after=self.settings.lease_seconds)
@@ -163,9 +192,10 @@ class Worker:
         guard = _RunGuard(runnable, self.settings)
         spec = render.build(panel, action, connection_vars(panel, server, credentials),
                             credentials, accounts, timeout=self.settings.timeout_for(action),
-                            forks=self.settings.forks, verbosity=self.settings.ansible_verbosity,
+                            forks=forks, verbosity=self.settings.ansible_verbosity,
                             ident=ident, cancelled=guard, role_dirs=tuple(self.settings.role_dirs()),
                             backup_dir=str(self.settings.backup_dir), runs_dir=self.settings.runs_dir)
+        spec.strategy, spec.poll_interval = self.settings.ansible_strategy, self.settings.ansible_poll_interval
         result = execute.run(spec)
         log.info("run on %s: %s of %d job(s), %.1f s, %s", server.name, action, len(runnable),
                  result.duration, result.status, extra={"server": server.name, "action": action,

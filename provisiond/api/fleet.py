@@ -57,6 +57,8 @@ class ServerIn(Strict):
     port: int | None = Port
     group: str = NameField
     max_accounts: int = Field(500, ge=0, le=catalog.MAX_INT)
+    max_concurrency: int = Field(2, ge=1, le=catalog.MAX_CONCURRENCY, description=(
+        "panel calls made to it at once, at most (every run on it and every fork of them)"))
     credentials: dict[str, Value] = Field(default_factory=dict, description=(
         "the panel's credential fields (see its panel.yaml); secrets are stored encrypted"))
 
@@ -68,6 +70,7 @@ class ServerPatch(Strict):
     port: int | None = Port
     group: str | None = Field(None, min_length=1, max_length=100, pattern=REF_PATTERN)
     max_accounts: int | None = Field(None, ge=0, le=catalog.MAX_INT)
+    max_concurrency: int | None = Field(None, ge=1, le=catalog.MAX_CONCURRENCY)
     credentials: dict[str, Value] | None = None
 
 
@@ -152,7 +155,7 @@ def list_servers():
 def add_server(body: ServerIn, ctx: Ctx):
     server = catalog.add_server(ctx.panels(), ctx.vault, name=body.name, panel=body.panel, host=body.host,
                                 port=body.port, group_name=body.group, max_accounts=body.max_accounts,
-                                credentials=body.credentials)
+                                max_concurrency=body.max_concurrency, credentials=body.credentials)
     return server_view(server)
 
 

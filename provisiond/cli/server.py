@@ -50,7 +50,7 @@ def cmd_server_add(rt: Runtime, args) -> int:
     rt.open_db()
     server = catalog.add_server(rt.registry(), rt.vault, name=args.name, panel=args.panel, host=args.host,
                                 port=args.port, group_name=args.group, max_accounts=args.max_accounts,
-                                credentials=read_credentials(args.credential))
+                                max_concurrency=args.max_concurrency, credentials=read_credentials(args.credential))
     rt.out(server_view(server), f"server {server.name} added ({server.panel} at {server.host})")
     return 0
 
@@ -60,7 +60,7 @@ def cmd_server_list(rt: Runtime, args) -> int:
     rt.open_db()
     rows = [server_view(s) for s in Server.select().order_by(Server.name)]
     rt.out(rows, lambda r: table(r, ["id", "name", "panel", "host", "port", "group", "placed", "max_accounts",
-                                     "enabled", "health"]))
+                                     "max_concurrency", "enabled", "health"]))
     return 0
 
 
@@ -74,7 +74,7 @@ def cmd_server_show(rt: Runtime, args) -> int:
 @command("server edit")
 def cmd_server_edit(rt: Runtime, args) -> int:
     rt.open_db()
-    changes = {k: getattr(args, k) for k in ("host", "port", "group", "max_accounts") if getattr(args, k) is not None}
+    changes = {k: getattr(args, k) for k in ("host", "port", "group", "max_accounts", "max_concurrency") if getattr(args, k) is not None}
     if args.credential:
         changes["credentials"] = read_credentials(args.credential)
     edited = fleet.edit_server(rt.registry(), rt.vault, args.name, changes, audit.cli_actor())
@@ -155,6 +155,9 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("--group", required=True, help="the server group it joins")
     p.add_argument("--max-accounts", type=int, default=500,
                    help="accounts placed on it at most (default 500)")
+    p.add_argument("--max-concurrency", type=int, default=2, metavar="N",
+                   help="panel calls made to it at once, at most, 1-64 (default 2): every run on it and "
+                        "every fork of them counts; lower it to protect a busy panel")
     p.add_argument("--credential", action="append", metavar="KEY=VALUE",
                    help="a credential field, repeated for each; KEY=@FILE reads the value from a file, "
                         "KEY=- from stdin (keeps tokens and keys out of ps and shell history)")
@@ -168,6 +171,8 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("--port", type=positive, help="the panel's port")
     p.add_argument("--group", help="the server group it moves to (its accounts stay on it)")
     p.add_argument("--max-accounts", type=int, help="accounts placed on it at most")
+    p.add_argument("--max-concurrency", type=int, metavar="N",
+                   help="panel calls made to it at once, at most, 1-64 (from its next run on)")
     p.add_argument("--credential", action="append", metavar="KEY=VALUE",
                    help="a credential field to change, repeated for each; a secret given blank (KEY=) is "
                         "kept; KEY=@FILE reads a file, KEY=- stdin")

@@ -3,12 +3,16 @@
 A simulator is faked only at the wire: it answers requests exactly as the panel's contract in
 shared/panels says, and keeps per-account state in memory so tests can assert on it. A subclass
 implements ``handle(request)`` and returns a ``Response``; the base class adds latency, injected
-transient failures and a log of the requests it saw (with bodies, for signature tests).
+transient failures, a log of the requests it saw (with bodies, for signature tests) and, like a
+busy panel, a limit on the calls it serves at once (``max_concurrency``): a call beyond it waits
+for one to finish, so a benchmark cannot go faster than the panels by overloading one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import random
 import threading
 import time
 import urllib.parse
@@ -50,9 +54,23 @@ class PanelSimulator:
 
     panel = "base"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0,
+                 max_concurrency: int | None = None, slow_calls: dict[str, float] | None = None,
+                 seed: int | None = None):
+        """``latency``: seconds every call takes. ``max_concurrency``: calls served at once
+        (None: no limit); a further call waits for a place before its latency starts.
+        ``slow_calls``: call name (see ``call_name``) → mean seconds of a log-normal draw that
+        replaces ``latency`` for that call (sigma ``LOGNORMAL_SIGMA``), e.g. a WHM createacct
+        that takes seconds to a minute while reads stay quick."""
         self.lock = threading.RLock()
         self.latency = latency
+        self.max_concurrency = max_concurrency
+        self.slow_calls = dict(slow_calls or {})
+        self._rng = random.Random(seed)
+        self._places = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.delays: list[float] = []   # seconds each call took to answer, in the order served
         self.requests: list[Request] = []
         self._faults: list[Response] = []
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
@@ -103,11 +121,47 @@ class PanelSimulator:
     def handle(self, request: Request) -> Response:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    LOGNORMAL_SIGMA = 0.8
+
+    def call_name(self, request: Request) -> str:
+        """What the call is, for ``slow_calls``: the last part of its path (a subclass whose
+        calls share one path says better)."""
+        return request.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def delay_for(self, request: Request) -> float:
+        """Seconds this call takes: a log-normal draw with the configured mean for a slow call,
+        else ``latency``."""
+        mean = self.slow_calls.get(self.call_name(request))
+        if mean is None:
+            return self.latency
+        sigma = self.LOGNORMAL_SIGMA
+        with self.lock:
+            return self._rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+
     def _dispatch(self, request: Request) -> Response:
         with self.lock:
             self.requests.append(request)
-        if self.latency:
-            time.sleep(self.latency)
+        if self._places is not None:
+            self._places.acquire()
+        try:
+            with self.lock:
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                return self._serve_one(request)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+        finally:
+            if self._places is not None:
+                self._places.release()
+
+    def _serve_one(self, request: Request) -> Response:
+        delay = self.delay_for(request)
+        with self.lock:
+            self.delays.append(delay)
+        if delay:
+            time.sleep(delay)
         fault = self._take_fault()
         if fault is not None:
             return fault

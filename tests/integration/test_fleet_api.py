@@ -78,12 +78,27 @@ def test_servers_list_show_edit_and_a_blank_secret_is_kept(admin, vault, whm):
     assert admin("GET", "/v1/servers/nope").status_code == 404
 
 
+def test_a_server_s_max_concurrency_is_set_on_add_and_edit(admin, whm):
+    assert admin("GET", "/v1/servers/whm1").json()["max_concurrency"] == 2
+    answer = admin("PATCH", "/v1/servers/whm1", json={"max_concurrency": 6})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["changed"] == ["max_concurrency"] and answer.json()["max_concurrency"] == 6
+    assert Server.get(Server.name == "whm1").max_concurrency == 6
+    answer = admin("POST", "/v1/servers", json={"name": "whm9", "panel": "cpanel", "host": "127.0.0.1",
+                                                "port": whm.port, "group": "web", "max_concurrency": 3,
+                                                "credentials": {"api_token": "t-9", "scheme": "http"}})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["max_concurrency"] == 3
+
+
 @pytest.mark.parametrize("body, field", [
     ({"port": 0}, "port"),
     ({"host": "bad host"}, "host"),
     ({"group": "nogroup"}, "group"),
     ({"max_accounts": -1}, "max_accounts"),
     ({"max_accounts": "9"}, "max_accounts"),
+    ({"max_concurrency": 0}, "max_concurrency"),
+    ({"max_concurrency": 65}, "max_concurrency"),
     ({"credentials": {"nosuch": "1"}}, "credential.nosuch"),
     ({"max_accounts": 3, "credentials": {"scheme": "gopher"}}, "credential.scheme"),
     ({"panel": "plesk"}, "panel"),

@@ -1,0 +1,138 @@
+"""Each server's own limit of panel calls at once (``max_concurrency``): the CLI and the daemon's
+runs. A server's runs never have more forks than it takes calls, a full server waits for its
+own runs while the others go on, and a real run on a slow panel stays within the limit."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from provisiond import catalog, lifecycle
+from provisiond.models import Job, Server, Service
+from provisiond.sandbox.cpanel import WhmSimulator
+from provisiond.worker import Worker
+from tests.conftest import WHM_TOKEN
+
+
+# -- the setting -----------------------------------------------------------------------------
+
+def test_server_add_and_edit_take_max_concurrency_and_a_bad_value_names_the_field(run, whm):
+    assert run("init")[0] == 0 and run("group", "add", "web")[0] == 0
+    code, out, err = run("--json", "server", "add", "whm1", "--panel", "cpanel", "--host", "127.0.0.1",
+                         "--port", str(whm.port), "--group", "web", "--max-concurrency", "4",
+                         "--credential", f"api_token={WHM_TOKEN}", "--credential", "scheme=http")
+    assert code == 0, err
+    assert json.loads(out)["max_concurrency"] == 4
+    for bad in ("0", "65"):
+        code, out, err = run("server", "edit", "whm1", "--max-concurrency", bad)
+        assert code != 0 and "max_concurrency" in err and "between 1 and 64" in err
+        assert Server.get(Server.name == "whm1").max_concurrency == 4
+    code, out, err = run("--json", "server", "edit", "whm1", "--max-concurrency", "8")
+    assert code == 0, err
+    assert json.loads(out)["changed"] == ["max_concurrency"] and json.loads(out)["max_concurrency"] == 8
+    code, out, err = run("server", "add", "whm2", "--panel", "cpanel", "--host", "127.0.0.1", "--group", "web",
+                         "--max-concurrency", "0", "--credential", f"api_token={WHM_TOKEN}")
+    assert code != 0 and "max_concurrency" in err and not Server.select().where(Server.name == "whm2").exists()
+    code, out, _ = run("server", "list")
+    header, row = out.splitlines()[:2]
+    assert row.split()[header.split().index("MAX_CONCURRENCY")] == "8"
+
+
+# -- the daemon's runs -----------------------------------------------------------------------
+
+@pytest.fixture
+def two_servers(cpanel_setup, registry, vault, whm):
+    """whm1 takes 2 calls at once, whm2 3; creates are placed on them by the test."""
+    whm1, _product = cpanel_setup
+    whm2 = catalog.add_server(registry, vault, name="whm2", panel="cpanel", host=whm.host, port=whm.port,
+                              group_name="web", max_accounts=50, max_concurrency=3,
+                              credentials={"api_token": WHM_TOKEN, "scheme": "http"})
+    return whm1, whm2
+
+
+def creates(registry, vault, server: Server, count: int, prefix: str) -> list[Job]:
+    jobs = []
+    for i in range(count):
+        service, job = lifecycle.order(registry, vault, product="starter", domain=f"{prefix}{i}.example.com",
+                                       email=f"me@{prefix}{i}.example.com", username=f"{prefix}{i}")
+        Service.update(server=server).where(Service.id == service.id).execute()
+        Job.update(server=server).where(Job.id == job.id).execute()
+        jobs.append(job)
+    return jobs
+
+
+class HeldRuns:
+    """Stands in for the playbook run only, to watch the scheduler: each run records its
+    server, jobs and forks and lasts until the test lets it end."""
+
+    def __init__(self, worker: Worker):
+        self.started: list[tuple[str, int, int]] = []
+        self.release: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+        worker._run_batch = self.run
+
+    def run(self, registry, jobs, forks):
+        name = Server.get_by_id(jobs[0].server_id).name
+        with self.lock:
+            self.started.append((name, len(jobs), forks))
+            gate = self.release.setdefault(name, threading.Event())
+        assert gate.wait(60)
+        for job in jobs:
+            Job.update(status="succeeded", lease_owner=None).where(Job.id == job.id).execute()
+
+
+def test_runs_take_a_fork_per_host_up_to_the_server_s_limit_and_a_busy_server_holds_back_no_other(
+        settings, vault, registry, two_servers):
+    whm1, whm2 = two_servers
+    creates(registry, vault, whm1, 5, "a")
+    on_whm2 = creates(registry, vault, whm2, 2, "b")
+    worker = Worker(settings, vault, owner="sched-test")
+    held = HeldRuns(worker)
+    try:
+        assert len(worker.tick()) == 2
+        # One run per server: whm1's five hosts get its 2 places, whm2's two hosts a fork each.
+        assert sorted(held_started(held, 2)) == [("whm1", 5, 2), ("whm2", 2, 2)]
+        more = creates(registry, vault, whm1, 1, "c") + creates(registry, vault, whm2, 1, "d")
+        assert len(worker.tick()) == 1            # whm1 is full (2 of 2 calls); whm2 has 1 of 3 free
+        assert held_started(held, 3)[2] == ("whm2", 1, 1)
+        held.release["whm2"].set()               # whm2's runs end while whm1's slow run goes on
+        until(lambda: worker.free_slots() == settings.run_slots() - 1)   # only whm1's run is left
+        assert {Job.get_by_id(j.id).status for j in [*on_whm2, more[1]]} == {"succeeded"}
+        assert worker.tick() == []                # whm1 still full: its new job waits for it
+        assert Job.get_by_id(more[0].id).status == "queued"
+        held.release["whm1"].set()
+        worker.wait()
+        worker.tick(wait=True)
+        assert held.started[-1] == ("whm1", 1, 1)
+        assert {j.status for j in Job.select()} == {"succeeded"}
+    finally:
+        for gate in held.release.values():
+            gate.set()
+        worker.shutdown()
+
+
+def until(condition) -> None:
+    while not condition():
+        threading.Event().wait(0.01)
+
+
+def held_started(held: HeldRuns, count: int) -> list:
+    """The runs started so far, once ``count`` of them have (runs start on the pool's threads)."""
+    while True:
+        with held.lock:
+            if len(held.started) >= count:
+                return list(held.started)
+        threading.Event().wait(0.01)
+
+
+def test_a_real_run_on_a_slow_panel_makes_at_most_max_concurrency_calls_at_once(
+        settings, vault, registry, cpanel_setup, worker):
+    whm1, _product = cpanel_setup
+    with WhmSimulator(token=WHM_TOKEN, plans=("basic",), latency=0.3) as sim:   # no limit of its own
+        Server.update(port=sim.port, max_concurrency=2).where(Server.id == whm1.id).execute()
+        jobs = creates(registry, vault, whm1, 5, "slow")
+        worker.tick(wait=True)
+        assert {Job.get_by_id(j.id).status for j in jobs} == {"succeeded"}
+        assert len(sim.accounts) == 5 and 1 <= sim.peak_in_flight <= 2
