@@ -17,8 +17,8 @@ def test_migration_15_adds_run_events_to_a_database_of_version_14(database):
     assert not database.table_exists(RunEvent._meta.table_name)
     steps = ["15: each attempt's own task events, for the console's task tree and stdout",
              "16: indexes the console's pages read by"]
-    assert dbmod.pending_migrations(database) == steps
-    assert dbmod.upgrade(database) == steps
+    assert dbmod.pending_migrations(database)[:2] == steps   # then the later ones
+    assert dbmod.upgrade(database)[:2] == steps
     assert database.table_exists(RunEvent._meta.table_name)
     assert dbmod.upgrade(database) == []
 
@@ -31,7 +31,7 @@ def test_migration_16_indexes_what_the_console_reads_by(database):
         for index in indexes:
             database.execute_sql(f"DROP INDEX {index}")
     dbmod.Setting.update(value="15").where(dbmod.Setting.key == "schema_version").execute()
-    assert dbmod.upgrade(database) == ["16: indexes the console's pages read by"]
+    assert dbmod.upgrade(database)[0] == "16: indexes the console's pages read by"
     for table, indexes in names.items():
         assert indexes <= {i.name for i in database.get_indexes(table)}, table
 
