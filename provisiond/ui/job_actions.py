@@ -1,6 +1,6 @@
 """The console's decisions about jobs, posted from every page that lists them: retry, cancel,
-resolve one job (``/ui/jobs/{id}/retry|cancel|resolve``) or retry / cancel the ticked ones
-(``/ui/jobs/bulk``).
+resolve one job (``/ui/jobs/{id}/retry|cancel|resolve``) or retry / cancel / resolve the
+ticked ones (``/ui/jobs/bulk``).
 
 Each calls exactly what the API's routes call (``lifecycle.retry_job``, ``outcomes.cancel``,
 ``outcomes.resolve``), so a job moves the same way whichever face asked. A state that does not
@@ -44,7 +44,17 @@ def cancel(job_id: int, ctx: Context, actor: str) -> str:
     return "cancelled" if job.status == JobStatus.CANCELLED.value else "asked to stop (it is running)"
 
 
-ACTIONS = {"retry": (retry, "retried"), "cancel": (cancel, "cancelled")}
+def resolver(outcome: str, note: str | None):
+    """Resolve as ``outcome`` (succeeded or failed): what the admin found on the panel."""
+    def resolve(job_id: int, ctx: Context, actor: str) -> str:
+        outcomes.resolve(job_id, outcome == "succeeded", actor=actor, note=note, settings=ctx.settings,
+                         vault=ctx.vault)
+        return f"resolved as {outcome}"
+    return resolve
+
+
+ACTIONS = {"retry": (retry, "retried"), "cancel": (cancel, "cancelled"), "resolve": (None, "resolved")}
+OUTCOMES = ("succeeded", "failed")
 
 
 def refusal(exc: Exception) -> str:
@@ -101,22 +111,28 @@ def resolve_one(job_id: JobId, admin: session.CheckedDep, ctx: Ctx, next: Next =
 @router.post("/jobs/bulk")
 @with_db
 def bulk(admin: session.CheckedDep, ctx: Ctx, next: Next = "/ui/",
-         job: Annotated[list[str], Form()] = [], do: Annotated[str, Form(max_length=20)] = ""):
-    """Retry or cancel each ticked job on its own; the message counts what was done and names
-    each job refused, with why."""
+         job: Annotated[list[str], Form()] = [], do: Annotated[str, Form(max_length=20)] = "",
+         outcome: Annotated[str, Form(max_length=20)] = "", note: Annotated[str, Form()] = ""):
+    """Retry, cancel or resolve (as ``outcome``, with one ``note`` for all) each ticked job on
+    its own; the message counts what was done and names each job refused, with why."""
     back = session.safe_next(next)
     if do not in ACTIONS:
-        return redirect(back, flash="Do: choose retry or cancel; nothing was done.")
+        return redirect(back, flash="Do: choose retry, cancel or resolve; nothing was done.")
+    if do == "resolve" and outcome not in OUTCOMES:
+        return redirect(back, flash="Outcome: choose succeeded or failed; nothing was done.")
     ids, problem = job_ids(job)
     if problem:
         return redirect(back, flash=problem)
     action, verb = ACTIONS[do]
+    action = action or resolver(outcome, note.strip() or None)
     done, refused = [], []
     for job_id in ids:
         try:
             done.append(action(job_id, ctx, admin.actor))
         except (StateError, NotFound) as exc:
             refused.append(str(exc).split(";")[0])
+        except ValidationError as exc:
+            return redirect(back, flash=f"{exc.field.capitalize()}: {exc.message}; nothing more was done.")
     return redirect(back, flash=bulk_message(do, done, refused, verb))
 
 
@@ -139,6 +155,8 @@ def bulk_message(do: str, done: list[str], refused: list[str], verb: str) -> str
     """'3 jobs queued again; not retried: job 9 is running'."""
     if do == "retry":
         parts = [counted(len(done), "queued again")]
+    elif do == "resolve":
+        parts = [counted(len(done), done[0] if done else "resolved")]
     else:
         stopping = sum(1 for d in done if d != "cancelled")
         parts = [counted(len(done) - stopping, "cancelled")]

@@ -283,6 +283,15 @@ def test_sighup_to_run_api_lets_the_api_take_orders_on_a_panel_of_the_new_playbo
         assert answer.status_code == 201, answer.text
         job_id = answer.json()["job"]["id"]
         assert wait_for(lambda: job_status(job_id) == "succeeded"), log_path.read_text()
+        # The console is served by `run --api` too, and shows the daemon's own run of the job.
+        console = requests.Session()
+        base = f"http://127.0.0.1:{port}/ui"
+        assert console.get(f"{base}/jobs/{job_id}", allow_redirects=False).status_code == 303  # sign in first
+        signed = console.post(f"{base}/login", data={"token": tokens.create("ops", scope="admin")}, timeout=10)
+        assert signed.status_code == 200 and signed.url == f"{base}/", signed.text[:500]
+        page = console.get(f"{base}/jobs/{job_id}", timeout=10).text
+        assert 'id="job-status"' in page and ">succeeded<" in page and 'id="task-tree"' in page
+        assert "api-eu.example.com" in page and WHM_TOKEN not in page
     finally:
         stop_daemon(daemon)
     assert daemon.returncode == 0, log_path.read_text()

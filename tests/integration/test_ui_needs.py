@@ -160,7 +160,7 @@ def test_bulk_retry_acts_on_each_job_and_names_the_one_it_refused(cpanel_setup, 
     console.post("/ui/jobs/bulk", {"do": "cancel"})
     assert flash(console) == "No job was ticked; nothing was done."
     console.post("/ui/jobs/bulk", {"job": [str(held.id)], "do": "delete"})
-    assert flash(console) == "Do: choose retry or cancel; nothing was done."
+    assert flash(console) == "Do: choose retry, cancel or resolve; nothing was done."
 
     console.post("/ui/jobs/bulk", {"job": [str(held.id), str(waiting.id)], "do": "cancel"})
     assert flash(console) == "2 jobs cancelled"
@@ -270,3 +270,20 @@ class Statements:
         before = self.n
         call()
         return self.n - before
+
+
+def test_bulk_resolve_ends_each_held_job_as_the_outcome_chosen_audited(cpanel_setup, console, registry, vault):
+    first, second = hold(order(registry, vault, "first")), hold(order(registry, vault, "second"))
+    waiting = order(registry, vault, "waiting")
+    ticked = [str(first.id), str(second.id), str(waiting.id)]
+    console.post("/ui/jobs/bulk", {"job": ticked, "do": "resolve"})
+    assert flash(console) == "Outcome: choose succeeded or failed; nothing was done."
+    assert Job.get_by_id(first.id).status == "needs_attention"
+
+    console.post("/ui/jobs/bulk", {"job": ticked, "do": "resolve", "outcome": "failed", "note": "not on the panel"})
+    assert flash(console).startswith(f"2 jobs resolved as failed; not resolved: job {waiting.id} ")
+    assert {Job.get_by_id(j.id).status for j in (first, second)} == {"failed"}
+    assert Job.get_by_id(waiting.id).status == "queued"
+    entries = AuditEntry.select().where(AuditEntry.action == "job.resolve").order_by(AuditEntry.id)
+    assert [(e.actor, e.subject, e.detail.get("note")) for e in entries] == [
+        ("ui:ops", f"job:{first.id}", "not on the panel"), ("ui:ops", f"job:{second.id}", "not on the panel")]
