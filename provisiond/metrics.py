@@ -11,6 +11,9 @@ counts are cumulative over the provisioning log (they fall only when old rows ar
   ``transient`` (retried, timed out), ``permanent`` (failed) or ``needs_attention``.
 - ``provisiond_daemon_last_tick_timestamp_seconds{owner,host}`` and ``provisiond_daemon_up``.
 - ``provisiond_sweep_last_day_timestamp_seconds``: the last overdue sweep's day.
+- ``provisiond_sync_last_timestamp_seconds{server}`` and ``provisiond_sync_drift{server,kind}``:
+  when each server was last synced and what that sync found (``kind``: orphans, missing,
+  state_drift, package_drift, identity_drift), so an alert can fire on drift or a stale sync.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import peewee as pw
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from provisiond import health, sweep
+from provisiond import health, sweep, sync
 from provisiond.config import Settings
-from provisiond.models import Daemon, ProvisioningLog, utcnow
+from provisiond.models import Daemon, ProvisioningLog, Server, ServerSync, utcnow
 
 BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 FAILURE_KINDS = {"retrying": "transient", "timeout": "transient", "failed": "permanent",
@@ -59,6 +62,7 @@ class DatabaseCollector:
             yield GaugeMetricFamily("provisiond_sweep_last_day_timestamp_seconds",
                                     "The day of the last overdue sweep (midnight UTC).",
                                     value=calendar.timegm(last.timetuple()))
+        yield from self._syncs()
 
     def _durations(self) -> HistogramMetricFamily:
         log = ProvisioningLog
@@ -98,6 +102,23 @@ class DatabaseCollector:
                           1.0 if health.daemon_state(daemon, self.settings, now) == "running" else 0.0)
         yield ticks
         yield up
+
+
+    def _syncs(self):
+        checked = GaugeMetricFamily("provisiond_sync_last_timestamp_seconds",
+                                    "When each server's accounts were last compared with provisiond's.",
+                                    labels=["server"])
+        drift = GaugeMetricFamily("provisiond_sync_drift", "What each server's last sync found, by kind.",
+                                  labels=["server", "kind"])
+        columns = [getattr(ServerSync, kind) for kind in sync.DRIFT_KINDS]
+        rows = (ServerSync.select(Server.name, ServerSync.checked_at, *columns).join(Server)
+                .order_by(Server.name).tuples())
+        for name, checked_at, *counts in rows:
+            checked.add_metric([name], _epoch(checked_at))
+            for kind, n in zip(sync.DRIFT_KINDS, counts):
+                drift.add_metric([name, kind], n)
+        yield checked
+        yield drift
 
 
 def render(settings: Settings) -> bytes:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from provisiond import api, health, lifecycle
-from provisiond.models import Job, ProvisioningLog, utcnow
+from provisiond.models import Job, ProvisioningLog, ServerSync, utcnow
 from tests.helpers import settle
 
 
@@ -70,3 +71,19 @@ def test_docs_open_without_any_address_outside_the_api(cpanel_setup, settings, v
         for source in sources:
             assert client.get(source).status_code == 200, source
         assert client.get("/redoc").status_code == 404  # ReDoc would need a CDN
+
+
+def test_metrics_give_each_servers_last_sync_and_its_drift(cpanel_setup, settings, vault):
+    server, _ = cpanel_setup
+    with TestClient(api.create_app(settings, vault)) as client:
+        assert _scrape(client).get("provisiond_sync_drift", []) == []   # no server synced yet
+        checked = utcnow().replace(microsecond=0)
+        ServerSync.create(server=server, checked_at=checked, panel_accounts=4, services=3, orphans=1, missing=0,
+                          state_drift=2, package_drift=0, identity_drift=0, fingerprint="f", report={})
+        metrics = _scrape(client)
+    drift = metrics["provisiond_sync_drift"]
+    assert _value(drift, "provisiond_sync_drift", server="whm1", kind="orphans") == 1
+    assert _value(drift, "provisiond_sync_drift", server="whm1", kind="state_drift") == 2
+    assert _value(drift, "provisiond_sync_drift", server="whm1", kind="missing") == 0
+    assert _value(metrics["provisiond_sync_last_timestamp_seconds"], "provisiond_sync_last_timestamp_seconds",
+                  server="whm1") == calendar.timegm(checked.timetuple())
