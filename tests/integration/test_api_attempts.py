@@ -55,7 +55,7 @@ def test_a_batch_of_two_jobs_shows_each_only_its_own_attempts_events_and_stdout(
         assert attempt["job_id"] == job.id and attempt["attempt"] == 1 and attempt["action"] == "create"
         assert all(utc(attempt[k]) for k in ("started_at", "finished_at"))
         events = client.get(f"/v1/attempts/{attempt['id']}/events").json()
-        assert events["total"] == len(events["events"]) > 2
+        assert events["total"] == len(events["events"]) >= 2   # at least the read and the create
         assert all(utc(e["started_at"]) and "\x1b" not in (e["stdout"] or "") for e in events["events"])
         stdout = {fmt: client.get(f"/v1/attempts/{attempt['id']}/stdout", params={"format": fmt})
                   for fmt in ("txt", "ansi", "html")}
