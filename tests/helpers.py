@@ -9,8 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from provisiond import api, outcomes, queue
-from provisiond.models import Job, JobStatus, ProvisioningLog, utcnow
+from provisiond import api, lifecycle, outcomes, queue
+from provisiond.models import Job, JobStatus, ProvisioningLog, Service, utcnow
 from provisiond.worker import Worker
 
 
@@ -22,6 +22,19 @@ def settle(worker: Worker, job: Job) -> Job:
 
 def last_log(job: Job) -> ProvisioningLog:
     return job.logs.order_by(ProvisioningLog.id.desc()).first()
+
+
+def refused_order(registry, vault, worker: Worker, product: str, task: str):
+    """An order of taken.example.com that the panel refuses for good: one attempt, the job and
+    the service failed, the attempt failed at ``task``. Returns (service, job, its last log)."""
+    service, job = lifecycle.order(registry, vault, product=product, domain="taken.example.com",
+                                   email="me@taken.example.com")
+    job = settle(worker, job)
+    assert job.status == "failed" and job.attempts == 1
+    assert Service.get_by_id(service.id).status == "failed"
+    log = last_log(job)
+    assert log.status == "failed" and log.failed_task == task
+    return service, job, log
 
 
 def free_port() -> int:

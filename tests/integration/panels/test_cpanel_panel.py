@@ -12,7 +12,7 @@ import pytest
 from provisiond import actions, catalog, cli, lifecycle
 from provisiond.models import Job, Service
 from tests.conftest import WHM_TOKEN
-from tests.helpers import last_log, settle
+from tests.helpers import last_log, refused_order, settle
 
 
 @pytest.mark.parametrize("case", ["duplicate_domain", "unknown_package"])
@@ -27,13 +27,7 @@ def test_panel_refusals_fail_once_with_the_panel_reason(case, cpanel_setup, regi
         catalog.add_product(registry, name="ghost", panel="cpanel", group_name="web", package="nosuch")
         product = "ghost"
         expected_task, expected = "Create the account (createacct)", "The package “nosuch” does not exist."
-    service, job = lifecycle.order(registry, vault, product=product, domain="taken.example.com",
-                                   email="me@taken.example.com")
-    job = settle(worker, job)
-    assert job.status == "failed" and job.attempts == 1
-    assert Service.get_by_id(service.id).status == "failed"
-    log = last_log(job)
-    assert log.status == "failed" and log.failed_task == expected_task
+    service, job, log = refused_order(registry, vault, worker, product, expected_task)
     assert expected in log.message
     assert expected in (log.panel_answer or "")
     assert log.stdout_excerpt and "createacct" in log.stdout_excerpt

@@ -9,7 +9,7 @@ import pytest
 
 from provisiond import catalog, lifecycle
 from provisiond.models import Service
-from tests.helpers import last_log, settle
+from tests.helpers import last_log, refused_order, settle
 
 pytestmark = pytest.mark.parametrize("adapter", ["directadmin"], indirect=True)
 
@@ -34,13 +34,7 @@ def test_create_refusals_fail_once_with_the_panel_reason(case, adapter, registry
         product = "ghost"
         task, expected = ("Create the account (CMD_API_ACCOUNT_USER)",
                           "Unable to Create User: The package nosuch does not exist")
-    service, job = lifecycle.order(registry, vault, product=product, domain="taken.example.com",
-                                   email="me@taken.example.com")
-    job = settle(worker, job)
-    assert job.status == "failed" and job.attempts == 1
-    assert Service.get_by_id(service.id).status == "failed"
-    log = last_log(job)
-    assert log.status == "failed" and log.failed_task == task
+    service, job, log = refused_order(registry, vault, worker, product, task)
     assert expected in log.message and expected.split(": ")[1] in log.panel_answer
     assert set(da.accounts) <= {"other"}
     adapter.assert_kept_clean(log, vault.decrypt(Service.get_by_id(service.id).password))

@@ -10,7 +10,7 @@ import pytest
 from provisiond import actions, catalog, lifecycle
 from provisiond.errors import ValidationError
 from provisiond.models import Job, Service
-from tests.helpers import last_log, settle
+from tests.helpers import last_log, refused_order, settle
 
 pytestmark = pytest.mark.parametrize("adapter", ["opterius"], indirect=True)
 
@@ -37,13 +37,8 @@ def test_create_refusals_fail_once_with_the_panel_answer(case, adapter, registry
         product = "ghost"
         expected = "HTTP 404: Package 'gold' not found. Available: basic, pro"
         task = "Create the account (POST /api/v1/accounts/create)"
-    service, job = lifecycle.order(registry, vault, product=product, domain="taken.example.com",
-                                   email="me@taken.example.com")
-    job = settle(worker, job)
-    assert job.status == "failed" and job.attempts == 1
-    assert Service.get_by_id(service.id).status == "failed"
-    log = last_log(job)
-    assert (log.status, log.failed_task, log.message) == ("failed", task, expected)
+    service, job, log = refused_order(registry, vault, worker, product, task)
+    assert log.message == expected
     assert expected.split(": ", 1)[1] in log.panel_answer
     adapter.assert_kept_clean(log, vault.decrypt(service.password))
     left = {"domain_taken": ["other"]}.get(case, [])

@@ -15,7 +15,7 @@ import pytest
 from provisiond import actions, catalog, lifecycle
 from provisiond.models import Job, Service
 from provisiond.sandbox.base import Response
-from tests.helpers import last_log, settle
+from tests.helpers import last_log, refused_order, settle
 from tests.integration.panels.adapters import PLESK_IP as IP, PLESK_KEY, STRONG, plesk_calls as calls
 
 pytestmark = pytest.mark.parametrize("adapter", ["plesk"], indirect=True)
@@ -90,13 +90,7 @@ def test_panel_refusals_fail_once_with_the_reason(case, adapter, registry, vault
         task, expected = ("Refuse a domain that another customer hosts",
                           "the domain taken.example.com is already on the panel, and not as a subscription")
     before = {login: c.id for login, c in plesk.accounts.items()}
-    service, job = lifecycle.order(registry, vault, product=product, domain="taken.example.com",
-                                   email="me@taken.example.com")
-    job = settle(worker, job)
-    assert job.status == "failed" and job.attempts == 1
-    assert Service.get_by_id(service.id).status == "failed"
-    log = last_log(job)
-    assert log.status == "failed" and log.failed_task == task
+    service, job, log = refused_order(registry, vault, worker, product, task)
     assert expected in log.message and expected in job.last_error
     if case == "unknown_package":
         assert json.loads(log.panel_answer)["message"] in expected

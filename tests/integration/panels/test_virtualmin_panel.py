@@ -14,7 +14,7 @@ import pytest
 
 from provisiond import catalog, lifecycle
 from provisiond.models import Service
-from tests.helpers import last_log, settle
+from tests.helpers import last_log, refused_order, settle
 
 pytestmark = pytest.mark.parametrize("adapter", ["virtualmin"], indirect=True)
 
@@ -67,13 +67,7 @@ def test_panel_refusals_fail_once_with_the_reason(case, adapter, registry, vault
         task, expected = ("Refuse a domain hosted for another user",
                           "the domain taken.example.com is already a virtual server on the panel, of the user other")
     before = dict(virtualmin.accounts)
-    service, job = lifecycle.order(registry, vault, product=product, domain="taken.example.com",
-                                   email="me@taken.example.com")
-    job = settle(worker, job)
-    assert job.status == "failed" and job.attempts == 1
-    assert Service.get_by_id(service.id).status == "failed"
-    log = last_log(job)
-    assert log.status == "failed" and log.failed_task == task
+    service, job, log = refused_order(registry, vault, worker, product, task)
     assert expected in log.message and expected in job.last_error
     if case != "duplicate_domain":
         assert json.loads(log.panel_answer)["error"] == expected
