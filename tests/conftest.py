@@ -54,15 +54,20 @@ def worker_id(request):
     return getattr(request.config, "workerinput", {}).get("workerid", "main")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
+def empty_database(request, tmp_path, kind: str) -> str:
+    """The URL of an empty database of ``kind`` (sqlite or postgres) for one test."""
+    if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'provisiond.db'}"
     url = request.getfixturevalue("pg_url")
     conn = db.connect(url)
     conn.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
     conn.close()
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    return empty_database(request, tmp_path, request.param)
 
 
 @pytest.fixture

@@ -77,6 +77,7 @@ def changed(adapter, registry, vault, worker, service: Service, first_password: 
         adapter.after(action, context(adapter, registry, vault, worker, now, job))
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 def test_lifecycle_with_every_step_asked_twice(adapter, registry, vault, worker, settings):
     report = check_server(settings, vault, registry, catalog.server(adapter.server_name))
     assert report["health"] == "ok", report
