@@ -44,7 +44,8 @@ ACTIONS = {
     "change_password": "the account's password (`account_secrets[inventory_hostname].password`)",
     "test_connection": "`server test` and `server add --test`: can provisiond talk to the panel",
     "renew": ("optional: run after `service renew` recorded a new paid-until (`account.params.until`), "
-              "e.g. to lift a panel-side expiry; a panel without it gets no run and no job"),
+              "e.g. to lift a panel-side expiry, leaving a suspension to unsuspend; a panel without it gets "
+              "no run and no job"),
 }
 
 # panel.*: the server the run talks to; every non-secret credential of the manifest joins these.

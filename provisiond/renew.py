@@ -86,6 +86,8 @@ def renew(ref_or_id: str | int, until: datetime.date, today: datetime.date, *, r
     panel (see the module's docstring for what is refused); one transaction, audited."""
     service_id = lifecycle.get_service(ref_or_id).id
     with dbmod.immediate(database.obj):
+        if dbmod.is_postgres():  # two renewals of one service are decided one after the other
+            Service.select(Service.id).where(Service.id == service_id).for_update().execute()
         service = Service.get_by_id(service_id)
         _check(service, until, today)
         params = {"until": until.isoformat()}

@@ -190,3 +190,17 @@ def test_parse_until_takes_only_iso_dates():
     assert refused.value.field == "until" and "2030-03-02 (day first) or 2030-02-03 (month first)" in str(refused.value)
     with pytest.raises(ValidationError, match="write 2030-03-03"):
         renew.parse_until("03/03/2030")  # both readings are one day: still not an ISO date
+
+
+def test_parallel_renewals_never_move_the_date_back(cpanel_setup, vault, registry):
+    from tests.reliability.test_04_one_job_per_service import concurrently
+    service = a_service(cpanel_setup, vault)
+    dates = [NEXT_YEAR + datetime.timedelta(days=n) for n in (5, 1, 4, 2, 3, 0)]
+    results = concurrently([lambda until=until: renew.renew("INV-1", until, TODAY, registry=registry, vault=vault,
+                                                            actor="race") for until in dates])
+    done = [r for r in results if isinstance(r, renew.Renewed)]
+    assert all(isinstance(r, (renew.Renewed, ValidationError)) for r in results), results
+    # Whatever the order, the service ends at the latest date and each renewal recorded moved it forward.
+    assert Service.get_by_id(service.id).paid_until == max(dates)
+    moves = [(e.detail["previous"], e.detail["paid_until"]) for e in renewals()]
+    assert len(moves) == len(done) and all(before <= after for before, after in moves)
