@@ -6,6 +6,7 @@ encrypted (``enc:`` + Fernet token) and shown masked.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -57,9 +58,24 @@ def masked_credentials(stored: Mapping[str, Any]) -> dict:
     return {k: (MASK if isinstance(v, str) and v.startswith(ENCRYPTED) else v) for k, v in stored.items()}
 
 
-def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host: str,
-               group_name: str, port: int | None = None, max_accounts: int = 500,
-               credentials: Mapping[str, Any] | None = None, max_concurrency: int = 2) -> Server:
+@dataclasses.dataclass(frozen=True)
+class NewServer:
+    """A server's settings checked and not stored yet (``server add``; ``--test`` runs its
+    test_connection on them first): ``credentials`` are in clear, for that run only."""
+    name: str
+    panel: Panel
+    host: str
+    port: int | None
+    group: ServerGroup
+    max_accounts: int
+    max_concurrency: int
+    credentials: dict
+
+
+def check_server(registry: Registry, *, name: str, panel: str, host: str, group_name: str,
+                 port: int | None = None, max_accounts: int = 500,
+                 credentials: Mapping[str, Any] | None = None, max_concurrency: int = 2) -> NewServer:
+    """A new server's settings, each checked (ValidationError naming the field); nothing written."""
     if not name or not inputs.REF.match(name):
         raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
     found = registry.get(panel)
@@ -73,19 +89,33 @@ def add_server(registry: Registry, vault: Vault, *, name: str, panel: str, host:
     if found.connection == "ssh":
         ssh.check_private_key(str(checked.get("private_key", "")))
     target = group(group_name)
+    if Server.select().where(Server.name == name).exists():
+        raise ValidationError("name", f"a server named {name!r} exists already")
+    return NewServer(name, found, host, port, target, int(max_accounts), max_concurrency, checked)
+
+
+def save_server(new: NewServer, vault: Vault, *, host_key: str | None = None, **health: Any) -> Server:
+    """Store a checked server; an SSH panel's host key is ``host_key`` (the one a test used),
+    else fetched now (when the host cannot be reached, the first `server test` pins it)."""
     with database.atomic():
-        if Server.select().where(Server.name == name).exists():
-            raise ValidationError("name", f"a server named {name!r} exists already")
-        created = Server.create(name=name, panel=panel, host=host, port=port, group=target,
-                                max_accounts=int(max_accounts), max_concurrency=max_concurrency,
-                                credentials=seal_credentials(found, checked, vault))
-    if found.connection == "ssh":
+        if Server.select().where(Server.name == new.name).exists():
+            raise ValidationError("name", f"a server named {new.name!r} exists already")
+        created = Server.create(name=new.name, panel=new.panel.id, host=new.host, port=new.port, group=new.group,
+                                max_accounts=new.max_accounts, max_concurrency=new.max_concurrency,
+                                credentials=seal_credentials(new.panel, new.credentials, vault),
+                                host_key=host_key, **health)
+    if new.panel.connection == "ssh" and not host_key:
         try:
-            pin_host_key(found, created)
+            pin_host_key(new.panel, created)
         except ProvisiondError as exc:  # unreachable now: pinned by the first `server test`
             created.health_message = str(exc)
             created.save()
     return created
+
+
+def add_server(registry: Registry, vault: Vault, **fields: Any) -> Server:
+    """Check and store a server (the fields of ``check_server``)."""
+    return save_server(check_server(registry, **fields), vault)
 
 
 MAX_CONCURRENCY = 64

@@ -15,7 +15,8 @@ import sys
 ACCOUNT = {
     "job_id": "the job's id (lifecycle jobs)",
     "action": "the action being run",
-    "params": "the job's or action's non-secret parameters (a mapping)",
+    "params": ("the job's or action's non-secret parameters (a mapping; renew: `until`, the new "
+               "paid-until date, YYYY-MM-DD)"),
     "attempt": "which attempt this is, from 1 (lifecycle jobs)",
     "previous_error": "the previous attempt's message, or null (lifecycle jobs)",
     "service_id": "the service's id",
@@ -31,6 +32,20 @@ ACCOUNT = {
     "extra_steps": "create only: the product's extra roles, run after the create",
     "backup_before_terminate": "terminate: whether the product asks for a final backup",
     "server": "test_connection only: the server's name",
+}
+
+# The lifecycle actions a panel's ``actions:`` may list, each run by ``<action>.yml``.
+ACTIONS = {
+    "create": "make the account",
+    "suspend": "suspend the account",
+    "unsuspend": "lift a suspension",
+    "terminate": "remove the account",
+    "change_package": "the account's package (`account.package` is the new one)",
+    "change_password": "the account's password (`account_secrets[inventory_hostname].password`)",
+    "test_connection": "`server test` and `server add --test`: can provisiond talk to the panel",
+    "renew": ("optional: run after `service renew` recorded a new paid-until (`account.params.until`), "
+              "e.g. to lift a panel-side expiry, leaving a suspension to unsuspend; a panel without it gets "
+              "no run and no job"),
 }
 
 # panel.*: the server the run talks to; every non-secret credential of the manifest joins these.
@@ -117,6 +132,11 @@ def markdown() -> str:
         "not listed here and not declared by the playbook itself (`vars:`, `register:`,",
         "`set_fact:`, `loop_var`), with the file, line and the nearest documented name.",
         "",
+        "## Lifecycle actions", "",
+        "What a panel's `actions:` may list. A request for an action the panel leaves out is refused",
+        "(`panel X does not support suspend`), except `renew`, which is optional: the new paid-until is",
+        "recorded without a run. `panels check` reports a `renew.yml` that `actions:` leaves out (it",
+        "would never run).", "", _table(ACTIONS), "",
         "## Run variables", "", _table(RUN), "",
         "## `account.*`", "", _table(ACCOUNT), "",
         "## `panel.*`", "", _table(PANEL), "", f"and {PANEL_CREDENTIALS}.", "",

@@ -19,7 +19,7 @@ from pathlib import Path
 import jinja2
 
 from provisiond.config import bundled_dir
-from provisiond.panels import Registry
+from provisiond.panels import OPTIONAL_ACTIONS, Registry
 from provisiond import varcheck
 from provisiond.render import render_playbook, roles_path
 
@@ -53,13 +53,21 @@ def _variables(panel, action: str, text: str) -> list[str]:
     return varcheck.problems([(str(panel.playbook_path(action)), text), *roles], allowed)
 
 
+def _undeclared(panel) -> list[str]:
+    """Optional lifecycle playbooks present in the folder that ``actions:`` leaves out: they never run."""
+    return [f"{panel.playbook_path(action)}: {action} is not listed in actions: of panel.yaml, so it never "
+            f"runs (add it to actions:, or remove the file)"
+            for action in OPTIONAL_ACTIONS
+            if panel.playbook_path(action).is_file() and not panel.supports(action)]
+
+
 def check(registry: Registry, only: str | None = None) -> list[PanelReport]:
     reports = [PanelReport(pid, False, [problem]) for pid, problem in registry.problems.items()
                if only in (None, pid)]
     for panel in registry.panels.values():
         if only not in (None, panel.id):
             continue
-        problems = []
+        problems = _undeclared(panel)
         with tempfile.TemporaryDirectory(prefix=f"provisiond-check-{panel.id}-") as folder:
             rendered = []
             for action in panel.actions:

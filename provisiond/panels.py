@@ -19,6 +19,9 @@ from provisiond.errors import PanelError, ValidationError
 
 LIFECYCLE_ACTIONS = ("create", "suspend", "unsuspend", "terminate", "change_package",
                      "change_password", "test_connection")
+# Lifecycle actions a panel may leave out; provisiond acts without a run when it does (renew:
+# the new paid-until is recorded, no job; provisiond.renew).
+OPTIONAL_ACTIONS = ("renew",)
 FIELD_TYPES = {"str": str, "int": int, "bool": bool}
 PANEL_ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 MANIFEST_KEYS = {"id", "name", "description", "connection", "default_port", "credentials", "package",
@@ -265,7 +268,7 @@ def _admin_actions(folder: Path, raw: Any, lifecycle: tuple[str, ...]) -> tuple[
         spec = spec or {}
         if not isinstance(spec, dict) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", str(name)):
             raise PanelError(f"{where}: expected a lowercase name and a mapping")
-        if name in lifecycle or name in LIFECYCLE_ACTIONS:
+        if name in lifecycle or name in LIFECYCLE_ACTIONS or name in OPTIONAL_ACTIONS:
             raise PanelError(f"{where}: a lifecycle action cannot also be an admin action")
         unknown = set(spec) - ADMIN_ACTION_KEYS
         if unknown:

@@ -369,6 +369,15 @@ def test_server(settings: Settings, vault: Vault, registry: panels.Registry, ser
     credentials = catalog.open_credentials(server.credentials, vault, server.name)
     if panel.connection == "ssh" and not server.host_key:
         catalog.pin_host_key(panel, server)
+    outcome = run_test_connection(settings, panel, server, credentials)
+    Server.update(health=outcome["health"], health_message=None if outcome["health"] == "ok" else outcome["message"],
+                  health_checked_at=utcnow()).where(Server.id == server.id).execute()
+    return outcome
+
+
+def run_test_connection(settings: Settings, panel: panels.Panel, server: Server, credentials: dict) -> dict:
+    """One test_connection run against ``server`` (saved or not: nothing is written) with the
+    credentials in clear; its outcome as ``server test`` shows it."""
     host = "server_test"
     ident = f"{utcnow():%Y%m%dT%H%M%S}-{server.name}-test_connection-{uuid.uuid4().hex[:6]}"
     spec = render.build(panel, "test_connection",
@@ -377,10 +386,7 @@ def test_server(settings: Settings, vault: Vault, registry: panels.Registry, ser
                         timeout=settings.timeout_default, forks=1, ident=ident, runs_dir=settings.runs_dir)
     result = execute.run(spec)
     outcome = result.host(host)
-    health = "ok" if outcome.ok else "failed"
-    Server.update(health=health, health_message=None if outcome.ok else outcome.message,
-                  health_checked_at=utcnow()).where(Server.id == server.id).execute()
-    return {"server": server.name, "health": health, "message": outcome.message,
+    return {"server": server.name, "health": "ok" if outcome.ok else "failed", "message": outcome.message,
             "failed_task": outcome.failed_task, "reported": outcome.stats,
             "duration": round(result.duration, 3)}
 

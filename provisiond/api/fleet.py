@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field
 
-from provisiond import catalog, fleet
-from provisiond.api.base import CONFLICT, INVALID, NOT_FOUND, Context, context, require_admin, with_db
+from provisiond import catalog, fleet, servertest
+from provisiond.api.base import (CONFLICT, INVALID, NOT_FOUND, Context, QueryProblem, context, require_admin,
+                                 with_db)
 from provisiond.api.schemas import REF_PATTERN, Strict
 from provisiond.models import ApiToken, Server
 from provisiond.views import group_view, product_view, server_view
@@ -152,11 +153,18 @@ def list_servers():
 
 @router.post("/servers", status_code=201, responses=INVALID)
 @with_db
-def add_server(body: ServerIn, ctx: Ctx):
-    server = catalog.add_server(ctx.panels(), ctx.vault, name=body.name, panel=body.panel, host=body.host,
-                                port=body.port, group_name=body.group, max_accounts=body.max_accounts,
-                                max_concurrency=body.max_concurrency, credentials=body.credentials)
-    return server_view(server)
+def add_server(body: ServerIn, ctx: Ctx, test: Annotated[bool, Query(description=(
+        "run the panel's test_connection with these settings first; when it fails nothing is saved "
+        "and the answer is a 422 naming `test` with the panel's answer"))] = False):
+    fields = dict(name=body.name, panel=body.panel, host=body.host, port=body.port, group_name=body.group,
+                  max_accounts=body.max_accounts, max_concurrency=body.max_concurrency, credentials=body.credentials)
+    if not test:
+        return server_view(catalog.add_server(ctx.panels(), ctx.vault, **fields))
+    try:
+        server, outcome = servertest.add_tested(ctx.settings, ctx.panels(), ctx.vault, **fields)
+    except servertest.TestFailed as exc:
+        raise QueryProblem(exc) from None
+    return server_view(server) | {"test": outcome}
 
 
 @router.get("/servers/{name}", responses={**NOT_FOUND, **INVALID})

@@ -64,6 +64,21 @@ class PaymentIn(Strict):
                                              "(a correction, audited); without it that is a 409")
 
 
+class RenewIn(Strict):
+    # A string checked by provisiond.renew.parse_until, so an ambiguous date is refused naming
+    # both of its readings (a 422 naming ``until``).
+    until: str = Field(min_length=1, max_length=32, description=(
+        "the new paid-until, YYYY-MM-DD: today or later, not before the current paid_until"))
+
+
+class RenewedOut(BaseModel):
+    ref: str
+    paid_until: datetime.date
+    status: str
+    renew_job: int | None = Field(description="the job running the panel's renew.yml; null when it has none")
+    unsuspend_job: int | None = Field(description="queued when the service was suspended for being overdue")
+
+
 class SuspendIn(Strict):
     reason: str = Field("admin", min_length=1, max_length=64,
                         pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}$",

@@ -12,8 +12,8 @@ from provisiond import actions, credentials, lifecycle, listing
 from provisiond.api.base import (CONFLICT, FORBIDDEN, INVALID, MAX_ID, NOT_FOUND, Context, ServiceKey, authenticate,
                                  context, job_view, query_errors, require_admin, service_id, with_db)
 from provisiond.api.schemas import (ActionIn, ChangePackageIn, ChangePasswordIn, ClosedService, CredentialsOut,
-                                    JobOut, OrderIn, PaymentIn, Problem, ServiceAndJob, ServiceDetail, ServicePage,
-                                    SuspendIn)
+                                    JobOut, OrderIn, PaymentIn, Problem, RenewedOut, RenewIn, ServiceAndJob,
+                                    ServiceDetail, ServicePage, SuspendIn)
 from provisiond.models import ApiToken, Service, ServiceStatus, utcnow
 from provisiond.views import service_view
 
@@ -78,6 +78,19 @@ def record_payment(service: ServiceKey, payment: PaymentIn, ctx: Ctx,
                                    registry=ctx.panels(), vault=ctx.vault, policy=ctx.policy,
                                    correct=payment.correct, actor=f"api:{token.name}")
     return {"service": service_view(Service.get_by_id(found)), "job": job_view(job) if job else None}
+
+
+@router.post("/services/{service}/renew", response_model=RenewedOut, responses=ACTION_RESPONSES)
+@with_db
+def renew_service(service: ServiceKey, body: RenewIn, ctx: Ctx, token: Annotated[ApiToken, Depends(authenticate)]):
+    """Record the new paid-until (``until``, YYYY-MM-DD; 422 naming ``until`` when it is not
+    such a date, in the past or before the current paid_until) and queue the panel's renew.yml
+    where it has one (``renew_job``, else null). A service suspended for being overdue is
+    unsuspended, as a payment does; a terminated or closed one is a 409. Audited."""
+    from provisiond import renew
+    until = renew.parse_until(body.until)
+    return renew.renew(service_id(service), until, utcnow().date(), registry=ctx.panels(), vault=ctx.vault,
+                       actor=f"api:{token.name}", policy=ctx.policy).view()
 
 
 def _request(ctx: Context, service: str, action: str, **kwargs) -> dict:

@@ -48,10 +48,17 @@ def cmd_group_remove(rt: Runtime, args) -> int:
 @command("server add")
 def cmd_server_add(rt: Runtime, args) -> int:
     rt.open_db()
-    server = catalog.add_server(rt.registry(), rt.vault, name=args.name, panel=args.panel, host=args.host,
-                                port=args.port, group_name=args.group, max_accounts=args.max_accounts,
-                                max_concurrency=args.max_concurrency, credentials=read_credentials(args.credential))
-    rt.out(server_view(server), f"server {server.name} added ({server.panel} at {server.host})")
+    fields = dict(name=args.name, panel=args.panel, host=args.host, port=args.port, group_name=args.group,
+                  max_accounts=args.max_accounts, max_concurrency=args.max_concurrency,
+                  credentials=read_credentials(args.credential))
+    if not args.test:
+        server = catalog.add_server(rt.registry(), rt.vault, **fields)
+        rt.out(server_view(server), f"server {server.name} added ({server.panel} at {server.host})")
+        return 0
+    from provisiond import servertest
+    server, outcome = servertest.add_tested(rt.settings, rt.registry(), rt.vault, **fields)
+    rt.out(server_view(server) | {"test": outcome}, f"server {server.name} added ({server.panel} at "
+           f"{server.host}): test_connection passed" + "".join(f"; {k} {v}" for k, v in outcome["reported"].items()))
     return 0
 
 
@@ -161,6 +168,9 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("--credential", action="append", metavar="KEY=VALUE",
                    help="a credential field, repeated for each; KEY=@FILE reads the value from a file, "
                         "KEY=- from stdin (keeps tokens and keys out of ps and shell history)")
+    p.add_argument("--test", action="store_true",
+                   help="run the panel's test_connection with these settings first; save nothing unless it "
+                        "passes (exit 2 with the panel's answer)")
     sub(sg, "list", "list servers")
     p = sub(sg, "show", "show a server (credentials masked)")
     p.add_argument("name", help="the server's name")

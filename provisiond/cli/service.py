@@ -74,6 +74,19 @@ def cmd_service_paid(rt: Runtime, args) -> int:
     return 0
 
 
+@command("service renew")
+def cmd_service_renew(rt: Runtime, args) -> int:
+    from provisiond import renew
+    until = renew.parse_until(args.until)
+    rt.open_db()
+    renewed = renew.renew(args.service, until, datetime.date.today(), registry=rt.registry(), vault=rt.vault,
+                          actor=audit.cli_actor(), policy=rt.policy)
+    rt.out(renewed.view(), lambda v: f"service {v['ref']} renewed until {v['paid_until']}; "
+           + (f"renew job {v['renew_job']} queued" if v["renew_job"] else "its panel has no renew.yml: no job")
+           + (f"; unsuspend job {v['unsuspend_job']} queued" if v["unsuspend_job"] else ""))
+    return 0
+
+
 def _request(rt: Runtime, args, action: str, **kwargs) -> int:
     rt.open_db()
     job = lifecycle.request(rt.registry(), rt.vault, args.service, action, policy=rt.policy, **kwargs)
@@ -214,6 +227,11 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("--until", type=parse_date, required=True, help="paid until (YYYY-MM-DD)")
     p.add_argument("--correct", action="store_true",
                    help="allow a date earlier than the current one (a correction; audited)")
+    p = sub(svg, "renew", "record a new paid-until and run the panel's renew.yml where it has one "
+                          "(unsuspends a service suspended for being overdue, as a payment does)")
+    p.add_argument("service", help=SERVICE_KEY_HELP)
+    p.add_argument("--until", required=True, metavar="YYYY-MM-DD",
+                   help="paid until; today or later, not before the current paid-until")
     p = sub(svg, "change-package", "move to another package")
     p.add_argument("service", help=SERVICE_KEY_HELP)
     p.add_argument("package", help="the panel's package or plan name")
