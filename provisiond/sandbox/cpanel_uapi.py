@@ -41,9 +41,12 @@ shows is marked *unverified* where it is produced):
   (https://api.docs.cpanel.net/openapi/whm/operation/start_autossl_check_for_one_user/ and
   Whostmgr/API/1/SSL.pm): ``username``; an unknown user, AutoSSL without a provider ("This
   system has AutoSSL disabled.") and a user without the autossl feature ("The user “U” does
-  not have the AutoSSL feature enabled.") are refused; otherwise it starts the check in the
+  not have the AutoSSL feature enabled.") are refused, and so is a check while the user's last
+  one still runs (Cpanel::Exception::CommandAlreadyRunning: "The command already has an active
+  PIDFile at “F” and is running with the process ID: N"); otherwise it starts the check in the
   background and answers ``data.pid``. The simulator completes the check at once, as AutoSSL
-  would a few minutes later: the account's domains get a certificate of the provider.
+  would a few minutes later (the account's domains get a certificate of the provider), unless
+  the account's ``autossl_pending`` says its checks do not finish.
 """
 
 from __future__ import annotations
@@ -72,6 +75,10 @@ class AccountServices:
     certificates: dict[str, dict] = dataclasses.field(default_factory=dict)  # servername -> certificate
     autossl_checks: list[float] = dataclasses.field(default_factory=list)   # when each check started
     autossl_feature: bool = True
+    # True: this account's checks do not finish (its DNS does not point here yet): the first
+    # one keeps running, and WHM refuses another while it runs.
+    autossl_pending: bool = False
+    autossl_running: bool = False
 
 
 class UapiRefused(Exception):
@@ -118,7 +125,14 @@ class UapiCalls:
         if not services.autossl_feature:
             return self._envelope("start_autossl_check_for_one_user", 0,
                                   f"The user “{user}” does not have the AutoSSL feature enabled.")
+        if services.autossl_running:  # Cpanel::Exception::CommandAlreadyRunning's phrase (pidfile path *unverified*)
+            return self._envelope("start_autossl_check_for_one_user", 0,
+                                  f"The command already has an active PIDFile at “/var/cpanel/autossl_check_{user}.pid” "
+                                  f"and is running with the process ID: {4242 + len(services.autossl_checks)}")
         services.autossl_checks.append(time.time())
+        if services.autossl_pending:
+            services.autossl_running = True
+            return self._envelope("start_autossl_check_for_one_user", 1, "OK", {"pid": 4242 + len(services.autossl_checks)})
         domain = self.accounts[user].domain
         services.certificates[domain] = {
             "domains": [domain, f"www.{domain}", f"mail.{domain}"], "is_self_signed": 0,

@@ -40,6 +40,8 @@ class Provisioned:
     whm: WhmSimulator
     service: Service
     echoing: Service
+    slow_dns: Service
+    slow_second: Job
     first: Job
     second: Job
     after_first: dict
@@ -56,13 +58,13 @@ class _Lines(logging.Handler):
         self.lines.append(self.format(record) + json.dumps(getattr(record, "__dict__", {}), default=str))
 
 
-def _writes(whm: WhmSimulator, since: int) -> list[str]:
-    """The state-changing WHM/UAPI functions the simulator served from request ``since`` on."""
+def _writes(whm: WhmSimulator, since: int, user: str) -> list[str]:
+    """The state-changing WHM/UAPI functions asked for ``user`` from request ``since`` on."""
     names = []
     for request in whm.requests[since:]:
         form = request.form()
         name = form.get("cpanel.function") or request.path.rsplit("/", 1)[-1]
-        if name in WRITES:
+        if name in WRITES and user in (form.get("cpanel.user"), form.get("username")):
             names.append(name)
     return names
 
@@ -102,6 +104,11 @@ def provisioned(request, tmp_path_factory):
         # Ordered together: both creates share the first run (one ansible run, two hosts).
         echoing, _ = lifecycle.order(registry, vault, product="echoing", domain="echo.example.com",
                                      email="owner@echo.example.com", ref="INV-ECHO")
+        catalog.add_product(registry, name="ssl-only", panel="cpanel", group_name="web", package="basic",
+                            steps=["cpanel_autossl"], role_dirs=settings.role_dirs())
+        slow_dns, _ = lifecycle.order(registry, vault, product="ssl-only", domain="slow-dns.example.com",
+                                      email="owner@slow-dns.example.com", ref="INV-SLOW")
+        whm.services_of(slow_dns.username).autossl_pending = True  # its AutoSSL check will not finish
         service, first = lifecycle.order(registry, vault, product="starter-plus", domain="Steps.Example.com",
                                          email="owner@steps.example.com", ref="INV-STEPS")
         worker = Worker(settings, vault)
@@ -112,14 +119,16 @@ def provisioned(request, tmp_path_factory):
             # found, and every step runs again.
             seen = len(whm.requests)
             second, _ = queue.enqueue("create", service=Service.get_by_id(service.id), server=service.server)
+            slow_second, _ = queue.enqueue("create", service=Service.get_by_id(slow_dns.id), server=slow_dns.server)
             worker.tick(wait=True)
         finally:
             worker.shutdown()
             logger.removeHandler(lines)
             logger.setLevel(level)
         yield Provisioned(settings, vault, registry, whm, Service.get_by_id(service.id), Service.get_by_id(echoing.id),
+                          Service.get_by_id(slow_dns.id), Job.get_by_id(slow_second.id),
                           Job.get_by_id(first.id),
-                          Job.get_by_id(second.id), after_first, _writes(whm, seen), lines.lines)
+                          Job.get_by_id(second.id), after_first, _writes(whm, seen, service.username), lines.lines)
     conn.close()
 
 
@@ -158,6 +167,18 @@ def test_a_second_create_of_the_service_changes_nothing(provisioned):
     statuses = [e.status for e in RunEvent.select().where(RunEvent.attempt.in_(attempts)
                                                           & (RunEvent.play == STEPS_PLAY_NAME)) if e.status]
     assert "changed" not in statuses and statuses.count("skipped") >= 5, statuses
+
+
+def test_a_second_run_while_the_autossl_check_still_runs_starts_no_other(provisioned):
+    p = provisioned
+    on_panel = p.whm.services[p.slow_dns.username]
+    assert p.slow_dns.status == "active" and p.slow_second.status == "succeeded", p.slow_second.last_error
+    assert _steps(p.slow_second)["create:cpanel_autossl"].status == "succeeded"
+    assert len(on_panel.autossl_checks) == 1 and on_panel.autossl_running and not on_panel.certificates
+    attempts = [r.id for r in _steps(p.slow_second).values()]
+    statuses = {e.task: e.status for e in RunEvent.select().where(RunEvent.attempt.in_(attempts)
+                                                                  & (RunEvent.play == STEPS_PLAY_NAME)) if e.status}
+    assert statuses["Start an AutoSSL check for the account (start_autossl_check_for_one_user)"] == "ok", statuses
 
 
 def test_the_steps_secrets_are_in_no_log_artifact_or_answer(provisioned):

@@ -116,6 +116,13 @@ def test_autossl_checks_are_refused_unless_the_server_and_the_user_have_autossl(
         assert start(USER[:16])["reason"] == f"The user “{USER[:16]}” does not have the AutoSSL feature enabled."
     finally:
         sim.services[USER[:16]].autossl_feature = True
+    sim.services[USER[:16]].autossl_pending = True
+    try:
+        assert start(USER[:16])["result"] == 1 and sim.services[USER[:16]].autossl_running
+        assert start(USER[:16])["reason"].startswith("The command already has an active PIDFile at")
+        assert "is running with the process ID" in start(USER[:16])["reason"]
+    finally:
+        sim.services[USER[:16]].autossl_pending = sim.services[USER[:16]].autossl_running = False
     assert start(USER[:16])["result"] == 1
     hosts = uapi(sim, "SSL", "installed_hosts")["data"]["uapi"]["data"]
     assert hosts[0]["servername"] == "example.com" and hosts[0]["certificate"]["is_self_signed"] == 0
