@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from provisiond import catalog, db as dbmod, lifecycle, notify, render, step_secrets
+from provisiond import catalog, crypto, db as dbmod, lifecycle, notify, render, step_secrets
 from provisiond.errors import ValidationError
 from provisiond.models import Job, Product, Setting, StepSecret
 from provisiond.worker import Worker
@@ -118,3 +118,16 @@ def test_migration_18_adds_the_step_secret_table_to_a_database_of_version_17(dat
     assert dbmod.upgrade(database) == after
     assert database.table_exists("step_secret")
     assert dbmod.upgrade(database) == []
+
+
+def test_key_rotation_re_encrypts_them(team, registry, vault):
+    from provisiond import keys
+    settings, _ = team
+    service, _ = lifecycle.order(registry, vault, product="mail", domain="keys.example.com", email="a@keys.example.com")
+    made = step_secrets.for_run(service.id, ["mailbox"], settings.role_dirs(), vault)
+    before = {r.name: r.value for r in StepSecret.select()}
+    counts = keys.rotate_all(settings)
+    assert counts["step secrets"] == 2
+    after = {r.name: r.value for r in StepSecret.select()}
+    assert all(after[name] != before[name] for name in before)
+    assert step_secrets.stored(service.id, crypto.Vault.from_settings(settings)) == {"mailbox": made["mailbox"]}
