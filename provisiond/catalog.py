@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import peewee as pw
 
-from provisiond import inputs, ssh
+from provisiond import inputs, ssh, step_secrets
 from provisiond.crypto import MASK, Vault
 from provisiond.errors import NotFound, ProvisiondError, ValidationError
 from provisiond.models import Product, Server, ServerGroup, database
@@ -175,6 +175,7 @@ def check_product_rules(panel: Panel, *, suspend_after_days: int | None, termina
     for step in steps:
         if not ROLE_NAME.match(step) or not any((Path(d) / step / "tasks").is_dir() for d in role_dirs):
             raise ValidationError("step", f"no role named {step!r} in {', '.join(map(str, role_dirs))}")
+        step_secrets.declared(step, role_dirs)  # a broken meta/provisiond.yml is refused here
 
 
 def panel_gap(product: Product) -> str | None:

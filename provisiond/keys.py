@@ -1,7 +1,7 @@
 """Key rotation: a new key first in the key file, every stored secret re-encrypted with it.
 
-The stored secrets are the ``enc:`` values of ``Server.credentials``, ``Service.password`` and
-``Job.secret_params``. Before anything changes, every one of them is decrypted with the current
+The stored secrets are the ``enc:`` values of ``Server.credentials``, ``Service.password``,
+``Job.secret_params`` and ``StepSecret.value``. Before anything changes, every one of them is decrypted with the current
 keys: a value that cannot be (tampered, or from a lost key) stops the rotation with an error
 naming it, and neither the key file nor the database is touched. Then the key file gets its new
 first key (old keys stay, so anything not yet re-encrypted still reads), and all values are
@@ -19,7 +19,7 @@ from provisiond.catalog import ENCRYPTED
 from provisiond.config import Settings
 from provisiond.crypto import KEY_ENV, Vault, rotate_key_file
 from provisiond.errors import ConfigError
-from provisiond.models import Job, Server, Service, database
+from provisiond.models import Job, Server, Service, StepSecret, database
 
 
 def _stored() -> Iterator[tuple[str, str, Callable[[Callable[[str], str]], None]]]:
@@ -36,6 +36,10 @@ def _stored() -> Iterator[tuple[str, str, Callable[[Callable[[str], str]], None]
     for job_id, token in Job.select(Job.id, Job.secret_params).where(Job.secret_params.is_null(False)).tuples():
         yield (f"parameters of job {job_id}", token,
                lambda new, jid=job_id: Job.update(secret_params=new).where(Job.id == jid).execute())
+    for row_id, step, name, token in StepSecret.select(StepSecret.id, StepSecret.step, StepSecret.name,
+                                                       StepSecret.value).tuples():
+        yield (f"secret {name} of step {step} (row {row_id})", token,
+               lambda new, rid=row_id: StepSecret.update(value=new).where(StepSecret.id == rid).execute())
 
 
 def _credential_writer(server_id: int, field: str):
@@ -61,12 +65,13 @@ def reencrypt_all(vault: Vault) -> dict[str, int]:
 
     Returns how many values of each kind were re-encrypted; on CryptoError nothing changed.
     """
-    counts = {"server credentials": 0, "service passwords": 0, "job parameters": 0}
+    counts = {"server credentials": 0, "service passwords": 0, "job parameters": 0, "step secrets": 0}
     with database.atomic():
         for what, token, write in list(_stored()):
             write(vault.rotate(token, what))
             kind = ("server credentials" if what.startswith("credential") else
-                    "service passwords" if what.startswith("password") else "job parameters")
+                    "service passwords" if what.startswith("password") else
+                    "step secrets" if what.startswith("secret") else "job parameters")
             counts[kind] += 1
     return counts
 

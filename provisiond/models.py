@@ -293,6 +293,20 @@ class RunEvent(BaseModel):
         indexes = ((("attempt", "seq"), True),)
 
 
+class StepSecret(BaseModel):
+    """A secret one of a service's steps needs (a mailbox or database password), made once
+    (``provisiond.step_secrets``) and kept encrypted with the vault: a retry reuses it."""
+
+    service = pw.ForeignKeyField(Service, backref="step_secrets", on_delete="CASCADE")
+    step = pw.CharField(max_length=100)    # the role's name
+    name = pw.CharField(max_length=100)    # the secret's name in the role's meta/provisiond.yml
+    value = pw.TextField()                 # vault-encrypted
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("service", "step", "name"), True),)
+
+
 MODELS = [Setting, ServerGroup, Server, Product, Service, Job, ProvisioningLog, ApiToken, Notification,
-          AuditEntry, Daemon, ServerSync, Usage, RunEvent]
+          AuditEntry, Daemon, ServerSync, Usage, RunEvent, StepSecret]
 

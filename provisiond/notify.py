@@ -8,7 +8,8 @@ A row's ``dedup_key`` is unique and inserts ignore a conflict, so the same failu
 however often it is reported.
 
 Payloads hold nothing secret. A welcome mail is rendered when it is sent, and the service's
-password is decrypted then, only when its product says so (``Product.welcome_password``).
+password and its steps' secrets are decrypted then, only when its product says so
+(``Product.welcome_password``).
 
 Webhooks are signed like the Opterius contract (shared/panels/opterius.md): ``X-Timestamp`` is
 Unix seconds, ``X-Signature`` the lowercase hex HMAC-SHA256, keyed by ``billing_webhook_secret``,
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import jinja2
 
-from provisiond import panels
+from provisiond import panels, step_secrets
 from provisiond.config import Settings, bundled_dir
 from provisiond.crypto import Redactor, Vault
 from provisiond.models import Notification, Server, Service, utcnow
@@ -259,11 +260,13 @@ def welcome_text(settings: Settings, vault: Vault, service: Service) -> tuple[st
     # One the billing system chose is never mailed: it showed it to the client itself.
     if service.product.welcome_password and service.password and service.password_state != "given":
         password = vault.decrypt(service.password, f"password of service {service.ref}")
+    # The steps' secrets (a mailbox's, a database's) were made by provisiond: mailed on the same word.
+    made = step_secrets.stored(service.id, vault) if service.product.welcome_password else {}
     text = template.render(username=service.username, domain=service.domain, email=service.email,
                            name=service.name,
                            ref=service.ref, package=service.package, product=service.product.name,
                            server=server.host if server else None, panel_url=panel_url(settings, server),
-                           password=password)
+                           password=password, step_secrets=made)
     first, _, rest = text.partition("\n")
     if first.lower().startswith("subject:"):
         return first.split(":", 1)[1].strip(), rest.lstrip("\n")

@@ -34,7 +34,7 @@ class Account:
     """What one job tells the playbook about its account."""
     host: str
     vars: dict[str, Any]
-    secrets: dict[str, str]
+    secrets: dict[str, Any]   # strings, and ``steps``: {role: {name: value}}
 
 
 def host_name(job_id: int) -> str:
@@ -82,7 +82,7 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
           runs_dir=None) -> RunSpec:
     panel_secrets = {k: credentials[k] for k in panel.secret_fields if k in credentials}
     account_secrets = {a.host: a.secrets for a in accounts}
-    every_secret = [v for v in (*panel_secrets.values(), *(v for a in accounts for v in a.secrets.values()))
+    every_secret = [v for v in (*panel_secrets.values(), *(v for a in accounts for v in _leaves(a.secrets)))
                     if v not in (None, "")]
     every_secret += _basic_auth_forms(credentials, panel_secrets.values())
     redactor = Redactor(str(v) for v in every_secret)
@@ -109,6 +109,15 @@ def roles_path(panel: Panel, role_dirs=()) -> list[Path]:
     """Where a run finds roles: the panel folder's own ``roles/`` (what its playbooks share),
     then the configured folders (or the bundled ones)."""
     return [panel.path / "roles", *(role_dirs or [bundled_dir("roles")])]
+
+
+def _leaves(secrets: dict):
+    """Every value of a job's secrets, those nested under ``steps`` included."""
+    for value in secrets.values():
+        if isinstance(value, dict):
+            yield from _leaves(value)
+        else:
+            yield value
 
 
 def _basic_auth_forms(credentials: dict, secrets) -> list[str]:

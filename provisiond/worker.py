@@ -31,7 +31,7 @@ import uuid
 
 import peewee as pw
 
-from provisiond import artifacts, catalog, db, execute, lifecycle, outcomes, panels, queue, render
+from provisiond import artifacts, catalog, db, execute, lifecycle, outcomes, panels, queue, render, step_secrets
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import ProvisiondError
@@ -175,9 +175,10 @@ class Worker:
                 self._record_refusal(job, str(exc))
             return
         accounts, runnable = [], []
+        role_dirs = render.roles_path(panel, tuple(self.settings.role_dirs()))
         for job in jobs:
             try:
-                account = self._account(job)
+                account = self._account(job, role_dirs)
             except ProvisiondError as exc:
                 self._record_refusal(job, str(exc))
                 continue
@@ -224,7 +225,7 @@ class Worker:
                 self._record_cancelled(job)
         return {job_id for job_id, go_on in state.items() if go_on}
 
-    def _account(self, job: Job) -> render.Account:
+    def _account(self, job: Job, role_dirs=()) -> render.Account:
         service = Service.get_by_id(job.service_id) if job.service_id else None
         secrets = {}
         values = {"job_id": job.id, "action": job.action, "params": job.params, "attempt": job.attempts,
@@ -239,6 +240,10 @@ class Worker:
                           backup_before_terminate=service.product.backup_before_terminate)
             if service.password:
                 secrets["password"] = self.vault.decrypt(service.password, f"password of service {service.ref}")
+            if values["extra_steps"]:  # made once per service; a retry gets the same ones
+                made = step_secrets.for_run(service.id, values["extra_steps"], role_dirs, self.vault)
+                if made:
+                    secrets["steps"] = made
         if job.secret_params:
             secrets.update(self.vault.decrypt_json(job.secret_params, f"parameters of job {job.id}"))
         return render.Account(render.host_name(job.id), values, secrets)
