@@ -26,21 +26,21 @@ from typing import Iterable, Sequence
 
 import yaml
 
+from provisiond import step_secrets
 from provisiond.panels import Panel
-
-META = Path("meta") / "provisiond.yml"
 
 
 def role_meta(role_dirs: Sequence[Path], role: str) -> dict:
-    """The role's ``meta/provisiond.yml`` from the first folder that has the role; {} if none."""
-    for folder in role_dirs:
-        path = Path(folder) / role / META
-        if (Path(folder) / role / "tasks").is_dir():
-            if not path.is_file():
-                return {}
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return loaded if isinstance(loaded, dict) else {}
-    return {}
+    """The role's ``meta/provisiond.yml`` from the first folder that has the role; {} if none
+    (a broken one is step_secrets.declared's to refuse)."""
+    folder = step_secrets.role_folder(role, role_dirs)
+    if folder is None or not (folder / step_secrets.META_FILE).is_file():
+        return {}
+    try:
+        loaded = yaml.safe_load((folder / step_secrets.META_FILE).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def step_roles(role_dirs: Sequence[Path]) -> dict[str, dict]:
