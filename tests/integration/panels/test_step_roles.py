@@ -89,6 +89,8 @@ def test_directadmin_steps_make_mailbox_database_and_certificate_once(adapter, r
     assert {r.headers["authorization"] for r in user_level} == {adapter_basic("admin|shop")}
     assert all(changed_tasks(row) for row in rows.values())   # each step acted the first time
     assert_secrets_kept_out(rows.values(), made)
+    for row in rows.values():   # nor the server's password, nor the login-as header made of it
+        adapter.assert_kept_clean(row, adapter_basic("admin|shop").split()[1])
 
     sent = create_again(worker, job, DA_STEPS, sim, "shop")
     assert [r.method for r in sent if r.path in ("/CMD_API_POP", "/CMD_API_DATABASES", "/CMD_API_SSL")] == ["GET"] * 3
