@@ -80,6 +80,7 @@ import secrets
 import time
 
 from provisiond.sandbox.base import PanelSimulator, Request, Response
+from provisiond.sandbox.cpanel_uapi import AccountServices, UapiCalls
 
 RESERVED_USERNAMES = frozenset({
     "root", "admin", "abuse", "ftp", "mysql", "nobody", "postmaster", "cpanel", "whm", "bin",
@@ -134,8 +135,9 @@ class Account:
         }
 
 
-class WhmSimulator(PanelSimulator):
-    """``WhmSimulator(token="t", plans={"basic"})``; ``sim.accounts`` is the panel's state.
+class WhmSimulator(UapiCalls, PanelSimulator):
+    """``WhmSimulator(token="t", plans={"basic"})``; ``sim.accounts`` is the panel's state, and
+    ``sim.services[user]`` each account's mailboxes, databases and certificates (cpanel_uapi.py).
 
     ``plans`` is a list of names (no limits) or a mapping name -> {"QUOTA": mb, "BWLIMIT": mb}
     ("unlimited" or 0 for none)."""
@@ -150,6 +152,7 @@ class WhmSimulator(PanelSimulator):
         self.plans = dict(plans) if isinstance(plans, dict) else {name: {} for name in plans}
         self.accounts: dict[str, Account] = {}
         self.sessions: dict[str, str] = {}  # create_user_session: session -> user
+        self.services: dict[str, AccountServices] = {}  # uapi_cpanel's state per account
 
     # -- wire ------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -310,6 +313,7 @@ class WhmSimulator(PanelSimulator):
         user = params.get("username") or params.get("user", "")
         if self.accounts.pop(user, None) is None:
             return self._missing("removeacct", user)
+        self.services.pop(user, None)  # its mail, databases and certificates go with it
         return self._envelope("removeacct", 1, f"{user} account removed",
                               raw=f"Removing account {user}...\nDone\n")
 

@@ -278,10 +278,14 @@ class ActionModule(ActionBase):
                 message = f"redirected to {answer_headers.get('Location') or 'nowhere'}"
             return {**outcome, "failed": True, "transient": retry, "answer": failed_answer,
                     "msg": f"HTTP {status}: {str(message)[:2000]}"}
-        rule = args.get("fail_when")
-        if rule and _rule_fails(answer, rule):
-            return {**outcome, "failed": True, "transient": False, "answer": failed_answer,
-                    "msg": str(_message(answer, args) or f"the panel reported a failure ({rule['path']})")[:2000]}
+        rules = args.get("fail_when") or []
+        for rule in rules if isinstance(rules, list) else [rules]:
+            if _rule_fails(answer, rule):
+                # A rule may name where its own message is (a two-level answer such as WHM's
+                # uapi_cpanel: WHM's metadata.reason, or the UAPI call's data.uapi.errors).
+                said = _message(answer, rule if "message" in rule else args)
+                return {**outcome, "failed": True, "transient": False, "answer": failed_answer,
+                        "msg": str(said or f"the panel reported a failure ({rule['path']})")[:2000]}
         return outcome
 
 
@@ -319,4 +323,5 @@ def _message(answer, args):
     if isinstance(paths, str):
         paths = [paths]
     parts = [_lookup(answer, p) for p in paths]
+    parts = ["; ".join(map(str, p)) if isinstance(p, list) else p for p in parts]  # e.g. UAPI's errors
     return ": ".join(str(p) for p in parts if p not in (None, ""))
