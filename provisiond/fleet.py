@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 from peewee import fn
 
-from provisiond import audit, catalog, inputs, ssh
+from provisiond import audit, catalog, inputs, ssh, stepneeds
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import NotFound, ProvisiondError, StateError, ValidationError
@@ -283,6 +283,8 @@ def add_product(settings: Settings, vault: Vault, registry: Registry, **fields: 
 
     product = catalog.add_product(registry, role_dirs=settings.role_dirs(), check_package=packages, **fields)
     gap = catalog.panel_gap(product)
+    warnings += stepneeds.product_warnings(registry.get(product.panel), product.extra_roles, Server.select().where(
+        (Server.group == product.group) & (Server.panel == product.panel)), settings.role_dirs())
     return Edited(product, [], ([gap] if gap else []) + warnings)
 
 

@@ -5,6 +5,8 @@ one ``ansible-playbook --syntax-check`` per panel; a broken panel is reported wi
 and field and never stops the others from being checked. Every variable a playbook (or a role
 of its folder) reads must be in the contract (provisiond/contract.py, playbooks/CONTRACT.md):
 ``file:line: account.domian is not a documented variable (did you mean account.domain?)``.
+A step role of the panel that the manifest's default key may not run is a warning
+(stepneeds.py): the panel is not broken, a server's key may be wider.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import jinja2
 
 from provisiond.config import bundled_dir
 from provisiond.panels import OPTIONAL_ACTIONS, Registry
-from provisiond import varcheck
+from provisiond import stepneeds, varcheck
 from provisiond.render import render_playbook, roles_path
 
 
@@ -30,6 +32,7 @@ class PanelReport:
     ok: bool
     problems: list[str]
     path: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def _syntax_check(playbooks: list[Path], roles: list[Path]) -> str | None:
@@ -61,7 +64,8 @@ def _undeclared(panel) -> list[str]:
             if panel.playbook_path(action).is_file() and not panel.supports(action)]
 
 
-def check(registry: Registry, only: str | None = None) -> list[PanelReport]:
+def check(registry: Registry, only: str | None = None, role_dirs=()) -> list[PanelReport]:
+    """Every panel (or ``only``); ``role_dirs``: where step roles are found (default: bundled)."""
     reports = [PanelReport(pid, False, [problem]) for pid, problem in registry.problems.items()
                if only in (None, pid)]
     for panel in registry.panels.values():
@@ -85,5 +89,6 @@ def check(registry: Registry, only: str | None = None) -> list[PanelReport]:
                 if failure:
                     problems.append(f"{panel.path}: ansible-playbook --syntax-check failed:\n{failure}")
         problems = list(dict.fromkeys(problems))  # a role read is found once per action
-        reports.append(PanelReport(panel.id, not problems, problems, str(panel.path)))
+        warnings = stepneeds.folder_warnings(panel, role_dirs or [bundled_dir("roles")])
+        reports.append(PanelReport(panel.id, not problems, problems, str(panel.path), warnings))
     return sorted(reports, key=lambda r: r.panel)

@@ -25,7 +25,7 @@ OPTIONAL_ACTIONS = ("renew",)
 FIELD_TYPES = {"str": str, "int": int, "bool": bool}
 PANEL_ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 MANIFEST_KEYS = {"id", "name", "description", "connection", "default_port", "credentials", "package",
-                 "actions", "username", "password", "admin_actions", "notes", "final_backup"}
+                 "actions", "username", "password", "admin_actions", "notes", "final_backup", "api_keys"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +145,8 @@ class Panel:
     password: PasswordRules
     final_backup: bool = False
     admin_actions: tuple[AdminAction, ...] = ()
+    # What a server's key may run, for the steps' needs (stepneeds.py); not part of the identity.
+    api_keys: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
 
     def admin_action(self, name: str) -> AdminAction:
         for action in self.admin_actions:
@@ -326,6 +328,7 @@ def load_panel(folder: Path) -> Panel:
             password=_rules("password", PasswordRules, raw.get("password")),
             final_backup=bool(raw.get("final_backup", False)),
             admin_actions=_admin_actions(folder, raw.get("admin_actions"), actions),
+            api_keys=dict(raw.get("api_keys") or {}),
         )
     except (PanelError, TypeError) as exc:
         raise PanelError(f"{manifest}: {exc}") from None

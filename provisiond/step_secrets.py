@@ -29,6 +29,8 @@ from provisiond.panels import PasswordRules
 META_FILE = Path("meta") / "provisiond.yml"
 NAME = re.compile(r"^[a-z_][a-z0-9_]{0,99}$")
 RULE_KEYS = {"length", "symbols"}
+# meta/provisiond.yml's keys: ``secrets`` (here), ``panel`` and ``needs`` (stepneeds.py).
+META_KEYS = {"secrets", "panel", "needs"}
 _DEFAULT = PasswordRules()
 
 
@@ -51,8 +53,8 @@ def declared(role: str, role_dirs: Iterable[Path]) -> dict[str, PasswordRules]:
         meta = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ValidationError("step", f"{where}: cannot be read ({exc})") from None
-    if not isinstance(meta, dict) or set(meta) - {"secrets"}:
-        raise ValidationError("step", f"{where}: expected a mapping with the one key 'secrets'")
+    if not isinstance(meta, dict) or set(meta) - META_KEYS:
+        raise ValidationError("step", f"{where}: expected a mapping of the keys {', '.join(sorted(META_KEYS))}")
     secrets = meta.get("secrets") or {}
     if not isinstance(secrets, dict):
         raise ValidationError("step", f"{where}: 'secrets' must map each secret's name to its rules")

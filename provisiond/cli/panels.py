@@ -23,12 +23,12 @@ def cmd_panels_list(rt: Runtime, args) -> int:
 @command("panels check")
 def cmd_panels_check(rt: Runtime, args) -> int:
     from provisiond import panelcheck
-    reports = panelcheck.check(rt.registry(), args.panel)
+    reports = panelcheck.check(rt.registry(), args.panel, rt.settings.role_dirs())
     if args.panel and not reports:
         raise ValidationError("panel", f"unknown panel {args.panel!r}")
     rt.out([dataclasses.asdict(r) for r in reports], lambda rows: "\n".join(
-        f"{r['panel']}: ok" if r["ok"] else f"{r['panel']}: BROKEN\n  " + "\n  ".join(r["problems"])
-        for r in rows))
+        (f"{r['panel']}: ok" if r["ok"] else f"{r['panel']}: BROKEN\n  " + "\n  ".join(r["problems"]))
+        + "".join(f"\n  warning: {w}" for w in r["warnings"]) for r in rows))
     return 0 if all(r.ok for r in reports) else 1
 
 

@@ -53,6 +53,13 @@ A playbook must not need them to be exact.
 
 Usage (issue 11): CMD_API_SHOW_USER_USAGE and the limits of CMD_API_SHOW_USER_CONFIG, per
 ``Account.usage`` and ``Account.limits`` (sources there).
+
+User-level calls (issue 14: the shipped step roles), the ``op_pop``, ``op_databases``, ``op_ssl`` below:
+CMD_API_POP, CMD_API_DATABASES and CMD_API_SSL, made by the admin "as" the account with the
+legacy-api page's "Login-as" (http://www.directadmin.com/api.html, "Login-as with the API": the
+user name ``admin|clientusername`` with the admin's own password or login key); and login keys
+restricted to some commands (https://www.directadmin.com/features.php?id=1298: "the key can be
+set to only be allowed to run certain commands"; the simulator's ``login_key_commands``).
 """
 
 from __future__ import annotations
@@ -77,6 +84,10 @@ DOMAIN_PATTERN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$")
 SYSTEM_USERS = frozenset({"root", "admin", "diradmin", "apache", "nobody", "mail", "mysql", "ftp",
                           "named", "majordomo", "daemon", "bin", "www", "webapps", "nginx"})
+# The user-level commands an admin may call logged in as one of its users (login-as).
+USER_LEVEL = frozenset({"pop", "databases", "ssl"})
+DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+KEY_SIZES = ("2048", "4096", "prime256v1", "secp384r1", "secp521r1")
 CREATE_FIELDS = ("username", "email", "passwd", "passwd2", "domain", "package", "ip")
 
 
@@ -116,6 +127,11 @@ class Account:
     disk_limit_mb: int | None = None
     bandwidth_limit_mb: int | None = None
     inodes_limit: int | None = None
+    # What the user-level calls made (directadmin_user.py): "box@domain" -> {"password", "quota"},
+    # database "user_name" -> {"user", "password"}, and the Let's Encrypt certificate of the domain.
+    pops: dict = dataclasses.field(default_factory=dict)
+    dbs: dict = dataclasses.field(default_factory=dict)
+    certificate: dict | None = None
 
     def usage(self) -> dict[str, str]:
         """CMD_API_SHOW_USER_USAGE's answer (directadm.in/commands/server, "Get User Usage"):
@@ -158,6 +174,9 @@ class DirectAdminSimulator(PanelSimulator):
     (unverified HTTP statuses of a ``json=yes`` error and of the login page);
     ``not_owned_details`` (the unverified words of a refusal for another reseller's user).
     ``sim.add_foreign_user(user, domain, creator)`` puts another reseller's user on the server.
+    ``login_key_commands``: the commands the login key may run (None: every one; a login with
+    the password is never restricted); ``letsencrypt_refusals``: host -> the words of a failed
+    Let's Encrypt request (the host does not resolve to the server, ...).
     """
 
     panel = "directadmin"
@@ -168,7 +187,8 @@ class DirectAdminSimulator(PanelSimulator):
                  level: str = "admin", repeat_suspend_is_error: bool = True,
                  suspend_reasons=("billing", "other"), json_error_status: int = 400,
                  login_status: int = 200, system_users=SYSTEM_USERS,
-                 not_owned_details: str = "You do not own that user", **kwargs):
+                 not_owned_details: str = "You do not own that user", login_key_commands=None,
+                 letsencrypt_refusals=None, **kwargs):
         super().__init__(**kwargs)
         self.username, self.password, self.login_key = username, password, login_key
         self.packages = set(packages)
@@ -181,20 +201,33 @@ class DirectAdminSimulator(PanelSimulator):
         self.system_users = set(system_users) | {username}
         self.not_owned_details = not_owned_details
         self.accounts: dict[str, Account] = {}
+        self.login_key_commands = None if login_key_commands is None else set(login_key_commands)
+        self.letsencrypt_refusals = dict(letsencrypt_refusals or {})
+        self.acting: Account | None = None   # the account a login-as call acts as
 
     # -- wire ------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         match = re.fullmatch(r"/CMD_API_([A-Z_]+)", request.path)
-        if not self._authorized(request.headers.get("authorization", "")) or not match:
+        login = self._login(request.headers.get("authorization", ""))
+        if login is None or not match:
             # DirectAdmin serves its HTML skin (the login page) for anything but an API call.
             return Response(self.login_status, LOGIN_PAGE, "text/html; charset=utf-8")
+        by_key, as_user = login
         params = request.form()
         as_json = params.get("json") == "yes"
-        operation = getattr(self, f"op_{match.group(1).lower()}", None)
+        name = match.group(1).lower()
+        operation = getattr(self, f"op_{name}", None)
         try:
-            if operation is None:
-                raise Failure(NO_AUTHORITY)
             with self.lock:
+                acting = self._login_as(as_user)
+                if acting is False:
+                    return Response(self.login_status, LOGIN_PAGE, "text/html; charset=utf-8")
+                allowed = self.login_key_commands
+                if operation is None or (by_key and allowed is not None and request.path[1:] not in allowed):
+                    raise Failure(NO_AUTHORITY)
+                if acting is not None and name not in USER_LEVEL and name != "login_test":
+                    raise Failure(NO_AUTHORITY)  # an admin's call, made while logged in as a user
+                self.acting = acting  # None: the caller's own account, which holds no domain here
                 return self._render(operation(params), as_json)
         except Failure as failure:
             if as_json:
@@ -202,14 +235,29 @@ class DirectAdminSimulator(PanelSimulator):
                 return Response(self.json_error_status, json.dumps(body).encode())
             return self._encoded({"error": "1", "text": failure.text, "details": failure.details})
 
-    def _authorized(self, header: str) -> bool:
+    def _login(self, header: str) -> tuple[bool, str] | None:
+        """(logged in with the login key, the user logged in as or ""), or None: refused."""
         scheme, _, encoded = header.partition(" ")
         try:
             user, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            return False
+            return None
+        admin, _, as_user = user.partition("|")
         secrets = {s for s in (self.password, self.login_key) if s}
-        return scheme.lower() == "basic" and user == self.username and secret in secrets
+        if scheme.lower() != "basic" or admin != self.username or secret not in secrets:
+            return None
+        return secret == self.login_key and secret != self.password, as_user
+
+    def _login_as(self, user: str):
+        """The account of a login-as (None without one); False when the caller may not log in
+        as it (no such user, or another reseller's): DirectAdmin answers its login page then
+        (*unverified*)."""
+        if not user:
+            return None
+        account = self.accounts.get(user)
+        if account is None or (self.level != "admin" and not self._mine(account)):
+            return False
+        return account
 
     def _render(self, result, as_json: bool) -> Response:
         if isinstance(result, Ok):
@@ -370,6 +418,106 @@ class DirectAdminSimulator(PanelSimulator):
 
     def op_packages_user(self, params):
         return sorted(self.packages)
+
+    # -- user-level calls, made logged in as the account (login-as) ------------------------
+    def _own_domain(self, params, text: str) -> Account:
+        """The acting account when ``domain`` is its own; DirectAdmin's refusal otherwise (the
+        words are those solitweb/laravel-directadmin issue 12 quotes)."""
+        domain = params.get("domain", "")
+        if self.acting is None or self.acting.domain != domain:
+            raise Failure(text, "You do not own that domain")
+        return self.acting
+
+    def op_pop(self, params):
+        """CMD_API_POP (http://directadm.in/commands/email): ``action=list&domain=`` lists the
+        boxes in ``list[]``; ``action=create`` with ``domain``, ``user``, ``passwd`` and
+        ``quota`` ("Integer in Megabytes. Zero for unlimited") makes one. The refusal of an
+        existing box is DirectAdmin's captured answer (shared/panels/directadmin.md): "Unable to
+        create email account" / "That user already exists<br>\\n". A ``passwd2`` that is sent
+        must match (omines/directadmin Mailbox::create sends it)."""
+        action = params.get("action", "")
+        if action == "list":
+            account = self._own_domain(params, "Unable to show email accounts")
+            return sorted(address.split("@")[0] for address in account.pops
+                          if address.endswith("@" + params["domain"]))
+        text = "Unable to create email account"
+        if action != "create":
+            raise Failure("Unknown action", "action=list or action=create")
+        account = self._own_domain(params, text)
+        box, password, quota = params.get("user", ""), params.get("passwd", ""), params.get("quota", "")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", box or ""):
+            raise Failure(text, f"Invalid email user: {box}")
+        if not password:
+            raise Failure(text, "No password given")
+        if "passwd2" in params and params["passwd2"] != password:
+            raise Failure(text, "Passwords do not match")
+        if not quota.isdigit():
+            raise Failure(text, "The quota must be a whole number of megabytes (0: unlimited)")
+        address = f"{box}@{params['domain']}"
+        if address in account.pops or box == account.user:
+            raise Failure(text, "That user already exists<br>\n")
+        account.pops[address] = {"password": password, "quota": int(quota)}
+        return Ok("Email account created", "")
+
+    def op_databases(self, params):
+        """CMD_API_DATABASES: without ``action`` the user's databases in ``list[]``;
+        ``action=create`` with ``name``, ``user``, ``passwd``, ``passwd2`` makes ``<user>_<name>``
+        owned by the new database user ``<user>_<user>`` (omines/directadmin
+        src/DirectAdmin/Objects/Database.php, ``create``: names given "without <user>_ prefix").
+        The refusal words are *unverified*."""
+        account = self.acting
+        if account is None:
+            raise Failure("Unable to show databases", "You do not own any databases")
+        action = params.get("action", "")
+        if not action:
+            return sorted(account.dbs)
+        text = "Unable to create database"
+        if action != "create":
+            raise Failure("Unknown action", "action=create")
+        name, user = params.get("name", ""), params.get("user", "")
+        for field, value in (("name", name), ("user", user)):
+            if not DB_NAME.match(value) or len(f"{account.user}_{value}") > 64:
+                raise Failure(text, f"Invalid database {field}: {value}")
+        if not params.get("passwd") or params.get("passwd") != params.get("passwd2"):
+            raise Failure(text, "Passwords are empty or do not match")
+        full = f"{account.user}_{name}"
+        if full in account.dbs:
+            raise Failure(text, f"Database {full} already exists")
+        if any(db["user"] == f"{account.user}_{user}" for db in account.dbs.values()):
+            raise Failure(text, f"Database user {account.user}_{user} already exists")
+        account.dbs[full] = {"user": f"{account.user}_{user}", "password": params["passwd"]}
+        return Ok("Database Created", f"Database {full} created")
+
+    def op_ssl(self, params):
+        """CMD_API_SSL. A read (no ``action``) gives the domain's certificate as pairs; the fields
+        ``ssl_on``, ``signed`` and ``issuer_simple`` (letsencrypt) are those of a captured answer
+        quoted in a public WHMCS module (``GET /CMD_API_SSL?domain=x``), *unverified* against
+        DirectAdmin's docs. ``action=save&type=create&request=letsencrypt`` with the hosts in
+        ``le_select0``, ``le_select1``, ... (and ``keysize``, ``encryption``) asks Let's Encrypt,
+        as docs.directadmin.com/developer/hooks/ssl_letsencrypt.html lists the form of
+        CMD_SSL's save; a host Let's Encrypt refuses fails the whole request."""
+        text = "Error with the certificate request"
+        account = self._own_domain(params, text)
+        cert = account.certificate
+        if not params.get("action"):
+            return {"domain": account.domain, "ssl_on": "yes" if cert else "no",
+                    "signed": "yes" if cert else "no", "issuer_simple": "letsencrypt" if cert else "",
+                    "server": "no" if cert else "yes"}
+        if (params.get("action"), params.get("type"), params.get("request")) != ("save", "create", "letsencrypt"):
+            raise Failure(text, "only action=save&type=create&request=letsencrypt is served here")
+        hosts = [v for k, v in sorted(params.items()) if re.fullmatch(r"le_select\d+", k)]
+        if not hosts:
+            raise Failure(text, "No domains were selected (le_select0)")
+        for host in hosts:
+            if host != account.domain and not host.endswith("." + account.domain):
+                raise Failure(text, f"{host} is not a host of {account.domain}")
+        if params.get("keysize", "secp384r1") not in KEY_SIZES:
+            raise Failure(text, f"Invalid key size: {params['keysize']}")
+        refused = [self.letsencrypt_refusals[h] for h in hosts if h in self.letsencrypt_refusals]
+        if refused:
+            raise Failure("Error getting the certificate from Let's Encrypt", refused[0])
+        account.certificate = {"hosts": hosts, "keysize": params.get("keysize", "secp384r1")}
+        return Ok("Certificate and Key Saved.", "")
 
     # -- rules -----------------------------------------------------------------------------
     def username_problem(self, user: str) -> str:

@@ -34,6 +34,23 @@ Sources (hestiacp/hestiacp, main branch), per part:
   (their ``json_list``: ``{"<user>": {"NAME": ..., "PACKAGE": ..., "CONTACT": ...,
   "SUSPENDED": "yes|no", "U_WEB_DOMAINS": ..., ...}}``), ``v-list-web-domains``,
   ``v-list-user-packages``, ``v-list-sys-info``.
+- the step roles' commands (issue 14), none of them in the billing preset:
+  ``v-add-mail-account`` (bin/v-add-mail-account: USER DOMAIN ACCOUNT PASSWORD [QUOTA], the
+  account lowercased, then is_object_valid 'mail' 'DOMAIN', is_package_full 'MAIL_ACCOUNTS',
+  is_mail_new: "mail account X already exists", 4) and ``v-list-mail-accounts`` (USER DOMAIN
+  [FORMAT]; its json_list keyed by ACCOUNT), both in the ``mail-accounts`` preset
+  (install/common/api/mail-accounts); ``v-add-database`` (bin/v-add-database: USER DATABASE
+  DBUSER DBPASS [TYPE] [HOST] [CHARSET], which makes ``USER_DATABASE`` and ``USER_DBUSER``;
+  is_object_new 'db' 'DB' / 'DBUSER': "DB=X already exists", 4; is_dbuser_format_valid: 32
+  characters at most; is_package_full 'DATABASES') and ``v-list-databases`` (USER [FORMAT]),
+  in no preset; ``v-add-letsencrypt-domain`` (bin/v-add-letsencrypt-domain: USER DOMAIN
+  [ALIASES] [MAIL]; "web domain X doesn't exist" 3, "domain alias X doesn't exist" 3, a failed
+  ACME order E_CONNECT 15; on success LETSENCRYPT='yes' and SSL='yes' on the web domain, no
+  output) and ``v-list-web-domain`` (USER DOMAIN [FORMAT], SSL and LETSENCRYPT among its
+  fields), neither in the billing preset. Only an admin key made without PERMISSIONS runs
+  v-add-database and v-add-letsencrypt-domain (``check_access_key_cmd``: an empty PERMISSIONS
+  of the admin's key allows every command; ``is_key_permissions_format_valid`` takes preset
+  names only, never single commands).
 - usage (issue 11): ``v-list-users json`` (in the billing preset) carries each user's U_DISK,
   DISK_QUOTA, U_BANDWIDTH, BANDWIDTH (MB, limits "unlimited" or MB), U_MAIL_ACCOUNTS and
   U_DATABASES, as ``bin/v-list-users``' json_list prints them from user.conf.
@@ -50,11 +67,22 @@ import urllib.parse
 from provisiond.sandbox.base import PanelSimulator, Request, Response
 
 E_ARGS, E_INVALID, E_NOTEXIST, E_EXISTS, E_SUSPENDED = 1, 2, 3, 4, 5
-E_LIMIT, E_PASSWORD, E_FORBIDDEN, E_DISABLED = 8, 9, 10, 11
+E_LIMIT, E_PASSWORD, E_FORBIDDEN, E_DISABLED, E_CONNECT = 8, 9, 10, 11, 15
 # install/common/api/billing: ROLE='admin', COMMANDS='...' (v-make-tmp-file is listed twice there).
 PRESETS = {"billing": ("v-add-user", "v-delete-user", "v-suspend-user", "v-unsuspend-user",
                        "v-change-user-shell", "v-list-user", "v-list-users", "v-make-tmp-file",
                        "v-add-domain", "v-change-user-package", "v-change-user-password"),
+           # install/common/api/mail-accounts: ROLE='user' (an admin's key runs it for any user).
+           "mail-accounts": ("v-list-mail-domains", "v-list-mail-domain", "v-list-mail-account",
+                             "v-list-mail-accounts", "v-list-mail-account-autoreply",
+                             "v-delete-mail-account", "v-delete-mail-account-alias",
+                             "v-delete-mail-account-autoreply", "v-delete-mail-account-forward",
+                             "v-delete-mail-account-fwd-only", "v-add-mail-account",
+                             "v-add-mail-account-alias", "v-add-mail-account-autoreply",
+                             "v-add-mail-account-forward", "v-add-mail-account-fwd-only",
+                             "v-change-mail-account-password", "v-change-mail-account-quota",
+                             "v-suspend-mail-account", "v-suspend-mail-accounts",
+                             "v-unsuspend-mail-account", "v-unsuspend-mail-accounts"),
            # install/common/api/purge-nginx-cache: ROLE='user'; a key made for the wrong job.
            "purge-nginx-cache": ("v-purge-nginx-cache", "v-list-web-domains", "v-list-web-domain")}
 ACCESS_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{20}$")
@@ -84,7 +112,15 @@ USAGE = {
     "v-list-users": (0, "[FORMAT]"), "v-list-user-packages": (0, "[FORMAT]"),
     "v-list-web-domains": (1, "USER [FORMAT]"),
     "v-list-sys-info": (0, "[FORMAT]"),
+    "v-add-mail-account": (4, "USER DOMAIN ACCOUNT PASSWORD [QUOTA]"),
+    "v-list-mail-accounts": (2, "USER DOMAIN [FORMAT]"),
+    "v-add-database": (4, "USER DATABASE DBUSER DBPASS [TYPE] [HOST] [CHARSET]"),
+    "v-list-databases": (1, "USER [FORMAT]"),
+    "v-add-letsencrypt-domain": (2, "USER DOMAIN [ALIASES] [MAIL]"),
+    "v-list-web-domain": (2, "USER DOMAIN [FORMAT]"),
 }
+ACCOUNT_PATTERN = re.compile(r"^[a-z0-9][-_.a-z0-9]{0,63}$")
+DB_BAD = re.compile(r"[!@#$^&*()+={}:,<>?/\\\"';%` |]")
 
 
 def _is_json(text: str) -> bool:
@@ -119,6 +155,11 @@ class Account:
     mail_accounts: int = 0    # U_MAIL_ACCOUNTS
     databases: int = 0        # U_DATABASES
     created: float = dataclasses.field(default_factory=time.time)
+    # What the step commands made: mail domain -> {account: {"password", "quota"}}, database
+    # "user_name" -> {"DBUSER", "password", "TYPE"}, web domains with a Let's Encrypt certificate.
+    mailboxes: dict = dataclasses.field(default_factory=dict)
+    dbs: dict = dataclasses.field(default_factory=dict)
+    letsencrypt: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def domain(self) -> str:
@@ -135,7 +176,8 @@ class HestiaSimulator(PanelSimulator):
     ``billing`` by default (the least privilege provisiond's playbooks need), ``""`` for an
     admin key that may run every command. Knobs: ``api_system`` (0 disables the API: code 11),
     ``allowed_ips`` (the simulator's client is always 127.0.0.1), ``legacy_key`` and
-    ``admin_password`` (the deprecated auth styles, off by default).
+    ``admin_password`` (the deprecated auth styles, off by default), ``letsencrypt_refusals``
+    (domain -> the ACME error a v-add-letsencrypt-domain meets).
     """
 
     panel = "hestia"
@@ -145,7 +187,7 @@ class HestiaSimulator(PanelSimulator):
                  packages=("basic", "pro", "business"), version: str = "1.9.4",
                  api_system: int = 1, allowed_ips: str = "allow-all", permissions: str = "billing",
                  legacy_key: str | None = None, admin_password: str | None = None,
-                 system_users=SYSTEM_USERS, **kwargs):
+                 system_users=SYSTEM_USERS, letsencrypt_refusals=None, **kwargs):
         super().__init__(**kwargs)
         self.access_key, self.secret_key = access_key, secret_key
         limits = packages if isinstance(packages, dict) else {name: {} for name in packages}
@@ -154,6 +196,7 @@ class HestiaSimulator(PanelSimulator):
         self.permissions = permissions
         self.legacy_key, self.admin_password = legacy_key, admin_password
         self.system_users = set(system_users)
+        self.letsencrypt_refusals = dict(letsencrypt_refusals or {})
         self.accounts: dict[str, Account] = {}
 
     # -- wire ------------------------------------------------------------------------------
@@ -432,6 +475,89 @@ class HestiaSimulator(PanelSimulator):
                                          "HESTIA": self.version, "RELEASE": "release",
                                          "UPTIME": "1", "LOADAVERAGE": "0.00 / 0.00 / 0.00"}}, fmt)
 
+    # -- the step roles' commands (issue 14) -----------------------------------------------
+    def _mail_domain(self, user: str, domain: str, *, unsuspended: bool = False) -> Account:
+        account = self._account(user, unsuspended=unsuspended)
+        if domain.lower() not in account.mail_domains:
+            raise Exit(E_NOTEXIST, f"mail domain {domain} doesn't exist")
+        return account
+
+    def cmd_add_mail_account(self, user, domain, box, password, quota="unlimited"):
+        box, domain = box.lower(), domain.lower()
+        self._user_format(user)
+        if DOMAIN_BAD.search(domain) or "." not in domain:
+            raise Exit(E_INVALID, f"invalid domain format :: {domain}")
+        if not ACCOUNT_PATTERN.match(box):
+            raise Exit(E_INVALID, f"invalid account format :: {box}")
+        if quota != "unlimited" and not quota.isdigit():
+            raise Exit(E_INVALID, f"invalid quota format :: {quota}")
+        account = self._mail_domain(user, domain, unsuspended=True)
+        boxes = account.mailboxes.setdefault(domain, {})
+        limit = self.packages[account.package].get("MAIL_ACCOUNTS", "unlimited")
+        if limit != "unlimited" and len(boxes) >= int(limit):
+            raise Exit(E_LIMIT, "MAIL_ACCOUNTS limit is reached :: upgrade user package")
+        if box in boxes:
+            raise Exit(E_EXISTS, f"mail account {box} already exists")
+        boxes[box] = {"password": password, "quota": quota}
+
+    def cmd_list_mail_accounts(self, user, domain, fmt="shell"):
+        account = self._mail_domain(user, domain)
+        return self._format({box: {"ALIAS": "", "FWD": "", "FWD_ONLY": "", "AUTOREPLY": "no",
+                                   "QUOTA": spec["quota"], "U_DISK": "0", "SUSPENDED": "no"}
+                             for box, spec in account.mailboxes.get(domain.lower(), {}).items()}, fmt)
+
+    def cmd_add_database(self, user, name, dbuser, password, db_type="mysql", host="", charset="UTF8MB4"):
+        database, owner = f"{user}_{name}", f"{user}_{dbuser}"
+        self._user_format(user)
+        if DB_BAD.search(database) or len(database) >= 64:
+            raise Exit(E_INVALID, f"invalid database format :: {database}")
+        if len(owner) >= 33:
+            raise Exit(E_INVALID, "mysql username can be up to 32 characters long")
+        if DB_BAD.search(owner):
+            raise Exit(E_INVALID, f"invalid dbuser format :: {owner}")
+        if db_type not in ("mysql", "pgsql"):
+            raise Exit(E_INVALID, f"invalid type format :: {db_type}")
+        account = self._account(user, unsuspended=True)
+        if database in account.dbs:
+            raise Exit(E_EXISTS, f"DB={database} already exists")
+        if any(db["DBUSER"] == owner for db in account.dbs.values()):
+            raise Exit(E_EXISTS, f"DBUSER={owner} already exists")
+        limit = self.packages[account.package].get("DATABASES", "unlimited")
+        if limit != "unlimited" and len(account.dbs) >= int(limit):
+            raise Exit(E_LIMIT, "DATABASES limit is reached :: upgrade user package")
+        account.dbs[database] = {"DBUSER": owner, "password": password, "TYPE": db_type}
+
+    def cmd_list_databases(self, user, fmt="shell"):
+        account = self._account(user)
+        return self._format({db: {"DATABASE": db, "DBUSER": spec["DBUSER"], "HOST": "localhost",
+                                  "TYPE": spec["TYPE"], "CHARSET": "UTF8MB4", "U_DISK": "0",
+                                  "SUSPENDED": "no"} for db, spec in account.dbs.items()}, fmt)
+
+    def _web_domain(self, user: str, domain: str, *, unsuspended: bool = False) -> Account:
+        account = self._account(user, unsuspended=unsuspended)
+        if domain.lower() not in account.domains:
+            raise Exit(E_NOTEXIST, f"web domain {domain} doesn't exist")
+        return account
+
+    def cmd_add_letsencrypt_domain(self, user, domain, aliases="", mail=""):
+        domain = domain.lower()
+        self._user_format(user)
+        if DOMAIN_BAD.search(domain) or "." not in domain:
+            raise Exit(E_INVALID, f"invalid domain format :: {domain}")
+        account = self._web_domain(user, domain, unsuspended=True)
+        for alias in sorted(set(filter(None, aliases.split(",")))):
+            if alias != f"www.{domain}":
+                raise Exit(E_NOTEXIST, f"domain alias {alias} doesn't exist")
+        refusal = self.letsencrypt_refusals.get(domain)
+        if refusal:
+            raise Exit(E_CONNECT, f"Let's Encrypt validation status 400 ({domain}). Details: {refusal}")
+        if domain not in account.letsencrypt:
+            account.letsencrypt.append(domain)
+
+    def cmd_list_web_domain(self, user, domain, fmt="shell"):
+        account = self._web_domain(user, domain)
+        return self._format({domain.lower(): self._domain_record(account, domain.lower())}, fmt)
+
     # -- listing helpers -------------------------------------------------------------------
     def _record(self, account: Account) -> dict[str, str]:
         limits = self.packages.get(account.package, {})
@@ -454,14 +580,17 @@ class HestiaSimulator(PanelSimulator):
         U_DATABASES what the user has (U_DISK and DISK_QUOTA are in ``_record``)."""
         limits = self.packages.get(account.package, {})
         return {"BANDWIDTH": str(limits.get("BANDWIDTH", "unlimited")),
-                "U_BANDWIDTH": str(account.bandwidth_used), "U_MAIL_ACCOUNTS": str(account.mail_accounts),
-                "U_DATABASES": str(account.databases)}
+                "U_BANDWIDTH": str(account.bandwidth_used),
+                "U_MAIL_ACCOUNTS": str(account.mail_accounts + sum(map(len, account.mailboxes.values()))),
+                "U_DATABASES": str(account.databases + len(account.dbs))}
 
     @staticmethod
     def _domain_record(account: Account, domain: str) -> dict[str, str]:
         created = time.localtime(account.created)
         return {"IP": "127.0.0.1", "DOCUMENT_ROOT": f"/home/{account.user}/web/{domain}/public_html/",
-                "ALIAS": f"www.{domain}", "TPL": "default", "SSL": "no",
+                "ALIAS": f"www.{domain}", "TPL": "default",
+                "SSL": "yes" if domain in account.letsencrypt else "no",
+                "LETSENCRYPT": "yes" if domain in account.letsencrypt else "",
                 "SUSPENDED": "yes" if account.suspended else "no",
                 "TIME": time.strftime("%H:%M:%S", created), "DATE": time.strftime("%Y-%m-%d", created)}
 

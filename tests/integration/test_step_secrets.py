@@ -97,7 +97,7 @@ def test_the_welcome_mail_lists_them_only_when_the_product_sends_passwords(team,
     ("secrets:\n  Pass-Word: {}\n", "must be a lowercase name with rules"),
     ("secrets:\n  password: {symbols: '\"{'}\n", "symbols may only be some of"),
     ("secrets: [password]\n", "'secrets' must map each secret's name"),
-    ("password: {length: 20}\n", "the one key 'secrets'"),
+    ("password: {length: 20}\n", "expected a mapping of the keys needs, panel, secrets"),
     ("secrets: {password: [\n", "cannot be read"),
 ])
 def test_a_step_with_a_broken_meta_file_is_refused_at_product_add(cpanel_setup, registry, tmp_path, meta, problem):

@@ -323,3 +323,54 @@ def test_a_reseller_is_refused_another_resellers_user_in_other_words_than_absent
     assert error(call(sim, "MODIFY_USER", action="package", user="carol3", package="pro")).endswith(
         "You do not own that user")
     assert "carol3" in sim.accounts and sim.accounts["carol3"].package == "basic"
+
+
+# -- user-level calls as the account (login-as), issue 14's step roles -------------------------
+AS_ALICE = ("admin|alice1", "sandbox-pass")
+POP = {"action": "create", "domain": "example.com", "user": "info", "passwd": "Box!pw123", "passwd2": "Box!pw123",
+       "quota": "0"}
+
+
+def test_user_level_calls_need_login_as_and_the_users_own_domain(sim, alice):
+    assert error(call(sim, "POP", **POP)) == "Unable to create email account / You do not own that domain"
+    assert error(call(sim, "POP", auth=AS_ALICE, **dict(POP, domain="other.example.com"))).endswith(
+        "You do not own that domain")
+    assert error(call(sim, "SHOW_ALL_USERS", auth=AS_ALICE, method="GET")) == NO_AUTHORITY + " / "
+    page = call(sim, "POP", auth=("admin|nosuch", "sandbox-pass"), method="GET", action="list", domain="example.com")
+    assert "DirectAdmin Login" in page.text and "text/html" in page.headers["Content-Type"]
+    assert alice.pops == {}
+
+
+def test_mailbox_database_and_certificate_as_the_account(sim, alice):
+    assert answer(call(sim, "POP", auth=AS_ALICE, method="GET", action="list", domain="example.com")) == {}
+    ok(call(sim, "POP", auth=AS_ALICE, **POP))
+    assert error(call(sim, "POP", auth=AS_ALICE, **POP)) == ("Unable to create email account / "
+                                                            "That user already exists<br>\n")
+    assert answer(call(sim, "POP", auth=AS_ALICE, method="GET", action="list", domain="example.com")) == {
+        "list[]": ["info"]}
+    database = {"action": "create", "name": "db", "user": "db", "passwd": "Db!pw1234", "passwd2": "Db!pw1234"}
+    ok(requests.post(f"{sim.url}/CMD_API_DATABASES", data=database, auth=AS_ALICE, timeout=5))
+    again = requests.post(f"{sim.url}/CMD_API_DATABASES", data=database, auth=AS_ALICE, timeout=5)
+    assert error(again).endswith("Database alice1_db already exists")
+    assert answer(call(sim, "DATABASES", auth=AS_ALICE, method="GET")) == {"list[]": ["alice1_db"]}
+    assert alice.dbs == {"alice1_db": {"user": "alice1_db", "password": "Db!pw1234"}}
+    assert answer(call(sim, "SSL", auth=AS_ALICE, method="GET", domain="example.com"))["ssl_on"] == ["no"]
+    ok(call(sim, "SSL", auth=AS_ALICE, action="save", domain="example.com", type="create", request="letsencrypt",
+            le_select0="example.com", le_select1="www.example.com"))
+    read = answer(call(sim, "SSL", auth=AS_ALICE, method="GET", domain="example.com"))
+    assert (read["ssl_on"], read["issuer_simple"]) == (["yes"], ["letsencrypt"])
+
+
+def test_a_refused_lets_encrypt_request_and_a_login_key_without_the_command(sim, alice, monkeypatch):
+    monkeypatch.setattr(sim, "letsencrypt_refusals", {"www.example.com": "www.example.com does not resolve here"})
+    refused = call(sim, "SSL", auth=AS_ALICE, action="save", domain="example.com", type="create",
+                   request="letsencrypt", le_select0="example.com", le_select1="www.example.com")
+    assert error(refused) == ("Error getting the certificate from Let's Encrypt / "
+                              "www.example.com does not resolve here")
+    assert alice.certificate is None
+    monkeypatch.setattr(sim, "login_key", "LoginKey-0123456789")
+    monkeypatch.setattr(sim, "login_key_commands", {"CMD_API_POP"})
+    with_key = ("admin|alice1", "LoginKey-0123456789")
+    assert error(call(sim, "DATABASES", auth=with_key, method="GET")) == NO_AUTHORITY + " / "
+    assert answer(call(sim, "POP", auth=with_key, method="GET", action="list", domain="example.com")) == {}
+    assert answer(call(sim, "DATABASES", auth=AS_ALICE, method="GET")) == {}   # the password is not limited

@@ -340,3 +340,43 @@ def test_list_users_and_packages(sim, bob):
     packages = api(sim, "v-list-user-packages", "json", returncode="no").json()
     assert sorted(packages) == ["basic", "business", "default", "pro", "webonly"]
     assert packages["basic"]["WEB_DOMAINS"] == "1"
+
+
+# -- the step roles' commands (issue 14) ------------------------------------------------------
+def test_mail_account_database_and_letsencrypt(sim, bob, monkeypatch):
+    assert code(api(sim, "v-add-mail-account", "bob", "example.com", "info", "Box!pw123")) == 3  # no mail domain
+    assert code(api(sim, "v-add-domain", "bob", "example.com")) == 0
+    assert code(api(sim, "v-add-mail-account", "bob", "example.com", "Info", "Box!pw123")) == 0
+    again = api(sim, "v-add-mail-account", "bob", "example.com", "info", "Box!pw123", returncode="no")
+    assert (again.status_code, again.text) == (400, "Error: mail account info already exists")
+    listed = api(sim, "v-list-mail-accounts", "bob", "example.com", "json", returncode="no").json()
+    assert list(listed) == ["info"] and listed["info"]["QUOTA"] == "unlimited"
+    assert code(api(sim, "v-add-database", "bob", "db", "db", "Db!pw1234")) == 0
+    again = api(sim, "v-add-database", "bob", "db", "other", "Db!pw1234", returncode="no")
+    assert (again.status_code, again.text) == (400, "Error: DB=bob_db already exists")
+    too_long = api(sim, "v-add-database", "bob", "x", "u" * 29, "Db!pw1234", returncode="no")
+    assert too_long.text == "Error: mysql username can be up to 32 characters long"
+    assert list(api(sim, "v-list-databases", "bob", "json", returncode="no").json()) == ["bob_db"]
+    assert code(api(sim, "v-add-letsencrypt-domain", "bob", "example.com", "shop.example.com")) == 3  # no alias
+    monkeypatch.setattr(sim, "letsencrypt_refusals", {"example.com": "urn:ietf:params:acme:error:dns"})
+    failed = api(sim, "v-add-letsencrypt-domain", "bob", "example.com", returncode="no")
+    assert (failed.status_code, failed.headers["Hestia-Exit-Code"]) == (400, "15")
+    assert "Let's Encrypt validation status 400 (example.com)" in failed.text
+    monkeypatch.setattr(sim, "letsencrypt_refusals", {})
+    done = api(sim, "v-add-letsencrypt-domain", "bob", "example.com", "www.example.com", returncode="no")
+    assert (done.status_code, done.text) == (204, "")
+    web = api(sim, "v-list-web-domain", "bob", "example.com", "json", returncode="no").json()["example.com"]
+    assert (web["SSL"], web["LETSENCRYPT"]) == ("yes", "yes")
+    assert bob.mailboxes == {"example.com": {"info": {"password": "Box!pw123", "quota": "unlimited"}}}
+
+
+@pytest.mark.parametrize("permissions, command, allowed", [
+    ("billing", "v-add-mail-account", False), ("billing,mail-accounts", "v-add-mail-account", True),
+    ("billing,mail-accounts", "v-add-database", False), ("billing", "v-add-letsencrypt-domain", False),
+    ("purge-nginx-cache", "v-list-web-domain", True),
+])
+def test_the_step_commands_need_a_key_that_has_them(sim, bob, monkeypatch, permissions, command, allowed):
+    monkeypatch.setattr(sim, "permissions", permissions)
+    answer = api(sim, command, "bob", "example.com", "info", "Box!pw123", returncode="no")
+    refusal = f"Error: Key {sim.access_key} don't have permission to run the command {command}"
+    assert (answer.status_code == 401 and answer.text == refusal) is not allowed
