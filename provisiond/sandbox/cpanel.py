@@ -337,8 +337,9 @@ class WhmSimulator(PanelSimulator):
     #   ``bwlimit`` in MB, default "unlimited", "0 and unlimited - Grant the user unlimited
     #   bandwidth"; answer ``data.bwlimits[]`` (bwlimit, bwlimitenable, domains, human_bwlimit,
     #   human_bwused, unlimited) and reason "Bandwidth Limit for username has been set to
-    #   unlimited megabytes". ``bwlimit`` in that list is given in bytes here, as showbw's
-    #   ``limit`` is (*unverified*: the sample only shows 0).
+    #   unlimited megabytes". ``bwlimit`` in that list is in bytes: the page's sample only shows
+    #   0, cPanel's older page (http://twiki.cpanel.net/twiki/bin/view/AllDocumentation/
+    #   AutomationIntegration/LimitBandwidth) shows bwlimit=5 answered as 5242880.
     # modifyacct (https://api.docs.cpanel.net/specifications/whm.openapi/account-management/modifyacct.md)
     # also takes BWLIMIT, but in bytes, and the vendor advises against modifying an account that
     # uses a plan; the playbooks do not call it and the simulator does not serve it.

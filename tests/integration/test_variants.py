@@ -15,6 +15,8 @@ from provisiond import db as dbmod
 from provisiond.errors import Conflict, StateError, ValidationError
 from provisiond.models import AuditEntry, Job, Product, ProductVariant, Service, Setting
 from provisiond.sandbox.cpanel import WhmSimulator
+from provisiond.sandbox.directadmin import DirectAdminSimulator
+from provisiond.sandbox.hestia import HestiaSimulator
 from tests.conftest import WHM_TOKEN
 from tests.helpers import settle
 
@@ -105,6 +107,68 @@ def test_the_api_orders_a_variant_of_another_plan_and_moves_it_back(hosting, set
         shown = client.get("/v1/services/INV-7").json()
         assert (shown["variant"], shown["package"]) == ("pro", "basic")
         assert [v["name"] for v in client.get("/v1/products/hosting/variants").json()] == ["big", "lite", "pro"]
+
+
+DA_PASSWORD = "canary-da-password-4Hq8Wm"
+HESTIA_KEY, HESTIA_SECRET = "PROVISIONDACCESS0001", "canary-hestia-secret-5Rt8Yv-0123456789ab"
+
+
+@pytest.fixture
+def da_and_hestia(database, registry, vault):
+    """Servers da1 and hst1 in group 'web'; product 'dahost' (package basic, quota 2048) with
+    variants 'pro' (quota 8192, bandwidth 20480) and 'lite' (unlimited bandwidth); product
+    'hshost' (package basic) with variants 'big' (package pro) and 'small' (package basic)."""
+    with DirectAdminSimulator(password=DA_PASSWORD, packages={
+            "basic": {"quota": 1000, "bandwidth": 5000}, "pro": {"quota": 10000, "bandwidth": 50000}}) as da, \
+            HestiaSimulator(access_key=HESTIA_KEY, secret_key=HESTIA_SECRET, permissions="billing",
+                            packages={"basic": {"DISK_QUOTA": 1000}, "pro": {"DISK_QUOTA": 10000}}) as hestia:
+        catalog.add_group("web")
+        catalog.add_server(registry, vault, name="da1", panel="directadmin", host=da.host, port=da.port,
+                           group_name="web", credentials={"password": DA_PASSWORD, "scheme": "http"})
+        catalog.add_server(registry, vault, name="hst1", panel="hestia", host=hestia.host, port=hestia.port,
+                           group_name="web", credentials={"access_key": HESTIA_KEY, "secret_key": HESTIA_SECRET,
+                                                          "scheme": "http"})
+        catalog.add_product(registry, name="dahost", panel="directadmin", group_name="web", package="basic",
+                            config={"quota": 2048})
+        variants.add(registry, "dahost", "pro", {"quota": 8192, "bandwidth": 20480}, actor="test")
+        variants.add(registry, "dahost", "lite", {"bandwidth": 0}, actor="test")
+        catalog.add_product(registry, name="hshost", panel="hestia", group_name="web", package="basic")
+        variants.add(registry, "hshost", "big", package="pro", actor="test")
+        variants.add(registry, "hshost", "small", package="basic", actor="test")
+        yield da, hestia
+
+
+def test_directadmin_and_hestia_get_the_variant_and_a_move_sets_it_again(da_and_hestia, registry, vault, worker):
+    da, hestia = da_and_hestia
+    with pytest.raises(ValidationError) as refused:  # Hestia's packages hold every limit
+        variants.add(registry, "hshost", "huge", {"quota": 1}, actor="test")
+    assert refused.value.field == "config.quota"
+    on_da, create_da = lifecycle.order(registry, vault, product="dahost", variant="pro", domain="da.example.com",
+                                       email="me@da.example.com")
+    on_hestia, create_hestia = lifecycle.order(registry, vault, product="hshost", variant="big",
+                                               domain="hs.example.com", email="me@hs.example.com")
+    assert len(worker.tick(wait=True)) == 2  # one run a server, side by side
+    assert {Job.get_by_id(j.id).status for j in (create_da, create_hestia)} == {"succeeded"}
+
+    def da_limits():
+        account = da.accounts[on_da.username]
+        return account.package, account.disk_limit_mb, account.bandwidth_limit_mb
+
+    def hestia_limits():
+        code, out = hestia.run("v-list-user", [on_hestia.username, "json"])
+        record = json.loads(out)[on_hestia.username]
+        return record["PACKAGE"], record["DISK_QUOTA"]
+
+    assert da_limits() == ("basic", 8192, 20480)
+    assert hestia_limits() == ("pro", "10000")
+
+    moves = [lifecycle.request(registry, vault, on_da.id, "change_package", variant="lite"),
+             lifecycle.request(registry, vault, on_hestia.id, "change_package", variant="small")]
+    worker.tick(wait=True)
+    assert [Job.get_by_id(j.id).status for j in moves] == ["succeeded", "succeeded"]
+    assert da_limits() == ("basic", 2048, None)  # the product's quota, lite's unlimited bandwidth
+    assert hestia_limits() == ("basic", "1000")
+    assert [Service.get_by_id(s.id).variant.name for s in (on_da, on_hestia)] == ["lite", "small"]
 
 
 def test_bad_variants_are_refused_by_field_and_nothing_is_written(hosting, run):
