@@ -276,6 +276,16 @@ def _server_max_concurrency(db: pw.Database) -> None:
         migrate(SchemaMigrator.from_database(db).add_column("server", "max_concurrency", Server.max_concurrency))
 
 
+def _variants(db: pw.Database) -> None:
+    # Services made before variants have none: they keep the product's own package settings.
+    from playhouse.migrate import SchemaMigrator, migrate
+    from provisiond.models import ProductVariant, Service
+    db.create_tables([ProductVariant], safe=True)
+    if "variant_id" not in {c.name for c in db.get_columns("service")}:
+        migrate(SchemaMigrator.from_database(db).add_column("service", "variant_id", Service.variant))
+    db.execute_sql("CREATE INDEX IF NOT EXISTS service_variant_id ON service (variant_id)")
+
+
 def _console_indexes(db: pw.Database) -> None:
     # What the console's pages read by: Needs you (failed and held jobs, newest change first,
     # counted by server), the Overview's attempts per hour of the last day, the Servers page.
@@ -307,6 +317,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (16, "indexes the console's pages read by", _console_indexes),
     (17, "each server's limit of panel calls at once (max_concurrency)", _server_max_concurrency),
     (18, "the secrets a product's steps make (mailbox, database passwords), encrypted", _step_secrets),
+    (20, "product variants, and the variant of each service", _variants),
 ]
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import peewee as pw
 
-from provisiond import accounts, audit, credentials, db as dbmod, inputs, notify, queue
+from provisiond import accounts, audit, credentials, db as dbmod, inputs, notify, queue, variants
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import Conflict, NotFound, StateError, ValidationError
@@ -182,7 +182,7 @@ def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, 
                 username: str | None = None, ref: str | None = None, name: str | None = None,
                 paid_until: datetime.date | None = None, password: str | None = None,
                 policy: RetryPolicy = RetryPolicy(),
-                settings: Settings | None = None) -> Ordered:
+                settings: Settings | None = None, variant: str | None = None) -> Ordered:
     """A paid order: a pending Service and its create job, or nothing at all on bad input.
 
     ``name`` is the customer's name, if the billing system knows it (panels that keep one
@@ -191,14 +191,17 @@ def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, 
     same data gives that service back; with other data it is a ``Conflict`` naming the fields.
     Parallel orders of one ref give one service: the ref is looked up under the write lock,
     and the loser of a race on PostgreSQL (unique ``ref``) reads the winner's service.
-    With ``settings``, notifications (here: the "no capacity" alert) are queued."""
+    With ``settings``, notifications (here: the "no capacity" alert) are queued. ``variant``
+    names one of the product's variants (provisiond.variants): its package and settings."""
     found = Product.get_or_none(Product.name == product) if inputs.REF.match(product or "") else None
     if found is None:
         raise ValidationError("product", f"unknown product {product!r}")
     panel = registry.get(found.panel)
     panel.require("create")
+    chosen = variants.variant_of(found, variant) if variant is not None else None
     wanted = {"product": found.name, "domain": inputs.domain(domain), "email": inputs.email(email),
-              "username": username, "name": inputs.customer_name(name) if name is not None else None}
+              "username": username, "name": inputs.customer_name(name) if name is not None else None,
+              "variant": variant}
     if ref is not None:
         inputs.ref(ref)
     if username is not None:
@@ -212,7 +215,8 @@ def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, 
                 return _replayed(known, wanted, password, vault)
             service = Service.create(
                 ref=ref or f"tmp-{uuid.uuid4().hex}", product=found, domain=wanted["domain"],
-                email=wanted["email"], name=wanted["name"], package=found.package, paid_until=paid_until,
+                email=wanted["email"], name=wanted["name"], package=variants.settings_for(found, chosen).package,
+                variant=chosen, paid_until=paid_until,
                 password=vault.encrypt(password or accounts.generate_password(panel.password)),
                 password_state=credentials.GIVEN if password is not None else credentials.GENERATED)
             if ref is None:
@@ -236,9 +240,10 @@ def _replayed(known: Service, wanted: dict, password: str | None, vault: Vault) 
     given must be the known one (a replay that adds a name to an order placed without one
     asks for something new)."""
     have = {"product": known.product.name, "domain": known.domain, "email": known.email,
-            "username": known.username, "name": known.name}
+            "username": known.username, "name": known.name,
+            "variant": known.variant.name if known.variant_id else None}
     differing = [f for f, value in wanted.items()
-                 if value is not None and (have[f] is not None or f == "name") and value != have[f]]
+                 if value is not None and (have[f] is not None or f in ("name", "variant")) and value != have[f]]
     if password is not None and not _same_password(known, password, vault):
         differing.append("password")
     if differing:
@@ -312,9 +317,11 @@ def _hold_for_username(service: Service, exc: ValidationError, settings: Setting
 
 def request(registry: Registry, vault: Vault, ref_or_id: str | int, action: str, *,
             reason: str | None = None, package: str | None = None, password: str | None = None,
-            policy: RetryPolicy = RetryPolicy()) -> Job:
+            policy: RetryPolicy = RetryPolicy(), variant: str | None = None) -> Job:
     """Ask for a lifecycle action; an identical open request returns its job.
 
+    ``change_package`` takes a ``package``, a ``variant`` of the service's product (its package
+    unless ``package`` is given too, and its settings: provisiond.variants), or both.
     ``change_password`` takes the ``password`` a billing system chose (else one is generated);
     a second chosen password while the first is still queued is refused, never merged away."""
     service = get_service(ref_or_id)
@@ -331,9 +338,9 @@ def request(registry: Registry, vault: Vault, ref_or_id: str | int, action: str,
         if len(params["reason"]) > 64 or "\x00" in params["reason"]:
             raise ValidationError("reason", "must be at most 64 characters, without NUL bytes")
     if action == "change_package":
-        if not package:
-            raise ValidationError("package", "is required")
-        params["package"] = inputs.package(package)
+        params.update(variants.change_params(service.product, package, variant))
+    elif variant is not None:
+        raise ValidationError("variant", f"is only taken by change_package, not {action}")
     if password is not None:
         if action != "change_password":
             raise ValidationError("password", f"is only taken by change_password, not {action}")
@@ -454,6 +461,7 @@ def apply_success(job: Job, reported: dict, vault: Vault, settings: Settings | N
         changes["status_reason"] = None
     if job.action == "change_package":
         changes["package"] = job.params["package"]
+        changes.update(variants.moved_to(service, job.params))
     if job.action == "change_password" and job.secret_params:
         new_password = vault.decrypt_json(job.secret_params, f"job {job.id} parameters")["password"]
         changes["password"] = vault.encrypt(new_password)

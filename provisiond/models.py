@@ -103,6 +103,20 @@ class Product(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
 
 
+class ProductVariant(BaseModel):
+    """A variant of a product ("pro-12m"): package settings over the product's, and optionally
+    another package (provisiond.variants)."""
+
+    product = pw.ForeignKeyField(Product, backref="variants", on_delete="CASCADE")  # gone with it
+    name = pw.CharField(max_length=100)
+    package = pw.CharField(max_length=255, null=True)  # null: the product's package
+    config = JsonField(default=dict)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("product", "name"), True),)
+
+
 class Service(BaseModel):
     ref = pw.CharField(unique=True, max_length=100)
     product = pw.ForeignKeyField(Product, backref="services", on_delete="RESTRICT")
@@ -126,6 +140,8 @@ class Service(BaseModel):
     never_terminate = pw.BooleanField(default=False)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
+    # The product variant it was ordered with or moved to (provisiond.variants); null: the product's own.
+    variant = pw.ForeignKeyField(ProductVariant, backref="services", null=True, on_delete="RESTRICT")
 
     class Meta:
         indexes = ((("server", "username"), True),)
@@ -307,6 +323,6 @@ class StepSecret(BaseModel):
         indexes = ((("service", "step", "name"), True),)
 
 
-MODELS = [Setting, ServerGroup, Server, Product, Service, Job, ProvisioningLog, ApiToken, Notification,
-          AuditEntry, Daemon, ServerSync, Usage, RunEvent, StepSecret]
+MODELS = [Setting, ServerGroup, Server, Product, ProductVariant, Service, Job, ProvisioningLog, ApiToken,
+          Notification, AuditEntry, Daemon, ServerSync, Usage, RunEvent, StepSecret]
 

@@ -13,7 +13,8 @@ def service_view(service: Service) -> dict:
             "server": service.server.name if service.server_id else None, "domain": service.domain,
             "email": service.email, "name": service.name, "username": service.username,
             "remote_id": service.remote_id,
-            "package": service.package, "status": service.status,
+            "package": service.package, "variant": service.variant.name if service.variant_id else None,
+            "status": service.status,
             "status_reason": service.status_reason, "pending_reason": service.pending_reason,
             "last_error": service.last_error, "paid_until": service.paid_until,
             "created_at": service.created_at, "updated_at": service.updated_at}

@@ -31,7 +31,8 @@ import uuid
 
 import peewee as pw
 
-from provisiond import artifacts, catalog, db, execute, lifecycle, outcomes, panels, queue, render, step_secrets
+from provisiond import (artifacts, catalog, db, execute, lifecycle, outcomes, panels, queue, render,
+                        step_secrets, variants)
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import ProvisiondError
@@ -235,7 +236,8 @@ class Worker:
                           email=service.email, name=service.name, username=service.username,
                           remote_id=service.remote_id,
                           package=job.params.get("package", service.package),
-                          package_config=service.product.config, reason=job.params.get("reason"),
+                          package_config=variants.package_config(service, job.params),
+                          reason=job.params.get("reason"),
                           extra_steps=service.product.extra_roles if job.action == "create" else [],
                           backup_before_terminate=service.product.backup_before_terminate)
             if service.password:

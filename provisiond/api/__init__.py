@@ -40,7 +40,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from provisiond import db as dbmod
 from provisiond import health as daemon_health
-from provisiond.api import attempts, docs, fleet, fleet_import, jobs, services, sync, tokens, usage
+from provisiond.api import attempts, docs, fleet, fleet_import, jobs, services, sync, tokens, usage, variants
 from provisiond.api.base import (UNAUTHORIZED, Context, PanelCache, authenticate, bound_connections,
                                  connection, install_error_handlers, problem)
 from provisiond.api.schemas import Health, Problem
@@ -89,7 +89,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     docs.install(app)
     ui.install(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
-    for module in (services, fleet_import, jobs, attempts, sync, tokens, fleet, usage):
+    for module in (services, fleet_import, jobs, attempts, sync, tokens, fleet, variants, usage):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

@@ -56,6 +56,8 @@ class OrderIn(Strict):
     password: str | None = Field(None, min_length=1, max_length=128, repr=False, description=(
         "the account password the billing system chose (checked against the panel's rules, "
         "stored encrypted, never shown again); without it provisiond generates one"))
+    variant: str | None = Field(None, min_length=1, max_length=100, pattern=REF_PATTERN,
+                                description="a variant of the product (GET /v1/products/{name}/variants)")
 
 
 class PaymentIn(Strict):
@@ -91,7 +93,10 @@ class ActionIn(Strict):
 
 
 class ChangePackageIn(Strict):
-    package: str = Field(min_length=1, max_length=100)
+    package: str | None = Field(None, min_length=1, max_length=100,
+                                description="the panel's package (default: the variant's)")
+    variant: str | None = Field(None, min_length=1, max_length=100, pattern=REF_PATTERN,
+                                description="a variant of the service's product: its package and settings")
 
 
 class ChangePasswordIn(Strict):
@@ -138,6 +143,7 @@ class ServiceOut(BaseModel):
     username: str | None
     remote_id: str | None
     package: str
+    variant: str | None = Field(description="the product variant it was ordered with or moved to")
     status: str
     status_reason: str | None
     pending_reason: str | None

@@ -33,7 +33,7 @@ def create_order(order: OrderIn, ctx: Ctx):
     ordered = lifecycle.place_order(
         ctx.panels(), ctx.vault, product=order.product, domain=order.domain, email=order.email,
         username=order.username, ref=order.ref, name=order.name, paid_until=order.paid_until,
-        password=order.password, policy=ctx.policy, settings=ctx.settings)
+        password=order.password, policy=ctx.policy, settings=ctx.settings, variant=order.variant)
     answer = {"service": service_view(ordered.service),
               "job": job_view(ordered.job) if ordered.job else None}
     return JSONResponse(ServiceAndJob.model_validate(answer).model_dump(mode="json"),
@@ -123,7 +123,7 @@ def terminate(service: ServiceKey, ctx: Ctx):
              responses=ACTION_RESPONSES)
 @with_db
 def change_package(service: ServiceKey, body: ChangePackageIn, ctx: Ctx):
-    return _request(ctx, service, "change_package", package=body.package)
+    return _request(ctx, service, "change_package", package=body.package, variant=body.variant)
 
 
 @router.post("/services/{service}/change-password", status_code=202, response_model=JobOut,

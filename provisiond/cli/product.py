@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from provisiond import audit, fleet
+from provisiond.cli import variant
 from provisiond.cli.base import Runtime, command, edited_text, fields, kv, table, warn
 from provisiond.views import product_view
 
@@ -122,3 +123,4 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("--backup-before-terminate", action=argparse.BooleanOptionalAction, default=None,
                    help="take a final backup before the account is removed (or not)")
     sub(prg, "remove", "remove a product no service uses").add_argument("name", help="the product's name")
+    variant.add_parsers(sub, prg)

@@ -18,7 +18,7 @@ def cmd_service_order(rt: Runtime, args) -> int:
     ordered = lifecycle.place_order(rt.registry(), rt.vault, product=args.product, domain=args.domain,
                                     email=args.email, username=args.username, ref=args.ref, name=args.name,
                                     paid_until=args.paid_until, password=read_password_file(args.password_file),
-                                    policy=rt.policy, settings=rt.settings)
+                                    policy=rt.policy, settings=rt.settings, variant=args.variant)
     service, job = ordered.service, ordered.job
     view = service_view(service) | {"job": job.id if job else None, "created": ordered.created}
     rt.out(view, lambda v: f"service {v['ref']} ({v['domain']}) "
@@ -111,7 +111,7 @@ def cmd_service_terminate(rt, args):
 
 @command("service change-package")
 def cmd_service_change_package(rt, args):
-    return _request(rt, args, "change_package", package=args.package)
+    return _request(rt, args, "change_package", package=args.package, variant=args.variant)
 
 
 @command("service change-password")
@@ -202,6 +202,7 @@ def add_parsers(sub, group, top) -> None:
     p.add_argument("--paid-until", type=parse_date, metavar="YYYY-MM-DD",
                    help="the day the order is paid until (the overdue sweep counts from it)")
     p.add_argument("--password-file", metavar="FILE", help=PASSWORD_FILE_HELP)
+    p.add_argument("--variant", help="a variant of the product (`product variant list PRODUCT`)")
     for name, help_text in (("show", "show a service and its jobs"), ("unsuspend", "unsuspend"),
                             ("terminate", "terminate (remove the account)")):
         sub(svg, name, help_text).add_argument("service", help=SERVICE_KEY_HELP)
@@ -234,7 +235,9 @@ def add_parsers(sub, group, top) -> None:
                    help="paid until; today or later, not before the current paid-until")
     p = sub(svg, "change-package", "move to another package")
     p.add_argument("service", help=SERVICE_KEY_HELP)
-    p.add_argument("package", help="the panel's package or plan name")
+    p.add_argument("package", nargs="?", help="the panel's package or plan name (default: the variant's)")
+    p.add_argument("--variant", help="a variant of the service's product: its package and settings, "
+                   "re-applied on the panel")
     p = sub(svg, "close", "end a pending or failed service that holds no account (its create "
                           "was cancelled or failed, or it waits for a server)")
     p.add_argument("service", help="id or billing reference")

@@ -192,6 +192,9 @@ class DirectAdminSimulator(PanelSimulator):
         super().__init__(**kwargs)
         self.username, self.password, self.login_key = username, password, login_key
         self.packages = set(packages)
+        # A mapping name -> {"quota": MB, "bandwidth": MB} gives packages limits (see _customize).
+        self.package_limits = {name: dict(limits) for name, limits in packages.items()} \
+            if isinstance(packages, dict) else {}
         self.max_username_length = max_username_length
         self.ips, self.free_ips, self.shared_ips = list(ips), list(free_ips), list(shared_ips)
         self.level = level
@@ -328,6 +331,7 @@ class DirectAdminSimulator(PanelSimulator):
         ip = self._pick_ip(params["ip"], text)
         self.accounts[user] = Account(user, domain, params["package"], params["email"],
                                       params["passwd"], ip)
+        self._package_limits(self.accounts[user])
         return Ok(f"User {user} created", "Unix User created successfully")
 
     def _pick_ip(self, ip: str, text: str) -> str:
@@ -383,14 +387,47 @@ class DirectAdminSimulator(PanelSimulator):
 
     def op_modify_user(self, params):
         text = "Unable to modify user"
+        if params.get("action") == "customize":
+            return self._customize(params, text)
         if params.get("action") != "package":
-            raise Failure(text, "Only action=package is supported")
+            raise Failure(text, "Only action=package and action=customize are supported")
         account = self._account(params.get("user", ""), text)
         package = params.get("package", "")
         if package not in self.packages:
             raise Failure(text, f"The package {package} does not exist")
         account.package = package
+        self._package_limits(account)
         return Ok("User modified", f"Package changed to {package}")
+
+    # -- scale: a package's limits, then the user's own (issue 14 item 4) ---------------------
+    # A user on a package has the package's limits in its user.conf ("Configuration files",
+    # https://docs.directadmin.com/developer/config_files: user.conf holds bandwidth, quota, ...
+    # and package); CMD_API_MODIFY_USER action=package moves it to another package's. The
+    # user's own limits are "Modify User Settings" (http://directadm.in/commands/save, the
+    # legacy API's CMD_API_MODIFY_USER): action=customize, user, "bandwidth: Amount of bandwidth
+    # User will be allowed to use. Number, in Megabytes", "ubandwidth: ON or OFF. If ON,
+    # bandwidth is ignored and no limit is set", and quota / uquota alike, with the user's other
+    # limits (vdomains/uvdomains, nsubdomains, nemails, ... ) in the same form. The legacy API
+    # page says an ON/OFF box not sent is OFF; what DirectAdmin does with a number not sent is
+    # not documented, so the simulator refuses a customize without bandwidth (or ubandwidth=ON)
+    # and quota (or uquota=ON), and keeps the limits it does not model. The answer's words
+    # (*unverified*) follow the other CMD_API_MODIFY_USER answers.
+    def _package_limits(self, account: Account) -> None:
+        limits = self.package_limits.get(account.package, {})
+        account.disk_limit_mb, account.bandwidth_limit_mb = limits.get("quota"), limits.get("bandwidth")
+
+    def _customize(self, params, text):
+        account = self._account(params.get("user", ""), text)
+        limits = {}
+        for name in ("bandwidth", "quota"):
+            if params.get(f"u{name}") == "ON":
+                limits[name] = None
+            elif re.fullmatch(r"\d{1,9}", params.get(name, "")):
+                limits[name] = int(params[name])
+            else:
+                raise Failure(text, f"{name} must be a number of megabytes, or u{name}=ON for no limit")
+        account.bandwidth_limit_mb, account.disk_limit_mb = limits["bandwidth"], limits["quota"]
+        return Ok("User modified", "User settings saved")
 
     def op_user_passwd(self, params):
         text = "Unable to change password"

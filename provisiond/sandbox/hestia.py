@@ -430,6 +430,12 @@ class HestiaSimulator(PanelSimulator):
         del self.accounts[user]
 
     def cmd_change_user_package(self, user, package, force=""):
+        # Scale (issue 14 item 4): hestiacp bin/v-change-user-package (commit 017d8ef),
+        # change_user_package() rewrites user.conf with every limit of
+        # $HESTIA/data/packages/$package.pkg (WEB_DOMAINS ... DISK_QUOTA, BANDWIDTH), so no
+        # per-user limit survives a change of package; is_package_avalable() refuses (E_LIMIT)
+        # a package below the usage unless FORCE is yes. The simulator keeps no per-user limits
+        # at all: a user's record reads them from its package (``_record``), the same outcome.
         account = self._account(user, root_forbidden="Can't change the admin user's package")
         limits = self._package(package)
         if force != "yes":

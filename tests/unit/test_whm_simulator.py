@@ -168,6 +168,8 @@ def test_removeacct_takes_the_deprecated_user_alias(sim):
     ("removeacct", {"username": "ghost"}),
     ("changepackage", {"user": "ghost", "pkg": "basic"}),
     ("passwd", {"user": "ghost", "password": "N3w!pass"}),
+    ("editquota", {"user": "ghost", "quota": "100"}),
+    ("limitbw", {"user": "ghost", "bwlimit": "100"}),
 ])
 def test_unknown_user_is_result_0_saying_it_does_not_exist(sim, function, params):
     create(sim)
@@ -289,3 +291,33 @@ def test_listaccts_without_search_answers_every_account_with_the_documented_fiel
     by_owner = ok(call(sim, "listaccts", search="root", searchtype="owner", searchmethod="exact"),
                   "listaccts")["data"]["acct"]
     assert sorted(a["user"] for a in by_owner) == ["amy", "bob"]
+
+
+# -- scale: changepackage gives the plan's limits, editquota and limitbw the account's own ------
+def test_changepackage_sets_the_plans_limits_and_editquota_limitbw_set_the_accounts(sim):
+    sim.plans["pro"] = {"QUOTA": 10000, "BWLIMIT": 50000}
+    create(sim, quota="2048", bwlimit="4096")
+    ok(call(sim, "changepackage", user="bob", pkg="pro"), "changepackage")
+    assert (sim.accounts["bob"].quota, sim.accounts["bob"].bwlimit) == (10000, 50000)  # the custom ones gone
+
+    body = ok(call(sim, "editquota", method="POST", user="bob", quota="512"), "editquota")
+    assert (body["metadata"]["result"], body["metadata"]["reason"]) == (1, "Set quota for bob.")
+    assert summary(sim, user="bob")[1]["disklimit"] == "512M"
+    body = ok(call(sim, "limitbw", method="POST", user="bob", bwlimit="5"), "limitbw")
+    assert body["metadata"]["result"] == 1
+    assert body["data"]["bwlimits"][0]["bwlimit"] == 5242880 and body["data"]["bwlimits"][0]["unlimited"] == 0
+    body = ok(call(sim, "limitbw", user="bob"), "limitbw")  # bwlimit defaults to unlimited
+    assert body["data"]["bwlimits"][0]["unlimited"] == 1 and sim.accounts["bob"].bwlimit == 0
+    ok(call(sim, "editquota", user="bob", quota="unlimited"), "editquota")
+    assert summary(sim, user="bob")[1]["disklimit"] == "unlimited"
+
+
+@pytest.mark.parametrize("function, params", [("editquota", {"user": "bob"}),
+                                              ("editquota", {"user": "bob", "quota": "-1"}),
+                                              ("editquota", {"user": "bob", "quota": "lots"}),
+                                              ("limitbw", {"user": "bob", "bwlimit": "-5"})])
+def test_bad_limits_are_result_0_and_change_nothing(sim, function, params):
+    create(sim, quota="2048", bwlimit="4096")
+    body = ok(call(sim, function, **params), function)
+    assert body["metadata"]["result"] == 0 and body["metadata"]["reason"]
+    assert (sim.accounts["bob"].quota, sim.accounts["bob"].bwlimit) == (2048, 4096)

@@ -239,11 +239,25 @@ def test_change_package(sim, alice):
 @pytest.mark.parametrize("params, fragment", [
     ({"action": "package", "user": "alice1", "package": "gold"}, "gold does not exist"),
     ({"action": "package", "user": "ghost1", "package": "pro"}, "ghost1 does not exist"),
-    ({"action": "customize", "user": "alice1", "package": "pro"}, "action=package"),
+    ({"action": "rename", "user": "alice1", "package": "pro"}, "action=package and action=customize"),
+    # customize is the "Modify User Settings" form: bandwidth (or ubandwidth=ON) and quota (or uquota=ON).
+    ({"action": "customize", "user": "alice1", "package": "pro"}, "bandwidth must be a number of megabytes"),
+    ({"action": "customize", "user": "alice1", "bandwidth": "100", "quota": "lots"}, "quota must be a number"),
 ])
 def test_change_package_rejects(sim, alice, params, fragment):
     assert fragment in error(call(sim, "MODIFY_USER", **params))
-    assert alice.package == "basic"
+    assert (alice.package, alice.disk_limit_mb, alice.bandwidth_limit_mb) == ("basic", None, None)
+
+
+def test_customize_sets_the_users_limits_and_a_package_gives_back_its_own(sim, alice, monkeypatch):
+    monkeypatch.setattr(sim, "package_limits", {"pro": {"quota": 10000, "bandwidth": 50000}})
+    ok(call(sim, "MODIFY_USER", action="customize", user="alice1", quota="2048", ubandwidth="ON"))
+    # (answer()'s lenient html.unescape would read "&quota=" as '"a='; panel_call decodes whole
+    # entities only, as PHP does, so the limits are read from the simulator's state here.)
+    assert (alice.disk_limit_mb, alice.bandwidth_limit_mb) == (2048, None)
+    assert (alice.limits()["quota"], alice.limits()["bandwidth"]) == ("2048", "unlimited")
+    ok(call(sim, "MODIFY_USER", action="package", user="alice1", package="pro"))
+    assert (alice.package, alice.disk_limit_mb, alice.bandwidth_limit_mb) == ("pro", 10000, 50000)
 
 
 def test_change_password(sim, alice):
