@@ -90,7 +90,8 @@ def direct(spec: execute.RunSpec, play: list, sim, repeat: int) -> float:
             (folder / "main.yml").write_text(yaml.safe_dump(play, sort_keys=False))
             (folder / "hosts.yml").write_text(inventory_text(spec))
             (folder / "secrets.yml").write_text(secrets_text(spec))
-            env = {**os.environ, **execute._environment(spec, folder, "breakdown")}
+            (folder / "ansible.cfg").write_text(f"[defaults]\ninternal_poll_interval = {spec.poll_interval}\n")
+            env = {**os.environ, **execute._environment(spec, folder, folder, "breakdown")}
             defaults = bundled_dir("inventories") / "defaults.yml"  # execute.run passes it first
             inventories = ["-i", str(defaults)] if defaults.is_file() else []
             before = children_cpu()
