@@ -142,8 +142,8 @@ def main(argv=None) -> int:
     print(f"ansible-playbook start-up (empty play over {n} hosts): {empty:.2f} s per run "
           f"= {empty / n * 1000:.0f} ms per account at this batch size")
     print(f"one panel_call task per host (accountsummary): {(one - empty) / n * 1000:.0f} ms per host")
-    print(f"the create playbook ({tasks} tasks a host: accountsummary, refuse-check (skipped), createacct "
-          f"block, set_stats): {(full - empty) / n * 1000:.0f} ms per account "
+    print(f"the create playbook ({tasks} tasks a host: {', '.join(t.get('name', '?') for t in create['tasks'])}): "
+          f"{(full - empty) / n * 1000:.0f} ms per account "
           f"= {(full - empty) / n / tasks * 1000:.0f} ms per host and task")
     print(f"through execute.run (ansible-runner's callback and pexpect, in the playbook's processes): "
           f"{(runner_kids - full) / n * 1000:+.0f} ms per account")
