@@ -86,6 +86,13 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime + cutime + cstime) / CLK_TCK
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """utime + stime of the process alone (its own threads, not its children)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def status_kib(pid: int, key: str) -> int:
     try:
         with open(f"/proc/{pid}/status") as handle:

@@ -90,7 +90,8 @@ def direct(spec: execute.RunSpec, play: list, sim, repeat: int) -> float:
             (folder / "main.yml").write_text(yaml.safe_dump(play, sort_keys=False))
             (folder / "hosts.yml").write_text(inventory_text(spec))
             (folder / "secrets.yml").write_text(secrets_text(spec))
-            env = {**os.environ, **execute._environment(spec, folder, "breakdown")}
+            (folder / "ansible.cfg").write_text(f"[defaults]\ninternal_poll_interval = {spec.poll_interval}\n")
+            env = {**os.environ, **execute._environment(spec, folder, folder, "breakdown")}
             defaults = bundled_dir("inventories") / "defaults.yml"  # execute.run passes it first
             inventories = ["-i", str(defaults)] if defaults.is_file() else []
             before = children_cpu()
@@ -141,8 +142,8 @@ def main(argv=None) -> int:
     print(f"ansible-playbook start-up (empty play over {n} hosts): {empty:.2f} s per run "
           f"= {empty / n * 1000:.0f} ms per account at this batch size")
     print(f"one panel_call task per host (accountsummary): {(one - empty) / n * 1000:.0f} ms per host")
-    print(f"the create playbook ({tasks} tasks a host: accountsummary, refuse-check (skipped), createacct "
-          f"block, set_stats): {(full - empty) / n * 1000:.0f} ms per account "
+    print(f"the create playbook ({tasks} tasks a host: {', '.join(t.get('name', '?') for t in create['tasks'])}): "
+          f"{(full - empty) / n * 1000:.0f} ms per account "
           f"= {(full - empty) / n / tasks * 1000:.0f} ms per host and task")
     print(f"through execute.run (ansible-runner's callback and pexpect, in the playbook's processes): "
           f"{(runner_kids - full) / n * 1000:+.0f} ms per account")

@@ -71,13 +71,14 @@ def provisiond_wave(jobs: int, servers: int, latency: float, overrides: dict, pe
             daemon = c.DaemonProcess(home).start(settle=2.0)
             try:
                 t_order = time.time()
-                cpu0 = c.cpu_seconds(daemon.pid)
+                cpu0, own0 = c.cpu_seconds(daemon.pid), c.own_cpu_seconds(daemon.pid)
                 with c.PssSampler(daemon.pid) as pss:
                     ids = c.order_wave(home, jobs)
                     t0 = time.time()
                     counts = c.wait_jobs(ids, timeout=max(600, jobs * 5))
                     wave = time.time() - t0
                 cpu = c.cpu_seconds(daemon.pid) - cpu0
+                own = c.own_cpu_seconds(daemon.pid) - own0
             finally:
                 daemon.stop()
             whole = children_cpu() - before_all
@@ -91,6 +92,7 @@ def provisiond_wave(jobs: int, servers: int, latency: float, overrides: dict, pe
                     "pss_peak_mib": pss.peak_kib / 1024, "pss_peak_processes": pss.peak_processes,
                     "order_s": t0 - t_order, "statuses": counts, "created": created,
                     "per_min": jobs / wave * 60, "cpu_s": cpu, "cpu_per_account": cpu / jobs,
+                    "daemon_own_cpu_per_account": own / jobs,
                     "daemon_cpu_whole_life_s": whole, "calls": per_server_calls,
                     "settings": {"batch_size": settings.batch_size, "forks": settings.forks,
                                  "max_runs": settings.run_slots(), "per_server_runs": settings.per_server_runs,
@@ -166,7 +168,8 @@ def report_vs_panels(p: dict) -> dict:
           f"time per server): provisiond vs the panels alone ==")
     print(f"provisiond daemon ({_fmt_settings(p['settings'])}): wave {p['wave_s']:.2f} s, statuses "
           f"{p['statuses']}, {p['per_min']:.0f} accounts/min, CPU {p['cpu_s']:.1f} s = "
-          f"{p['cpu_per_account']:.4f} s per account")
+          f"{p['cpu_per_account']:.4f} s per account, of which the daemon's own process "
+          f"{p['daemon_own_cpu_per_account']:.4f} s (the rest: ansible-playbook and its forks)")
     print(f"panels alone = busiest server's call time / {p['per_server']} = {panels:.2f} s "
           f"(calls per server: min {min(p['calls'])}, max {max(p['calls'])}; most calls seen at once on "
           f"one server: {p['peak_in_flight']})")
