@@ -287,6 +287,17 @@ def _console_indexes(db: pw.Database) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS service_status_server ON service (status, server_id)")
 
 
+def _checkout(db: pw.Database) -> None:
+    # Products made before have no checkout fields of their own, services no checkout values.
+    from playhouse.migrate import SchemaMigrator, migrate
+    from provisiond.models import Product, Service
+    migrator = SchemaMigrator.from_database(db)
+    if "checkout" not in {c.name for c in db.get_columns("product")}:
+        migrate(migrator.add_column("product", "checkout", Product.checkout))
+    if "fields" not in {c.name for c in db.get_columns("service")}:
+        migrate(migrator.add_column("service", "fields", Service.fields))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
@@ -301,6 +312,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (15, "each attempt's own task events, for the console's task tree and stdout", _run_events),
     (16, "indexes the console's pages read by", _console_indexes),
     (17, "each server's limit of panel calls at once (max_concurrency)", _server_max_concurrency),
+    (19, "checkout fields: a product's own, and the values each order gave", _checkout),
 ]
 
 

@@ -232,7 +232,7 @@ class Worker:
         if service is not None:
             values.update(service_id=service.id, ref=service.ref, domain=service.domain,
                           email=service.email, name=service.name, username=service.username,
-                          remote_id=service.remote_id,
+                          remote_id=service.remote_id, fields=service.fields or {},
                           package=job.params.get("package", service.package),
                           package_config=service.product.config, reason=job.params.get("reason"),
                           extra_steps=service.product.extra_roles if job.action == "create" else [],
