@@ -75,6 +75,17 @@ def check_order(panel: Panel, product: Product, given: Mapping[str, Any] | None)
     return checked
 
 
+def sample(panel: Panel) -> dict:
+    """Values for the panel's required checkout fields without a default, for a throwaway order
+    (``panels try``, ``panels verify``): the first choice, the least number, false, or "sample"."""
+    values = {}
+    for field in panel.checkout:
+        if field.required and field.default is None:
+            values[field.name] = (field.choices[0] if field.choices else False if field.type == "bool"
+                                  else (field.min or 0) if field.type == "int" else "sample")
+    return values
+
+
 def _plain_text(where: str, value: str) -> None:
     # A value travels to panels and into forms as one line.
     if len(value) > MAX_TEXT:

@@ -24,7 +24,8 @@ and ``run --api``): closing keeps the connection for the next request, at most `
 are held at once, and one the server dropped is replaced.
 
 One module per group of routes: ``services``, ``checkout`` (a product's order form), ``jobs``,
-``attempts``, ``tokens``, ``fleet_import``, ``sync``, ``usage`` and ``fleet`` (admin); ``schemas`` holds the bodies and answers, ``base`` what they share.
+``attempts``, ``tokens``, ``fleet_import``, ``sync``, ``usage`` and ``fleet`` (admin); ``schemas``
+holds the bodies and answers, ``base`` what they share.
 The admin console's pages (``/ui/``) are ``provisiond.ui``.
 """
 

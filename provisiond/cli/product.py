@@ -42,7 +42,8 @@ def cmd_product_list(rt: Runtime, args) -> int:
 @command("product show")
 def cmd_product_show(rt: Runtime, args) -> int:
     rt.open_db()
-    rt.out(product_view(fleet.product_named(args.name), rt.registry()), fields)
+    rt.out(product_view(fleet.product_named(args.name), rt.registry()),
+           lambda v: fields(v | {"checkout": checkout_text(v["checkout"])}))
     return 0
 
 
@@ -75,6 +76,20 @@ def cmd_product_remove(rt: Runtime, args) -> int:
     rt.open_db()
     rt.out(fleet.remove_product(args.name, audit.cli_actor()), f"product {args.name} removed")
     return 0
+
+
+def checkout_text(schema: dict) -> str:
+    """A product's checkout fields on one line: ``mailbox (string, required, pattern ...); ...``."""
+    shown = []
+    for name, prop in schema["properties"].items():
+        bits = [prop["type"], *(["required"] if name in schema["required"] else [])]
+        bits += [f"{word} {prop[key]}" for key, word in (("pattern", "pattern"), ("minimum", "at least"),
+                                                          ("maximum", "at most"), ("default", "default"))
+                 if key in prop]
+        if "enum" in prop:
+            bits.append("one of " + ", ".join(map(str, prop["enum"])))
+        shown.append(f"{name} ({', '.join(bits)}; the {prop['x-declared-by']}'s)")
+    return "; ".join(shown) or "none"
 
 
 def read_checkout(path: str | None) -> dict | None:

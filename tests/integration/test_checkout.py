@@ -67,17 +67,21 @@ def test_the_cli_refuses_an_order_missing_a_field_and_stores_a_valid_one(shop, r
 
 
 def test_product_add_and_edit_take_a_checkout_file(shop, run, tmp_path):
+    catalog.add_group("shelf")  # no server: the package is not asked of a panel (no run)
     spec = tmp_path / "checkout.yaml"
     spec.write_text("php_version: {choices: ['8.1']}\n")
-    code, out, err = run("product", "add", "clash", "--panel", "cpanel", "--group", "web", "--package", "basic",
+    code, out, err = run("product", "add", "clash", "--panel", "cpanel", "--group", "shelf", "--package", "basic",
                          "--checkout", str(spec))
     assert code == 2 and "checkout.php_version: panel cpanel declares a checkout field php_version" in err
     assert not Product.select().where(Product.name == "clash").exists()
     spec.write_text("site_name: {label: Site name, required: true}\n")
-    code, out, err = run("product", "add", "blog", "--panel", "cpanel", "--group", "web", "--package", "basic",
+    code, out, err = run("product", "add", "blog", "--panel", "cpanel", "--group", "shelf", "--package", "basic",
                          "--checkout", str(spec), "--json")
     assert code == 0, err
     assert json.loads(out)["checkout"]["required"] == ["site_name"]
+    code, out, err = run("product", "show", "blog")
+    assert "php_version (string, default 8.3, one of 8.2, 8.3; the panel's); site_name (string, required; " \
+           "the product's)" in out
     code, out, err = run("product", "edit", "blog", "--no-checkout", "--json")
     assert code == 0, err
     assert list(json.loads(out)["checkout"]["properties"]) == ["php_version"]  # the panel's stay
@@ -140,7 +144,8 @@ def test_the_schema_a_billing_system_renders_its_form_from(billing):
 
 def test_products_take_checkout_fields_over_the_api(billing):
     client, admin = billing
-    body = {"name": "blog", "panel": "cpanel", "group": "web", "package": "basic",
+    catalog.add_group("shelf")  # no server: the package is not asked of a panel (no run)
+    body = {"name": "blog", "panel": "cpanel", "group": "shelf", "package": "basic",
             "checkout": {"php_version": {"choices": ["8.1"]}}}
     answer = client.post("/v1/products", json=body, headers=admin)
     assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["body", "checkout.php_version"]

@@ -120,3 +120,12 @@ def test_the_json_schema_says_what_an_order_must_give(tmp_path):
     assert schema["properties"]["ssh_access"] == {"type": "boolean", "title": "ssh_access", "default": False,
                                                   "x-declared-by": "product"}
     assert schema["properties"]["php_version"]["x-declared-by"] == "panel"
+
+
+def test_a_throwaway_order_fills_the_panels_required_fields(tmp_path):
+    panel = panel_with(tmp_path, {"php_version": {"choices": ["8.2", "8.3"], "required": True},
+                                  "mailbox": {"required": True},
+                                  "databases": {"type": "int", "min": 1, "required": True},
+                                  "shell": {"type": "bool", "required": True}, "theme": {"default": "dark"}})
+    assert checkout.sample(panel) == {"php_version": "8.2", "mailbox": "sample", "databases": 1, "shell": False}
+    assert checkout.check_order(panel, Product(name="try", checkout=[]), checkout.sample(panel))["theme"] == "dark"
