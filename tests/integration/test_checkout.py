@@ -172,7 +172,7 @@ ROLE = """---
 - name: Write what the order's checkout fields were
   ansible.builtin.copy:
     dest: "{{ lookup('ansible.builtin.env', 'FIELDS_DIR_FOR_TEST') }}/{{ account.username }}.json"
-    content: "{{ account.fields | default({}) | to_json }}"
+    content: "{{ {'fields': account.fields | default({}), 'ref': account.ref} | to_json }}"
     mode: "0600"
 - name: Write the note alone, as a role would pass it to a panel
   ansible.builtin.copy:
@@ -192,7 +192,7 @@ def test_the_values_reach_the_playbook_as_data(shop, vault, whm, tmp_path, monke
                         steps=["fields_probe"], role_dirs=settings.role_dirs(),
                         checkout={"note": {"label": "A note"}})
     service, job = lifecycle.order(registry, vault, product="probed", domain="probe.example.com",
-                                   email="me@probe.example.com", fields={"note": INJECTION})
+                                   email="me@probe.example.com", ref="1001", fields={"note": INJECTION})
     out = tmp_path / "out"
     out.mkdir()
     monkeypatch.setenv("FIELDS_DIR_FOR_TEST", str(out))
@@ -203,5 +203,7 @@ def test_the_values_reach_the_playbook_as_data(shop, vault, whm, tmp_path, monke
         worker.shutdown()
     assert Job.get_by_id(job.id).status == "succeeded", Job.get_by_id(job.id).last_error
     username = Service.get_by_id(service.id).username
-    assert json.loads((out / f"{username}.json").read_text()) == {"note": INJECTION, "php_version": "8.3"}
+    # Text stays text: "8.3" is no float, the ref "1001" no number (the run files' unsafe form)
+    assert json.loads((out / f"{username}.json").read_text()) == {
+        "fields": {"note": INJECTION, "php_version": "8.3"}, "ref": "1001"}
     assert (out / f"{username}.note").read_text() == INJECTION  # the lookup was not run
