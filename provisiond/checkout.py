@@ -67,8 +67,11 @@ def check_order(panel: Panel, product: Product, given: Mapping[str, Any] | None)
     """An order's checkout values, checked against the product's schema, defaults filled in."""
     if given is not None and not isinstance(given, Mapping):
         raise ValidationError("fields", "must be an object of field: value")
-    checked = check_fields("fields", fields_of(panel, product), given or {},
-                           f"product {product.name} has no such checkout field")
+    schema = fields_of(panel, product)
+    known = {f.name for f in schema}
+    # A field left blank (a form's empty input, `--field mailbox=`) is one not given.
+    given = {k: v for k, v in (given or {}).items() if v != "" or k not in known}
+    checked = check_fields("fields", schema, given, f"product {product.name} has no such checkout field")
     for name, value in checked.items():
         if isinstance(value, str):
             _plain_text(f"fields.{name}", value)

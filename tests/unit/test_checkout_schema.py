@@ -64,6 +64,8 @@ def product(**own) -> Product:
 
 @pytest.mark.parametrize("given, field, message", [
     ({}, "fields.mailbox", "is required"),
+    ({"mailbox": ""}, "fields.mailbox", "is required"),
+    ({"mailbox": "info", "": ""}, "fields.", "product starter has no such checkout field"),
     ({"mailbox": "info", "php": "8.3"}, "fields.php", "product starter has no such checkout field"),
     ({"mailbox": "Info!"}, "fields.mailbox", "has characters or a form this panel does not accept"),
     ({"mailbox": "info", "php_version": "7.4"}, "fields.php_version", "must be one of 8.2, 8.3"),
@@ -85,6 +87,7 @@ def test_defaults_fill_in_and_text_values_are_coerced(tmp_path):
     own = product(mailbox=PHP["mailbox"], databases=PHP["databases"])
     assert checkout.check_order(panel, own, {"mailbox": "info", "databases": "2", "ssh_access": "yes"}) == {
         "php_version": "8.3", "ssh_access": True, "mailbox": "info", "databases": 2}
+    assert checkout.check_order(panel, own, {"mailbox": "info", "php_version": ""})["php_version"] == "8.3"
 
 
 def test_a_free_text_value_is_one_short_line():
