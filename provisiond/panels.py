@@ -238,7 +238,7 @@ def _fields(where: str, raw: Any) -> tuple[Field, ...]:
         if spec.get("pattern") is not None:
             try:
                 re.compile(spec["pattern"])
-            except re.error as exc:
+            except (re.error, OverflowError) as exc:
                 raise PanelError(f"{where}.{name}.pattern: not a valid regular expression ({exc})") from None
         spec = dict(spec, choices=tuple(spec.get("choices") or ()))
         fields.append(Field(name=str(name), **spec))
@@ -290,7 +290,7 @@ def _rules(where: str, cls, raw: Any):
     if "pattern" in values:
         try:
             re.compile(values["pattern"])
-        except re.error as exc:
+        except (re.error, OverflowError) as exc:
             raise PanelError(f"{where}.pattern: not a valid regular expression ({exc})") from None
     return cls(**values)
 

@@ -37,6 +37,7 @@ def test_a_panel_declares_checkout_fields_in_order(tmp_path):
 @pytest.mark.parametrize("block, problem", [
     ({"php": {"type": "float"}}, "checkout.php.type: must be one of str, int, bool"),
     ({"php": {"pattern": "[a-"}}, "checkout.php.pattern: not a valid regular expression"),
+    ({"php": {"pattern": "a{99999999999}"}}, "checkout.php.pattern: not a valid regular expression"),
     ({"php": {"choice": ["8.2"]}}, "checkout.php: unknown key 'choice'"),
     ({"php": {"choices": ["8.2"], "default": "7.4"}}, "checkout.php.default: must be one of 8.2"),
     ({"php": {"choices": [8.2, 8.3]}}, "checkout.php.choices: 8.2 is not of type str"),
