@@ -71,11 +71,10 @@ def check_order(panel: Panel, product: Product, given: Mapping[str, Any] | None)
     known = {f.name for f in schema}
     # A field left blank (a form's empty input, `--field mailbox=`) is one not given.
     given = {k: v for k, v in (given or {}).items() if v != "" or k not in known}
-    checked = check_fields("fields", schema, given, f"product {product.name} has no such checkout field")
-    for name, value in checked.items():
-        if isinstance(value, str):
+    for name, value in given.items():  # before any pattern runs on it
+        if name in known and isinstance(value, str):
             _plain_text(f"fields.{name}", value)
-    return checked
+    return check_fields("fields", schema, given, f"product {product.name} has no such checkout field")
 
 
 def sample(panel: Panel) -> dict:
