@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import peewee as pw
 
-from provisiond import inputs, ssh, step_secrets
+from provisiond import checkout as checkouts, inputs, ssh, step_secrets
 from provisiond.crypto import MASK, Vault
 from provisiond.errors import NotFound, ProvisiondError, ValidationError
 from provisiond.models import Product, Server, ServerGroup, database
@@ -164,15 +164,17 @@ def add_product(registry: Registry, *, name: str, panel: str, group_name: str, p
                 config: Mapping[str, Any] | None = None, suspend_after_days: int | None = None,
                 terminate_after_days: int | None = None, steps: Sequence[str] = (),
                 role_dirs: Sequence[Path] = (), welcome_password: bool = False,
-                backup_before_terminate: bool = False,
+                backup_before_terminate: bool = False, checkout: Mapping[str, Any] | None = None,
                 check_package: Callable[[Panel, ServerGroup, str], None] | None = None) -> Product:
-    """Add a product; ``check_package`` (see ``fleet.check_package``) runs last of the checks,
+    """Add a product; ``checkout`` is its own checkout fields ({name: definition}, beside its
+    panel's; see provisiond.checkout); ``check_package`` (see ``fleet.check_package``) runs last of the checks,
     since it may ask a panel."""
     if not name or not inputs.REF.match(name):
         raise ValidationError("name", f"{name!r} must be 1-100 letters, digits, '.', '_', ':' or '-'")
     found = registry.get(panel)
     inputs.package(package)
     checked = found.check_package_config(config or {})
+    own_fields = checkouts.product_spec(found, checkout or {})
     target = group(group_name)
     check_product_rules(found, suspend_after_days=suspend_after_days, terminate_after_days=terminate_after_days,
                         steps=steps, role_dirs=role_dirs, backup_before_terminate=backup_before_terminate)
@@ -187,7 +189,7 @@ def add_product(registry: Registry, *, name: str, panel: str, group_name: str, p
                               suspend_after_days=suspend_after_days,
                               terminate_after_days=terminate_after_days, extra_roles=list(steps),
                               welcome_password=welcome_password,
-                              backup_before_terminate=backup_before_terminate)
+                              backup_before_terminate=backup_before_terminate, checkout=own_fields)
 
 
 def check_product_rules(panel: Panel, *, suspend_after_days: int | None, terminate_after_days: int | None,

@@ -31,6 +31,8 @@ ACCOUNT = {
     "reason": "why (suspend: the reason given), or null",
     "extra_steps": "create only: the product's extra roles, run after the create",
     "backup_before_terminate": "terminate: whether the product asks for a final backup",
+    "fields": ("the checkout fields the order gave, by name, defaults filled in; {} when none "
+               "(lifecycle jobs; a step role reads it with a `default({})` filter)"),
     "server": "test_connection only: the server's name",
 }
 

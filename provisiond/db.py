@@ -302,6 +302,17 @@ def _step_secrets(db: pw.Database) -> None:
     db.create_tables([StepSecret], safe=True)
 
 
+def _checkout(db: pw.Database) -> None:
+    # Products made before have no checkout fields of their own, services no checkout values.
+    from playhouse.migrate import SchemaMigrator, migrate
+    from provisiond.models import Product, Service
+    migrator = SchemaMigrator.from_database(db)
+    if "checkout" not in {c.name for c in db.get_columns("product")}:
+        migrate(migrator.add_column("product", "checkout", Product.checkout))
+    if "fields" not in {c.name for c in db.get_columns("service")}:
+        migrate(migrator.add_column("service", "fields", Service.fields))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
@@ -317,6 +328,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (16, "indexes the console's pages read by", _console_indexes),
     (17, "each server's limit of panel calls at once (max_concurrency)", _server_max_concurrency),
     (18, "the secrets a product's steps make (mailbox, database passwords), encrypted", _step_secrets),
+    (19, "checkout fields: a product's own, and the values each order gave", _checkout),
     (20, "product variants, and the variant of each service", _variants),
 ]
 

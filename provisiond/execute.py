@@ -8,13 +8,14 @@ Secrets never reach the runner's files in clear: they travel in a 0600 vars file
 ``-e @file`` (ansible-runner writes ``env/extravars`` and the command's environment into
 artifacts), every ``PROVISIOND_*`` variable is blanked in the child's environment, and the
 private_data_dir is removed when the run ends. The events and stdout handed back are redacted.
-Service data, credentials and secrets are written tagged ``!unsafe`` (``Data``): Ansible never
-renders a ``{{ }}`` inside them.
+Service data, credentials and secrets are written as Ansible's unsafe strings (``Data``): Ansible
+never renders a ``{{ }}`` inside them, and "8.3" or "no" reach tasks as that text.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import ansible_runner
-import yaml
 
 from provisiond import orphans
 from provisiond.config import bundled_dir, default_home
@@ -109,8 +109,8 @@ class Data(str):
 
     Ansible renders any ``{{ }}`` or ``{% %}`` it finds in a variable's value, even one from an
     inventory or an extra-vars file: a domain, a suspend reason or an API token holding a lookup
-    would run code in the controller. Written to the run's files with the ``!unsafe`` tag, such
-    a string reaches tasks as the literal text it is.
+    would run code in the controller. Written to the run's files as an unsafe string
+    (``{"__ansible_unsafe": ...}``), such a string reaches tasks as the literal text it is.
     """
 
 
@@ -125,21 +125,32 @@ def as_data(value: Any) -> Any:
     return value
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
+def _marked(value: Any) -> Any:
+    """``value`` with each ``Data`` string written as Ansible's JSON form of an unsafe string."""
+    if isinstance(value, Data):
+        return {UNSAFE: str(value)}
+    if isinstance(value, dict):
+        return {key: _marked(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_marked(item) for item in value]
+    return value
 
 
-_Dumper.add_representer(Data, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value)))
+# JSON, which Ansible's loader reads before trying YAML. Not YAML's ``!unsafe``: ansible-core
+# 2.19 resolves a tagged scalar again as if it were plain, even when quoted (ansible/_internal/
+# _yaml/_constructor.py, _resolve_and_construct_object), so `!unsafe '8.3'` reached tasks as the
+# float 8.3, `!unsafe 'no'` as False. {"__ansible_unsafe": "8.3"} stays the text "8.3".
+UNSAFE = "__ansible_unsafe"
 
 
 def inventory_text(spec: RunSpec) -> str:
-    """The inventory file of a run; the strings the renderer marked as data are ``!unsafe``."""
-    return yaml.dump(spec.inventory, Dumper=_Dumper, allow_unicode=True, sort_keys=False)
+    """The inventory file of a run; the strings the renderer marked as data are unsafe."""
+    return json.dumps(_marked(spec.inventory), ensure_ascii=False, indent=1)
 
 
 def secrets_text(spec: RunSpec) -> str:
-    """The secrets vars file of a run: every string in it is data (``!unsafe``)."""
-    return yaml.dump(as_data(spec.secrets), Dumper=_Dumper, allow_unicode=True, sort_keys=False)
+    """The secrets vars file of a run: every string in it is data (unsafe)."""
+    return json.dumps(_marked(as_data(spec.secrets)), ensure_ascii=False, indent=1)
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 from peewee import fn
 
-from provisiond import audit, catalog, inputs, ssh, stepneeds
+from provisiond import audit, catalog, checkout as checkouts, inputs, ssh, stepneeds
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import NotFound, ProvisiondError, StateError, ValidationError
@@ -40,7 +40,7 @@ OCCUPYING = (ServiceStatus.PENDING.value, ServiceStatus.ACTIVE.value, ServiceSta
 ENDED = (ServiceStatus.TERMINATED.value, ServiceStatus.CLOSED.value)
 SERVER_FIELDS = ("host", "port", "group", "max_accounts", "max_concurrency", "credentials")
 PRODUCT_FIELDS = ("package", "config", "suspend_after_days", "terminate_after_days", "steps",
-                  "welcome_password", "backup_before_terminate")
+                  "welcome_password", "backup_before_terminate", "checkout")
 PACKAGE_SERVERS_TRIED = 3  # servers asked for their packages before giving up with a warning
 
 
@@ -310,7 +310,7 @@ def edit_product(settings: Settings, vault: Vault, registry: Registry, name: str
                    "suspend_after_days": product.suspend_after_days,
                    "terminate_after_days": product.terminate_after_days, "steps": product.extra_roles,
                    "welcome_password": product.welcome_password,
-                   "backup_before_terminate": product.backup_before_terminate}
+                   "backup_before_terminate": product.backup_before_terminate, "checkout": product.checkout}
         changed = [k for k in PRODUCT_FIELDS if new[k] != current[k]]
         if not changed:
             return Edited(product, [], warnings)
@@ -336,7 +336,7 @@ def _checked_product_fields(panel: Panel, settings: Settings, product: Product,
            "suspend_after_days": product.suspend_after_days,
            "terminate_after_days": product.terminate_after_days, "steps": list(product.extra_roles or []),
            "welcome_password": product.welcome_password,
-           "backup_before_terminate": product.backup_before_terminate}
+           "backup_before_terminate": product.backup_before_terminate, "checkout": list(product.checkout or [])}
     if "package" in changes:
         new["package"] = inputs.package(changes["package"])
     if "config" in changes:
@@ -356,6 +356,8 @@ def _checked_product_fields(panel: Panel, settings: Settings, product: Product,
         if not isinstance(steps, (list, tuple)) or not all(isinstance(s, str) for s in steps):
             raise ValidationError("steps", "must be a list of role names")
         new["steps"] = list(steps)
+    if "checkout" in changes:  # the product's own fields, all of them (none: {})
+        new["checkout"] = checkouts.product_spec(panel, changes["checkout"] or {})
     for key in ("welcome_password", "backup_before_terminate"):
         if key in changes:
             if not isinstance(changes[key], bool):

@@ -31,7 +31,7 @@ from typing import Any
 
 import peewee as pw
 
-from provisiond import accounts, audit, credentials, db as dbmod, inputs, notify, queue, variants
+from provisiond import accounts, audit, checkout, credentials, db as dbmod, inputs, notify, queue, variants
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import Conflict, NotFound, StateError, ValidationError
@@ -181,7 +181,7 @@ def order(registry: Registry, vault: Vault, **kwargs) -> tuple[Service, Job | No
 def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, email: str,
                 username: str | None = None, ref: str | None = None, name: str | None = None,
                 paid_until: datetime.date | None = None, password: str | None = None,
-                policy: RetryPolicy = RetryPolicy(),
+                fields: dict[str, Any] | None = None, policy: RetryPolicy = RetryPolicy(),
                 settings: Settings | None = None, variant: str | None = None) -> Ordered:
     """A paid order: a pending Service and its create job, or nothing at all on bad input.
 
@@ -191,8 +191,9 @@ def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, 
     same data gives that service back; with other data it is a ``Conflict`` naming the fields.
     Parallel orders of one ref give one service: the ref is looked up under the write lock,
     and the loser of a race on PostgreSQL (unique ``ref``) reads the winner's service.
-    With ``settings``, notifications (here: the "no capacity" alert) are queued. ``variant``
-    names one of the product's variants (provisiond.variants): its package and settings."""
+    ``fields`` are the client's checkout values (``checkout.check_order``; the product's defaults
+    fill the rest). With ``settings``, notifications (here: the "no capacity" alert) are queued.
+    ``variant`` names one of the product's variants (provisiond.variants): its package and settings."""
     found = Product.get_or_none(Product.name == product) if inputs.REF.match(product or "") else None
     if found is None:
         raise ValidationError("product", f"unknown product {product!r}")
@@ -204,6 +205,8 @@ def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, 
               "variant": variant}
     if ref is not None:
         inputs.ref(ref)
+    checked_fields = checkout.check_order(panel, found, fields)
+    wanted["fields"] = checked_fields if fields is not None else None
     if username is not None:
         accounts.validate_username(username, panel.username)
     if password is not None:
@@ -216,7 +219,7 @@ def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, 
             service = Service.create(
                 ref=ref or f"tmp-{uuid.uuid4().hex}", product=found, domain=wanted["domain"],
                 email=wanted["email"], name=wanted["name"], package=variants.settings_for(found, chosen).package,
-                variant=chosen, paid_until=paid_until,
+                variant=chosen, paid_until=paid_until, fields=checked_fields,
                 password=vault.encrypt(password or accounts.generate_password(panel.password)),
                 password_state=credentials.GIVEN if password is not None else credentials.GENERATED)
             if ref is None:
@@ -236,12 +239,12 @@ def _replayed(known: Service, wanted: dict, password: str | None, vault: Vault) 
 
     ``paid_until`` is not compared: payments move it after the order. A replay without a
     password or username matches either way (a retry that leaves it out asks for nothing new);
-    a waiting order keeps the username it was given, and a replay is compared with it. A name
-    given must be the known one (a replay that adds a name to an order placed without one
-    asks for something new)."""
+    a waiting order keeps the username it was given, and a replay is compared with it. Checkout
+    fields given are compared with their defaults filled in. A name given must be the known one
+    (a replay that adds a name to an order placed without one asks for something new)."""
     have = {"product": known.product.name, "domain": known.domain, "email": known.email,
             "username": known.username, "name": known.name,
-            "variant": known.variant.name if known.variant_id else None}
+            "variant": known.variant.name if known.variant_id else None, "fields": known.fields or {}}
     differing = [f for f, value in wanted.items()
                  if value is not None and (have[f] is not None or f in ("name", "variant")) and value != have[f]]
     if password is not None and not _same_password(known, password, vault):

@@ -100,6 +100,8 @@ class Product(BaseModel):
     extra_roles = JsonField(default=list)
     welcome_password = pw.BooleanField(default=False)
     backup_before_terminate = pw.BooleanField(default=False)
+    # The product's own checkout fields, in order: [{name, type, ...}] (provisiond.checkout)
+    checkout = JsonField(default=list)
     created_at = pw.DateTimeField(default=utcnow)
 
 
@@ -138,6 +140,7 @@ class Service(BaseModel):
     paid_until = pw.DateField(null=True)
     hold_until = pw.DateField(null=True)
     never_terminate = pw.BooleanField(default=False)
+    fields = JsonField(default=dict)  # the order's checkout fields, checked, defaults filled in
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
     # The product variant it was ordered with or moved to (provisiond.variants); null: the product's own.

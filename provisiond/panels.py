@@ -25,7 +25,12 @@ OPTIONAL_ACTIONS = ("renew",)
 FIELD_TYPES = {"str": str, "int": int, "bool": bool}
 PANEL_ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 MANIFEST_KEYS = {"id", "name", "description", "connection", "default_port", "credentials", "package",
-                 "actions", "username", "password", "admin_actions", "notes", "final_backup", "api_keys"}
+                 "actions", "username", "password", "admin_actions", "notes", "final_backup", "api_keys",
+                 "checkout"}
+# What an order names itself: a checkout field of the same name would be a second key for it.
+ORDER_KEYS = frozenset({"product", "domain", "email", "name", "username", "ref", "paid_until", "password",
+                        "variant", "fields"})
+CHECKOUT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +59,8 @@ class Field:
             else:
                 raise ValidationError(name, f"expected true or false, got {value!r}")
         elif self.type == "int":
+            if isinstance(value, bool):
+                raise ValidationError(name, f"expected a whole number, got {value!r}")
             try:
                 result = int(value)
             except (TypeError, ValueError):
@@ -145,6 +152,7 @@ class Panel:
     password: PasswordRules
     final_backup: bool = False
     admin_actions: tuple[AdminAction, ...] = ()
+    checkout: tuple[Field, ...] = ()  # what the client fills in at order time (provisiond.checkout)
     # What a server's key may run, for the steps' needs (stepneeds.py); not part of the identity.
     api_keys: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
 
@@ -208,6 +216,12 @@ class Panel:
 
 # -- loading ---------------------------------------------------------------------------------
 
+SPEC_KINDS = (("label", (str,), "text"), ("required", (bool,), "true or false"),
+              ("secret", (bool,), "true or false"), ("pattern", (str,), "a regular expression"),
+              ("min", (int,), "a whole number"), ("max", (int,), "a whole number"),
+              ("choices", (list, tuple), "a list"))
+
+
 def _fields(where: str, raw: Any) -> tuple[Field, ...]:
     if raw is None:
         return ()
@@ -222,16 +236,48 @@ def _fields(where: str, raw: Any) -> tuple[Field, ...]:
         unknown = set(spec) - allowed
         if unknown:
             raise PanelError(f"{where}.{name}: unknown key {sorted(unknown)[0]!r}")
-        if spec.get("type", "str") not in FIELD_TYPES:
+        if not isinstance(spec.get("type", "str"), str) or spec.get("type", "str") not in FIELD_TYPES:
             raise PanelError(f"{where}.{name}.type: must be one of {', '.join(FIELD_TYPES)}")
+        for key, kinds, what in SPEC_KINDS:
+            if spec.get(key) is not None and (isinstance(spec[key], bool) and bool not in kinds
+                                              or not isinstance(spec[key], kinds)):
+                raise PanelError(f"{where}.{name}.{key}: must be {what}")
         if spec.get("pattern") is not None:
             try:
                 re.compile(spec["pattern"])
-            except re.error as exc:
+            except (re.error, OverflowError) as exc:
                 raise PanelError(f"{where}.{name}.pattern: not a valid regular expression ({exc})") from None
         spec = dict(spec, choices=tuple(spec.get("choices") or ()))
         fields.append(Field(name=str(name), **spec))
     return tuple(fields)
+
+
+def checkout_fields(where: str, raw: Any) -> tuple[Field, ...]:
+    """Checkout fields (panel.yaml's ``checkout:``, or a product's own): field definitions as
+    ``credentials:`` has them, with a lowercase name that is not an order's own key (username,
+    domain, ...), never secret (the value is shown with the service), and a default that passes
+    the field's own checks."""
+    fields = _fields(where, raw)
+    for field in fields:
+        if not CHECKOUT_NAME.match(field.name):
+            raise PanelError(f"{where}.{field.name}: a checkout field's name is lowercase letters, digits "
+                             "and _, starting with a letter")
+        if field.name in ORDER_KEYS:
+            raise PanelError(f"{where}.{field.name}: the order takes {field.name} itself; a checkout field "
+                             "cannot be a second key for it")
+        if field.secret:
+            raise PanelError(f"{where}.{field.name}.secret: a checkout value is shown with its service; "
+                             "it cannot be secret")
+        for key, value in [("choices", c) for c in field.choices] + [("default", field.default)]:
+            if value is None:
+                continue
+            if type(value) is not FIELD_TYPES[field.type]:  # 8.2 is not the text "8.2"
+                raise PanelError(f"{where}.{field.name}.{key}: {value!r} is not of type {field.type}")
+            try:
+                field.coerce(where, value)
+            except ValidationError as exc:
+                raise PanelError(f"{where}.{field.name}.{key}: {exc.message}") from None
+    return fields
 
 
 def _rules(where: str, cls, raw: Any):
@@ -251,7 +297,7 @@ def _rules(where: str, cls, raw: Any):
     if "pattern" in values:
         try:
             re.compile(values["pattern"])
-        except re.error as exc:
+        except (re.error, OverflowError) as exc:
             raise PanelError(f"{where}.pattern: not a valid regular expression ({exc})") from None
     return cls(**values)
 
@@ -328,6 +374,7 @@ def load_panel(folder: Path) -> Panel:
             password=_rules("password", PasswordRules, raw.get("password")),
             final_backup=bool(raw.get("final_backup", False)),
             admin_actions=_admin_actions(folder, raw.get("admin_actions"), actions),
+            checkout=checkout_fields("checkout", raw.get("checkout")),
             api_keys=dict(raw.get("api_keys") or {}),
         )
     except (PanelError, TypeError) as exc:

@@ -86,7 +86,7 @@ def build(panel: Panel, action: str, server: dict, credentials: dict, accounts: 
                     if v not in (None, "")]
     every_secret += _basic_auth_forms(credentials, panel_secrets.values())
     redactor = Redactor(str(v) for v in every_secret)
-    # Service data and credentials are data, never templates (execute.Data: written !unsafe).
+    # Service data and credentials are data, never templates (execute.Data: written unsafe).
     run_vars = {"ansible_connection": "local", "provisiond_action": action, "panel": as_data(server),
                 "panel_url": as_data(server["url"]), "provisiond_backup_dir": backup_dir}
     private_files = {}

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from provisiond import actions, catalog, config, crypto, db, lifecycle, panels, sandbox, worker
+from provisiond import actions, catalog, checkout, config, crypto, db, lifecycle, panels, sandbox, worker
 from provisiond.demo import drive
 from provisiond.errors import PanelError, ValidationError
 from provisiond.models import ProvisioningLog, Server, Service, database
@@ -82,7 +82,8 @@ def _steps(settings, vault, registry, panel, action: str, sim, params: dict) -> 
     runner = worker.Worker(settings, vault, owner="panels-try")
     try:
         service, job = lifecycle.order(registry, vault, product="try", email="author@try.example",
-                                       domain=f"try-{secrets.token_hex(3)}.example", ref="TRY-1")
+                                       domain=f"try-{secrets.token_hex(3)}.example", ref="TRY-1",
+                                       fields=checkout.sample(panel))
         steps = [lifecycle_step(runner, job, sim)]
         if action == "create" or steps[-1]["status"] != "succeeded":
             return steps

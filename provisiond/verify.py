@@ -28,7 +28,7 @@ from __future__ import annotations
 import secrets
 from typing import Callable
 
-from provisiond import actions, audit, catalog, inputs, lifecycle, panels, queue, tryout, worker
+from provisiond import actions, audit, catalog, checkout, inputs, lifecycle, panels, queue, tryout, worker
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import PanelError, ProvisiondError, ValidationError
@@ -138,6 +138,7 @@ class _Run:
         try:
             service, job = lifecycle.order(self.registry, self.vault, product=NAME, email=f"verify@{domain}",
                                            domain=domain, ref="VERIFY-1", username=self._username(),
+                                           fields=checkout.sample(self.panel),
                                            policy=worker.retry_policy(self.settings))
             if job is None:  # not placed: the server is disabled, unhealthy or full
                 self.add(_failed("create", f"not placed: {service.pending_reason}"))

@@ -3,8 +3,9 @@ never a secret (server credentials are masked)."""
 
 from __future__ import annotations
 
-from provisiond import catalog, fleet, ssh
+from provisiond import catalog, checkout, fleet, ssh
 from provisiond.models import Product, Server, ServerGroup, Service
+from provisiond.panels import Registry
 
 
 def service_view(service: Service) -> dict:
@@ -17,6 +18,7 @@ def service_view(service: Service) -> dict:
             "status": service.status,
             "status_reason": service.status_reason, "pending_reason": service.pending_reason,
             "last_error": service.last_error, "paid_until": service.paid_until,
+            "fields": service.fields or {},
             "created_at": service.created_at, "updated_at": service.updated_at}
 
 
@@ -38,12 +40,16 @@ def group_view(group: ServerGroup) -> dict:
             "products": [p.name for p in group.products.order_by(Product.name)]}
 
 
-def product_view(product: Product) -> dict:
-    """A product's settings and how many of its services are in each status."""
-    return {"id": product.id, "name": product.name, "panel": product.panel, "group": product.group.name,
+def product_view(product: Product, registry: Registry | None = None) -> dict:
+    """A product's settings and how many of its services are in each status; with the panel
+    ``registry``, its checkout schema too (``checkout.json_schema``)."""
+    view = {"id": product.id, "name": product.name, "panel": product.panel, "group": product.group.name,
             "package": product.package, "config": product.config or {},
             "suspend_after_days": product.suspend_after_days,
             "terminate_after_days": product.terminate_after_days, "steps": product.extra_roles or [],
             "welcome_password": product.welcome_password,
             "backup_before_terminate": product.backup_before_terminate,
             "services": fleet.service_counts(product)}
+    if registry is not None:
+        view["checkout"] = checkout.json_schema(registry.get(product.panel), product)
+    return view

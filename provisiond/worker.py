@@ -234,7 +234,7 @@ class Worker:
         if service is not None:
             values.update(service_id=service.id, ref=service.ref, domain=service.domain,
                           email=service.email, name=service.name, username=service.username,
-                          remote_id=service.remote_id,
+                          remote_id=service.remote_id, fields=service.fields or {},
                           package=job.params.get("package", service.package),
                           package_config=variants.package_config(service, job.params),
                           reason=job.params.get("reason"),

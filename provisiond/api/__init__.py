@@ -23,8 +23,9 @@ On PostgreSQL the API's database is a pool (``db.connect(pool=True)``, from ``pr
 and ``run --api``): closing keeps the connection for the next request, at most ``api_db_pool``
 are held at once, and one the server dropped is replaced.
 
-One module per group of routes: ``services``, ``jobs``, ``attempts``, ``tokens``, ``fleet_import``,
-``sync``, ``usage`` and ``fleet`` (admin); ``schemas`` holds the bodies and answers, ``base`` what they share.
+One module per group of routes: ``services``, ``checkout`` (a product's order form), ``jobs``,
+``attempts``, ``tokens``, ``fleet_import``, ``sync``, ``usage`` and ``fleet`` (admin); ``schemas``
+holds the bodies and answers, ``base`` what they share.
 The admin console's pages (``/ui/``) are ``provisiond.ui``.
 """
 
@@ -40,7 +41,8 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from provisiond import db as dbmod
 from provisiond import health as daemon_health
-from provisiond.api import attempts, docs, fleet, fleet_import, jobs, services, sync, tokens, usage, variants
+from provisiond.api import (attempts, checkout, docs, fleet, fleet_import, jobs, services, sync, tokens, usage,
+                            variants)
 from provisiond.api.base import (UNAUTHORIZED, Context, PanelCache, authenticate, bound_connections,
                                  connection, install_error_handlers, problem)
 from provisiond.api.schemas import Health, Problem
@@ -89,7 +91,7 @@ def create_app(settings: Settings, vault: Vault | None = None) -> FastAPI:
     docs.install(app)
     ui.install(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
-    for module in (services, fleet_import, jobs, attempts, sync, tokens, fleet, variants, usage):
+    for module in (services, checkout, fleet_import, jobs, attempts, sync, tokens, fleet, variants, usage):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

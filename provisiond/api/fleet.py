@@ -86,6 +86,9 @@ class ProductIn(Strict):
     steps: list[str] = Field(default_factory=list, max_length=20)
     welcome_password: bool = False
     backup_before_terminate: bool = False
+    checkout: dict[str, dict[str, Any]] = Field(default_factory=dict, max_length=50, description=(
+        "the product's own checkout fields, as panel.yaml's `checkout:` has them: {name: {type, label, "
+        "pattern, choices, required, default, min, max}}; none may share a name with its panel's"))
 
 
 class ProductPatch(Strict):
@@ -99,6 +102,8 @@ class ProductPatch(Strict):
     steps: list[str] | None = Field(None, max_length=20)
     welcome_password: bool | None = None
     backup_before_terminate: bool | None = None
+    checkout: dict[str, dict[str, Any]] | None = Field(None, max_length=50, description=(
+        "the product's own checkout fields, all of them (replacing the current ones; {} for none)"))
 
 
 def changes(body: Strict, nullable: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -218,14 +223,15 @@ def add_product(body: ProductIn, ctx: Ctx):
                                suspend_after_days=body.suspend_after_days,
                                terminate_after_days=body.terminate_after_days, steps=body.steps,
                                welcome_password=body.welcome_password,
-                               backup_before_terminate=body.backup_before_terminate)
-    return product_view(result.row) | {"warnings": result.warnings}
+                               backup_before_terminate=body.backup_before_terminate, checkout=body.checkout)
+    return product_view(result.row, ctx.panels()) | {"warnings": result.warnings}
 
 
 @router.get("/products/{name}", responses={**NOT_FOUND, **INVALID})
 @with_db
-def show_product(name: Name):
-    return product_view(fleet.product_named(name))
+def show_product(name: Name, ctx: Ctx):
+    """The product, with its checkout schema (``checkout``: JSON Schema of an order's ``fields``)."""
+    return product_view(fleet.product_named(name), ctx.panels())
 
 
 @router.patch("/products/{name}", responses=ANSWERS)
@@ -236,7 +242,7 @@ def edit_product(name: Name, body: ProductPatch, ctx: Ctx, token: Admin):
     result = fleet.edit_product(ctx.settings, ctx.vault, ctx.panels(), name,
                                 changes(body, ("config", "suspend_after_days", "terminate_after_days")),
                                 actor(token))
-    return edited(product_view(result.row), result)
+    return edited(product_view(result.row, ctx.panels()), result)
 
 
 @router.delete("/products/{name}", responses=ANSWERS)

@@ -58,6 +58,10 @@ class OrderIn(Strict):
         "stored encrypted, never shown again); without it provisiond generates one"))
     variant: str | None = Field(None, min_length=1, max_length=100, pattern=REF_PATTERN,
                                 description="a variant of the product (GET /v1/products/{name}/variants)")
+    fields: dict[str, str | int | bool] | None = Field(None, description=(
+        "the client's checkout values, by field name: the product's checkout schema (its panel's "
+        "fields and its own) is `GET /v1/products/{name}/checkout`; unknown, missing required "
+        "or invalid values are a 422 naming `fields.<name>`; defaults fill the rest"))
 
 
 class PaymentIn(Strict):
@@ -149,8 +153,40 @@ class ServiceOut(BaseModel):
     pending_reason: str | None
     last_error: str | None
     paid_until: datetime.date | None
+    fields: dict[str, str | int | bool] = Field(description="the order's checkout values, defaults filled in")
     created_at: UtcDateTime
     updated_at: UtcDateTime
+
+
+class CheckoutProperty(BaseModel):
+    """One checkout field, as JSON Schema says it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: Literal["string", "integer", "boolean"]
+    title: str
+    pattern: str | None = Field(None, description="the whole value matches it")
+    enum: list[str | int | bool] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    maxLength: int | None = None
+    default: str | int | bool | None = None
+    declared_by: Literal["panel", "product"] = Field(alias="x-declared-by")
+
+
+class CheckoutSchema(BaseModel):
+    """A product's checkout schema: JSON Schema of an order's ``fields`` object, from which a
+    billing system renders its order form."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"type": "object", "required": ["php_version"], "additionalProperties": False,
+         "properties": {"php_version": {"type": "string", "title": "PHP version", "enum": ["8.2", "8.3"],
+                                        "maxLength": 255, "x-declared-by": "product"}}}]})
+
+    type: Literal["object"]
+    properties: dict[str, CheckoutProperty]
+    required: list[str]
+    additionalProperties: bool
 
 
 class CredentialsOut(BaseModel):

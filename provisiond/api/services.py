@@ -33,7 +33,8 @@ def create_order(order: OrderIn, ctx: Ctx):
     ordered = lifecycle.place_order(
         ctx.panels(), ctx.vault, product=order.product, domain=order.domain, email=order.email,
         username=order.username, ref=order.ref, name=order.name, paid_until=order.paid_until,
-        password=order.password, policy=ctx.policy, settings=ctx.settings, variant=order.variant)
+        password=order.password, fields=order.fields, policy=ctx.policy, settings=ctx.settings,
+        variant=order.variant)
     answer = {"service": service_view(ordered.service),
               "job": job_view(ordered.job) if ordered.job else None}
     return JSONResponse(ServiceAndJob.model_validate(answer).model_dump(mode="json"),

@@ -8,6 +8,7 @@ from provisiond import audit, lifecycle
 from provisiond.cli import sync, usage
 from provisiond.cli.base import (PASSWORD_FILE_HELP, SERVICE_KEY_HELP, Runtime, command, fields, job_view, kv,
                                  parse_date, read_password_file, table)
+from provisiond.errors import ValidationError
 from provisiond.models import Job, Service, ServiceStatus
 from provisiond.views import service_view
 
@@ -18,7 +19,8 @@ def cmd_service_order(rt: Runtime, args) -> int:
     ordered = lifecycle.place_order(rt.registry(), rt.vault, product=args.product, domain=args.domain,
                                     email=args.email, username=args.username, ref=args.ref, name=args.name,
                                     paid_until=args.paid_until, password=read_password_file(args.password_file),
-                                    policy=rt.policy, settings=rt.settings, variant=args.variant)
+                                    fields=checkout_values(args.field), policy=rt.policy, settings=rt.settings,
+                                    variant=args.variant)
     service, job = ordered.service, ordered.job
     view = service_view(service) | {"job": job.id if job else None, "created": ordered.created}
     rt.out(view, lambda v: f"service {v['ref']} ({v['domain']}) "
@@ -26,6 +28,17 @@ def cmd_service_order(rt: Runtime, args) -> int:
            + (f"create job {v['job']} queued on {v['server']} as {v['username']}" if v["job"]
               else f"waiting: {v['pending_reason']}"))
     return 0
+
+
+def checkout_values(pairs: list[str] | None) -> dict[str, str] | None:
+    """``--field K=V`` values (None when none was given); a field given twice is refused."""
+    if not pairs:
+        return None
+    keys = [pair.partition("=")[0] for pair in pairs]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice:
+        raise ValidationError(f"fields.{twice}", "is given twice")
+    return kv(pairs, "fields")
 
 
 @command("service show")
@@ -203,6 +216,8 @@ def add_parsers(sub, group, top) -> None:
                    help="the day the order is paid until (the overdue sweep counts from it)")
     p.add_argument("--password-file", metavar="FILE", help=PASSWORD_FILE_HELP)
     p.add_argument("--variant", help="a variant of the product (`product variant list PRODUCT`)")
+    p.add_argument("--field", action="append", metavar="NAME=VALUE",
+                   help="a checkout field of the product (`product show` lists them); repeat")
     for name, help_text in (("show", "show a service and its jobs"), ("unsuspend", "unsuspend"),
                             ("terminate", "terminate (remove the account)")):
         sub(svg, name, help_text).add_argument("service", help=SERVICE_KEY_HELP)

@@ -6,8 +6,8 @@ metacharacters, Jinja2 (``{{ }}``, ``{% %}``) and YAML (``!!python/object``) syn
 odd usernames, emails, package names and credential values. Each is refused with a
 ValidationError naming a field, and then no row changed; or it is accepted, and then it travels
 verbatim and only as data: the rendered playbook text is the same whatever the input, and in
-the inventory and secrets files every such string is tagged ``!unsafe``, so Ansible never
-templates it. Two real runs prove the last point: an API token and a suspend reason that are
+the inventory and secrets files every such string is marked unsafe, so Ansible never templates
+it (nor reads "8.3" as a number). Two real runs prove the last point: an API token and a suspend reason that are
 Jinja2 lookups calling a shell reach the panel as literal text, and the shell never runs.
 """
 
@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 
 from provisiond import catalog, execute, lifecycle, render
@@ -69,18 +68,22 @@ def row_counts() -> dict[str, int]:
 
 
 class Tagged(str):
-    """A string the inventory or secrets file tagged !unsafe."""
+    """A string the inventory or secrets file marked unsafe ({"__ansible_unsafe": ...})."""
 
 
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-_Loader.add_constructor("!unsafe", lambda loader, node: Tagged(loader.construct_scalar(node)))
+def tagged(data):
+    """The run file's JSON with each unsafe string as a ``Tagged``."""
+    if isinstance(data, dict):
+        if set(data) == {execute.UNSAFE}:
+            return Tagged(data[execute.UNSAFE])
+        return {k: tagged(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [tagged(v) for v in data]
+    return data
 
 
 def untagged_strings(data, path="") -> list[str]:
-    """Paths of the strings in ``data`` that are not tagged !unsafe."""
+    """Paths of the strings in ``data`` that are not marked unsafe."""
     if isinstance(data, dict):
         return [p for k, v in data.items() for p in untagged_strings(v, f"{path}.{k}")]
     if isinstance(data, list):
@@ -90,8 +93,7 @@ def untagged_strings(data, path="") -> list[str]:
 
 def rendered_files(spec: execute.RunSpec) -> tuple[dict, dict]:
     """The inventory and the secrets vars file as execute.run writes them, read back."""
-    return (yaml.load(execute.inventory_text(spec), Loader=_Loader),
-            yaml.load(execute.secrets_text(spec), Loader=_Loader))
+    return (tagged(json.loads(execute.inventory_text(spec))), tagged(json.loads(execute.secrets_text(spec))))
 
 
 @pytest.fixture
