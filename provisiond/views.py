@@ -4,7 +4,7 @@ never a secret (server credentials are masked)."""
 from __future__ import annotations
 
 from provisiond import catalog, checkout, fleet, ssh
-from provisiond.models import Product, Server, ServerGroup, Service
+from provisiond.models import Product, ProductVariant, Server, ServerGroup, Service
 from provisiond.panels import Registry
 
 
@@ -42,7 +42,8 @@ def group_view(group: ServerGroup) -> dict:
 
 def product_view(product: Product, registry: Registry | None = None) -> dict:
     """A product's settings and how many of its services are in each status; with the panel
-    ``registry``, its checkout schema too (``checkout.json_schema``)."""
+    ``registry`` (one product shown), its checkout schema (``checkout.json_schema``) and the
+    names of its variants too."""
     view = {"id": product.id, "name": product.name, "panel": product.panel, "group": product.group.name,
             "package": product.package, "config": product.config or {},
             "suspend_after_days": product.suspend_after_days,
@@ -52,4 +53,5 @@ def product_view(product: Product, registry: Registry | None = None) -> dict:
             "services": fleet.service_counts(product)}
     if registry is not None:
         view["checkout"] = checkout.json_schema(registry.get(product.panel), product)
+        view["variants"] = [v.name for v in product.variants.order_by(ProductVariant.name)]
     return view

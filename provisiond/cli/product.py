@@ -44,7 +44,8 @@ def cmd_product_list(rt: Runtime, args) -> int:
 def cmd_product_show(rt: Runtime, args) -> int:
     rt.open_db()
     rt.out(product_view(fleet.product_named(args.name), rt.registry()),
-           lambda v: fields(v | {"checkout": checkout_text(v["checkout"])}))
+           lambda v: fields(v | {"checkout": checkout_text(v["checkout"]),
+                                 "variants": ", ".join(v["variants"]) or "-"}))
     return 0
 
 

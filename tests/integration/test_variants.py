@@ -212,6 +212,10 @@ def test_a_variant_named_by_a_service_stays_and_a_removed_product_takes_its_vari
     assert code == 2 and "named by 1 services" in err
     code, out, err = run("product", "variant", "remove", "hosting", "lite")
     assert code == 0 and "variant lite of product hosting removed" in out
+    code, out, err = run("--json", "product", "show", "hosting")
+    assert code == 0 and json.loads(out)["variants"] == ["pro"], err
+    code, out, err = run("product", "show", "hosting")
+    assert code == 0 and any(line.split() == ["variants", "pro"] for line in out.splitlines()), out
     with pytest.raises(ValidationError) as refused:
         lifecycle.request(registry, vault, service.id, "suspend", variant="pro")
     assert refused.value.field == "variant"
