@@ -33,8 +33,7 @@ REFUSALS_SHOWN = 5   # a flash is short; the rest are counted
 
 
 def retry(job_id: int, ctx: Context, actor: str) -> str:
-    job = lifecycle.retry_job(job_id, ctx.settings.retry_max_attempts)
-    audit.record(actor, "job.retry", f"job:{job_id}", job_action=job.action)
+    lifecycle.retry_job(job_id, ctx.settings.retry_max_attempts, actor=actor)
     return "queued again"
 
 
