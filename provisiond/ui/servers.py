@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request
 from peewee import fn
 
 from provisiond import fleet, sync
-from provisiond.api.base import with_db
 from provisiond.models import Job, JobStatus, Server, ServerGroup, ServerSync
 from provisiond.ui import session
 from provisiond.ui.render import page
@@ -30,7 +29,7 @@ DRIFT_LABELS = {"orphans": "orphans", "missing": "missing", "state_drift": "stat
 
 
 @router.get("/servers")
-@with_db
+@session.with_admin
 def servers(request: Request, admin: session.AdminDep):
     return page(request, "servers.html", title="Servers", admin=admin, groups=fleet_by_group(),
                 drift_labels=DRIFT_LABELS)
