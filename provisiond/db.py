@@ -287,6 +287,11 @@ def _console_indexes(db: pw.Database) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS service_status_server ON service (status, server_id)")
 
 
+def _service_search_index(db: pw.Database) -> None:
+    from provisiond import search_index
+    search_index.create(db)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
@@ -301,6 +306,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (15, "each attempt's own task events, for the console's task tree and stdout", _run_events),
     (16, "indexes the console's pages read by", _console_indexes),
     (17, "each server's limit of panel calls at once (max_concurrency)", _server_max_concurrency),
+    (22, "a trigram index for the services search (PostgreSQL with pg_trgm)", _service_search_index),
 ]
 
 

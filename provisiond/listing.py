@@ -35,11 +35,11 @@ def services(status: str | None = None, server: str | None = None, q: str | None
     ASCII letters (domains are stored in ASCII; SQLite's ``LIKE`` folds only those),
     anywhere in the value (a substring, not only a prefix): an admin pastes part of a domain
     (``example`` for ``shop.example.com``) or of an email as often as its start, and a prefix
-    search would miss those (and only ref and domain have an index a prefix could use). No index
-    serves a substring, so it is one scan of the service table, made cheap (``_search``), with
-    the total counted in the same scan. At 100,000 services that is a few times a plain
-    ``count(*)`` of the table (``bench/console.py`` measures the page); it needs no extension
-    (``pg_trgm``) nor a column kept in step.
+    search would miss those (and only ref and domain have an index a prefix could use). On
+    PostgreSQL a trigram index of the searched text serves it where ``pg_trgm`` could be had
+    (``search_index``, migration 22); elsewhere it is one scan of the service table, made cheap
+    (``_search``), with the total counted in the same scan: at 100,000 services a few times a
+    plain ``count(*)`` of the table (``bench/console.py`` measures the page).
     """
     limit, offset = _paging(limit, offset)
     match = []
@@ -138,7 +138,7 @@ def _search(text: str) -> pw.Node:
     matches one ``LIKE`` on the four values joined by a newline (which none of them holds and
     ``_text`` refuses in ``text``, so a match never spans two), lower-cased in the "C" collation,
     which folds ASCII letters only, as SQLite does, at a fraction of the cost of ``ILIKE`` or
-    of the database's own collation."""
+    of the database's own collation. ``search_index.EXPRESSION`` is this expression, indexed."""
     if not db.is_postgres():
         return (Service.ref.contains(text) | Service.domain.contains(text)  # ILIKE is LIKE on SQLite
                 | Service.username.contains(text) | Service.email.contains(text))
