@@ -2,6 +2,7 @@
 
     python bench/console.py [--jobs 100000] [--events 1000000] [--requests 60]
                             [--clients 50] [--per-client 40] [--rate 2] [--db sqlite --db postgres]
+                            [--part pages --part api] [--baseline REV] [--workers N] [--repeat 2]
 
 For each database a fresh schema is filled in a few seconds with bulk inserts (``COPY`` on
 PostgreSQL, ``executemany`` on SQLite): one service per job over 20 servers and 3 products;
@@ -18,11 +19,15 @@ over those attempts.
 - API (PostgreSQL): ``GET /v1/services/{ref}`` over real HTTP from ``--clients`` threads with
   keep-alive, to ``provisiond api`` in a subprocess (uvicorn), ``--per-client`` requests each at
   ``--rate`` a second (50 billing modules polling twice a second is 100 requests a second, far
-  above a hosting company's load); p50 and p99 at the client, counted from when each request was
-  due. Back to back (``--rate 0``) is shown too: it measures saturation, where every request
-  queues behind the other 49 on two cores. Baseline: the same server with a connection opened and closed per
-  request (no pool, as before). One client alone shows a request's own cost without queueing
-  (with ``--clients`` at once, a request waits for those ahead of it). Target: p99 < 30 ms.
+  above a hosting company's load); p50, p95 and p99 at the client, counted from when each
+  request was due. Variants, ``--repeat`` rounds in turn so each sees the same minutes' load:
+  the baseline (``--baseline`` REV, default a15f6ee, exported with ``git archive`` and served
+  with h11 in one process, as it was installed), this tree with h11, this tree (httptools),
+  and this tree with ``--workers N``; then one client alone. Target: p99 < 30 ms.
+- Searches (PostgreSQL with migration 22's trigram index): asked with the index, without it
+  (dropped) and with it again, in the same run.
+
+    python bench/console.py --db postgres --part api --events 0   # the API alone, quicker
 """
 
 from __future__ import annotations
