@@ -2,6 +2,7 @@
 
     python bench/console.py [--jobs 100000] [--events 1000000] [--requests 60]
                             [--clients 50] [--per-client 40] [--rate 2] [--db sqlite --db postgres]
+                            [--part pages --part api] [--baseline REV] [--workers N] [--repeat 2]
 
 For each database a fresh schema is filled in a few seconds with bulk inserts (``COPY`` on
 PostgreSQL, ``executemany`` on SQLite): one service per job over 20 servers and 3 products;
@@ -18,11 +19,15 @@ over those attempts.
 - API (PostgreSQL): ``GET /v1/services/{ref}`` over real HTTP from ``--clients`` threads with
   keep-alive, to ``provisiond api`` in a subprocess (uvicorn), ``--per-client`` requests each at
   ``--rate`` a second (50 billing modules polling twice a second is 100 requests a second, far
-  above a hosting company's load); p50 and p99 at the client, counted from when each request was
-  due. Back to back (``--rate 0``) is shown too: it measures saturation, where every request
-  queues behind the other 49 on two cores. Baseline: the same server with a connection opened and closed per
-  request (no pool, as before). One client alone shows a request's own cost without queueing
-  (with ``--clients`` at once, a request waits for those ahead of it). Target: p99 < 30 ms.
+  above a hosting company's load); p50, p95 and p99 at the client, counted from when each
+  request was due. Variants, ``--repeat`` rounds in turn so each sees the same minutes' load:
+  the baseline (``--baseline`` REV, default a15f6ee, exported with ``git archive`` and served
+  with h11 in one process, as it was installed), this tree with h11, this tree (httptools),
+  and this tree with ``--workers N``; then one client alone. Target: p99 < 30 ms.
+- Searches (PostgreSQL with migration 22's trigram index): asked with the index, without it
+  (dropped) and with it again, in the same run.
+
+    python bench/console.py --db postgres --part api --events 0   # the API alone, quicker
 """
 
 from __future__ import annotations
@@ -30,20 +35,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import datetime
 import io
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
 
-from provisiond import catalog, db, tokens  # noqa: E402
+from provisiond import catalog, db, search_index, tokens  # noqa: E402
 from provisiond.models import Job, ProvisioningLog, RunEvent, Service, database  # noqa: E402
 
 SERVERS, PRODUCTS = 20, 3
@@ -157,7 +165,9 @@ def fill(home: c.Home, jobs: int, events: int, seed: int = 12) -> dict:
 
 def page_times(home: c.Home, found: dict, requests: int) -> tuple[dict, list[str]]:
     """Server milliseconds of each console page, asked ``requests`` times; and the pages that
-    did not answer 200."""
+    did not answer 200. On PostgreSQL with the search's trigram index (migration 22), the
+    searches are asked with it, then without it (dropped: the scan, as before), then with it
+    again (made again), so the ratio is of the same minutes' load."""
     from fastapi import Request
     from fastapi.testclient import TestClient
     from provisiond import api
@@ -179,52 +189,94 @@ def page_times(home: c.Home, found: dict, requests: int) -> tuple[dict, list[str
              "/ui/services": "/ui/services", "/ui/services?q=": f"/ui/services?q={found['search']}",
              "/ui/services?page=(middle)": f"/ui/services?page={max(1, found['pages'] // 2)}", "/ui/services/REF": f"/ui/services/{found['ref']}",
              "/ui/servers": "/ui/servers", "/ui/overview": "/ui/overview"}
+    searches = {f"/ui/services?q= ({what})": f"/ui/services?q={text}" for what, text in
+                [("2 letters", "07"), ("part of an email", "owner4711@")]}
+    pages.update(searches)
     times, missing = {}, []
     with TestClient(app, follow_redirects=False) as client:
         assert client.post("/ui/login", data={"token": token}).status_code == 303
-        for name, path in pages.items():
-            first = client.get(path)
-            if first.status_code != 200:
-                missing.append(f"{name} ({first.status_code})")
-                continue
-            assert "canary" not in first.text
-            spent.clear()
-            for _ in range(requests):
-                client.get(path)
-            times[name] = list(spent)
+
+        def measure(pages: dict, suffix: str = "") -> None:
+            for name, path in pages.items():
+                first = client.get(path)
+                if first.status_code != 200:
+                    missing.append(f"{name} ({first.status_code})")
+                    continue
+                assert "canary" not in first.text
+                spent.clear()
+                for _ in range(requests):
+                    client.get(path)
+                times[name + suffix] = list(spent)
+
+        measure(pages)
+        if search_index.exists(database.obj):
+            searches = {name: path for name, path in pages.items() if "?q=" in path}
+            database.execute_sql(f"DROP INDEX {search_index.NAME}")
+            measure(searches, " without the index")
+            search_index.create(database.obj)
+            measure(searches, " with it, again")
     return times, missing
 
 
 # -- the API over HTTP --------------------------------------------------------------------------
 
+# ``provisiond api`` from ``sys.argv[1]`` (a source tree); "h11" as argv[2] serves HTTP with h11
+# as uvicorn did before httptools was a dependency (``auto`` takes httptools when installed).
 SERVE = """
 import sys
-from provisiond import api, config, crypto, db
-settings = config.load({"home": sys.argv[1], "database_url": sys.argv[2]}, environ={})
-db.connect(settings.database_url, pool=sys.argv[4] == "pool")
-api.serve(settings, "127.0.0.1", int(sys.argv[3]), vault=crypto.Vault.from_settings(settings))
+sys.path.insert(0, sys.argv[1])
+if sys.argv[2] == "h11":
+    import uvicorn.config
+    uvicorn.config.HTTP_PROTOCOLS["auto"] = "uvicorn.protocols.http.h11_impl:H11Protocol"
+import provisiond
+from provisiond.cli import main
+print("serving", provisiond.__file__, flush=True)
+sys.exit(main(sys.argv[3:]))
 """
 
 
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One way of serving the API: a source tree, its HTTP parser and its processes."""
+
+    name: str
+    tree: Path
+    http: str = "auto"
+    workers: int = 1
+
+
+def baseline_tree(rev: str, into: Path) -> Path:
+    """The source of ``rev`` (a commit of this repository), exported into ``into``."""
+    archive = subprocess.run(["git", "-C", str(c.ROOT), "archive", rev, "provisiond"], check=True,
+                             capture_output=True).stdout
+    into.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
 @contextlib.contextmanager
-def api_process(home: c.Home, pooled: bool):
+def api_process(home: c.Home, variant: Variant):
     from tests.helpers import free_port
     port = free_port()
-    log = open(home.path / f"api-{pooled}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(home.path), home.database_url, str(port),
-                             "pool" if pooled else "plain"], cwd=str(c.ROOT), env=home.env(),
-                            stdout=log, stderr=subprocess.STDOUT)
+    log_path = home.path / f"api-{variant.name.replace(' ', '_')}.log"
+    argv = ["api", "--port", str(port)] + (["--workers", str(variant.workers)] if variant.workers > 1 else [])
+    env = dict(home.env(), PYTHONPATH="")
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(variant.tree), variant.http, *argv],
+                            cwd=str(variant.tree), env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         import requests
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=1)
+                requests.get(f"http://127.0.0.1:{port}/ui/login", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((home.path / f"api-{pooled}.log").read_text()[-2000:])
+                    raise RuntimeError(log_path.read_text()[-2000:])
                 time.sleep(0.1)
+        served = next(line for line in log_path.read_text().splitlines() if line.startswith("serving"))
+        assert served.split()[1].startswith(str(variant.tree)), served  # the tree asked for, not another
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -232,7 +284,7 @@ def api_process(home: c.Home, pooled: bool):
         log.close()
 
 
-def api_latency(home: c.Home, found: dict, pooled: bool, clients: int, per_client: int,
+def api_latency(home: c.Home, found: dict, variant: Variant, clients: int, per_client: int,
                 rate: float = 0.0) -> list[float]:
     """Client milliseconds of GET /v1/services/{ref} from ``clients`` threads at once.
 
@@ -241,7 +293,7 @@ def api_latency(home: c.Home, found: dict, pooled: bool, clients: int, per_clien
     wait for the one before it is not flattered (no coordinated omission). 0: back to back,
     which measures the server's saturation, not what a client of a loaded server sees."""
     import requests
-    token = tokens.create(f"bench-{'pool' if pooled else 'plain'}-{clients}-{rate:g}")
+    token = tokens.create(f"bench-{uuid.uuid4().hex[:12]}")
     refs = found["refs"]
     times: list[float] = []
     errors: list[str] = []
@@ -266,7 +318,7 @@ def api_latency(home: c.Home, found: dict, pooled: bool, clients: int, per_clien
         with lock:
             times.extend(mine)
 
-    with api_process(home, pooled) as base:
+    with api_process(home, variant) as base:
         threads = [threading.Thread(target=client, args=(base, n)) for n in range(clients)]
         for each in threads:
             each.start()
@@ -277,13 +329,66 @@ def api_latency(home: c.Home, found: dict, pooled: bool, clients: int, per_clien
     return times
 
 
+def api_variants(args, scratch: Path) -> list[Variant]:
+    """The baseline (``--baseline`` REV as it was installed then: h11, one process) first, then
+    this tree in one process (with h11 too, to tell the parser's part), and with each of
+    ``--workers``."""
+    found = [] if args.baseline == "none" else [
+        Variant(f"before ({args.baseline})", baseline_tree(args.baseline, scratch / "baseline"), http="h11")]
+    found.append(Variant("now, 1 process, h11", c.ROOT, http="h11"))  # what httptools alone brings
+    found.append(Variant("now, 1 process", c.ROOT))
+    found += [Variant(f"now, --workers {n}", c.ROOT, workers=n) for n in args.workers if n > 1]
+    return found
+
+
+def measure_api(home: c.Home, found: dict, args) -> None:
+    """Each variant ``--repeat`` times, in turn (the machine's load changes alike for all), and
+    the variants' percentiles over all their rounds; then one client alone on this tree."""
+    with tempfile.TemporaryDirectory(prefix="console-bench-") as scratch:
+        variants = api_variants(args, Path(scratch))
+        times: dict[str, list[float]] = {v.name: [] for v in variants}
+        print(f"  GET /v1/services/{{ref}}, real HTTP, {args.clients} clients x {args.per_client} at "
+              f"{args.rate:g}/s each, {args.repeat} rounds in turn; client ms from when each request was due")
+        print(f"  {'variant':<34} {'p50':>7} {'p95':>7} {'p99':>7} {'p99 ratio':>9}  target p99 < {API_TARGET_MS:.0f}")
+        for round_ in range(1, args.repeat + 1):
+            c.wait_for_quiet(args.max_load, 60)
+            for variant in variants:
+                mine = api_latency(home, found, variant, args.clients, args.per_client, args.rate)
+                times[variant.name] += mine
+                print(api_row(f"round {round_}: {variant.name}", mine, None, None) + f"  load {c.load_average()}")
+        base = c.percentile(times[variants[0].name], 99)
+        for variant in variants:
+            print(api_row(f"all rounds: {variant.name}", times[variant.name], base, API_TARGET_MS))
+        now = next(v for v in variants if v.name == "now, 1 process")
+        alone = api_latency(home, found, now, 1, args.per_client * 5, args.rate * 5)
+        print(api_row("one client alone (now, 1 proc)", alone, None, None))
+
+
+def api_row(name: str, values: list[float], base: float | None, target: float | None) -> str:
+    p50, p95, p99 = (c.percentile(values, q) for q in (50, 95, 99))
+    ratio = f"{p99 / base:8.2f}x" if base else "        -"
+    verdict = "" if target is None else ("ok" if p99 < target else "OVER")
+    return f"  {name:<34} {p50:7.1f} {p95:7.1f} {p99:7.1f} {ratio}  {verdict}"
+
+
 # -- a run --------------------------------------------------------------------------------------
 
 def row(name: str, values: list[float], q: float, base: float | None, target: float | None) -> str:
     p50, pq = c.percentile(values, 50), c.percentile(values, q)
     ratio = f"{pq / base:6.1f}x" if base else "     -"
     verdict = "" if target is None else ("ok" if pq < target else "OVER")
-    return f"  {name:<28} {p50:8.1f} {pq:8.1f} {ratio}  {verdict}"
+    return f"  {name:<48} {p50:8.1f} {pq:8.1f} {ratio}  {verdict}"
+
+
+def measure_pages(home: c.Home, found: dict, args) -> None:
+    times, missing = page_times(home, found, args.requests)
+    base = c.percentile(times.get("/ui/login (baseline)", []), 95)
+    print(f"  {'page (server time, ms)':<48} {'p50':>8} {'p95':>8} {'ratio':>7}  target p95 < {PAGE_TARGET_MS:.0f}")
+    for name, values in times.items():
+        print(row(name, values, 95, None if "baseline" in name else base,
+                  None if "baseline" in name else PAGE_TARGET_MS))
+    if missing:
+        print(f"  missing (not 200 on this branch): {', '.join(missing)}")
 
 
 def run_case(kind: str, url: str | None, args) -> None:
@@ -293,27 +398,10 @@ def run_case(kind: str, url: str | None, args) -> None:
         found = fill(home, args.jobs, args.events)
         print(f"\n== {kind}: {args.jobs} jobs and services, {RunEvent.select().count()} events, "
               f"{ProvisioningLog.select().count()} attempts; filled in {time.perf_counter() - started:.1f} s ==")
-        times, missing = page_times(home, found, args.requests)
-        base = c.percentile(times.get("/ui/login (baseline)", []), 95)
-        print(f"  {'page (server time, ms)':<28} {'p50':>8} {'p95':>8} {'ratio':>7}  target p95 < {PAGE_TARGET_MS:.0f}")
-        for name, values in times.items():
-            print(row(name, values, 95, None if "baseline" in name else base,
-                      None if "baseline" in name else PAGE_TARGET_MS))
-        if missing:
-            print(f"  missing (not 200 on this branch): {', '.join(missing)}")
-        if kind == "postgres":
-            c.wait_for_quiet(args.max_load, 60)
-            plain = api_latency(home, found, False, args.clients, args.per_client, args.rate)
-            pooled = api_latency(home, found, True, args.clients, args.per_client, args.rate)
-            flat_out = api_latency(home, found, True, args.clients, args.per_client)
-            alone = api_latency(home, found, True, 1, args.per_client * 5)
-            print(f"  {'GET /v1/services/{ref} (ms)':<28} {'p50':>8} {'p99':>8} {'ratio':>7}  target p99 < "
-                  f"{API_TARGET_MS:.0f}; {args.clients} clients x {args.per_client} at {args.rate:g}/s each, "
-                  "real HTTP")
-            print(row("per-request connection (base)", plain, 99, None, None))
-            print(row("pooled (api_db_pool)", pooled, 99, c.percentile(plain, 99), API_TARGET_MS))
-            print(row("pooled, back to back (saturated)", flat_out, 99, None, None))
-            print(row("pooled, one client alone", alone, 99, None, None))
+        if "pages" in args.part:
+            measure_pages(home, found, args)
+        if kind == "postgres" and "api" in args.part:
+            measure_api(home, found, args)
     finally:
         home.close()
 
@@ -329,7 +417,16 @@ def main(argv=None) -> int:
                         help="requests a second from each client (0: back to back)")
     parser.add_argument("--max-load", type=float, default=4.0, help="wait (up to 60 s) for a load below this")
     parser.add_argument("--db", action="append", choices=["sqlite", "postgres"])
+    parser.add_argument("--part", action="append", choices=["pages", "api"],
+                        help="what to measure (default both; the API on PostgreSQL only)")
+    parser.add_argument("--baseline", default="a15f6ee",
+                        help="the commit whose API is the baseline (h11, one process), or none")
+    parser.add_argument("--workers", type=int, action="append",
+                        help="also serve with `provisiond api --workers N` (default: 2)")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds of the API variants, in turn")
     args = parser.parse_args(argv)
+    args.part = args.part or ["pages", "api"]
+    args.workers = args.workers or [2]
     c.print_machine()
     c.on_each_database(args.db, lambda kind, url: run_case(kind, url, args))
     return 0

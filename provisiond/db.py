@@ -313,6 +313,11 @@ def _checkout(db: pw.Database) -> None:
         migrate(migrator.add_column("service", "fields", Service.fields))
 
 
+def _service_search_index(db: pw.Database) -> None:
+    from provisiond import search_index
+    search_index.create(db)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (1, "create tables", _create_tables),
     (2, "one running job per service", _one_running_job_per_service),
@@ -330,6 +335,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[pw.Database], None]]] = [
     (18, "the secrets a product's steps make (mailbox, database passwords), encrypted", _step_secrets),
     (19, "checkout fields: a product's own, and the values each order gave", _checkout),
     (20, "product variants, and the variant of each service", _variants),
+    (22, "a trigram index for the services search (PostgreSQL with pg_trgm)", _service_search_index),
 ]
 
 

@@ -377,12 +377,23 @@ def _job_password(job: Job, vault: Vault) -> str:
     return vault.decrypt_json(job.secret_params, f"job {job.id} parameters")["password"]
 
 
-def retry_job(job_id: int, extra_attempts: int) -> Job:
+def retry_job(job_id: int, extra_attempts: int, actor: str | None = None) -> Job:
+    """Queue a failed, cancelled or held job again; a create's failed service is pending again.
+    With ``actor``, audited as ``job.retry``; a service it moved is named with the move and
+    when its job had failed (``service_from``, ``service_to``, ``failed_at``): the retry clears
+    the job's finish, and the service's timeline tells the failure and the retry from these."""
     with database.atomic():
+        failed_at = Job.select(Job.finished_at).where(Job.id == job_id).scalar()
         job = queue.retry(job_id, utcnow(), extra_attempts)
+        moved = {}
         if job.action == "create" and job.service and job.service.status in (S.FAILED.value, S.PENDING.value):
             Service.update(status=S.PENDING.value, last_error=None, pending_reason=None,
                            updated_at=utcnow()).where(Service.id == job.service_id).execute()
+            if job.service.status == S.FAILED.value:
+                moved = {"service_from": S.FAILED.value, "service_to": S.PENDING.value,
+                         "failed_at": failed_at.isoformat() if failed_at else None}
+        if actor:
+            audit.record(actor, "job.retry", f"job:{job_id}", job_action=job.action, **moved)
     return job
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import peewee as pw
 
-from provisiond import db
+from provisiond import compiled, db
 from provisiond.errors import NotFound, ValidationError
 from provisiond.models import Job, JobStatus, Product, Server, Service, ServiceStatus
 
@@ -35,11 +35,11 @@ def services(status: str | None = None, server: str | None = None, q: str | None
     ASCII letters (domains are stored in ASCII; SQLite's ``LIKE`` folds only those),
     anywhere in the value (a substring, not only a prefix): an admin pastes part of a domain
     (``example`` for ``shop.example.com``) or of an email as often as its start, and a prefix
-    search would miss those (and only ref and domain have an index a prefix could use). No index
-    serves a substring, so it is one scan of the service table, made cheap (``_search``), with
-    the total counted in the same scan. At 100,000 services that is a few times a plain
-    ``count(*)`` of the table (``bench/console.py`` measures the page); it needs no extension
-    (``pg_trgm``) nor a column kept in step.
+    search would miss those (and only ref and domain have an index a prefix could use). On
+    PostgreSQL a trigram index of the searched text serves it where ``pg_trgm`` could be had
+    (``search_index``, migration 22); elsewhere it is one scan of the service table, made cheap
+    (``_search``), with the total counted in the same scan: at 100,000 services a few times a
+    plain ``count(*)`` of the table (``bench/console.py`` measures the page).
     """
     limit, offset = _paging(limit, offset)
     match = []
@@ -76,25 +76,58 @@ def jobs(service: str | None = None, status: str | None = None, limit: int = 50,
     return _page(rows, Job.select(), match, Job.id, limit, offset)
 
 
-# What the views show (views.service_view, api.base.job_view): building the statements is most
-# of a request's own cost, and a joined server or product would bring every column with it.
+# What the views show (views.service_view, api.base.job_view), never the password nor a job's
+# secret parameters.
 SERVICE_SHOWN = [f for f in Service._meta.sorted_fields if f.name != "password"]
 JOB_SHOWN = [f for f in Job._meta.sorted_fields if f.name != "secret_params"]
+JobServer = Server.alias("job_server")
 
 
-def service_and_jobs(ref: str) -> tuple[Service, list[Job]]:
-    """The service with billing reference ``ref`` and its jobs oldest first, in two statements
-    (``GET /v1/services/{ref}``, asked by billing systems all day): the product's and servers'
-    names come joined in, not fetched one by one, and nothing else of them."""
-    found = (Service.select(*SERVICE_SHOWN, Product.name, Server.name).join(Product).switch(Service)
-             .join(Server, pw.JOIN.LEFT_OUTER).where(Service.ref == ref).first()) if "\x00" not in ref else None
-    if found is None:
+def _service_and_jobs(ref: str) -> pw.Select:
+    # One row per job (one with the job's columns NULL when it has none), oldest job first.
+    return (Service.select(*SERVICE_SHOWN, Product.name, Server.name, *JOB_SHOWN, JobServer.name)
+            .join(Product).switch(Service).join(Server, pw.JOIN.LEFT_OUTER).switch(Service)
+            .join(Job, pw.JOIN.LEFT_OUTER, on=(Job.service == Service.id))
+            .join(JobServer, pw.JOIN.LEFT_OUTER, on=(Job.server == JobServer.id))
+            .where(Service.ref == ref).order_by(Job.id))
+
+
+SERVICE_AND_JOBS = compiled.Statement(_service_and_jobs, "ref")
+
+
+def service_detail(ref: str) -> dict:
+    """The service with billing reference ``ref`` and its jobs oldest first, as the API shows
+    it (``service_view`` with ``jobs``, each a ``job_view``), as plain data.
+
+    ``GET /v1/services/{ref}`` is asked by billing systems all day: this is one statement (the
+    service, its product's and servers' names and its jobs joined), built once (``compiled``),
+    and its rows become the answer without model objects in between."""
+    rows = SERVICE_AND_JOBS.rows(ref=ref) if "\x00" not in ref else []
+    if not rows:
         raise NotFound(f"service {ref} does not exist")
-    its_jobs = list(Job.select(*JOB_SHOWN, Server.name).join(Server, pw.JOIN.LEFT_OUTER)
-                    .where(Job.service == found.id).order_by(Job.id))
-    for job in its_jobs:
-        job.service = found
-    return found, its_jobs
+    width = len(SERVICE_SHOWN)
+    service = dict(zip((f.name for f in SERVICE_SHOWN), rows[0][:width]))
+    service.update(product=rows[0][width], server=rows[0][width + 1])
+    detail = {key: service[key] for key in SERVICE_KEYS}
+    detail["jobs"] = [_job(dict(zip((f.name for f in JOB_SHOWN), row[width + 2:-1])), row[-1], service)
+                      for row in rows if row[width + 2] is not None]
+    return detail
+
+
+# service_view's keys, in its order
+SERVICE_KEYS = ("id", "ref", "product", "server", "domain", "email", "name", "username", "remote_id",
+                "package", "status", "status_reason", "pending_reason", "last_error", "paid_until",
+                "created_at", "updated_at")
+
+
+def _job(job: dict, server: str | None, service: dict) -> dict:
+    """A joined row's job as ``api.base.job_view`` shows it."""
+    return {"id": job["id"], "action": job["action"], "status": job["status"], "service": service["ref"],
+            "service_id": service["id"], "server": server, "params": job["params"] or {},
+            "attempts": job["attempts"], "max_attempts": job["max_attempts"],
+            "cancel_requested": job["cancel_requested"], "run_after": job["run_after"],
+            "last_error": job["last_error"], "created_at": job["created_at"],
+            "updated_at": job["updated_at"], "finished_at": job["finished_at"]}
 
 
 def _search(text: str) -> pw.Node:
@@ -105,7 +138,7 @@ def _search(text: str) -> pw.Node:
     matches one ``LIKE`` on the four values joined by a newline (which none of them holds and
     ``_text`` refuses in ``text``, so a match never spans two), lower-cased in the "C" collation,
     which folds ASCII letters only, as SQLite does, at a fraction of the cost of ``ILIKE`` or
-    of the database's own collation."""
+    of the database's own collation. ``search_index.EXPRESSION`` is this expression, indexed."""
     if not db.is_postgres():
         return (Service.ref.contains(text) | Service.domain.contains(text)  # ILIKE is LIKE on SQLite
                 | Service.username.contains(text) | Service.email.contains(text))

@@ -43,11 +43,11 @@ ADMIN_JOB_RESPONSES = {**NOT_FOUND, **CONFLICT, **FORBIDDEN, **INVALID}
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobOut,
-             responses=ADMIN_JOB_RESPONSES, dependencies=[Depends(require_admin)])
+             responses=ADMIN_JOB_RESPONSES)
 @with_db
-def retry_job(job_id: JobId, ctx: Ctx):
-    """Queue a failed, cancelled or held job again, with fresh attempts."""
-    return job_view(lifecycle.retry_job(job_id, ctx.settings.retry_max_attempts))
+def retry_job(job_id: JobId, ctx: Ctx, token: Annotated[ApiToken, Depends(require_admin)]):
+    """Queue a failed, cancelled or held job again, with fresh attempts. Audited."""
+    return job_view(lifecycle.retry_job(job_id, ctx.settings.retry_max_attempts, actor=f"api:{token.name}"))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=ADMIN_JOB_RESPONSES,

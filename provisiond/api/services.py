@@ -63,8 +63,7 @@ def list_services(status: Annotated[ServiceStatus | None, Query()] = None,
 @with_db
 def show_service(service: ServiceKey):
     """A service and its jobs, oldest first."""
-    found, its_jobs = listing.service_and_jobs(service)
-    return service_view(found) | {"jobs": [job_view(j) for j in its_jobs]}
+    return listing.service_detail(service)
 
 
 @router.post("/services/{service}/payments", response_model=ServiceAndJob, responses=ACTION_RESPONSES)

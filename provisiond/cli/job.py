@@ -31,7 +31,7 @@ def cmd_job_show(rt: Runtime, args) -> int:
 @command("job retry")
 def cmd_job_retry(rt: Runtime, args) -> int:
     rt.open_db()
-    job = lifecycle.retry_job(args.job, rt.settings.retry_max_attempts)
+    job = lifecycle.retry_job(args.job, rt.settings.retry_max_attempts, actor=audit.cli_actor())
     rt.out(job_view(job), lambda v: f"job {v['id']} queued again")
     return 0
 

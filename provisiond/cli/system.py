@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 
 from provisiond import config, db
@@ -94,8 +95,22 @@ def _when(moment: datetime.datetime | None) -> str:
 def cmd_api(rt: Runtime, args) -> int:
     from provisiond import api
     rt.open_db(pool=True)
+    if args.workers > 1:
+        from provisiond.api import workers
+        workers.serve(rt.settings, args.host, args.port, args.workers)
+        return 0
     api.serve(rt.settings, args.host, args.port, vault=rt.vault)
     return 0
+
+
+def worker_count(value: str) -> int:
+    number = int(value) if value.isdigit() else 0
+    if not 1 <= number <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_WORKERS}")
+    return number
+
+
+MAX_WORKERS = 32
 
 
 @command("keys rotate")
@@ -150,6 +165,8 @@ def add_parsers(sub, group, top) -> None:
     p = sub(top, "api", "serve the HTTP API for billing systems (loopback by default)")
     p.add_argument("--host", metavar="ADDRESS", help="address to listen on (default: api_host, 127.0.0.1)")
     p.add_argument("--port", type=positive, help="port to listen on (default: api_port, 8740)")
+    p.add_argument("--workers", type=worker_count, default=1, metavar="N",
+                   help="processes serving the API (default 1); each keeps its own api_db_pool connections")
     kg = group("keys", "encryption keys of stored secrets")
     sub(kg, "rotate", "put a new key first and re-encrypt every stored secret")
     sub(top, "demo", "provision, suspend, unsuspend, change and terminate an account on a sandbox WHM")

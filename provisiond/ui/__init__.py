@@ -21,6 +21,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 
 from provisiond.ui import job_actions, jobs, login, needs, overview, servers, services, services_list
 from provisiond.ui.render import page
@@ -58,10 +59,28 @@ def install(app: FastAPI) -> None:
                     message="This form did not carry this session's CSRF value, so nothing was done. "
                             "Open the page again and repeat the action.")
 
-    @app.middleware("http")
-    async def console_headers(request: Request, call_next):
-        response = await call_next(request)
-        if request.url.path.startswith("/ui"):
-            for name, value in HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(ConsoleHeaders)
+
+
+class ConsoleHeaders:
+    """ASGI middleware: the console's answers get ``HEADERS`` (those a page did not set itself).
+    Plain ASGI rather than ``@app.middleware("http")``, whose wrapping costs every API request
+    about half a millisecond of CPU (bench/console.py); the API's answers pass untouched."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/ui"):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form
 
 from provisiond import audit, lifecycle, outcomes
-from provisiond.api.base import Context, JobId, context, with_db
+from provisiond.api.base import Context, JobId, context
 from provisiond.errors import NotFound, StateError, ValidationError
 from provisiond.models import JobStatus
 from provisiond.ui import session
@@ -33,8 +33,7 @@ REFUSALS_SHOWN = 5   # a flash is short; the rest are counted
 
 
 def retry(job_id: int, ctx: Context, actor: str) -> str:
-    job = lifecycle.retry_job(job_id, ctx.settings.retry_max_attempts)
-    audit.record(actor, "job.retry", f"job:{job_id}", job_action=job.action)
+    lifecycle.retry_job(job_id, ctx.settings.retry_max_attempts, actor=actor)
     return "queued again"
 
 
@@ -53,7 +52,11 @@ def resolver(outcome: str, note: str | None):
     return resolve
 
 
-ACTIONS = {"retry": (retry, "retried"), "cancel": (cancel, "cancelled"), "resolve": (None, "resolved")}
+# What each bulk choice does: (a factory of its action, given the form's outcome and note, which
+# only resolve takes; the verb its refusals are listed under).
+ACTIONS = {"retry": (lambda outcome, note: retry, "retried"),
+           "cancel": (lambda outcome, note: cancel, "cancelled"),
+           "resolve": (resolver, "resolved")}
 OUTCOMES = ("succeeded", "failed")
 
 
@@ -68,14 +71,14 @@ def counted(n: int, done: str) -> str:
 
 
 @router.post("/jobs/{job_id}/retry")
-@with_db
+@session.with_admin
 def retry_one(job_id: JobId, admin: session.CheckedDep, ctx: Ctx, next: Next = "/ui/"):
     """Queue a failed, cancelled or held job again, with fresh attempts."""
     return act(job_id, retry, ctx, admin, next)
 
 
 @router.post("/jobs/{job_id}/cancel")
-@with_db
+@session.with_admin
 def cancel_one(job_id: JobId, admin: session.CheckedDep, ctx: Ctx, next: Next = "/ui/"):
     """Cancel a queued job at once, or ask a running one to stop."""
     return act(job_id, cancel, ctx, admin, next)
@@ -90,7 +93,7 @@ def act(job_id: int, action, ctx: Context, admin: session.Admin, next: str):
 
 
 @router.post("/jobs/{job_id}/resolve")
-@with_db
+@session.with_admin
 def resolve_one(job_id: JobId, admin: session.CheckedDep, ctx: Ctx, next: Next = "/ui/",
                 outcome: Annotated[str, Form(max_length=20)] = "", note: Annotated[str, Form()] = ""):
     """End a needs_attention job as the panel shows it (succeeded or failed); audited with the
@@ -109,7 +112,7 @@ def resolve_one(job_id: JobId, admin: session.CheckedDep, ctx: Ctx, next: Next =
 
 
 @router.post("/jobs/bulk")
-@with_db
+@session.with_admin
 def bulk(admin: session.CheckedDep, ctx: Ctx, next: Next = "/ui/",
          job: Annotated[list[str], Form()] = [], do: Annotated[str, Form(max_length=20)] = "",
          outcome: Annotated[str, Form(max_length=20)] = "", note: Annotated[str, Form()] = ""):
@@ -123,8 +126,8 @@ def bulk(admin: session.CheckedDep, ctx: Ctx, next: Next = "/ui/",
     ids, problem = job_ids(job)
     if problem:
         return redirect(back, flash=problem)
-    action, verb = ACTIONS[do]
-    action = action or resolver(outcome, note.strip() or None)
+    make, verb = ACTIONS[do]
+    action = make(outcome, note.strip() or None)
     done, refused = [], []
     for job_id in ids:
         try:

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from provisiond import runs
-from provisiond.api.base import MAX_ID, with_db
+from provisiond.api.base import MAX_ID
 from provisiond.models import Job, JobStatus, ProvisioningLog, utcnow
 from provisiond.ui import session
 from provisiond.ui.render import page
@@ -97,7 +97,7 @@ def not_found(request: Request, admin: session.Admin, message: str) -> Response:
 
 
 @router.get("/jobs/{job_id}")
-@with_db
+@session.with_admin
 def job_page(request: Request, job_id: str, admin: session.AdminDep,
              attempt: Annotated[str | None, Query(max_length=12)] = None):
     found = number(job_id)
@@ -123,7 +123,7 @@ def job_page(request: Request, job_id: str, admin: session.AdminDep,
 
 
 @router.get("/attempts/{log_id}/artifacts")
-@with_db
+@session.with_admin
 def artifacts(request: Request, log_id: str, admin: session.AdminDep):
     found = number(log_id)
     log = ProvisioningLog.get_or_none(ProvisioningLog.id == found) if found else None

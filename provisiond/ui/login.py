@@ -42,6 +42,7 @@ def login(request: Request, token: Annotated[str, Form(max_length=4096)] = "",
 
 
 @router.post("/logout")
+@session.with_admin
 def logout(request: Request, admin: session.CheckedDep):
     response = redirect("/ui/login", flash="Signed out.")
     session.clear_cookie(response)

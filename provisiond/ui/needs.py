@@ -17,7 +17,6 @@ from typing import Annotated
 import peewee as pw
 from fastapi import APIRouter, Query, Request
 
-from provisiond.api.base import with_db
 from provisiond.models import Job, JobStatus, ProvisioningLog, Server, Service, utcnow
 from provisiond.ui import session
 from provisiond.ui.render import page
@@ -30,7 +29,7 @@ SCHEDULED_SHOWN = 100
 
 
 @router.get("/")
-@with_db
+@session.with_admin
 def needs_you(request: Request, admin: session.AdminDep,
               page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1):
     jobs = needing(page_number)

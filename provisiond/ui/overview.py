@@ -16,7 +16,6 @@ import peewee as pw
 from fastapi import APIRouter, Request
 
 from provisiond import daily, db, health, metrics, sweep, sync, usage
-from provisiond.api.base import with_db
 from provisiond.models import Job, JobStatus, ProvisioningLog, ServerSync, utcnow
 from provisiond.ui import chart, session
 from provisiond.ui.render import page
@@ -27,7 +26,7 @@ FAILED_STATUSES = tuple(metrics.FAILURE_KINDS)
 
 
 @router.get("/overview")
-@with_db
+@session.with_admin
 def overview(request: Request, admin: session.AdminDep):
     settings = request.app.state.context.settings
     now = utcnow()

@@ -1,6 +1,7 @@
 """``/ui/servers``: every server, by group, with what an admin checks first: its health and
-when that was checked, how full it is (accounts placed of ``max_accounts``), its queued,
-running and failed jobs, whether it takes new orders, and the drift its last sync found.
+when that was checked, how full it is (accounts placed of ``max_accounts``), how many panel
+calls it takes at once (``max_concurrency``), its queued, running and failed jobs, whether it
+takes new orders, and the drift its last sync found.
 
 A server is shown through ``views.server_view`` (the CLI's and the API's view; credentials
 are never rendered). The figures of all servers come from a few grouped queries, not from
@@ -13,7 +14,6 @@ from fastapi import APIRouter, Request
 from peewee import fn
 
 from provisiond import fleet, sync
-from provisiond.api.base import with_db
 from provisiond.models import Job, JobStatus, Server, ServerGroup, ServerSync
 from provisiond.ui import session
 from provisiond.ui.render import page
@@ -29,7 +29,7 @@ DRIFT_LABELS = {"orphans": "orphans", "missing": "missing", "state_drift": "stat
 
 
 @router.get("/servers")
-@with_db
+@session.with_admin
 def servers(request: Request, admin: session.AdminDep):
     return page(request, "servers.html", title="Servers", admin=admin, groups=fleet_by_group(),
                 drift_labels=DRIFT_LABELS)
@@ -86,11 +86,12 @@ def last_syncs() -> dict[int, dict]:
 
 
 def totals(rows: list[dict]) -> dict:
-    """A group's sums: servers (and how many are disabled), accounts, jobs, drift."""
+    """A group's sums: servers (and how many are disabled), accounts, panel calls at once, jobs, drift."""
     synced = [r["sync"] for r in rows if r["sync"]]
     placed, max_accounts = sum(r["placed"] for r in rows), sum(r["max_accounts"] for r in rows)
     return {"servers": len(rows), "disabled": sum(1 for r in rows if not r["enabled"]),
             "placed": placed, "max_accounts": max_accounts, "full_percent": percent(placed, max_accounts),
+            "max_concurrency": sum(r["max_concurrency"] for r in rows),
             "jobs": {column: sum(r["jobs"][column] for r in rows) for column in JOB_COLUMNS},
             "synced": len(synced),
             "drift": {kind: sum(s["drift"][kind] for s in synced) for kind in sync.DRIFT_KINDS}}

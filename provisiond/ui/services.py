@@ -16,7 +16,6 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 
 from provisiond import actions, audit, lifecycle, usage
-from provisiond.api.base import with_db
 from provisiond.errors import NotFound, ProvisiondError
 from provisiond.models import Service, ServerSync
 from provisiond.ui import session, timeline
@@ -40,7 +39,7 @@ def known(route):
 
 
 @router.get("/services/{ref}")
-@with_db
+@session.with_admin
 @known
 def show(request: Request, ref: str, admin: session.AdminDep):
     service = _service(ref)
@@ -50,28 +49,28 @@ def show(request: Request, ref: str, admin: session.AdminDep):
 
 
 @router.post("/services/{ref}/suspend")
-@with_db
+@session.with_admin
 @known
 def suspend(request: Request, ref: str, admin: session.CheckedDep):
     return _lifecycle(request, ref, admin, "suspend", reason="admin")
 
 
 @router.post("/services/{ref}/unsuspend")
-@with_db
+@session.with_admin
 @known
 def unsuspend(request: Request, ref: str, admin: session.CheckedDep):
     return _lifecycle(request, ref, admin, "unsuspend")
 
 
 @router.get("/services/{ref}/terminate")
-@with_db
+@session.with_admin
 @known
 def confirm_terminate(request: Request, ref: str, admin: session.AdminDep):
     return _terminate_page(request, admin, _service(ref), typed="", problem="")
 
 
 @router.post("/services/{ref}/terminate")
-@with_db
+@session.with_admin
 @known
 def terminate(request: Request, ref: str, admin: session.CheckedDep,
               domain: Annotated[str, Form(max_length=300)] = ""):
@@ -85,7 +84,7 @@ def terminate(request: Request, ref: str, admin: session.CheckedDep,
 
 
 @router.post("/services/{ref}/login-link")
-@with_db
+@session.with_admin
 @known
 def login_link(request: Request, ref: str, admin: session.CheckedDep):
     """Ask the panel for a one-time login link and show it once; the link is kept nowhere."""

@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 
 from provisiond import listing
-from provisiond.api.base import with_db
 from provisiond.errors import ValidationError
 from provisiond.models import Server
 from provisiond.ui import session
@@ -22,7 +21,7 @@ MAX_PAGE = 100_000
 
 
 @router.get("/services")
-@with_db
+@session.with_admin
 def services_list(request: Request, admin: session.AdminDep,
                   q: Annotated[str, Query(max_length=listing.MAX_TEXT)] = "",
                   status: Annotated[str, Query(max_length=32)] = "",

@@ -12,6 +12,7 @@ Every form that changes something carries the session's CSRF value in a hidden f
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import secrets
@@ -54,6 +55,13 @@ def start(vault, token: ApiToken, now: float | None = None) -> tuple[str, str]:
 def read(vault, cookie: str | None, now: float | None = None) -> tuple[ApiToken, str] | None:
     """The token and CSRF value of a live session, or None (no cookie, tampered, expired,
     token revoked or no longer admin)."""
+    payload = opened(vault, cookie, now)
+    token = payload and token_of(payload)
+    return (token, str(payload.get("csrf", ""))) if token else None
+
+
+def opened(vault, cookie: str | None, now: float | None = None) -> dict | None:
+    """The cookie's payload while it is authentic and unexpired, else None (no database read)."""
     if not cookie or len(cookie) > 4096:
         return None
     try:
@@ -62,12 +70,17 @@ def read(vault, cookie: str | None, now: float | None = None) -> tuple[ApiToken,
         return None
     if not isinstance(payload, dict) or payload.get("exp", 0) < (now or time.time()):
         return None
+    return payload
+
+
+def token_of(payload: dict) -> ApiToken | None:
+    """The session's token while it is unrevoked, admin and the one the session began with."""
     token = ApiToken.get_or_none(ApiToken.id == payload.get("t"))
     if token is None or token.revoked or not tokens.allows(token, Scope.ADMIN):
         return None
     if not hmac.compare_digest(token.token_hash[:HASH_CHARS], str(payload.get("h", ""))):
         return None
-    return token, str(payload.get("csrf", ""))
+    return token
 
 
 def set_cookie(response, request: Request, value: str) -> None:
@@ -80,10 +93,28 @@ def clear_cookie(response) -> None:
 
 
 class Admin:
-    """The signed-in admin of a page: their token and the session's CSRF value."""
+    """The signed-in admin of a page: their token and the session's CSRF value.
 
-    def __init__(self, token: ApiToken, csrf: str):
-        self.token, self.csrf = token, csrf
+    The dependency (``current``) reads the cookie alone; the token is checked by the page's
+    ``with_admin``, in the connection the page then uses, so a page takes one of the API's
+    connections, not one for the check and another for the page. Until then the admin has no
+    token: a page that forgot ``with_admin`` fails rather than act unchecked."""
+
+    def __init__(self, payload: dict, next_path: str):
+        self.csrf = str(payload.get("csrf", ""))
+        self._payload, self._next_path, self._token = payload, next_path, None
+
+    def check(self) -> None:
+        """Find the session's token (in this thread's connection), or a redirect to sign in."""
+        self._token = token_of(self._payload)
+        if self._token is None:
+            raise LoginRequired(self._next_path)
+
+    @property
+    def token(self) -> ApiToken:
+        if self._token is None:
+            raise RuntimeError("the session's token was not checked: the page needs session.with_admin")
+        return self._token
 
     @property
     def actor(self) -> str:
@@ -91,15 +122,14 @@ class Admin:
 
 
 def current(request: Request) -> Admin:
-    """The dependency of every page but the sign-in: the admin, or a redirect to sign in.
-
-    Opens this thread's database connection when it is closed, as ``api.base.with_db`` does."""
-    with connection():
-        found = read(request.app.state.context.vault, request.cookies.get(COOKIE))
-    if found is None:
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise LoginRequired(path if request.method == "GET" else "/ui/")
-    return Admin(*found)
+    """The dependency of every page but the sign-in: the admin whose session cookie this is
+    (checked against the database by ``with_admin``), or a redirect to sign in."""
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    next_path = path if request.method == "GET" else "/ui/"
+    payload = opened(request.app.state.context.vault, request.cookies.get(COOKIE))
+    if payload is None:
+        raise LoginRequired(next_path)
+    return Admin(payload, next_path)
 
 
 def checked(request: Request, csrf: Annotated[str, Form()] = "") -> Admin:
@@ -108,6 +138,20 @@ def checked(request: Request, csrf: Annotated[str, Form()] = "") -> Admin:
     if not csrf or not hmac.compare_digest(csrf, admin.csrf):
         raise BadCsrf()
     return admin
+
+
+def with_admin(func):
+    """Run a page inside this thread's connection (as ``api.base.with_db`` does), its admin's
+    session checked first in that same connection: a revoked token, or one no longer admin,
+    is sent to sign in before the page reads or changes anything."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with connection():
+            for value in kwargs.values():
+                if isinstance(value, Admin):
+                    value.check()
+            return func(*args, **kwargs)
+    return wrapper
 
 
 def login_url(next_path: str) -> str:

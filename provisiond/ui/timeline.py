@@ -8,8 +8,9 @@ It has no table of its own; it reads what provisiond keeps anyway:
   moves a service (``lifecycle.apply_success`` / ``apply_failure``, ``outcomes.resolve``): a
   succeeded create, suspend, unsuspend or terminate job gives active, suspended, active,
   terminated at its finish; a create that failed for good gives failed. Audit entries add the
-  changes made by hand: ``service.close`` (closed) and ``sync.accept_panel`` of the status (the
-  panel's state taken over). A job retried since shows only its final outcome;
+  changes made by hand: ``service.close`` (closed), ``sync.accept_panel`` of the status (the
+  panel's state taken over) and ``job.retry`` of a failed create, which tells both when the
+  create had failed (the retry cleared the job's finish) and that the service is pending again;
 - ``notification``: the alerts, client mails and billing webhooks about it (``Notification``
   rows, found by the dedup keys ``notify`` and its callers give them, see ``notification_keys``),
   with their delivery status;
@@ -92,8 +93,15 @@ def states(jobs: list[Job], trail: list[AuditEntry]) -> list[Entry]:
             moves.append((job.finished_at, RESULT_STATUS[job.action].value, job))
         elif job.status == JobStatus.FAILED.value and job.action == "create":
             moves.append((job.finished_at, "failed", job))
+    by_id = {job.id: job for job in jobs}
     for entry in trail:
-        if entry.action == "service.close":
+        if entry.action == "job.retry" and entry.detail.get("service_from") == "failed":
+            job = by_id.get(int(entry.subject.split(":", 1)[1]))
+            failed_at = entry.detail.get("failed_at")
+            if failed_at and job is not None:
+                moves.append((datetime.datetime.fromisoformat(failed_at), "failed", job))
+            moves.append((entry.at, "pending", entry))
+        elif entry.action == "service.close":
             moves.append((entry.at, "closed", entry))
         elif entry.action == "sync.accept_panel" and entry.detail.get("field") == "status":
             moves.append((entry.at, str(entry.detail.get("now")), entry))

@@ -342,6 +342,8 @@ def test_cancel_and_retry_a_job(client, worker, woken):
     woken()
     retried = client.post(f"/v1/jobs/{job['id']}/retry")
     assert retried.status_code == 202 and retried.json()["status"] == "queued"
+    assert [(e.actor, e.action, e.detail) for e in audit.entries(f"job:{job['id']}")] == [
+        ("api:billing", "job.retry", {"job_action": "create"})]  # the service was pending: no move
     assert woken()
     assert run(worker, client, job)["status"] == "succeeded"
     assert client.get("/v1/services/INV-1").json()["status"] == "active"

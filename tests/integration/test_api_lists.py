@@ -102,3 +102,32 @@ def test_the_list_routes_are_documented(shop):
     assert {p["name"] for p in services["parameters"]} == {"status", "server", "q", "limit", "offset"}
     assert services["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ServicePage")
     assert "service" in {p["name"] for p in document["paths"]["/v1/jobs"]["get"]["parameters"]}
+
+
+def test_one_service_is_its_views_with_its_jobs_oldest_first(shop):
+    """GET /v1/services/{ref} reads one compiled statement into plain data: the answer is still
+    the service's view with each job's view, field for field, with and without a server or jobs."""
+    from provisiond import listing
+    from provisiond.api.base import job_view
+    from provisiond.views import service_view
+    inv1, inv2 = Service.get(Service.ref == "INV-1"), Service.get(Service.ref == "INV-2")
+    inv2.server = None
+    inv2.save()
+    Job.create(service=inv1, server=inv1.server, action="create", status="succeeded", params={"a": [1]},
+               secret_params="canary-secret-param")
+    Job.create(service=inv1, server=None, action="suspend", status="failed", last_error="refused")
+    for ref in ("INV-1", "INV-2"):
+        found = Service.get(Service.ref == ref)
+        expected = service_view(found) | {"jobs": [job_view(j) for j in found.jobs.order_by(Job.id)]}
+        assert listing.service_detail(ref) == expected
+        answer = shop.get(f"/v1/services/{ref}")
+        assert answer.status_code == 200
+        assert answer.json()["jobs"] == [dict(j, run_after=j["run_after"].isoformat() + "Z") | {
+            k: (j[k].isoformat() + "Z" if j[k] else None) for k in ("created_at", "updated_at", "finished_at")}
+            for j in expected["jobs"]]
+    detail = shop.get("/v1/services/INV-1").json()
+    assert [j["action"] for j in detail["jobs"]] == ["create", "suspend"]
+    assert [j["server"] for j in detail["jobs"]] == ["whm1", None] and detail["jobs"][0]["params"] == {"a": [1]}
+    assert shop.get("/v1/services/INV-2").json()["server"] is None
+    assert "canary-secret-param" not in shop.get("/v1/services/INV-1").text
+    assert shop.get("/v1/services/INV-404").status_code == 404

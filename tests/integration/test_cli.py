@@ -128,6 +128,9 @@ def test_failed_job_shows_task_and_panel_answer_then_retry(ready, whm):
     assert [j["id"] for j in failed] == [order["job"]]
     del whm.accounts["zzz"]
     assert ready("job", "retry", str(order["job"]))[0] == 0
+    [retry] = audit.entries(f"job:{order['job']}")  # who retried, and the service failed -> pending
+    assert retry.actor == audit.cli_actor() and retry.action == "job.retry"
+    assert (retry.detail["service_from"], retry.detail["service_to"]) == ("failed", "pending")
     ready("run", "--once")
     assert json.loads(ready("job", "show", str(order["job"]), "--json")[1])["status"] == "succeeded"
     assert json.loads(ready("service", "show", order["ref"], "--json")[1])["status"] == "active"

@@ -43,7 +43,7 @@ def fleet(registry, vault):
     whm1 = catalog.add_server(registry, vault, name="whm1", panel="cpanel", host="whm1.example.net",
                               group_name="web", max_accounts=5, credentials=credentials)
     whm2 = catalog.add_server(registry, vault, name="whm2", panel="cpanel", host="whm2.example.net",
-                              group_name="web", max_accounts=10, credentials=credentials)
+                              group_name="web", max_accounts=10, max_concurrency=5, credentials=credentials)
     catalog.add_server(registry, vault, name="mx1", panel="cpanel", host="mx1.example.net",
                        group_name="mail", max_accounts=20, credentials=credentials)
     Server.update(enabled=False).where(Server.id == whm2.id).execute()
@@ -80,12 +80,14 @@ def test_servers_shows_capacity_jobs_and_the_disabled_flag_by_group(console, fle
     assert health.startswith("failed connection refused") and "while calling" not in health
     assert "checked 10 min ago" in health
     assert cell(first, "drift") == "never"
+    assert cell(first, "concurrency") == "2"  # the default
     second = row_of(page.text, "data-server", "whm2")
     assert 'data-enabled="no"' in second and cell(second, "name") == "whm2 disabled"
     assert cell(second, "capacity").endswith("0/10") and cell(second, "failed") == "1"
     web = row_of(page.text, "data-group", "web")
     assert "2 servers, 1 disabled" in web and cell(web, "capacity").endswith("3/15")
     assert (cell(web, "queued"), cell(web, "failed")) == ("2", "3")
+    assert (cell(second, "concurrency"), cell(web, "concurrency")) == ("5", "7")
     assert cell(row_of(page.text, "data-group", "mail"), "capacity").endswith("0/20")
     assert page.text.index('data-group="mail"') < page.text.index('data-server="mx1"') \
         < page.text.index('data-group="web"') < page.text.index('data-server="whm1"')

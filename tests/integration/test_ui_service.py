@@ -18,7 +18,7 @@ from provisiond.models import AuditEntry, Job, Service, ServerSync, utcnow
 from provisiond.ui import timeline as timeline_module
 from provisiond.worker import Worker
 from tests.conftest import WHM_TOKEN
-from tests.helpers import assert_kept_nowhere, settle
+from tests.helpers import assert_kept_nowhere, refused_order, settle
 from tests.integration.test_notify import Receiver
 
 HOOK_SECRET = "canary-hook-secret-4Tz8Wq"
@@ -245,3 +245,27 @@ def test_a_waiting_order_and_a_failed_create_are_shown_as_they_are(cpanel_setup,
     assert entries[0] == ("state", f"state pending → failed (job {job.id} create failed)")
     assert entries[1][0] == "job" and "failed" in entries[1][1] and "whm said: no" in entries[1][1]
     assert "more" not in entries[1][1] and waiting.status == "pending"
+
+
+def test_a_retried_create_shows_its_failure_and_the_service_pending_again(cpanel_setup, console, registry,
+                                                                          vault, worker, whm):
+    whm.op_createacct({"username": "other", "domain": "taken.example.com", "plan": "basic",
+                       "password": "Yy2!another-long", "contactemail": "x@taken.example.com"})
+    service, create, log = refused_order(registry, vault, worker, "starter", "Create the account (createacct)")
+    failed_at = Job.get_by_id(create.id).finished_at
+    assert flash_after(console, console.post(f"/ui/jobs/{create.id}/retry",
+                                             {"next": f"/ui/services/{service.ref}"})) == f"Job {create.id} queued again"
+    assert Service.get_by_id(service.id).status == "pending"
+    shown = timeline(console.get(f"/ui/services/{service.ref}").text)
+    states = [text for kind, text in shown if kind == "state"]
+    # Newest first: the retry made the service pending again; before it, the create had failed.
+    assert states == ["state failed → pending (job.retry by ui:ops)",
+                      f"state pending → failed (job {create.id} create queued)"]
+    retry = AuditEntry.get(AuditEntry.action == "job.retry")
+    assert (retry.actor, retry.subject) == ("ui:ops", f"job:{create.id}")
+    assert retry.detail == {"job_action": "create", "service_from": "failed", "service_to": "pending",
+                            "failed_at": failed_at.isoformat()}
+    # The failure is placed when the job had failed, before the retry cleared its finish.
+    failure = next(e for e in timeline_module.build(Service.get_by_id(service.id)).entries
+                   if e.kind == "state" and e.facts["to"] == "failed")
+    assert failure.at == failed_at and failure.at >= log.finished_at

@@ -81,3 +81,42 @@ def test_the_console_fixture_signs_in_and_can_sign_out(console):
     answer = console.post("/ui/logout")
     assert answer.status_code == 303 and answer.headers["location"] == "/ui/login"
     assert console.get("/ui/login").text.count("Signed out.") == 1
+
+
+class CountingSlots:
+    """The API's connection slots (``api.base._slots``), counting how many were taken."""
+
+    def __init__(self, size: int):
+        import threading
+        self.semaphore, self.taken = threading.BoundedSemaphore(size), 0
+
+    def acquire(self, timeout=None):
+        self.taken += 1
+        return self.semaphore.acquire(timeout=timeout)
+
+    def release(self):
+        self.semaphore.release()
+
+
+@pytest.mark.parametrize("path", ["/ui/", "/ui/servers", "/ui/overview", "/ui/services"])
+def test_a_page_takes_one_database_connection_for_its_session_check_and_itself(console, monkeypatch, path):
+    from provisiond.api import base
+    slots = CountingSlots(1)  # one slot: the page must need no second one
+    monkeypatch.setattr(base, "_slots", slots)
+    assert console.get(path).status_code == 200
+    assert slots.taken == 1
+
+
+def test_a_revoked_token_is_sent_to_sign_in_before_a_page_reads_or_acts(console, cpanel_setup):
+    from provisiond.models import Job, Service
+    server, product = cpanel_setup
+    service = Service.create(ref="INV-1", product=product, server=server, domain="one.example.com",
+                             email="me@one.example.com", package="basic", status="failed")
+    job = Job.create(service=service, server=server, action="create", status="failed")
+    tokens.revoke("ops")
+    for path in ("/ui/servers", f"/ui/jobs/{job.id}", "/ui/services/INV-1"):
+        answer = console.get(path)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login?next=")
+    retried = console.post(f"/ui/jobs/{job.id}/retry")  # with the session's CSRF value
+    assert retried.status_code == 303 and retried.headers["location"].startswith("/ui/login")
+    assert Job.get_by_id(job.id).status == "failed"
