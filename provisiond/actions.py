@@ -58,7 +58,8 @@ def run(settings: Settings, vault: Vault, registry: Registry, *, action: str, au
     values: dict[str, Any] = {"params": checked, "action": action}
     if service is not None:
         values.update(service_id=service.id, ref=service.ref, domain=service.domain,
-                      username=service.username, remote_id=service.remote_id, package=service.package)
+                      username=service.username, remote_id=service.remote_id, package=service.package,
+                      fields=service.fields or {})  # the order's checkout fields, as lifecycle jobs get them
     host = "action"
     spec = render.build(panel, action, connection_vars(panel, target_server, credentials), credentials,
                         [render.Account(host, values, {})], timeout=settings.timeout_default, forks=1,

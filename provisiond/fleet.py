@@ -283,9 +283,15 @@ def add_product(settings: Settings, vault: Vault, registry: Registry, **fields: 
 
     product = catalog.add_product(registry, role_dirs=settings.role_dirs(), check_package=packages, **fields)
     gap = catalog.panel_gap(product)
-    warnings += stepneeds.product_warnings(registry.get(product.panel), product.extra_roles, Server.select().where(
-        (Server.group == product.group) & (Server.panel == product.panel)), settings.role_dirs())
+    warnings += step_warnings(settings, registry, product, product.extra_roles)
     return Edited(product, [], ([gap] if gap else []) + warnings)
+
+
+def step_warnings(settings: Settings, registry: Registry, product: Product, steps: Sequence[str]) -> list[str]:
+    """``stepneeds.product_warnings`` for ``steps`` of ``product``: a step of another panel, and
+    each server of its group and panel whose stated key cannot run one."""
+    return stepneeds.product_warnings(registry.get(product.panel), steps, Server.select().where(
+        (Server.group == product.group) & (Server.panel == product.panel)), settings.role_dirs())
 
 
 def edit_product(settings: Settings, vault: Vault, registry: Registry, name: str, changes: Mapping[str, Any],
@@ -326,6 +332,9 @@ def edit_product(settings: Settings, vault: Vault, registry: Registry, name: str
             warnings.append(f"{keeping} existing services of {product.name} keep their package; queue "
                             "`service change-package` for those that should move to "
                             f"{product.package}")
+    if "steps" in changed:  # the steps it adds, warned about as product add warns
+        warnings += step_warnings(settings, registry, product,
+                                  [step for step in new["steps"] if step not in (current["steps"] or [])])
     return Edited(product, changed, warnings)
 
 

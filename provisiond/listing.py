@@ -19,7 +19,7 @@ import peewee as pw
 
 from provisiond import compiled, db
 from provisiond.errors import NotFound, ValidationError
-from provisiond.models import Job, JobStatus, Product, Server, Service, ServiceStatus
+from provisiond.models import Job, JobStatus, Product, ProductVariant, Server, Service, ServiceStatus
 
 MAX_LIMIT = 500
 MAX_TEXT = 254  # the longest column searched (email)
@@ -85,8 +85,10 @@ JobServer = Server.alias("job_server")
 
 def _service_and_jobs(ref: str) -> pw.Select:
     # One row per job (one with the job's columns NULL when it has none), oldest job first.
-    return (Service.select(*SERVICE_SHOWN, Product.name, Server.name, *JOB_SHOWN, JobServer.name)
+    return (Service.select(*SERVICE_SHOWN, Product.name, Server.name, ProductVariant.name, *JOB_SHOWN,
+                           JobServer.name)
             .join(Product).switch(Service).join(Server, pw.JOIN.LEFT_OUTER).switch(Service)
+            .join(ProductVariant, pw.JOIN.LEFT_OUTER, on=(Service.variant == ProductVariant.id)).switch(Service)
             .join(Job, pw.JOIN.LEFT_OUTER, on=(Job.service == Service.id))
             .join(JobServer, pw.JOIN.LEFT_OUTER, on=(Job.server == JobServer.id))
             .where(Service.ref == ref).order_by(Job.id))
@@ -107,17 +109,18 @@ def service_detail(ref: str) -> dict:
         raise NotFound(f"service {ref} does not exist")
     width = len(SERVICE_SHOWN)
     service = dict(zip((f.name for f in SERVICE_SHOWN), rows[0][:width]))
-    service.update(product=rows[0][width], server=rows[0][width + 1])
+    service.update(product=rows[0][width], server=rows[0][width + 1], variant=rows[0][width + 2],
+                   fields=service["fields"] or {})
     detail = {key: service[key] for key in SERVICE_KEYS}
-    detail["jobs"] = [_job(dict(zip((f.name for f in JOB_SHOWN), row[width + 2:-1])), row[-1], service)
-                      for row in rows if row[width + 2] is not None]
+    detail["jobs"] = [_job(dict(zip((f.name for f in JOB_SHOWN), row[width + 3:-1])), row[-1], service)
+                      for row in rows if row[width + 3] is not None]
     return detail
 
 
 # service_view's keys, in its order
 SERVICE_KEYS = ("id", "ref", "product", "server", "domain", "email", "name", "username", "remote_id",
-                "package", "status", "status_reason", "pending_reason", "last_error", "paid_until",
-                "created_at", "updated_at")
+                "package", "variant", "status", "status_reason", "pending_reason", "last_error", "paid_until",
+                "fields", "created_at", "updated_at")
 
 
 def _job(job: dict, server: str | None, service: dict) -> dict:

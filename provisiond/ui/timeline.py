@@ -15,6 +15,8 @@ It has no table of its own; it reads what provisiond keeps anyway:
   rows, found by the dedup keys ``notify`` and its callers give them, see ``notification_keys``),
   with their delivery status;
 - ``payment``: ``lifecycle.record_payment``'s audit entries (``payment``, ``payment.correct``);
+- ``renew``: ``renew.renew``'s audit entries (the new paid-until, the jobs it queued); a move to
+  another variant is its ``change_package`` job, whose line names the package and variant;
 - ``audit``: every other audit entry about the service or one of its jobs (``job.resolve``,
   ``service.close``, an admin's suspend from the console, ...).
 """
@@ -35,9 +37,10 @@ from provisiond.models import AuditEntry, Job, JobStatus, Notification, Provisio
 JOBS = 100  # a service with more jobs shows its newest ones (the page says so)
 CHANNELS = ("email", "webhook")
 PAYMENTS = ("payment", "payment.correct")
+RENEW = "renew"  # renew.renew's audit action
 # Rank among entries of the same instant, the later in the story first once reversed: a job is
 # created, runs, moves the service, notifies; an admin's action comes last.
-RANK = {"job": 0, "attempt": 1, "state": 2, "notification": 3, "payment": 4, "audit": 4}
+RANK = {"job": 0, "attempt": 1, "state": 2, "notification": 3, "payment": 4, "renew": 4, "audit": 4}
 STAMPED = re.compile(r"(\d{14}:)?(email|webhook)")
 
 
@@ -71,9 +74,16 @@ def build(service: Service) -> Timeline:
     entries += states(jobs, trail)
     entries += [Entry(n.created_at, "notification", n, {"about": about(n)})
                 for n in notifications(service, jobs)]
-    entries += [Entry(e.at, "payment" if e.action in PAYMENTS else "audit", e) for e in trail]
+    entries += [Entry(e.at, kind_of(e), e) for e in trail]
     entries.sort(key=lambda e: (e.at, RANK[e.kind], getattr(e.row, "id", 0) or 0), reverse=True)
     return Timeline(entries, len(jobs), total)
+
+
+def kind_of(entry: AuditEntry) -> str:
+    """An audit entry's kind on the timeline: ``payment``, ``renew`` or ``audit``."""
+    if entry.action in PAYMENTS:
+        return "payment"
+    return "renew" if entry.action == RENEW else "audit"
 
 
 def audit_trail(service: Service, jobs: list[Job]) -> list[AuditEntry]:

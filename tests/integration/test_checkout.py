@@ -11,7 +11,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from provisiond import api, catalog, lifecycle, panels, tokens
+from provisiond import actions, api, catalog, execute, lifecycle, panels, tokens
 from provisiond import db as dbmod
 from provisiond.config import bundled_dir
 from provisiond.models import Job, Product, Service, Setting
@@ -207,3 +207,25 @@ def test_the_values_reach_the_playbook_as_data(shop, vault, whm, tmp_path, monke
     assert json.loads((out / f"{username}.json").read_text()) == {
         "fields": {"note": INJECTION, "php_version": "8.3"}, "ref": "1001"}
     assert (out / f"{username}.note").read_text() == INJECTION  # the lookup was not run
+
+
+class Captured(Exception):
+    """Raised in place of the run, with the spec it would have run."""
+
+
+def test_an_admin_action_gets_the_fields_as_lifecycle_jobs_do(shop, vault, monkeypatch):
+    """A login link's run sees ``account.fields`` (as data), like a create's; the spec is what
+    ansible-runner would be given, caught before it runs."""
+    settings, registry = shop
+    service, _ = lifecycle.order(registry, vault, **{k: v for k, v in ORDER.items() if k != "product"},
+                                 product="hosting", fields={"mailbox": "info", "note": INJECTION})
+    Service.update(status="active").where(Service.id == service.id).execute()
+
+    def capture(spec):
+        raise Captured(spec)
+    monkeypatch.setattr(actions.execute, "run", capture)
+    with pytest.raises(Captured) as caught:
+        actions.run(settings, vault, registry, action="login_link", service=Service.get_by_id(service.id))
+    [account] = [host["account"] for host in caught.value.args[0].inventory["all"]["hosts"].values()]
+    assert account["fields"] == {"mailbox": "info", "note": INJECTION, "php_version": "8.3", "databases": 1}
+    assert isinstance(account["fields"]["note"], execute.Data)   # never templated

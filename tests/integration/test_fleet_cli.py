@@ -244,6 +244,30 @@ def test_product_list_show_and_edit_changes_new_orders_only(ready):
     assert detail["package"] == ["basic", "pro"]
 
 
+def test_product_edit_adding_steps_warns_as_product_add_does(ready, registry, vault):
+    """A step of another panel, and a server whose stated key cannot run a step, are warned
+    about when an edit adds the step (the edit is made: the panel's refusal is the final word);
+    a step the product had already is not warned about again."""
+    code, out, err = ready("product", "edit", "starter", "--step", "hestia_mailbox")
+    assert code == 0 and "changed steps" in out
+    assert "step hestia_mailbox is a role for hestia, not cpanel" in err
+    catalog.add_server(registry, vault, name="hst1", panel="hestia", host="127.0.0.1", port=9, group_name="web",
+                       max_accounts=10, credentials={"access_key": "A" * 20, "secret_key": "s" * 40,
+                                                     "key_presets": "billing"})
+    catalog.add_product(registry, name="mail", panel="hestia", group_name="web", package="basic")
+    code, out, err = ready("--json", "product", "edit", "mail", "--step", "hestia_mailbox")
+    assert code == 0, err
+    [warning] = json.loads(out)["warnings"]
+    assert warning.startswith("server hst1's key (key_presets=billing) may not run v-list-mail-accounts, "
+                              "v-add-mail-account of step hestia_mailbox: it needs ")
+    assert warning in err
+    code, out, err = ready("--json", "product", "edit", "mail", "--step", "hestia_mailbox", "--step", "hestia_database")
+    assert code == 0, err
+    assert [w.split(": it needs")[0] for w in json.loads(out)["warnings"]] == [
+        "server hst1's key (key_presets=billing) may not run v-list-databases, v-add-database of step hestia_database"]
+    assert Product.get(Product.name == "mail").extra_roles == ["hestia_mailbox", "hestia_database"]
+
+
 @pytest.mark.parametrize("argv, field", [
     (["--config", "quota=lots"], "config.quota"),
     (["--config", "nosuch=1"], "config.nosuch"),

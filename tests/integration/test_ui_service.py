@@ -13,7 +13,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from provisiond import api, lifecycle, notify, sync
+from provisiond import api, catalog, lifecycle, notify, renew, sync, variants
 from provisiond.models import AuditEntry, Job, Service, ServerSync, utcnow
 from provisiond.ui import timeline as timeline_module
 from provisiond.worker import Worker
@@ -269,3 +269,40 @@ def test_a_retried_create_shows_its_failure_and_the_service_pending_again(cpanel
     failure = next(e for e in timeline_module.build(Service.get_by_id(service.id)).entries
                    if e.kind == "state" and e.facts["to"] == "failed")
     assert failure.at == failed_at and failure.at >= log.finished_at
+
+
+def test_the_page_shows_the_variant_the_fields_a_renew_and_a_move_to_another_variant(cpanel_setup, console,
+                                                                                    registry, vault):
+    catalog.add_product(registry, name="hosting", panel="cpanel", group_name="web", package="basic",
+                        checkout={"mailbox": {"pattern": "[a-z]{1,20}", "required": True},
+                                  "note": {"label": "A note"}})
+    variants.add(registry, "hosting", "pro", {"quota": 8192}, actor="test")
+    variants.add(registry, "hosting", "lite", {"quota": 512}, package="gold", actor="test")
+    service, create = lifecycle.order(registry, vault, product="hosting", domain="shop.example.com",
+                                      email="jane@example.com", ref="VAR-1", variant="pro",
+                                      fields={"mailbox": "info", "note": "<b>call</b> me & 'you'"})
+    Job.update(status="succeeded", finished_at=utcnow()).where(Job.id == create.id).execute()
+    Service.update(status="active").where(Service.id == service.id).execute()
+    renewed = renew.renew("VAR-1", datetime.date(2031, 1, 31), datetime.date.today(), registry=registry,
+                          vault=vault, actor="billing")
+    assert renewed.job is None   # the bundled cPanel folder has no renew.yml
+    move = lifecycle.request(registry, vault, service.id, "change_package", variant="lite")
+
+    page = console.get("/ui/services/VAR-1")
+    assert page.status_code == 200
+    facts = re.search(r'class="facts".*?</dl>', page.text, re.S).group(0)
+    assert re.search(r'id="service-variant">pro</dd>', facts)
+    fields = re.search(r'id="service-fields">(.*?)</dd>', facts, re.S).group(1)
+    assert re.sub(r"<[^>]+>", "", fields) == "mailbox = info; note = &lt;b&gt;call&lt;/b&gt; me &amp; &#39;you&#39;"
+    assert "<b>call</b>" not in page.text
+    entries = timeline(page.text)
+    assert entries[0][0] == "job"
+    assert entries[0][1].startswith(f"job {move.id} change_package to package gold, variant lite created, queued")
+    [renewal] = [text for kind, text in entries if kind == "renew"]
+    assert renewal == "renewed: paid until 2031-01-31; nothing to run on the panel by billing"
+    assert not [text for kind, text in entries if kind == "audit"]
+
+    plain = active(registry, vault, ref="PLAIN-1", domain="plain.example.com")
+    facts = re.search(r'class="facts".*?</dl>', console.get(f"/ui/services/{plain.ref}").text, re.S).group(0)
+    assert "id=\"service-variant\">— (the product&#39;s own settings)</dd>" in facts
+    assert 'id="service-fields">—</dd>' in facts
