@@ -114,7 +114,7 @@ def fill(home: c.Home, jobs: int, events: int, seed: int = 12) -> dict:
                 status, "pending" if status in ("queued", "running") else "failed"),
             "status_reason": None, "pending_reason": None, "last_error": None,
             "paid_until": (made + datetime.timedelta(days=rng.randint(0, 365))).date(), "hold_until": None,
-            "never_terminate": False, "created_at": made, "updated_at": made})
+            "never_terminate": False, "fields": {}, "variant": None, "created_at": made, "updated_at": made})
         attempts = rng.randint(1, 2) if status in ("failed", "needs_attention") else 0
         job_rows.append({
             "id": i, "service": i, "server": server, "action": "create", "params": {}, "secret_params": None,
