@@ -25,7 +25,9 @@ over those attempts.
   with h11 in one process, as it was installed), this tree with h11, this tree (httptools),
   and this tree with ``--workers N``; then one client alone. Target: p99 < 30 ms.
 - Searches (PostgreSQL with migration 22's trigram index): asked with the index, without it
-  (dropped) and with it again, in the same run.
+  (dropped) and with it again, in the same run. Searches of one or two characters (no trigram)
+  are also asked as they were before ``listing.SHORT`` (every match counted), then again as now
+  (counted up to ``listing.COUNTED``).
 
     python bench/console.py --db postgres --part api --events 0   # the API alone, quicker
 """
@@ -51,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
 
-from provisiond import catalog, db, search_index, tokens  # noqa: E402
+from provisiond import catalog, db, listing, search_index, tokens  # noqa: E402
 from provisiond.models import Job, ProvisioningLog, RunEvent, Service, database  # noqa: E402
 
 SERVERS, PRODUCTS = 20, 3
@@ -112,7 +114,7 @@ def fill(home: c.Home, jobs: int, events: int, seed: int = 12) -> dict:
                 status, "pending" if status in ("queued", "running") else "failed"),
             "status_reason": None, "pending_reason": None, "last_error": None,
             "paid_until": (made + datetime.timedelta(days=rng.randint(0, 365))).date(), "hold_until": None,
-            "never_terminate": False, "created_at": made, "updated_at": made})
+            "never_terminate": False, "fields": {}, "variant": None, "created_at": made, "updated_at": made})
         attempts = rng.randint(1, 2) if status in ("failed", "needs_attention") else 0
         job_rows.append({
             "id": i, "service": i, "server": server, "action": "create", "params": {}, "secret_params": None,
@@ -190,7 +192,8 @@ def page_times(home: c.Home, found: dict, requests: int) -> tuple[dict, list[str
              "/ui/services?page=(middle)": f"/ui/services?page={max(1, found['pages'] // 2)}", "/ui/services/REF": f"/ui/services/{found['ref']}",
              "/ui/servers": "/ui/servers", "/ui/overview": "/ui/overview"}
     searches = {f"/ui/services?q= ({what})": f"/ui/services?q={text}" for what, text in
-                [("2 letters", "07"), ("part of an email", "owner4711@")]}
+                [("2 letters", "07"), ("1 letter", "7"), ("2 letters, no match", "qz"),
+                 ("part of an email", "owner4711@")]}
     pages.update(searches)
     times, missing = {}, []
     with TestClient(app, follow_redirects=False) as client:
@@ -209,6 +212,13 @@ def page_times(home: c.Home, found: dict, requests: int) -> tuple[dict, list[str
                 times[name + suffix] = list(spent)
 
         measure(pages)
+        short = {name: path for name, path in searches.items() if len(path.split("?q=")[1]) < listing.SHORT}
+        kept, listing.SHORT = listing.SHORT, 0  # before: every match counted, as any search
+        try:
+            measure(short, " counted in full (before)")
+        finally:
+            listing.SHORT = kept
+        measure(short, " counted to 1,000, again")
         if search_index.exists(database.obj):
             searches = {name: path for name, path in pages.items() if "?q=" in path}
             database.execute_sql(f"DROP INDEX {search_index.NAME}")

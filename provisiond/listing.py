@@ -23,13 +23,20 @@ from provisiond.models import Job, JobStatus, Product, ProductVariant, Server, S
 
 MAX_LIMIT = 500
 MAX_TEXT = 254  # the longest column searched (email)
+# A search shorter than this has no trigram (search_index): it is a scan on every database, and
+# its matches are counted only up to COUNTED ("more than 1,000"), not all of them.
+SHORT = 3
+COUNTED = 1000
 SERVICE_STATUSES = tuple(s.value for s in ServiceStatus)
 JOB_STATUSES = tuple(s.value for s in JobStatus)
 
 
 def services(status: str | None = None, server: str | None = None, q: str | None = None,
-             limit: int = 50, offset: int = 0) -> tuple[list[Service], int]:
-    """One page of services, newest first, and how many match in all.
+             limit: int = 50, offset: int = 0) -> tuple[list[Service], int | None]:
+    """One page of services, newest first, and how many match in all: ``None`` when that was
+    not counted, only that more than ``COUNTED`` match (a search shorter than ``SHORT``
+    characters, see ``_short_page``); services after this page match exactly when the total is
+    ``None`` or more than ``offset`` plus the page's rows.
 
     ``q`` matches the billing ref, the domain, the username or the email, ignoring the case of
     ASCII letters (domains are stored in ASCII; SQLite's ``LIKE`` folds only those),
@@ -55,6 +62,8 @@ def services(status: str | None = None, server: str | None = None, q: str | None
         match.append(_search(text))
     rows = (Service.select(Service, Product, Server).join(Product).switch(Service)
             .join(Server, pw.JOIN.LEFT_OUTER))
+    if text and len(text) < SHORT:
+        return _short_page(rows.where(*match), Service.select().where(*match), limit, offset)
     return _page(rows, Service.select(), match, Service.id, limit, offset, scan=bool(text))
 
 
@@ -175,6 +184,28 @@ def _paging(limit: int, offset: int) -> tuple[int, int]:
     if offset < 0:
         raise ValidationError("offset", "must be 0 or more")
     return limit, offset
+
+
+def _short_page(rows: pw.ModelSelect, plain: pw.ModelSelect, limit: int,
+                offset: int) -> tuple[list, int | None]:
+    """A page of a search of one or two characters, and its total up to ``COUNTED``.
+
+    Such a text has no trigram, so no index finds it (``search_index``): each match costs a
+    scan, and counting them all (``07`` matches thousands of services) was most of the page's
+    time at 100,000 services (268-355 ms p95 on PostgreSQL, ``bench/console.py``). Here the page
+    walks the newest services until it has ``limit`` + 1 matches (the one past says whether
+    there are more); the count stops after ``COUNTED`` + 1 matches and says ``None`` past that.
+    A total is never a guess: when nothing follows the page, it is ``offset`` plus the page.
+    Past the last match (an empty page after the first), the page's scan read every match
+    already, so they are counted, all of them."""
+    found = list(rows.order_by(Service.id.desc()).limit(limit + 1).offset(offset))
+    more, found = len(found) > limit, found[:limit]
+    if not more and (found or not offset):
+        return found, offset + len(found)
+    if not more:
+        return found, plain.count()
+    counted = plain.select(Service.id).limit(COUNTED + 1).count()
+    return found, counted if counted <= COUNTED else None
 
 
 def _page(rows: pw.ModelSelect, plain: pw.ModelSelect, match: list, key: pw.Field, limit: int,

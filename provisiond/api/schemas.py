@@ -221,7 +221,11 @@ class JobPage(BaseModel):
 
 class ServicePage(BaseModel):
     services: list[ServiceOut]
-    total: int = Field(description="how many services match, on every page")
+    total: int | None = Field(description=(
+        "how many services match, on every page; null when they were not all counted: a search "
+        "(q) of one or two characters counts up to 1,000 matches, and more than that is null"))
+    more: bool = Field(description="whether services after this page match (the next offset "
+                                   "finds some); true whenever total is null")
     limit: int
     offset: int
 

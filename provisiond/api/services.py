@@ -50,13 +50,16 @@ def list_services(status: Annotated[ServiceStatus | None, Query()] = None,
                       "part of the billing ref, domain, username or email, any case"))] = None,
                   limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)] = 50,
                   offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0):
-    """Services, newest first, with how many match in all. ``?q=`` finds a service by part of
-    its ref, domain, username or email; ``?server=`` that no server has is a 422 naming
+    """Services, newest first, with how many match in all (``total``; null past 1,000 matches
+    of a one- or two-character ``q``, which are not all counted: ``more`` says whether the next
+    page has any). ``?q=`` finds a service by part of its ref, domain, username or email; ``?server=`` that no server has is a 422 naming
     ``server`` (never an empty page that would look like an empty server)."""
     with query_errors():
         rows, total = listing.services(status=status and status.value, server=server, q=q,
                                        limit=limit, offset=offset)
-    return {"services": [service_view(s) for s in rows], "total": total, "limit": limit, "offset": offset}
+    more = total is None or offset + len(rows) < total
+    return {"services": [service_view(s) for s in rows], "total": total, "more": more, "limit": limit,
+            "offset": offset}
 
 
 @router.get("/services/{service}", response_model=ServiceDetail, responses={**NOT_FOUND, **INVALID})

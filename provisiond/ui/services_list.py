@@ -28,20 +28,23 @@ def services_list(request: Request, admin: session.AdminDep,
                   server: Annotated[str, Query(max_length=100)] = "",
                   page_number: Annotated[int, Query(alias="page", ge=1, le=MAX_PAGE)] = 1):
     """A bad filter (a status or server that does not exist, typed into the address) shows the
-    page with the reason and no rows, answered 422."""
+    page with the reason and no rows, answered 422. A search of one or two characters past
+    ``listing.COUNTED`` matches says "more than 1,000" (not counted further) and pages on."""
     filters = {"q": q.strip(), "status": status, "server": server}
     problem = ""
     try:
         rows, total = listing.services(**filters, limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
     except ValidationError as exc:
         rows, total, problem = [], 0, f"{exc.field}: {exc.message}"
-    pages = max(1, -(-total // PAGE_SIZE))
+    shown = (page_number - 1) * PAGE_SIZE + len(rows)
+    more = total is None or shown < total
+    pages = None if total is None else max(1, -(-total // PAGE_SIZE))
     return page(request, "services_list.html", status_code=422 if problem else 200, title="Services",
-                admin=admin, services=rows, total=total, filters=filters, problem=problem,
+                admin=admin, services=rows, total=total, filters=filters, problem=problem, counted=listing.COUNTED,
                 statuses=listing.SERVICE_STATUSES, page_number=page_number, pages=pages,
                 servers=[name for (name,) in Server.select(Server.name).order_by(Server.name).tuples()],
                 previous_url=_page_url(filters, page_number - 1) if page_number > 1 else "",
-                next_url=_page_url(filters, page_number + 1) if page_number < pages else "")
+                next_url=_page_url(filters, page_number + 1) if more else "")
 
 
 def _page_url(filters: dict, number: int) -> str:

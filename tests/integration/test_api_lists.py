@@ -65,8 +65,9 @@ def test_services_paging_keeps_the_total(shop):
     assert [s["ref"] for s in first["services"] + second["services"] + last["services"]] == \
         ["WEB-7", "INV-6", "INV-5", "INV-4", "INV-3", "INV-2", "INV-1"]
     assert (first["limit"], second["offset"]) == (3, 3)
-    assert shop.get("/v1/services?limit=3&offset=30").json() == {"services": [], "total": 7, "limit": 3,
-                                                                 "offset": 30}
+    assert [first["more"], second["more"], last["more"]] == [True, True, False]
+    assert shop.get("/v1/services?limit=3&offset=30").json() == {"services": [], "total": 7, "more": False,
+                                                                 "limit": 3, "offset": 30}
 
 
 @pytest.mark.parametrize("query, field", [("status=sleeping", "status"), ("server=whm9", "server"),
