@@ -28,7 +28,7 @@ def plan_of_search(database, text: str) -> str:
         return "\n".join(row[0] for row in database.execute_sql("EXPLAIN " + query, params))
 
 
-def test_a_database_of_version_17_gets_the_index_and_the_search_uses_it(cpanel_setup, database, vault):
+def test_a_database_of_version_20_gets_the_index_and_the_search_uses_it(cpanel_setup, database, vault):
     server, product = cpanel_setup
     add_services(vault, product, server, [("INV-1", "alpha.example.com", "active"),
                                           ("INV-2", "Beta-Shop.example.org", "active")])
@@ -36,7 +36,7 @@ def test_a_database_of_version_17_gets_the_index_and_the_search_uses_it(cpanel_s
         assert not search_index.exists(database)  # SQLite: no such index, no error
         return
     database.execute_sql(f"DROP INDEX {search_index.NAME}")
-    Setting.update(value="17").where(Setting.key == "schema_version").execute()
+    Setting.update(value="20").where(Setting.key == "schema_version").execute()  # the one before 22
     assert dbmod.pending_migrations(database) == [STEP]
     assert dbmod.upgrade(database) == [STEP] and dbmod.upgrade(database) == []
     assert search_index.exists(database)
