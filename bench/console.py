@@ -156,7 +156,10 @@ def fill(home: c.Home, jobs: int, events: int, seed: int = 12) -> dict:
     with database.atomic():
         bulk(RunEvent, event_rows)
     if db.is_postgres():
-        database.execute_sql("ANALYZE")
+        # VACUUM as a live table gets from autovacuum: it also merges the GIN pending list of the
+        # trigram index (rows bulk-loaded into it wait there unsorted; the first searches after
+        # the fill measured 152 ms p95 against 34 ms once merged). Outside a transaction.
+        database.execute_sql("VACUUM ANALYZE")
     held = [row["id"] for row in job_rows if row["status"] == "failed" and row["attempts"]]
     return {"job": held[len(held) // 2], "ref": service_rows[len(service_rows) // 2]["ref"],
             "refs": [row["ref"] for row in service_rows], "search": "example7.com",
