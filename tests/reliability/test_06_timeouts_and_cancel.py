@@ -180,9 +180,9 @@ def test_cancel_racing_claims_never_lets_a_cancelled_job_run(shop, database):
     # The invariant, whichever way the race went this time (on a busy machine one thread may
     # take every job before the other starts): no job is both cancelled and claimed.
     assert cancelled.isdisjoint(claimed)
-    assert {rows[i].attempts for i in cancelled} == {0}
-    assert {(rows[i].status, rows[i].attempts, rows[i].cancel_requested) for i in claimed} == {
-        ("running", 1, True)}  # a claimed job can only be asked to stop
+    assert all(rows[i].attempts == 0 for i in cancelled)
+    assert all((rows[i].status, rows[i].attempts, rows[i].cancel_requested) == ("running", 1, True)
+               for i in claimed)  # a claimed job can only be asked to stop
     assert cancelled | set(claimed) == set(ids)
 
 
