@@ -181,7 +181,10 @@ def test_servers_are_refused_by_field_or_stored_verbatim(database, registry, vau
     stored = catalog.server(name)
     assert (stored.name, stored.host, stored.port) == (name, host, port)
     assert stored.credentials["api_token"].startswith(catalog.ENCRYPTED)
-    assert len(token) < 6 or token not in json.dumps(stored.credentials)  # short ones may occur by chance
+    # The token is stored only encrypted; a non-secret field the fuzzer gave the same text (the
+    # username "localhost" as well as the token) keeps its own copy, as given.
+    others = {k: v for k, v in stored.credentials.items() if k == "api_token" or v != token}
+    assert len(token) < 6 or token not in json.dumps(others)  # short ones may occur by chance
     assert catalog.open_credentials(stored.credentials, vault, name)["api_token"] == token
     assert server.id == stored.id
 
