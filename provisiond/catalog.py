@@ -205,7 +205,7 @@ def check_product_rules(panel: Panel, *, suspend_after_days: int | None, termina
         raise ValidationError("backup_before_terminate", f"panel {panel.id} cannot take a final backup "
                               "(its manifest does not say final_backup: true)")
     for step in steps:
-        if not ROLE_NAME.match(step) or not any((Path(d) / step / "tasks").is_dir() for d in role_dirs):
+        if not ROLE_NAME.match(step) or step_secrets.role_folder(step, role_dirs) is None:
             raise ValidationError("step", f"no role named {step!r} in {', '.join(map(str, role_dirs))}")
         step_secrets.declared(step, role_dirs)  # a broken meta/provisiond.yml is refused here
 
