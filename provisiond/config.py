@@ -75,7 +75,8 @@ class Settings:
     # Ansible's own. ansible_poll_interval is Ansible's internal_poll_interval: under
     # provisiond_linear only the longest sleep, as a fork's exit wakes the strategy at once
     # (Ansible's default 0.001 s woke a waiting run 1,000 times a second; 0.1 s did not slow
-    # a 0 ms run, see bench/RESULTS.md).
+    # a 0 ms run, see bench/RESULTS.md). provisiond_linear also runs panel_call tasks in
+    # threads of ansible-playbook instead of forks (a fork cost more than the call).
     ansible_strategy: str = "provisiond_linear"
     ansible_poll_interval: float = 0.1
     log_level: str = "INFO"

@@ -150,7 +150,8 @@ def markdown() -> str:
         "is the failing task's `msg` (or the panel's answer), never a report.", "",
         "A `panel_call` may report the same names itself (`report: {...}`, when the call succeeds and",
         "no `refuse` check holds), and a `refuse` check may report `outcome: needs_attention`; each is",
-        "a forked task fewer per account than a `set_stats` (or `fail`) task after it.", "",
+        "a forked task fewer per account than a `set_stats` (or `fail`) task after it (under the default",
+        "strategy a `panel_call` runs in a thread of ansible-playbook; other tasks fork a worker per host).", "",
         _table(STATS), "",
         "## Ansible's own variables", "",
         "Any `ansible_*` variable, and: " + ", ".join(f"`{n}`" for n in sorted(MAGIC)

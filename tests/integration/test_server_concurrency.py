@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from provisiond import catalog, lifecycle
+from provisiond import catalog, lifecycle, orphans
 from provisiond.models import Job, Server, Service
 from provisiond.sandbox.cpanel import WhmSimulator
 from provisiond.worker import Worker
@@ -132,7 +132,23 @@ def test_a_real_run_on_a_slow_panel_makes_at_most_max_concurrency_calls_at_once(
     whm1, _product = cpanel_setup
     with WhmSimulator(token=WHM_TOKEN, plans=("basic",), latency=0.3) as sim:   # no limit of its own
         Server.update(port=sim.port, max_concurrency=2).where(Server.id == whm1.id).execute()
+        during_calls = run_processes_during_calls(sim)
         jobs = creates(registry, vault, whm1, 5, "slow")
         worker.tick(wait=True)
         assert {Job.get_by_id(j.id).status for j in jobs} == {"succeeded"}
         assert len(sim.accounts) == 5 and 1 <= sim.peak_in_flight <= 2
+    # The calls were made by ansible-playbook itself (threads of provisiond_linear), not by a
+    # worker process forked per host and task: the run was one process whenever the panel answered.
+    assert len(during_calls) == 10 and {len(pids) for pids in during_calls} == {1}
+
+
+def run_processes_during_calls(sim: WhmSimulator) -> list[set[int]]:
+    """At each call the simulator answers, the pids of this test's run processes (by run marker)."""
+    seen, handle, mine = [], sim.handle, orphans.owner()
+
+    def handle_and_look(request):
+        seen.append({pid for pid, marker in orphans.run_processes() if orphans.marker_owner(marker) == mine})
+        return handle(request)
+
+    sim.handle = handle_and_look
+    return seen

@@ -1,34 +1,162 @@
-"""Ansible's linear strategy, except that it sleeps until a fork exits instead of polling.
+"""Ansible's linear strategy, except that it waits instead of polling, and runs panel calls in
+threads instead of forks.
 
-When every fork is busy (each waiting on its panel for seconds), ``StrategyBase._queue_task``
-loops over the workers with ``time.sleep(0.0001)`` until one exits: at 2 s of panel latency
-that spin doubled the controller's CPU per account, and with one run per server it grew with
-the fleet. Here the strategy first sleeps in ``multiprocessing.connection.wait`` on the
-workers' sentinels, which the kernel wakes the moment a fork exits; ``_queue_task`` then finds
-the free fork on its first pass. Likewise, while a task's results are pending, Ansible looks for
-them every ``internal_poll_interval`` (0.001 s by default: 1,000 wake-ups a second for a run
-that waits seconds on its panel); here it sleeps on the sentinels too, since a fork exits right
-after it sent its result, and the interval only bounds the sleep. Everything else is Ansible's own linear strategy, so the
-playbooks behave exactly as under ``linear`` (``ansible_strategy: linear`` uses Ansible's).
+Waiting: when every fork is busy (each waiting on its panel for seconds),
+``StrategyBase._queue_task`` loops over the workers with ``time.sleep(0.0001)`` until one exits:
+at 2 s of panel latency that spin doubled the controller's CPU per account, and with one run per
+server it grew with the fleet. Here the strategy first sleeps in
+``multiprocessing.connection.wait`` on the workers' sentinels, which the kernel wakes the moment
+a worker ends; ``_queue_task`` then finds the free slot on its first pass. Likewise, while a
+task's results are pending, Ansible looks for them every ``internal_poll_interval`` (0.001 s by
+default); here it sleeps on the sentinels too, since a worker ends right after it sent its
+result, and the interval only bounds the sleep.
+
+Threads: Ansible forks a worker process per host and task. For ``panel_call`` (one HTTP request
+made in the controller, no connection, no module) the fork cost more CPU than the call: the
+~70 MB ansible-playbook copied on write, 40-90 ms a task on this VM against ~15 ms for the task
+itself. Such a task runs in a thread of ansible-playbook instead (``ThreadWorker``), on its own
+copy of the task and of the host's variables as a fork would, sending its result through the
+same queue. ``forks`` still bounds how many run at once (threads and processes alike), so a
+server's ``max_concurrency`` holds. A looped ``panel_call`` and every other action (modules over
+SSH, ``fail``, ``include_role``) fork as before; a run's timeout or cancel ends the whole
+process, threads included.
+
+Ansible's plugin loader is not safe for threads: it puts a plugin's module in ``sys.modules``
+before running it (``PluginLoader._load_module_source``), and fills the filter and test caches
+one file at a time behind a "not empty yet" check (``Jinja2Loader._ensure_non_collection_wrappers``),
+so a second thread can find a half-loaded module or half a cache: "No filter named 'bool'".
+Loading a plugin therefore takes one lock (``serialise_plugin_loading``); once loaded, a plugin
+comes from the caches the lock guards and the lock is uncontended.
+
+Everything else is Ansible's own linear strategy, so the playbooks behave exactly as under
+``linear`` (``ansible_strategy: linear`` uses Ansible's, forks and all).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+import traceback
 from multiprocessing.connection import wait
 
+import ansible.plugins.strategy as strategy_base
 from ansible import constants as C
+from ansible._internal import _task
 from ansible.errors import AnsibleError
+from ansible.executor.process.worker import WorkerProcess
+from ansible.executor.task_executor import TaskExecutor
+from ansible.executor.task_result import _RawTaskResult
+from ansible.plugins.loader import Jinja2Loader, PluginLoader
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
 
 # A worker that exits wakes the wait at once; the timeout only bounds a missed wake-up.
 WAIT_SECONDS = 1.0
 
 
+IN_PROCESS_ACTIONS = {"panel_call"}
+
+_PLUGIN_LOADING = threading.RLock()
+
+
+def serialise_plugin_loading() -> None:
+    """Make every lookup and load of Ansible's plugin loaders take one lock (see the module's
+    docstring). ``all()`` is a generator: its plugins are gathered under the lock, then handed out."""
+    def locked(method):
+        def call(self, *args, **kwargs):
+            with _PLUGIN_LOADING:
+                return method(self, *args, **kwargs)
+        call.provisiond_locked = True
+        return call
+
+    def locked_all(method):
+        def all_plugins(self, *args, **kwargs):
+            with _PLUGIN_LOADING:
+                plugins = list(method(self, *args, **kwargs))
+            yield from plugins
+        all_plugins.provisiond_locked = True
+        return all_plugins
+
+    for cls in (PluginLoader, Jinja2Loader):
+        for name in ("get_with_context", "find_plugin_with_context", "all"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "provisiond_locked", False):
+                setattr(cls, name, (locked_all if name == "all" else locked)(method))
+
+
+serialise_plugin_loading()
+
+
+class ThreadWorker:
+    """Runs one host's task in a thread of ansible-playbook itself instead of a forked process.
+
+    For actions that run wholly in the controller and need no connection (panel_call: one HTTP
+    request), a fork costs more CPU than the call (copying the ~70 MB parent's page tables,
+    then its pages on write). The task runs on its own copy of the Task and of the host's
+    variables, as a fork would, and sends its result through the same queue.
+    """
+
+    def __init__(self, *, final_q, task_vars, host, task, play_context, loader, variable_manager,
+                 shared_loader_obj, worker_id, cliargs):
+        self._final_q, self._host, self._task = final_q, host, task.copy(exclude_parent=False)
+        self._task_vars, self._play_context = dict(task_vars), play_context
+        self._loader, self._variable_manager, self._shared_loader_obj = loader, variable_manager, shared_loader_obj
+        self._ended, self._done = os.pipe()   # readable (EOF) once the thread ends: a sentinel
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"task-{worker_id}")
+        self.exitcode = None
+
+    @property
+    def sentinel(self) -> int:
+        return self._ended
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout=None) -> None:
+        self._thread.join(timeout)
+
+    def terminate(self) -> None:  # a thread ends with its call; the run's timeout kills the process
+        pass
+
+    kill = terminate
+
+    def close(self) -> None:
+        if self._ended is not None:
+            os.close(self._ended)
+            self._ended = None
+
+    def _run(self) -> None:
+        try:
+            with _task.TaskContext(self._task):
+                result = TaskExecutor(self._host, self._task, self._task_vars, self._play_context, self._loader,
+                                      self._shared_loader_obj, self._final_q, self._variable_manager).run()
+        except BaseException:
+            result = {"failed": True, "msg": "the task crashed in the controller",
+                      "exception": traceback.format_exc()}
+        try:
+            self._final_q.send_task_result(_RawTaskResult(host=self._host, task=self._task, return_data=result,
+                                                          task_fields=self._task.dump_attrs()))
+        finally:
+            self.exitcode = 0
+            os.close(self._done)
+
+
 class StrategyModule(LinearStrategy):
     def _queue_task(self, host, task, task_vars, play_context):
         self._wait_for_a_free_fork()
-        return super()._queue_task(host, task, task_vars, play_context)
+        if task.action not in IN_PROCESS_ACTIONS or task.loop:
+            return super()._queue_task(host, task, task_vars, play_context)
+        # StrategyBase._queue_task does the bookkeeping (throttle, slot, callbacks, counts);
+        # only the worker it makes is a thread. The strategy runs on one thread: the swap
+        # is seen by this call alone.
+        strategy_base.WorkerProcess = ThreadWorker
+        try:
+            return super()._queue_task(host, task, task_vars, play_context)
+        finally:
+            strategy_base.WorkerProcess = WorkerProcess
 
     def _wait_for_a_free_fork(self) -> None:
         while True:

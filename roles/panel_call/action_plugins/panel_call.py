@@ -6,8 +6,9 @@ ansible.builtin.uri). The result never carries a value listed in ``redact_values
 sent: a panel that recomputes the HMAC over what it received must find the same bytes.
 
 ``refuse`` and ``report`` let the call that reads decide and report, instead of a ``fail`` and a
-``set_stats`` task after it: every task is a forked worker per host (25-70 ms of CPU, skipped
-or not), so a create is two tasks (read, create) rather than four. Their conditions and
+``set_stats`` task after it: every such task is a forked worker per host (25-70 ms of CPU,
+skipped or not; panel_call itself runs in a thread under provisiond_linear), so a create is two
+tasks (read, create) rather than four. Their conditions and
 templates are evaluated after the call, with the task's ``register`` name bound to its result.
 """
 
