@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import sysconfig
@@ -175,17 +176,28 @@ def ansible_bin_dir() -> Path | None:
     return None
 
 
-def _search_path() -> str:
-    """The child's PATH: Ansible's folder first, then this process's PATH (or the system's)."""
+def _search_path(commands: Path) -> str:
+    """The child's PATH: the run's own commands, Ansible's folder, then this process's PATH (or
+    the system's)."""
     path = os.environ.get("PATH") or SYSTEM_PATH
     folder = ansible_bin_dir()
-    return os.pathsep.join([str(folder), path]) if folder else path
+    return os.pathsep.join([str(commands), *([str(folder)] if folder else []), path])
+
+
+def _write_commands(folder: Path) -> None:
+    """The run's ``ansible-playbook``: Ansible's, started through ``provisiond.ansible_plugins.playbook``
+    by this very interpreter (``-P``: the run's folder is not put on its import path)."""
+    folder.mkdir(mode=0o700)
+    command = folder / "ansible-playbook"
+    command.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -P -m provisiond.ansible_plugins.playbook "$@"\n',
+                       encoding="utf-8")
+    command.chmod(0o700)
 
 
 def _environment(spec: RunSpec, data_dir: Path, control_dir: Path, marker: str) -> dict:
     env = {name: "" for name in os.environ if name.startswith("PROVISIOND_")}
     env.update({
-        "PATH": _search_path(),
+        "PATH": _search_path(data_dir / "bin"),
         RUN_MARKER: marker,
         "ANSIBLE_ACTION_PLUGINS": str(bundled_dir("roles") / "panel_call" / "action_plugins"),
         "ANSIBLE_ROLES_PATH": str(bundled_dir("roles")),
@@ -233,6 +245,7 @@ def run(spec: RunSpec) -> RunResult:
 
     started = time.time()
     try:
+        _write_commands(data_dir / "bin")
         (data_dir / "project").mkdir()
         (data_dir / "inventory").mkdir()
         (data_dir / "project" / "main.yml").write_text(spec.playbook, encoding="utf-8")

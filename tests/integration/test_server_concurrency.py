@@ -138,17 +138,30 @@ def test_a_real_run_on_a_slow_panel_makes_at_most_max_concurrency_calls_at_once(
         assert {Job.get_by_id(j.id).status for j in jobs} == {"succeeded"}
         assert len(sim.accounts) == 5 and 1 <= sim.peak_in_flight <= 2
     # The calls were made by ansible-playbook itself (threads of provisiond_linear), not by a
-    # worker process forked per host and task: the run was one process whenever the panel answered.
+    # worker process forked per host and task: the run was one process whenever the panel answered,
+    # and that process was Ansible's command started through provisiond's (no paramiko at start-up).
     assert len(during_calls) == 10 and {len(pids) for pids in during_calls} == {1}
+    assert {command for pids in during_calls for command in pids.values()} == {"provisiond.ansible_plugins.playbook"}
 
 
-def run_processes_during_calls(sim: WhmSimulator) -> list[set[int]]:
-    """At each call the simulator answers, the pids of this test's run processes (by run marker)."""
+def run_processes_during_calls(sim: WhmSimulator) -> list[dict[int, str]]:
+    """At each call the simulator answers, this test's run processes (by run marker): pid to the
+    module its command line runs (``-m``), if any."""
     seen, handle, mine = [], sim.handle, orphans.owner()
 
     def handle_and_look(request):
-        seen.append({pid for pid, marker in orphans.run_processes() if orphans.marker_owner(marker) == mine})
+        seen.append({pid: _module_run(pid) for pid, marker in orphans.run_processes()
+                     if orphans.marker_owner(marker) == mine})
         return handle(request)
 
     sim.handle = handle_and_look
     return seen
+
+
+def _module_run(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            words = handle.read().decode(errors="replace").split("\0")
+    except OSError:
+        return ""
+    return words[words.index("-m") + 1] if "-m" in words[:-1] else ""
