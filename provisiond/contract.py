@@ -60,12 +60,16 @@ PANEL = {
 }
 PANEL_CREDENTIALS = "every credential of the manifest not marked `secret: true`, by its field name"
 
-# Top-level run variables (inventory group vars and the secrets vars file).
+# Top-level run variables (inventory group and host vars, and the secrets vars file).
 RUN = {
     "account": "the account (below)",
-    "panel": "the server (below)",
+    "panel": "the host's server (below); one run may serve several servers of an HTTP panel",
     "panel_url": "the same as panel.url",
-    "panel_secrets": "the manifest's `secret: true` credentials, by field name (kept out of logs)",
+    "panel_secrets": ("the manifest's `secret: true` credentials of the host's server, by field name "
+                      "(kept out of logs)"),
+    "server_secrets": "what `panel_secrets` reads: each server's, by `provisiond_server` (kept out of logs)",
+    "provisiond_server": "which of the run's servers the host's account is on (s0, s1, ...)",
+    "provisiond_server_calls": "how many of the run's forks that server may use at once (its `max_concurrency` share)",
     "account_secrets": "per host: read as account_secrets[inventory_hostname].<name> (kept out of logs)",
     "provisiond_action": "the action being run",
     "provisiond_backup_dir": "where a final backup may be written (terminate), or null",

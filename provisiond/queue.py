@@ -87,7 +87,7 @@ def _lock_service(service) -> None:
 
 
 def _candidates(now: datetime.datetime, limit: int, skip_servers: Iterable[int] = (),
-                server_id: int | None = None, action: str | None = None):
+                server_id: int | None = None, action: str | None = None, servers: Iterable[int] | None = None):
     """Queued, due jobs on a server that are the oldest open job of their service."""
     earlier = Job.alias("earlier")
     blocked = (earlier.select(earlier.id)
@@ -104,12 +104,19 @@ def _candidates(now: datetime.datetime, limit: int, skip_servers: Iterable[int] 
     skip = list(skip_servers)
     if skip:
         query = query.where(Job.server.not_in(skip))
+    if servers is not None:
+        query = query.where(Job.server.in_(list(servers)))
     return query
 
 
-def next_due(now: datetime.datetime, skip_servers: Iterable[int] = ()) -> tuple[int, str] | None:
-    """(server id, action) of the oldest due job: what the next run should be about."""
-    head = _candidates(now, 1, skip_servers)
+def next_due(now: datetime.datetime, skip_servers: Iterable[int] = (), *, action: str | None = None,
+             servers: Iterable[int] | None = None) -> tuple[int, str] | None:
+    """(server id, action) of the oldest due job (of ``action``, on one of ``servers``, when
+    given): what the next run, or the next server of a run, should be about."""
+    servers = None if servers is None else list(servers)
+    if servers == []:
+        return None
+    head = _candidates(now, 1, skip_servers, action=action, servers=servers)
     row = (Job.select(Job.server, Job.action).where(Job.id.in_(head)).tuples().first())
     return (row[0], row[1]) if row else None
 

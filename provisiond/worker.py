@@ -82,22 +82,43 @@ class Worker:
         lifecycle.place_waiting(registry, self.policy, settings=self.settings)
         outcomes.reap(self.settings)
         started = []
-        limits = dict(Server.select(Server.id, Server.max_concurrency).tuples())
+        servers = {sid: (panel_id, limit) for sid, panel_id, limit
+                   in Server.select(Server.id, Server.panel, Server.max_concurrency).tuples()}
+        limits = {sid: limit for sid, (_panel, limit) in servers.items()}
         while self.free_slots() > 0:
-            jobs, forks = self._claim_batch(now, limits)
-            if not jobs:
+            parts = self._claim_run(now, limits, self._shared_servers(registry, servers))
+            if not parts:
                 break
-            future = self._pool.submit(self._run_batch, registry, jobs, forks)
-            sid = jobs[0].server_id
+            future = self._pool.submit(self._run_batch, registry, parts)
+            shares = [(jobs[0].server_id, forks) for jobs, forks in parts]
             with self._lock:
                 self._running.add(future)
-                self._server_runs[sid] += 1
-                self._server_calls[sid] += forks
-            future.add_done_callback(lambda f, sid=sid, forks=forks: self._done(f, sid, forks))
+                for sid, forks in shares:
+                    self._server_runs[sid] += 1
+                    self._server_calls[sid] += forks
+            future.add_done_callback(lambda f, shares=shares: self._done(f, shares))
             started.append(future)
         if wait:
             self.wait(started)
         return started
+
+    def _shared_servers(self, registry: panels.Registry, servers: dict[int, tuple[str, int]]) -> dict[int, list[int]]:
+        """Server id → the other servers of its panel that one run may serve with it: an HTTP
+        panel's (its calls are made by ansible-playbook itself); an SSH panel's run is its server's."""
+        if self.settings.servers_per_run <= 1:
+            return {}
+        by_panel = collections.defaultdict(list)
+        for sid, (panel_id, _limit) in servers.items():
+            by_panel[panel_id].append(sid)
+        shared = {}
+        for panel_id, ids in by_panel.items():
+            try:
+                http = registry.get(panel_id).connection != "ssh"
+            except ProvisiondError:
+                http = False
+            if http and len(ids) > 1:
+                shared.update({sid: ids for sid in ids})
+        return shared
 
     def free_slots(self) -> int:
         with self._lock:
@@ -109,19 +130,42 @@ class Worker:
             return 0
         return limits.get(server_id, DEFAULT_CONCURRENCY) - self._server_calls[server_id]
 
-    def _claim_batch(self, now, limits: dict[int, int]) -> tuple[list[Job], int]:
-        """The next run's jobs and its forks: as many forks as hosts, up to the server's free
-        calls (and the ``forks`` setting when it is set), so no fork waits for a panel that is
-        already answering as many calls as it takes. A run that gets only part of its server's
-        calls takes that part of ``batch_size``, so it does not hold a long batch on a narrow
-        share of the panel once the other runs end."""
+    def _busy_servers(self, limits: dict[int, int]) -> list[int]:
         with self._lock:
-            busy = [sid for sid in set(self._server_runs) | set(self._server_calls)
+            return [sid for sid in set(self._server_runs) | set(self._server_calls)
                     if self._free_calls(sid, limits) <= 0]
+
+    def _claim_run(self, now, limits: dict[int, int], shared: dict[int, list[int]]) -> list[tuple[list[Job], int]]:
+        """The next run: the oldest due job's (server, action) batch, then batches of the same
+        action on other servers of that panel with free calls (up to ``servers_per_run``), each
+        with its own forks. One ansible-playbook then drives several servers: a run costs about
+        1 CPU-s and 33 MiB to start, a server's calls almost nothing (bench/RESULTS.md)."""
+        busy = self._busy_servers(limits)
         head = queue.next_due(now, skip_servers=busy)
         if head is None:
-            return [], 0
+            return []
         server_id, action = head
+        parts = [self._claim_batch(now, limits, server_id, action)]
+        if not parts[0][0]:
+            return []
+        taken = {server_id}
+        others = [sid for sid in shared.get(server_id, ()) if sid != server_id]
+        while len(taken) < min(len(others) + 1, self.settings.servers_per_run):
+            skip = set(self._busy_servers(limits)) | taken
+            head = queue.next_due(now, skip_servers=skip, action=action,
+                                  servers=[sid for sid in others if sid not in skip])
+            if head is None:
+                break
+            taken.add(head[0])
+            parts.append(self._claim_batch(now, limits, head[0], action))
+        return [(jobs, forks) for jobs, forks in parts if jobs]
+
+    def _claim_batch(self, now, limits: dict[int, int], server_id: int, action: str) -> tuple[list[Job], int]:
+        """One server's share of a run and its forks: as many forks as hosts, up to the server's
+        free calls (and the ``forks`` setting when it is set), so no fork waits for a panel that is
+        already answering as many calls as it takes. A share that gets only part of its server's
+        calls takes that part of ``batch_size``, so it does not hold a long batch on a narrow
+        share of the panel once the other runs end."""
         with self._lock:
             free = self._free_calls(server_id, limits)
         share = max(1, self.settings.batch_size * free // max(free, limits.get(server_id, DEFAULT_CONCURRENCY)))
@@ -130,11 +174,12 @@ class Worker:
         forks = min(len(jobs), free, self.settings.forks or free)
         return jobs, max(1, forks)
 
-    def _done(self, future, server_id: int, forks: int) -> None:
+    def _done(self, future, shares: list[tuple[int, int]]) -> None:
         with self._lock:
             self._running.discard(future)
-            self._server_runs[server_id] -= 1
-            self._server_calls[server_id] -= forks
+            for server_id, forks in shares:
+                self._server_runs[server_id] -= 1
+                self._server_calls[server_id] -= forks
         if future.exception() is not None:
             log.error("a run crashed", exc_info=future.exception())
         self.on_run_finished()
@@ -161,46 +206,66 @@ class Worker:
                 old.shutdown(wait=False)  # its runs finish; shutdown() waits for them
 
     # -- one run -------------------------------------------------------------------------
-    def _run_batch(self, registry: panels.Registry, jobs: list[Job], forks: int = 1) -> None:
-        # This thread's first statement finds out whether its connection was dropped meanwhile.
-        server = db.retrying(lambda: Server.get_by_id(jobs[0].server_id), "starting a run", _NEVER,
-                             give_up_after=self.settings.lease_seconds)
-        action = jobs[0].action
-        try:
-            panel = registry.get(server.panel)
-            panel.require(action)
-            credentials = catalog.open_credentials(server.credentials, self.vault, server.name)
-            connection_vars(panel, server, credentials)
-        except ProvisiondError as exc:
-            for job in jobs:
-                self._record_refusal(job, str(exc))
-            return
-        accounts, runnable = [], []
-        role_dirs = render.roles_path(panel, tuple(self.settings.role_dirs()))
-        for job in jobs:
+    def _run_batch(self, registry: panels.Registry, parts: list[tuple[list[Job], int]]) -> None:
+        """One run of one action: each part is one server's jobs and its forks."""
+        action = parts[0][0][0].action
+        by_panel: dict[str, list] = collections.defaultdict(list)
+        for jobs, forks in parts:
+            # This thread's first statement finds out whether its connection was dropped meanwhile.
+            server = db.retrying(lambda jobs=jobs: Server.get_by_id(jobs[0].server_id), "starting a run", _NEVER,
+                                 give_up_after=self.settings.lease_seconds)
             try:
-                account = self._account(job, role_dirs)
+                panel = registry.get(server.panel)
+                panel.require(action)
+                credentials = catalog.open_credentials(server.credentials, self.vault, server.name)
+                connection_vars(panel, server, credentials)
             except ProvisiondError as exc:
-                self._record_refusal(job, str(exc))
+                for job in jobs:
+                    self._record_refusal(job, str(exc))
                 continue
-            accounts.append(account)
-            runnable.append(job)
-        wanted = self._still_wanted(runnable)
-        accounts = [a for a, job in zip(accounts, runnable) if job.id in wanted]
-        runnable = [job for job in runnable if job.id in wanted]
+            by_panel[panel.id].append((panel, server, credentials, jobs, forks))
+        for members in by_panel.values():   # one panel, unless a server's panel was edited meanwhile
+            if members[0][0].connection == "ssh":
+                for member in members:
+                    self._run(action, [member])
+            else:
+                self._run(action, members)
+
+    def _run(self, action: str, members: list) -> None:
+        panel = members[0][0]
+        role_dirs = render.roles_path(panel, tuple(self.settings.role_dirs()))
+        parts, runnable = [], []
+        for _panel, server, credentials, jobs, forks in members:
+            accounts = []
+            for job in jobs:
+                try:
+                    accounts.append(self._account(job, role_dirs))
+                except ProvisiondError as exc:
+                    self._record_refusal(job, str(exc))
+                    continue
+                runnable.append(job)
+            parts.append(render.ServerPart(connection_vars(panel, server, credentials), credentials, accounts, forks))
+        wanted = {render.host_name(job_id) for job_id in self._still_wanted(runnable)}
+        runnable = [job for job in runnable if render.host_name(job.id) in wanted]
+        for part in parts:
+            part.accounts = [a for a in part.accounts if a.host in wanted]
+        parts = [part for part in parts if part.accounts]
         if not runnable:
             return
-        ident = f"{utcnow():%Y%m%dT%H%M%S}-{server.name}-{action}-{runnable[0].id}-{uuid.uuid4().hex[:6]}"
+        names = [server.name for _panel, server, _credentials, jobs, _forks in members
+                 if any(render.host_name(job.id) in wanted for job in jobs)]
+        label = names[0] if len(names) == 1 else f"{names[0]}+{len(names) - 1}"
+        ident = f"{utcnow():%Y%m%dT%H%M%S}-{label}-{action}-{runnable[0].id}-{uuid.uuid4().hex[:6]}"
         guard = _RunGuard(runnable, self.settings)
-        spec = render.build(panel, action, connection_vars(panel, server, credentials),
-                            credentials, accounts, timeout=self.settings.timeout_for(action),
-                            forks=forks, verbosity=self.settings.ansible_verbosity,
-                            ident=ident, cancelled=guard, role_dirs=tuple(self.settings.role_dirs()),
-                            backup_dir=str(self.settings.backup_dir), runs_dir=self.settings.runs_dir)
+        spec = render.build_parts(panel, action, parts, timeout=self.settings.timeout_for(action),
+                                  verbosity=self.settings.ansible_verbosity, ident=ident, cancelled=guard,
+                                  role_dirs=tuple(self.settings.role_dirs()),
+                                  backup_dir=str(self.settings.backup_dir), runs_dir=self.settings.runs_dir)
         spec.strategy, spec.poll_interval = self.settings.ansible_strategy, self.settings.ansible_poll_interval
         result = execute.run(spec)
-        log.info("run on %s: %s of %d job(s), %.1f s, %s", server.name, action, len(runnable),
-                 result.duration, result.status, extra={"server": server.name, "action": action,
+        servers = ", ".join(names)
+        log.info("run on %s: %s of %d job(s), %.1f s, %s", servers, action, len(runnable),
+                 result.duration, result.status, extra={"server": servers, "action": action,
                                                          "jobs": len(runnable), "duration": round(result.duration, 3),
                                                          "outcome": result.status})
         kept = artifacts.keep_run(self.settings.artifacts_dir, ident, result)

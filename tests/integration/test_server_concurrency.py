@@ -1,9 +1,11 @@
 """Each server's own limit of panel calls at once (``max_concurrency``): the CLI and the daemon's
 runs. A server's runs never have more forks than it takes calls, a full server waits for its
-own runs while the others go on, and a real run on a slow panel stays within the limit."""
+own runs while the others go on, and a real run on a slow panel stays within the limit. One
+run may serve several servers of an HTTP panel (``servers_per_run``), each within its own limit."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -64,23 +66,27 @@ def creates(registry, vault, server: Server, count: int, prefix: str) -> list[Jo
 
 
 class HeldRuns:
-    """Stands in for the playbook run only, to watch the scheduler: each run records its
-    server, jobs and forks and lasts until the test lets it end."""
+    """Stands in for the playbook run only, to watch the scheduler: each run records, per
+    server it serves, the server, its jobs and its forks (``started``), and lasts until the test
+    lets it end (``release``, by its servers' names joined with +)."""
 
     def __init__(self, worker: Worker):
         self.started: list[tuple[str, int, int]] = []
+        self.runs: list[str] = []
         self.release: dict[str, threading.Event] = {}
         self.lock = threading.Lock()
         worker._run_batch = self.run
 
-    def run(self, registry, jobs, forks):
-        name = Server.get_by_id(jobs[0].server_id).name
+    def run(self, registry, parts):
+        names = [Server.get_by_id(jobs[0].server_id).name for jobs, _forks in parts]
         with self.lock:
-            self.started.append((name, len(jobs), forks))
-            gate = self.release.setdefault(name, threading.Event())
+            self.started.extend((name, len(jobs), forks) for name, (jobs, forks) in zip(names, parts))
+            self.runs.append("+".join(names))
+            gate = self.release.setdefault("+".join(names), threading.Event())
         assert gate.wait(60)
-        for job in jobs:
-            Job.update(status="succeeded", lease_owner=None).where(Job.id == job.id).execute()
+        for jobs, _forks in parts:
+            for job in jobs:
+                Job.update(status="succeeded", lease_owner=None).where(Job.id == job.id).execute()
 
 
 def test_runs_take_a_fork_per_host_up_to_the_server_s_limit_and_a_busy_server_holds_back_no_other(
@@ -88,7 +94,7 @@ def test_runs_take_a_fork_per_host_up_to_the_server_s_limit_and_a_busy_server_ho
     whm1, whm2 = two_servers
     creates(registry, vault, whm1, 5, "a")
     on_whm2 = creates(registry, vault, whm2, 2, "b")
-    worker = Worker(settings, vault, owner="sched-test")
+    worker = Worker(dataclasses.replace(settings, servers_per_run=1), vault, owner="sched-test")
     held = HeldRuns(worker)
     try:
         assert len(worker.tick()) == 2
@@ -107,6 +113,35 @@ def test_runs_take_a_fork_per_host_up_to_the_server_s_limit_and_a_busy_server_ho
         worker.tick(wait=True)
         assert held.started[-1] == ("whm1", 1, 1)
         assert {j.status for j in Job.select()} == {"succeeded"}
+    finally:
+        for gate in held.release.values():
+            gate.set()
+        worker.shutdown()
+
+
+def test_one_run_serves_several_servers_each_with_its_own_forks_and_a_full_one_waits_alone(
+        settings, vault, registry, two_servers):
+    whm1, whm2 = two_servers
+    creates(registry, vault, whm1, 5, "a")
+    on_whm2 = creates(registry, vault, whm2, 2, "b")
+    worker = Worker(settings, vault, owner="sched-test")
+    held = HeldRuns(worker)
+    try:
+        assert settings.servers_per_run > 1 and len(worker.tick()) == 1
+        assert sorted(held_started(held, 2)) == [("whm1", 5, 2), ("whm2", 2, 2)] and held.runs == ["whm1+whm2"]
+        more = creates(registry, vault, whm1, 1, "c") + creates(registry, vault, whm2, 1, "d")
+        assert len(worker.tick()) == 1            # whm1 is full (2 of 2 calls); whm2 has 1 of 3 free
+        assert held_started(held, 3)[2] == ("whm2", 1, 1) and held.runs[1] == "whm2"
+        held.release["whm2"].set()
+        until(lambda: worker.free_slots() == settings.run_slots() - 1)
+        assert Job.get_by_id(more[1].id).status == "succeeded"
+        assert worker.tick() == [] and Job.get_by_id(more[0].id).status == "queued"   # whm1 still full
+        held.release["whm1+whm2"].set()
+        held.release.setdefault("whm1", threading.Event()).set()   # the next run, on whm1 alone, ends at once
+        worker.wait()
+        worker.tick(wait=True)
+        assert held.runs[-1] == "whm1" and {j.status for j in Job.select()} == {"succeeded"}
+        assert {Job.get_by_id(j.id).status for j in on_whm2} == {"succeeded"}
     finally:
         for gate in held.release.values():
             gate.set()
@@ -142,6 +177,26 @@ def test_a_real_run_on_a_slow_panel_makes_at_most_max_concurrency_calls_at_once(
     # and that process was Ansible's command started through provisiond's (no paramiko at start-up).
     assert len(during_calls) == 10 and {len(pids) for pids in during_calls} == {1}
     assert {command for pids in during_calls for command in pids.values()} == {"provisiond.ansible_plugins.playbook"}
+
+
+def test_a_real_run_over_two_servers_sends_each_account_to_its_own_and_keeps_each_within_its_limit(
+        settings, vault, registry, cpanel_setup, worker):
+    whm1, _product = cpanel_setup
+    with WhmSimulator(token=WHM_TOKEN, plans=("basic",), latency=0.3) as one, \
+            WhmSimulator(token=WHM_TOKEN, plans=("basic",), latency=0.3) as two:
+        Server.update(port=one.port, max_concurrency=1).where(Server.id == whm1.id).execute()
+        whm2 = catalog.add_server(registry, vault, name="whm2", panel="cpanel", host="127.0.0.1", port=two.port,
+                                  group_name="web", max_accounts=50, max_concurrency=2,
+                                  credentials={"api_token": WHM_TOKEN, "scheme": "http"})
+        during_calls = run_processes_during_calls(one)
+        on_one, on_two = creates(registry, vault, whm1, 3, "one"), creates(registry, vault, whm2, 4, "two")
+        assert len(worker.tick(wait=True)) == 1
+        for jobs, sim in ((on_one, one), (on_two, two)):
+            assert {Job.get_by_id(j.id).status for j in jobs} == {"succeeded"}
+            users = {Service.get_by_id(j.service_id).username for j in jobs}
+            assert set(sim.accounts) == users                  # each account on its own server only
+        assert one.peak_in_flight == 1 and 1 <= two.peak_in_flight <= 2
+    assert {len(pids) for pids in during_calls} == {1}   # one ansible-playbook for both servers
 
 
 def run_processes_during_calls(sim: WhmSimulator) -> list[dict[int, str]]:

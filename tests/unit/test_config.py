@@ -209,3 +209,10 @@ def test_an_unknown_log_format_or_level_names_the_setting(home, name, value):
 def test_a_bad_cron_line_is_refused_naming_the_setting(home, name):
     with pytest.raises(ConfigError, match=f"setting {name}: 'every day' is not a crontab line"):
         config.load({"home": home, name: "every day"}, environ={})
+
+
+@pytest.mark.parametrize("value", ["0", "257"])
+def test_servers_per_run_is_bounded_at_the_door(home, value):
+    with pytest.raises(ConfigError, match=re.escape("setting servers_per_run: must be between 1 and 256")):
+        config.load({"home": home}, environ={"PROVISIOND_SERVERS_PER_RUN": value})
+    assert config.load({"home": home}, environ={"PROVISIOND_SERVERS_PER_RUN": "1"}).servers_per_run == 1

@@ -157,7 +157,8 @@ def test_what_the_worker_passes_is_all_in_the_contract(cpanel_setup, registry, v
     spec = render.build(CPANEL, "create", connection_vars(CPANEL, server, credentials), credentials, accounts,
                         timeout=60, forks=1)
     run_vars = {k for k in spec.inventory["all"]["vars"] if not contract.is_magic(k)}
-    assert run_vars | set(spec.secrets) <= set(contract.RUN)
+    host_vars = {k for host in spec.inventory["all"]["hosts"].values() for k in host}
+    assert run_vars | host_vars | set(spec.secrets) <= set(contract.RUN)
     assert set(accounts[0].vars) <= set(contract.ACCOUNT)
     assert "domain" in accounts[0].vars and "password" in accounts[0].secrets
     assert set(accounts[0].secrets) <= set(contract.ACCOUNT_SECRETS)

@@ -21,6 +21,13 @@ server's ``max_concurrency`` holds. A looped ``panel_call`` and every other acti
 SSH, ``fail``, ``include_role``) fork as before; a run's timeout or cancel ends the whole
 process, threads included.
 
+Servers: one run may serve several servers of an HTTP panel. Each host names its server
+(``provisiond_server``) and that server's share of the forks (``provisiond_server_calls``, from its
+``max_concurrency``); a host waits, on the sentinels of its own server's workers, while that
+server has as many calls in flight as its share, so no panel gets more calls at once than it
+takes, whatever the run's forks. Hosts are listed one server after the other in turn
+(``render.build_parts``), so such a wait seldom holds back another server's host.
+
 Ansible's plugin loader is not safe for threads: it puts a plugin's module in ``sys.modules``
 before running it (``PluginLoader._load_module_source``), and fills the filter and test caches
 one file at a time behind a "not empty yet" check (``Jinja2Loader._ensure_non_collection_wrappers``),
@@ -145,7 +152,12 @@ class ThreadWorker:
 
 
 class StrategyModule(LinearStrategy):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._server_of_host: dict[str, str] = {}
+
     def _queue_task(self, host, task, task_vars, play_context):
+        self._wait_for_the_server(host.name, task_vars)
         self._wait_for_a_free_fork()
         if task.action not in IN_PROCESS_ACTIONS or task.loop:
             return super()._queue_task(host, task, task_vars, play_context)
@@ -157,6 +169,24 @@ class StrategyModule(LinearStrategy):
             return super()._queue_task(host, task, task_vars, play_context)
         finally:
             strategy_base.WorkerProcess = WorkerProcess
+
+    def _wait_for_the_server(self, host_name: str, task_vars) -> None:
+        """Wait while this host's server has its share of the forks in flight (see the docstring)."""
+        server, limit = task_vars.get("provisiond_server"), task_vars.get("provisiond_server_calls")
+        if server is None or not isinstance(limit, int):
+            return
+        server = str(server)
+        self._server_of_host[host_name] = server
+        while True:
+            busy = [w for w in self._workers if w is not None and w.is_alive()
+                    and self._server_of_host.get(getattr(getattr(w, "_host", None), "name", None)) == server]
+            if len(busy) < limit:
+                return
+            sentinels = [w.sentinel for w in busy if getattr(w, "sentinel", None) is not None]
+            if sentinels:
+                wait(sentinels, timeout=WAIT_SECONDS)
+            else:
+                time.sleep(0.001)
 
     def _wait_for_a_free_fork(self) -> None:
         while True:
