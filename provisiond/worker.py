@@ -22,6 +22,7 @@ import collections
 import concurrent.futures
 import datetime
 import logging
+import math
 import os
 import random
 import socket
@@ -50,6 +51,7 @@ class _NotOwner(Exception):
 
 _NEVER = threading.Event()  # recording goes on during shutdown; its retries end by time
 DEFAULT_CONCURRENCY = 2  # a server's max_concurrency when it was not read (models.Server's default)
+CORES = len(os.sched_getaffinity(0))
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -150,7 +152,7 @@ class Worker:
             return []
         taken = {server_id}
         others = [sid for sid in shared.get(server_id, ()) if sid != server_id]
-        while len(taken) < min(len(others) + 1, self.settings.servers_per_run):
+        while len(taken) < min(len(others) + 1, self._servers_per_run(len(others) + 1)):
             skip = set(self._busy_servers(limits)) | taken
             head = queue.next_due(now, skip_servers=skip, action=action,
                                   servers=[sid for sid in others if sid not in skip])
@@ -159,6 +161,11 @@ class Worker:
             taken.add(head[0])
             parts.append(self._claim_batch(now, limits, head[0], action))
         return [(jobs, forks) for jobs, forks in parts if jobs]
+
+    def _servers_per_run(self, servers: int) -> int:
+        """How many of a panel's ``servers`` one run may serve: ``servers_per_run``, but no more
+        than leaves a run per core, since one ansible-playbook computes on one core at a time."""
+        return max(1, min(self.settings.servers_per_run, math.ceil(servers / CORES)))
 
     def _claim_batch(self, now, limits: dict[int, int], server_id: int, action: str) -> tuple[list[Job], int]:
         """One server's share of a run and its forks: as many forks as hosts, up to the server's

@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from provisiond import catalog, lifecycle, orphans
+from provisiond import worker as worker_module
 from provisiond.models import Job, Server, Service
 from provisiond.sandbox.cpanel import WhmSimulator
 from provisiond.worker import Worker
@@ -119,8 +120,23 @@ def test_runs_take_a_fork_per_host_up_to_the_server_s_limit_and_a_busy_server_ho
         worker.shutdown()
 
 
+@pytest.fixture
+def one_core(monkeypatch):
+    """As on a one-core machine, where one run may serve every server (see the next test)."""
+    monkeypatch.setattr(worker_module, "CORES", 1)
+
+
+def test_a_run_serves_servers_per_run_servers_but_leaves_a_run_per_core(settings, vault, monkeypatch):
+    worker = Worker(settings, vault, owner="sched-test")
+    monkeypatch.setattr(worker_module, "CORES", 2)
+    assert settings.servers_per_run == 8
+    assert [worker._servers_per_run(n) for n in (1, 2, 4, 5, 16, 50)] == [1, 1, 2, 3, 8, 8]
+    one = Worker(dataclasses.replace(settings, servers_per_run=1), vault, owner="sched-test")
+    assert one._servers_per_run(50) == 1
+
+
 def test_one_run_serves_several_servers_each_with_its_own_forks_and_a_full_one_waits_alone(
-        settings, vault, registry, two_servers):
+        settings, vault, registry, two_servers, one_core):
     whm1, whm2 = two_servers
     creates(registry, vault, whm1, 5, "a")
     on_whm2 = creates(registry, vault, whm2, 2, "b")
@@ -180,7 +196,7 @@ def test_a_real_run_on_a_slow_panel_makes_at_most_max_concurrency_calls_at_once(
 
 
 def test_a_real_run_over_two_servers_sends_each_account_to_its_own_and_keeps_each_within_its_limit(
-        settings, vault, registry, cpanel_setup, worker):
+        settings, vault, registry, cpanel_setup, worker, one_core):
     whm1, _product = cpanel_setup
     with WhmSimulator(token=WHM_TOKEN, plans=("basic",), latency=0.3) as one, \
             WhmSimulator(token=WHM_TOKEN, plans=("basic",), latency=0.3) as two:
@@ -197,6 +213,38 @@ def test_a_real_run_over_two_servers_sends_each_account_to_its_own_and_keeps_eac
             assert set(sim.accounts) == users                  # each account on its own server only
         assert one.peak_in_flight == 1 and 1 <= two.peak_in_flight <= 2
     assert {len(pids) for pids in during_calls} == {1}   # one ansible-playbook for both servers
+
+
+def test_in_a_run_over_two_servers_a_server_that_holds_its_calls_holds_back_no_other(
+        settings, vault, registry, cpanel_setup, worker, one_core):
+    """The first call to ``slow`` is answered only once ``quick`` has answered its four reads:
+    in the same run, with each server taking one call at a time. Were the run to wait for the
+    slow server's place before it started the next host, ``quick`` would get one call and the
+    slow one would never be answered (the test would find ``released`` unset)."""
+    whm1, _product = cpanel_setup
+    with WhmSimulator(token=WHM_TOKEN, plans=("basic",)) as slow, WhmSimulator(token=WHM_TOKEN, plans=("basic",)) as quick:
+        Server.update(port=slow.port, max_concurrency=1).where(Server.id == whm1.id).execute()
+        whm2 = catalog.add_server(registry, vault, name="whm2", panel="cpanel", host="127.0.0.1", port=quick.port,
+                                  group_name="web", max_accounts=50, max_concurrency=1,
+                                  credentials={"api_token": WHM_TOKEN, "scheme": "http"})
+        released, handle = threading.Event(), slow.handle
+
+        def hold_the_first_call(request):
+            if not released.is_set():
+                deadline = threading.Event()
+                for _ in range(600):   # up to 30 s, only if the run never gets to the quick server
+                    if len(quick.requests) >= 4:
+                        released.set()
+                        break
+                    deadline.wait(0.05)
+            return handle(request)
+
+        slow.handle = hold_the_first_call
+        on_slow, on_quick = creates(registry, vault, whm1, 2, "slow"), creates(registry, vault, whm2, 4, "quick")
+        assert len(worker.tick(wait=True)) == 1
+        assert released.is_set()
+        assert {Job.get_by_id(j.id).status for j in [*on_slow, *on_quick]} == {"succeeded"}
+        assert slow.peak_in_flight == 1 and quick.peak_in_flight == 1
 
 
 def run_processes_during_calls(sim: WhmSimulator) -> list[dict[int, str]]:

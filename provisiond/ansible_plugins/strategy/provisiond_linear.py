@@ -23,10 +23,12 @@ process, threads included.
 
 Servers: one run may serve several servers of an HTTP panel. Each host names its server
 (``provisiond_server``) and that server's share of the forks (``provisiond_server_calls``, from its
-``max_concurrency``); a host waits, on the sentinels of its own server's workers, while that
-server has as many calls in flight as its share, so no panel gets more calls at once than it
-takes, whatever the run's forks. Hosts are listed one server after the other in turn
-(``render.build_parts``), so such a wait seldom holds back another server's host.
+``max_concurrency``); a host does not start while its server has as many calls in flight as its
+share, so no panel gets more calls at once than it
+takes, whatever the run's forks. A host whose server is full is set aside, and the loop goes on
+to the next host; it starts as soon as one of its server's calls ends (``_queue_deferred``), so a
+server whose calls take long holds back none of the others. Hosts are listed one server after
+the other in turn (``render.build_parts``).
 
 Ansible's plugin loader is not safe for threads: it puts a plugin's module in ``sys.modules``
 before running it (``PluginLoader._load_module_source``), and fills the filter and test caches
@@ -155,9 +157,18 @@ class StrategyModule(LinearStrategy):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._server_of_host: dict[str, str] = {}
+        self._deferred: list[tuple] = []   # (host, task, task_vars, play_context) whose server was full
 
     def _queue_task(self, host, task, task_vars, play_context):
-        self._wait_for_the_server(host.name, task_vars)
+        if self._server_is_full(host.name, task_vars):
+            # Queued once its server has room (_queue_deferred), while the loop goes on to the
+            # next host. Counted as pending now, so linear waits for it before the next task.
+            self._deferred.append((host, task, task_vars, play_context))
+            self._pending_results += 1
+            return None
+        return self._start(host, task, task_vars, play_context)
+
+    def _start(self, host, task, task_vars, play_context):
         self._wait_for_a_free_fork()
         if task.action not in IN_PROCESS_ACTIONS or task.loop:
             return super()._queue_task(host, task, task_vars, play_context)
@@ -170,23 +181,27 @@ class StrategyModule(LinearStrategy):
         finally:
             strategy_base.WorkerProcess = WorkerProcess
 
-    def _wait_for_the_server(self, host_name: str, task_vars) -> None:
-        """Wait while this host's server has its share of the forks in flight (see the docstring)."""
+    def _server_is_full(self, host_name: str, task_vars) -> bool:
+        """Whether this host's server has its share of the forks in flight (see the docstring)."""
         server, limit = task_vars.get("provisiond_server"), task_vars.get("provisiond_server_calls")
         if server is None or not isinstance(limit, int):
-            return
-        server = str(server)
-        self._server_of_host[host_name] = server
-        while True:
-            busy = [w for w in self._workers if w is not None and w.is_alive()
-                    and self._server_of_host.get(getattr(getattr(w, "_host", None), "name", None)) == server]
-            if len(busy) < limit:
-                return
-            sentinels = [w.sentinel for w in busy if getattr(w, "sentinel", None) is not None]
-            if sentinels:
-                wait(sentinels, timeout=WAIT_SECONDS)
+            return False
+        self._server_of_host[host_name] = server = str(server)
+        busy = sum(1 for w in self._workers if w is not None and w.is_alive()
+                   and self._server_of_host.get(getattr(getattr(w, "_host", None), "name", None)) == server)
+        return busy >= limit
+
+    def _queue_deferred(self) -> None:
+        """Start each deferred host whose server now has room, in the order they came."""
+        waiting = []
+        for item in self._deferred:
+            host, _task, task_vars, _play_context = item
+            if self._server_is_full(host.name, task_vars):
+                waiting.append(item)
             else:
-                time.sleep(0.001)
+                self._pending_results -= 1   # _start counts it again
+                self._start(*item)
+        self._deferred = waiting
 
     def _wait_for_a_free_fork(self) -> None:
         while True:
@@ -208,6 +223,8 @@ class StrategyModule(LinearStrategy):
             if self._tqm.has_dead_workers():
                 raise AnsibleError("A worker was found in a dead state")
             results.extend(self._process_pending_results(iterator))
+            if self._deferred:
+                self._queue_deferred()
             if self._pending_results > 0:
                 self._sleep_until_a_fork_exits(C.DEFAULT_INTERNAL_POLL_INTERVAL)
         return results
