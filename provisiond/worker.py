@@ -2,8 +2,11 @@
 
 ``Worker.tick(now)`` is what the daemon's scheduler calls and what tests call directly. Each
 free run slot takes the oldest due job's (server, action) and claims up to ``batch_size`` jobs
-that can share that run, one inventory host per job. Runs go to a thread pool, so a tick never
-waits for a playbook unless asked to (``wait=True``, used by ``run --once``).
+that can share that run, one inventory host per job; for an HTTP panel the run then takes the
+same action's jobs on other servers of that panel with free calls, up to ``servers_per_run``
+servers (and no more than leaves a run per core), each server with its own forks. Runs go to a
+thread pool, so a tick never waits for a playbook unless asked to (``wait=True``, used by
+``run --once``).
 
 Runs are bounded by the panels, not by the controller's cores: a server takes at most its own
 ``max_concurrency`` panel calls at once, counted as the forks of every run on it (a run gets

@@ -43,6 +43,7 @@ Everything else is Ansible's own linear strategy, so the playbooks behave exactl
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import time
@@ -181,26 +182,30 @@ class StrategyModule(LinearStrategy):
         finally:
             strategy_base.WorkerProcess = WorkerProcess
 
-    def _server_is_full(self, host_name: str, task_vars) -> bool:
+    def _server_is_full(self, host_name: str, task_vars, busy: collections.Counter | None = None) -> bool:
         """Whether this host's server has its share of the forks in flight (see the docstring)."""
         server, limit = task_vars.get("provisiond_server"), task_vars.get("provisiond_server_calls")
         if server is None or not isinstance(limit, int):
             return False
         self._server_of_host[host_name] = server = str(server)
-        busy = sum(1 for w in self._workers if w is not None and w.is_alive()
-                   and self._server_of_host.get(getattr(getattr(w, "_host", None), "name", None)) == server)
-        return busy >= limit
+        return (self._busy_servers() if busy is None else busy)[server] >= limit
+
+    def _busy_servers(self) -> collections.Counter:
+        """Server → its calls in flight (the run's live workers, by their host's server)."""
+        return collections.Counter(self._server_of_host.get(getattr(getattr(w, "_host", None), "name", None))
+                                   for w in self._workers if w is not None and w.is_alive())
 
     def _queue_deferred(self) -> None:
         """Start each deferred host whose server now has room, in the order they came."""
-        waiting = []
+        waiting, busy = [], self._busy_servers()
         for item in self._deferred:
             host, _task, task_vars, _play_context = item
-            if self._server_is_full(host.name, task_vars):
+            if self._server_is_full(host.name, task_vars, busy):
                 waiting.append(item)
             else:
                 self._pending_results -= 1   # _start counts it again
                 self._start(*item)
+                busy[self._server_of_host[host.name]] += 1
         self._deferred = waiting
 
     def _wait_for_a_free_fork(self) -> None:
