@@ -34,8 +34,8 @@ Ansible's plugin loader is not safe for threads: it puts a plugin's module in ``
 before running it (``PluginLoader._load_module_source``), and fills the filter and test caches
 one file at a time behind a "not empty yet" check (``Jinja2Loader._ensure_non_collection_wrappers``),
 so a second thread can find a half-loaded module or half a cache: "No filter named 'bool'".
-Loading a plugin therefore takes one lock (``serialise_plugin_loading``); a filter or test, asked
-for by every template compiled, is looked up once and then remembered outside the lock.
+The first lookup of each plugin name therefore takes one lock (``serialise_plugin_loading``);
+once it has finished, the name's later lookups need none.
 
 Everything else is Ansible's own linear strategy, so the playbooks behave exactly as under
 ``linear`` (``ansible_strategy: linear`` uses Ansible's, forks and all).
@@ -70,12 +70,23 @@ _PLUGIN_LOADING = threading.RLock()
 
 
 def serialise_plugin_loading() -> None:
-    """Make every lookup and load of Ansible's plugin loaders take one lock (see the module's
-    docstring). ``all()`` is a generator: its plugins are gathered under the lock, then handed out."""
-    def locked(method):
-        def call(self, *args, **kwargs):
+    """Make the first lookup of each plugin name in Ansible's plugin loaders take one lock (see
+    the module's docstring). Once a name's first lookup has finished, its module is loaded and
+    the caches hold it, and later lookups of that name (every task asks for its action and
+    connection, every compiled template for its filters and tests) go on without the lock:
+    under it, panel-call threads queued on each other. ``all()`` always takes the lock; it is a
+    generator, so its plugins are gathered under the lock, then handed out."""
+    def locked_until_known(method):
+        def call(self, name, *args, **kwargs):
+            key = (name, kwargs.get("class_only"), tuple(kwargs.get("collection_list") or ()))
+            known = self.__dict__.setdefault("_provisiond_known", set())
+            if key in known:
+                return method(self, name, *args, **kwargs)
             with _PLUGIN_LOADING:
-                return method(self, *args, **kwargs)
+                try:
+                    return method(self, name, *args, **kwargs)
+                finally:
+                    known.add(key)
         call.provisiond_locked = True
         return call
 
@@ -87,30 +98,11 @@ def serialise_plugin_loading() -> None:
         all_plugins.provisiond_locked = True
         return all_plugins
 
-    def remembered(method):
-        """Jinja2Loader.get_with_context: a filter or test found once is the same ever after, so
-        it is looked up once; every template compiled asks for each of its filters and tests,
-        and threads queued on the lock for those lookups."""
-        def call(self, name, *args, **kwargs):
-            if args or kwargs:
-                with _PLUGIN_LOADING:
-                    return method(self, name, *args, **kwargs)
-            found = self.__dict__.setdefault("_provisiond_found", {})
-            if (result := found.get(name)) is None:
-                with _PLUGIN_LOADING:
-                    result = method(self, name)
-                if result.object is not None:
-                    found[name] = result
-            return result
-        call.provisiond_locked = True
-        return call
-
     for cls in (PluginLoader, Jinja2Loader):
         for name in ("get_with_context", "find_plugin_with_context", "all"):
             method = cls.__dict__.get(name)
             if method is not None and not getattr(method, "provisiond_locked", False):
-                wrap = locked_all if name == "all" else remembered if cls is Jinja2Loader else locked
-                setattr(cls, name, wrap(method))
+                setattr(cls, name, (locked_all if name == "all" else locked_until_known)(method))
 
 
 serialise_plugin_loading()
