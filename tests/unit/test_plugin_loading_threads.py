@@ -51,3 +51,23 @@ def _failures(mode: str) -> str:
 def test_threads_loading_plugins_at_once_all_find_them(attempt):
     assert _failures("strategy") == "0 []"
 
+
+
+def test_a_jinja_builtin_is_looked_for_among_the_plugins_once():
+    """``int`` is Jinja's, not a plugin: Ansible walked every filter module on disk for it on
+    each template compiled; after the first lookup the answer (none) is remembered."""
+    script = textwrap.dedent("""
+        import pkgutil
+        from ansible.plugins.loader import filter_loader, init_plugin_loader
+        init_plugin_loader()
+        import provisiond.ansible_plugins.strategy.provisiond_linear  # noqa: F401
+        walks, walk = [], pkgutil.iter_modules
+        pkgutil.iter_modules = lambda *a, **k: walks.append(a) or walk(*a, **k)
+        found = [filter_loader.get(name) for name in ("int", "int", "int", "bool", "bool")]
+        first = len(walks)
+        found += [filter_loader.get("int") for _ in range(20)]
+        print(first > 0, len(walks) == first, found[0] is None, found[3] is not None and found[3] is found[4])
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True", "True"]
