@@ -114,8 +114,9 @@ def check_run_spec(registry, vault, worker, job: Job) -> None:
                                     [a], timeout=60, forks=1) for a in (account, bland))
     assert spec.playbook == reference.playbook  # the input never shapes the playbook text
     inventory, secrets = rendered_files(spec)
-    account = inventory["all"]["hosts"][render.host_name(job.id)]["account"]
-    assert untagged_strings(account) == [] and untagged_strings(inventory["all"]["vars"]["panel"]) == []
+    host = inventory["all"]["hosts"][render.host_name(job.id)]
+    account = host["account"]
+    assert untagged_strings(account) == [] and untagged_strings(host["panel"]) == []
     assert untagged_strings(secrets) == []
     service = Service.get_by_id(job.service_id)
     assert (account["domain"], account["email"], account["username"], account["ref"]) == (
