@@ -83,10 +83,9 @@ def serialise_plugin_loading() -> None:
             if key in known:
                 return method(self, name, *args, **kwargs)
             with _PLUGIN_LOADING:
-                try:
-                    return method(self, name, *args, **kwargs)
-                finally:
-                    known.add(key)
+                result = method(self, name, *args, **kwargs)
+            known.add(key)   # a lookup that raised is tried under the lock again
+            return result
         call.provisiond_locked = True
         return call
 
