@@ -186,6 +186,12 @@ def _paging(limit: int, offset: int) -> tuple[int, int]:
     return limit, offset
 
 
+def more_after(total: int | None, offset: int, rows: int) -> bool:
+    """Whether services after a page of ``rows`` at ``offset`` match: always when the total was
+    not counted (``None``, see ``services``)."""
+    return total is None or offset + rows < total
+
+
 def _short_page(rows: pw.ModelSelect, plain: pw.ModelSelect, limit: int,
                 offset: int) -> tuple[list, int | None]:
     """A page of a search of one or two characters, and its total up to ``COUNTED``.

@@ -154,11 +154,9 @@ class Worker:
         if not parts[0][0]:
             return []
         taken = {server_id}
-        others = [sid for sid in shared.get(server_id, ()) if sid != server_id]
-        while len(taken) < min(len(others) + 1, self._servers_per_run(len(others) + 1)):
-            skip = set(self._busy_servers(limits)) | taken
-            head = queue.next_due(now, skip_servers=skip, action=action,
-                                  servers=[sid for sid in others if sid not in skip])
+        others = [sid for sid in shared.get(server_id, ()) if sid != server_id and sid not in busy]
+        while len(taken) < self._servers_per_run(len(shared.get(server_id, ())) or 1):
+            head = queue.next_due(now, action=action, servers=[sid for sid in others if sid not in taken])
             if head is None:
                 break
             taken.add(head[0])

@@ -57,9 +57,8 @@ def list_services(status: Annotated[ServiceStatus | None, Query()] = None,
     with query_errors():
         rows, total = listing.services(status=status and status.value, server=server, q=q,
                                        limit=limit, offset=offset)
-    more = total is None or offset + len(rows) < total
-    return {"services": [service_view(s) for s in rows], "total": total, "more": more, "limit": limit,
-            "offset": offset}
+    return {"services": [service_view(s) for s in rows], "total": total,
+            "more": listing.more_after(total, offset, len(rows)), "limit": limit, "offset": offset}
 
 
 @router.get("/services/{service}", response_model=ServiceDetail, responses={**NOT_FOUND, **INVALID})

@@ -36,8 +36,7 @@ def services_list(request: Request, admin: session.AdminDep,
         rows, total = listing.services(**filters, limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
     except ValidationError as exc:
         rows, total, problem = [], 0, f"{exc.field}: {exc.message}"
-    shown = (page_number - 1) * PAGE_SIZE + len(rows)
-    more = total is None or shown < total
+    more = listing.more_after(total, (page_number - 1) * PAGE_SIZE, len(rows))
     pages = None if total is None else max(1, -(-total // PAGE_SIZE))
     return page(request, "services_list.html", status_code=422 if problem else 200, title="Services",
                 admin=admin, services=rows, total=total, filters=filters, problem=problem, counted=listing.COUNTED,
