@@ -9,6 +9,7 @@ execute.run; the private_data_dir with the rendered inputs is gone by then.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import re
@@ -50,11 +51,21 @@ def stdout_excerpt(stdout: str, host: str) -> str:
     failed host's line. A host the output never names (the run failed before any task) gets
     the run's own lines instead.
     """
-    lines, run_lines, error_block = [], [], []
-    header, owner = None, None
+    named, run_text = _excerpts(stdout)
+    return named.get(host, run_text)
+
+
+@functools.lru_cache(maxsize=16)
+def _excerpts(stdout: str) -> tuple[dict[str, str], str]:
+    """Every named host's excerpt and the run's own lines, in one pass over the run's output:
+    a run's jobs are recorded one after the other, each asking for its excerpt."""
+    lines: dict[str, list[str]] = {}
+    shown: dict[str, int] = {}   # host → the header it was last given, so each header comes once
+    run_lines, error_block = [], []
+    header, headers, owner = None, 0, None
     for line in stdout.splitlines():
         if line.startswith(HEADERS):
-            header, owner = line, None
+            header, headers, owner = line, headers + 1, None
             run_lines += error_block
             error_block = []
             continue
@@ -75,11 +86,18 @@ def stdout_excerpt(stdout: str, host: str) -> str:
             block = []
             if owner is None and line.strip():
                 run_lines.append(line)
-        if owner == host:
-            lines += ([header] if header else []) + block + [line]
-            header = None
-    text = "\n".join(line for line in (lines or run_lines) if line.strip())
-    return text[-EXCERPT_CHARS:]
+        if owner is not None:
+            own = lines.setdefault(owner, [])
+            if header and shown.get(owner) != headers:
+                own.append(header)
+                shown[owner] = headers
+            own += block
+            own.append(line)
+    return {host: _text(own) for host, own in lines.items()}, _text(run_lines)
+
+
+def _text(lines: list[str]) -> str:
+    return "\n".join(line for line in lines if line.strip())[-EXCERPT_CHARS:]
 
 
 def host_rc(ok: bool, unreachable: bool, result: RunResult) -> int | None:

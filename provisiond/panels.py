@@ -8,6 +8,7 @@ one is reported (file and field) and skipped while the others keep working. Fold
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -395,6 +396,26 @@ class Registry:
                               f"(known: {', '.join(sorted(self.panels)) or 'none'})")
 
 
+_loaded: dict[Path, tuple[tuple, Panel]] = {}
+
+
+def _load_unless_unchanged(folder: Path) -> Panel:
+    """``load_panel``, or the Panel it made last time when neither ``panel.yaml`` nor the names in
+    the folder have changed since: the daemon discovers the panels at every tick."""
+    try:
+        manifest = os.stat(folder / "panel.yaml")
+        key = (manifest.st_mtime_ns, manifest.st_ctime_ns, manifest.st_size, manifest.st_ino,
+               frozenset(os.listdir(folder)))
+    except OSError:
+        return load_panel(folder)   # which says what is wrong
+    known = _loaded.get(folder)
+    if known is not None and known[0] == key:
+        return known[1]
+    panel = load_panel(folder)
+    _loaded[folder] = (key, panel)
+    return panel
+
+
 def discover(dirs: Iterable[Path]) -> Registry:
     panels: dict[str, Panel] = {}
     problems: dict[str, str] = {}
@@ -407,7 +428,7 @@ def discover(dirs: Iterable[Path]) -> Registry:
             if not (folder / "panel.yaml").is_file():
                 continue
             try:
-                panels[folder.name] = load_panel(folder)
+                panels[folder.name] = _load_unless_unchanged(folder)
             except PanelError as exc:
                 problems[folder.name] = str(exc)
     return Registry(panels, problems)

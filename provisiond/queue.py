@@ -15,9 +15,9 @@ Leases are on one clock, the database's (``clock()``): a lease's expiry is writt
 in database time, so a daemon whose own clock is fast cannot take a job another still holds.
 Every way a job ends is reported to provisiond.outcomes, which moves the service.
 
-A claim is atomic (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite ``BEGIN IMMEDIATE`` and a
-conditional update checked by row count), gives the job a lease owner and expiry, and bumps its
-fence. Heartbeat and every outcome count only for the current owner and fence, so a worker whose
+A claim is atomic (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite ``BEGIN IMMEDIATE``; both with
+one conditional update for the batch, then a read of the rows it made ours), gives the job a
+lease owner and expiry, and bumps its fence. Heartbeat and every outcome count only for the current owner and fence, so a worker whose
 lease expired and whose job was claimed again records nothing. Jobs of one service run one at a
 time, in order: only the oldest open job of a service can be claimed, and a partial unique index
 refuses a second running job per service.
@@ -25,6 +25,7 @@ refuses a second running job per service.
 
 from __future__ import annotations
 
+import collections
 import datetime
 from typing import Callable, Iterable
 
@@ -141,21 +142,21 @@ def claim(owner: str, now: datetime.datetime, limit: int, lease_seconds: float, 
         return []
     expires = clock() + datetime.timedelta(seconds=lease_seconds)
     db = database.obj
-    claimed_ids = []
     with dbmod.immediate(db):
         query = _candidates(now, limit, skip_servers, server_id, action)
         if dbmod.is_postgres(db):
             query = query.for_update(skip_locked=True, of=Job)
-        for (job_id,) in query.tuples():
-            updated = (Job.update(status=RUNNING, lease_owner=owner, lease_expires_at=expires,
-                                  fence=Job.fence + 1, attempts=Job.attempts + 1, updated_at=now)
-                       .where((Job.id == job_id) & (Job.status == QUEUED)
-                              & ~Job.cancel_requested).execute())
-            if updated:
-                claimed_ids.append(job_id)
-    if not claimed_ids:
-        return []
-    return list(Job.select().where(Job.id.in_(claimed_ids)).order_by(Job.id))
+        candidates = [job_id for (job_id,) in query.tuples()]
+        if not candidates:
+            return []
+        # One statement for the batch. The rows are this transaction's (SQLite's BEGIN IMMEDIATE,
+        # PostgreSQL's FOR UPDATE), and the status test keeps a job that is not queued untouched.
+        (Job.update(status=RUNNING, lease_owner=owner, lease_expires_at=expires,
+                    fence=Job.fence + 1, attempts=Job.attempts + 1, updated_at=now)
+         .where(Job.id.in_(candidates) & (Job.status == QUEUED) & ~Job.cancel_requested).execute())
+        claimed = list(Job.select().where(Job.id.in_(candidates) & (Job.status == RUNNING)
+                                          & (Job.lease_owner == owner)).order_by(Job.id))
+    return claimed
 
 
 def _owned(job: Job):
@@ -173,8 +174,13 @@ def heartbeat(jobs: Iterable[Job], now: datetime.datetime, lease_seconds: float,
     jobs = list(jobs)
     if renew:
         expires = clock() + datetime.timedelta(seconds=lease_seconds)
+        held = collections.defaultdict(list)   # one statement per (owner, fence): a run's jobs share few
         for job in jobs:
-            Job.update(lease_expires_at=expires, updated_at=now).where(_owned(job)).execute()
+            held[(job.lease_owner, job.fence)].append(job.id)
+        for (owner, fence), ids in held.items():
+            (Job.update(lease_expires_at=expires, updated_at=now)
+             .where(Job.id.in_(ids) & (Job.status == RUNNING) & (Job.lease_owner == owner) & (Job.fence == fence))
+             .execute())
     rows = {row.id: row for row in Job.select(Job.id, Job.status, Job.lease_owner, Job.fence,
                                               Job.cancel_requested)
             .where(Job.id.in_([j.id for j in jobs]))}

@@ -8,6 +8,13 @@ imports invoke: together 18 MiB of private memory and a quarter of the command's
 uses the paramiko connection (SSH panels use OpenSSH). Here ``paramiko`` starts as a stand-in
 module that imports the real one the first time anything reads from it, so a playbook that does
 use ``connection: paramiko`` still gets it.
+
+Before its first play Ansible loads every connection plugin (``PlaybookExecutor.run``: "preload
+become/connection/shell"), and the paramiko plugin's module reads ``paramiko.MissingHostKeyPolicy``
+as it loads (``plugins/connection/_paramiko_ssh.py``, ``class MyAddPolicy``). The stand-in
+answers that one name itself, with a class of the same interface (paramiko's own is a base class
+whose ``missing_host_key`` does nothing, and ``SSHClient.set_missing_host_key_policy`` takes any
+object that has the method); reading any other name imports paramiko.
 """
 
 from __future__ import annotations
@@ -17,10 +24,25 @@ import sys
 import types
 
 
+class MissingHostKeyPolicy:
+    """paramiko.client.MissingHostKeyPolicy: the interface of a host key policy."""
+
+    def missing_host_key(self, client, hostname, key):
+        pass
+
+
 class _Deferred(types.ModuleType):
-    """Stands in ``sys.modules`` for a module until the first attribute is read from it."""
+    """Stands in ``sys.modules`` for a module until the first attribute is read from it.
+
+    Except the file a module was loaded from: ``inspect.getmodule`` asks every module in
+    ``sys.modules`` for it, and Ansible calls that for each deprecation it warns of, also one
+    that is not shown (``Display.deprecated``, which a strategy plugin outside ansible.builtin
+    sets off at every play).
+    """
 
     def __getattr__(self, attribute: str):
+        if attribute in ("__file__", "__cached__", "__loader__"):
+            raise AttributeError(attribute)
         name = self.__name__
         if sys.modules.get(name) is self:
             del sys.modules[name]
@@ -30,15 +52,22 @@ class _Deferred(types.ModuleType):
         return getattr(real, attribute)
 
 
-def defer_import(name: str) -> None:
+def defer_import(name: str, **answers) -> None:
+    """Put a stand-in for ``name`` in ``sys.modules``; ``answers`` are names it gives without
+    importing the module."""
     if name not in sys.modules:
         stand_in = _Deferred(name)
         stand_in.__spec__ = None  # the import system reads __spec__ of a module it finds loaded
+        stand_in.__dict__.update(answers)
         sys.modules[name] = stand_in
 
 
+def defer_paramiko() -> None:
+    defer_import("paramiko", MissingHostKeyPolicy=MissingHostKeyPolicy)
+
+
 def main() -> int:
-    defer_import("paramiko")
+    defer_paramiko()
     sys.argv[0] = "ansible-playbook"
     from ansible.cli.playbook import main as ansible_playbook
     return ansible_playbook()

@@ -100,6 +100,26 @@ def test_a_worker_whose_lease_was_taken_over_records_nothing(cpanel_setup, regis
     assert queue.finish(fresh, later)
 
 
+def test_one_renewal_for_a_run_renews_its_live_jobs_and_leaves_a_taken_over_one(cpanel_setup, registry, vault):
+    """A run's jobs are renewed together: the one another worker took over keeps that worker's
+    lease; the others, of two fences, get the new expiry."""
+    order(registry, vault, 3)
+    now = utcnow()
+    taken, again, live = queue.claim("run", now, 3, lease_seconds=1)
+    run_out(taken, again)
+    queue.reap()
+    [stolen] = queue.claim("other", now, 1, LEASE)
+    assert stolen.id == taken.id
+    [again] = queue.claim("run", now, 1, lease_seconds=1)   # fence 2, where live's is 1
+    assert (again.fence, live.fence) == (2, 1)
+    theirs = Job.get_by_id(taken.id).lease_expires_at
+    assert queue.heartbeat([taken, again, live], now, 3600) == {taken.id: False, again.id: True, live.id: True}
+    rows = {job.id: job for job in Job.select()}
+    assert rows[taken.id].lease_owner == "other" and rows[taken.id].lease_expires_at == theirs
+    soon = queue.clock() + datetime.timedelta(seconds=600)
+    assert rows[again.id].lease_expires_at > soon and rows[live.id].lease_expires_at > soon
+
+
 def test_reaper_leaves_live_leases_and_fails_exhausted_jobs(cpanel_setup, registry, vault):
     order(registry, vault, 2)
     now = utcnow()

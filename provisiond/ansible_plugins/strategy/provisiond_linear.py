@@ -60,6 +60,8 @@ from ansible.executor.task_result import _RawTaskResult
 from ansible.plugins.loader import Jinja2Loader, PluginLoader
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
 
+from provisiond.ansible_plugins.compiled_templates import cache_compiled_templates
+
 # A worker that exits wakes the wait at once; the timeout only bounds a missed wake-up.
 WAIT_SECONDS = 1.0
 
@@ -133,6 +135,7 @@ def serialise_plugin_loading() -> None:
 
 
 serialise_plugin_loading()
+cache_compiled_templates()
 
 
 class ThreadWorker:
