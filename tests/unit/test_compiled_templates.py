@@ -1,4 +1,4 @@
-"""A run compiles each template source once (provisiond.ansible_plugins.compiled_templates), and
+"""A run compiles each template source and each condition once (provisiond.ansible_plugins.compiled_templates), and
 what is kept never stands in for a template the compiler would read otherwise: another
 environment renders with its own variables, ``#jinja2:`` settings and Ansible's backslash
 escaping give their own code, and a syntax error stays an error. In a fresh interpreter, since
@@ -28,6 +28,14 @@ SCRIPT = textwrap.dedent(r"""
         return parse(self, source, *args, **kwargs)
 
     AnsibleEnvironment._parse = counting
+    generated = []
+    generate = AnsibleEnvironment._generate
+
+    def counting_generate(self, source, *args, **kwargs):
+        generated.append(1)
+        return generate(self, source, *args, **kwargs)
+
+    AnsibleEnvironment._generate = counting_generate
 
     def render(text, variables, **kwargs):
         return Templar(loader=DataLoader(), variables=variables).template(trust_as_template(text), **kwargs)
@@ -41,6 +49,11 @@ SCRIPT = textwrap.dedent(r"""
     out["settings"] = [render(header + "[[ x ]] {{ x }}", {"x": 1}), render("[[ x ]] {{ x }}", {"x": 1})]
     escaped = '{{ "a\\1" }}'
     out["backslashes"] = [render(escaped, {}), render(escaped, {}, escape_backslashes=False)]
+    before = len(generated)
+    condition = trust_as_template("existing.answer.metadata.result | int != 1")
+    out["conditions"] = [Templar(loader=DataLoader(), variables={"existing": {"answer": {"metadata": {"result": n}}}})
+                         .evaluate_conditional(condition) for n in (0, 1, "1", 2)]
+    out["conditions_compiled"] = len(generated) - before
     errors = []
     for _ in range(2):
         try:
@@ -59,6 +72,7 @@ def test_compiled_once_and_never_for_another_reading():
     assert out["hosts"] == ["http://s0/json-api/accountsummary", "http://s1/json-api/createacct",
                             "http://s2/json-api/createacct"]
     assert out["parsed_once"] == 1
+    assert out["conditions"] == [True, False, False, True] and out["conditions_compiled"] == 1
     assert out["settings"] == ["1 {{ x }}", "[[ x ]] 1"]
     assert out["backslashes"][0] == "a\\1" and out["backslashes"][1] != out["backslashes"][0]
     assert len(out["errors"]) == 2

@@ -15,6 +15,7 @@ templates are evaluated after the call, with the task's ``register`` name bound 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import html
@@ -64,21 +65,48 @@ def _sign_problem(sign) -> str:
 
 
 def _redact(value, needles):
+    """``value`` with every needle masked. Only the needles found in its text are replaced: a
+    run's needles are every secret of its batch, hundreds, and an answer holds none of them."""
+    texts = []
+    _texts(value, texts)
+    text = "\0".join(texts)
+    return _masked(value, [needle for needle in needles if needle in text])
+
+
+def _texts(value, into):
+    if isinstance(value, str):
+        into.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            into.append(str(k))
+            _texts(v, into)
+    elif isinstance(value, list):
+        for v in value:
+            _texts(v, into)
+
+
+def _masked(value, needles):
     if isinstance(value, str):
         for needle in needles:
             value = value.replace(needle, MASK)
         return value
     if isinstance(value, dict):
-        return {_redact(str(k), needles): _redact(v, needles) for k, v in value.items()}
+        return {_masked(str(k), needles): _masked(v, needles) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redact(v, needles) for v in value]
+        return [_masked(v, needles) for v in value]
     return value
 
 
-def _needles(secrets):
+def _needles(secrets) -> list[str]:
+    """Each secret as it may appear in an answer (plain, URL-encoded, JSON-escaped), longest
+    first; made once per run's secrets, not once per call."""
+    return _needles_of(tuple(str(secret) for secret in secrets or ()))
+
+
+@functools.lru_cache(maxsize=32)
+def _needles_of(secrets: tuple[str, ...]) -> list[str]:
     found = set()
-    for secret in secrets or ():
-        secret = str(secret)
+    for secret in secrets:
         if len(secret) >= 4:
             found.update({secret, urllib.parse.quote(secret, safe=""),
                           urllib.parse.quote_plus(secret), json.dumps(secret)[1:-1]})
@@ -231,15 +259,12 @@ class ActionModule(ActionBase):
 
     def _call(self, args):
         request = self._request(args)
-        handlers = []
-        if request.full_url.startswith("https") and not _truthy(args.get("validate_certs", True)):
-            handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
-        if not _truthy(args.get("follow_redirects", True)):
-            handlers.append(_KeepRedirects())
+        opener = _opener(request.full_url.startswith("https") and not _truthy(args.get("validate_certs", True)),
+                         not _truthy(args.get("follow_redirects", True)))
         limit = min(int(args.get("max_answer") or MAX_ANSWER), MAX_ANSWER_CEILING)
         started = time.monotonic()
         try:
-            with urllib.request.build_opener(*handlers).open(
+            with opener.open(
                     request, timeout=float(args.get("timeout", 30))) as response:
                 status, answer_headers, raw = response.status, response.headers, response.read(limit + 1)
         except urllib.error.HTTPError as exc:
@@ -288,6 +313,18 @@ class ActionModule(ActionBase):
                 return {**outcome, "failed": True, "transient": False, "answer": failed_answer,
                         "msg": str(said or f"the panel reported a failure ({rule['path']})")[:2000]}
         return outcome
+
+
+@functools.lru_cache(maxsize=4)
+def _opener(unverified: bool, keep_redirects: bool) -> urllib.request.OpenerDirector:
+    """One opener per kind, shared by the run's calls and threads, as ``urlopen`` shares its
+    own: building one per call (its ten handlers) cost more than reading the answer."""
+    handlers = []
+    if unverified:
+        handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+    if keep_redirects:
+        handlers.append(_KeepRedirects())
+    return urllib.request.build_opener(*handlers)
 
 
 class _KeepRedirects(urllib.request.HTTPRedirectHandler):
