@@ -483,12 +483,14 @@ def apply_success(job: Job, reported: dict, vault: Vault, settings: Settings | N
                                      else credentials.GENERATED)
     Service.update(**changes).where(Service.id == service.id).execute()
     if settings is not None:
-        updated = Service.get_by_id(service.id)
-        if updated.status != service.status:
-            notify.billing_event(settings, updated, BILLING_EVENTS[job.action], service.status,
+        previous = service.status
+        for name, value in changes.items():   # the row as just written, without reading it back
+            setattr(service, name, value)
+        if service.status != previous:
+            notify.billing_event(settings, service, BILLING_EVENTS[job.action], previous,
                                  change_id=f"job{job.id}")
         if job.action == "create":
-            notify.welcome(settings, updated)
+            notify.welcome(settings, service)
 
 
 def apply_failure(job: Job, message: str, final: bool, settings: Settings | None = None) -> None:

@@ -242,7 +242,7 @@ class Worker:
     def _run(self, action: str, members: list) -> None:
         panel = members[0][0]
         role_dirs = render.roles_path(panel, tuple(self.settings.role_dirs()))
-        parts, runnable = [], []
+        parts, runnable, refs = [], [], {}
         for _panel, server, credentials, jobs, forks in members:
             accounts = []
             for job in jobs:
@@ -252,6 +252,7 @@ class Worker:
                     self._record_refusal(job, str(exc))
                     continue
                 runnable.append(job)
+                refs[job.id] = accounts[-1].vars.get("ref")
             parts.append(render.ServerPart(connection_vars(panel, server, credentials), credentials, accounts, forks))
         wanted = {render.host_name(job_id) for job_id in self._still_wanted(runnable)}
         runnable = [job for job in runnable if render.host_name(job.id) in wanted]
@@ -288,7 +289,7 @@ class Worker:
             except _NotOwner:
                 log.warning("job %s was taken over by another worker; its result was not recorded", job.id)
                 continue
-            _log_outcome(job, status)
+            _log_outcome(job, status, refs.get(job.id))
 
     def _still_wanted(self, jobs: list[Job]) -> set[int]:
         """The run guard's first look, before anything runs: a job whose cancel was requested
@@ -425,15 +426,18 @@ class _RunGuard:
         return self.stop
 
 
-def _log_outcome(job: Job, status: str) -> None:
+def _log_outcome(job: Job, status: str, ref: str | None = None) -> None:
     """One INFO line per job outcome: job, ref, action, status and, when it will be tried
-    again, the next attempt."""
-    try:
-        row = (Job.select(Job.status, Job.run_after, Service.ref)
-               .join(Service, pw.JOIN.LEFT_OUTER, on=(Job.service == Service.id))
-               .where(Job.id == job.id).dicts().first()) or {}
-    except pw.PeeweeException:
-        row = {}  # the outcome is recorded; only this line goes without details
+    again, the next attempt. An outcome that ends the job, with its service's ref known, is
+    logged without reading the job back (a run records hundreds at once)."""
+    row = {"ref": ref}
+    if ref is None or status not in (SUCCEEDED, FAILED, CANCELLED, HELD):
+        try:
+            row = (Job.select(Job.status, Job.run_after, Service.ref)
+                   .join(Service, pw.JOIN.LEFT_OUTER, on=(Job.service == Service.id))
+                   .where(Job.id == job.id).dicts().first()) or {}
+        except pw.PeeweeException:
+            row = {}  # the outcome is recorded; only this line goes without details
     ref = row.get("ref")
     next_attempt = row["run_after"] if row.get("status") == JobStatus.QUEUED.value else None
     log.info("job %s (ref %s): %s %s%s", job.id, ref or "-", job.action, status,
