@@ -40,7 +40,7 @@ from provisiond import (artifacts, catalog, db, execute, lifecycle, outcomes, pa
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import ProvisiondError
-from provisiond.models import Job, JobStatus, Server, Service, database, utcnow
+from provisiond.models import Job, JobStatus, Product, Server, Service, database, utcnow
 from provisiond.policies import FailureKind, RetryPolicy, classify
 
 log = logging.getLogger("provisiond.worker")
@@ -243,11 +243,16 @@ class Worker:
         panel = members[0][0]
         role_dirs = render.roles_path(panel, tuple(self.settings.role_dirs()))
         parts, runnable, refs = [], [], {}
+        # The run's services and their products in one query, not two for each job.
+        services = {service.id: service for service in
+                    Service.select(Service, Product).join(Product)
+                    .where(Service.id.in_([job.service_id for *_, jobs, _forks in members for job in jobs
+                                           if job.service_id]))}
         for _panel, server, credentials, jobs, forks in members:
             accounts = []
             for job in jobs:
                 try:
-                    accounts.append(self._account(job, role_dirs))
+                    accounts.append(self._account(job, role_dirs, services.get(job.service_id)))
                 except ProvisiondError as exc:
                     self._record_refusal(job, str(exc))
                     continue
@@ -300,8 +305,9 @@ class Worker:
                 self._record_cancelled(job)
         return {job_id for job_id, go_on in state.items() if go_on}
 
-    def _account(self, job: Job, role_dirs=()) -> render.Account:
-        service = Service.get_by_id(job.service_id) if job.service_id else None
+    def _account(self, job: Job, role_dirs=(), service: Service | None = None) -> render.Account:
+        if service is None and job.service_id:
+            service = Service.get_by_id(job.service_id)
         secrets = {}
         values = {"job_id": job.id, "action": job.action, "params": job.params, "attempt": job.attempts,
                   "previous_error": job.last_error}
