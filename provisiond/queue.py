@@ -17,10 +17,10 @@ Every way a job ends is reported to provisiond.outcomes, which moves the service
 
 A claim is atomic (PostgreSQL ``FOR UPDATE SKIP LOCKED``; SQLite ``BEGIN IMMEDIATE``; both with
 one conditional update for the batch, then a read of the rows it made ours), gives the job a
-lease owner and expiry, and bumps its fence. Heartbeat and every outcome count only for the current owner and fence, so a worker whose
-lease expired and whose job was claimed again records nothing. Jobs of one service run one at a
-time, in order: only the oldest open job of a service can be claimed, and a partial unique index
-refuses a second running job per service.
+lease owner and expiry, and bumps its fence. Heartbeat and every outcome count only for the
+current owner and fence, so a worker whose lease expired and whose job was claimed again
+records nothing. Jobs of one service run one at a time, in order: only the oldest open job of a
+service can be claimed, and a partial unique index refuses a second running job per service.
 """
 
 from __future__ import annotations
