@@ -223,6 +223,9 @@ def _environment(spec: RunSpec, data_dir: Path, control_dir: Path, marker: str) 
         "ANSIBLE_CONFIG": str(data_dir / "ansible.cfg"),
         "ANSIBLE_STRATEGY_PLUGINS": str(STRATEGY_PLUGINS),
         "ANSIBLE_STRATEGY": spec.strategy,
+        # Where the run's ansible-playbook keeps Ansible's parsed routing metadata (playbook.py):
+        # the home's cache/, beside its runs/.
+        "PROVISIOND_ANSIBLE_CACHE": str((spec.runs_dir or default_home() / "runs").parent / "cache"),
     })
     env.update(spec.env)
     return env

@@ -174,6 +174,9 @@ def test_canary_secrets_appear_nowhere(database, settings, registry, vault, whm,
     assert kept, "no artifacts were kept"
     places.update({f"artifact {p.relative_to(settings.artifacts_dir)}": p.read_text(errors="replace")
                    for p in kept})
+    cached = list((settings.runs_dir.parent / "cache").iterdir())   # Ansible's routing metadata, as JSON
+    assert [p.name[:17] for p in cached] == ["ansible-metadata-"]
+    places.update({f"cache {p.name}": p.read_text(errors="replace") for p in cached})
     places["argv of processes"] = "\n".join(a.replace(b"\0", b" ").decode(errors="replace") for a in sampler.argv)
     places["environment of run processes"] = "\n".join(
         e.replace(b"\0", b"\n").decode(errors="replace") for e in sampler.environ)
