@@ -1,8 +1,9 @@
-"""A run compiles each template source and each condition once (provisiond.ansible_plugins.compiled_templates), and
-what is kept never stands in for a template the compiler would read otherwise: another
-environment renders with its own variables, ``#jinja2:`` settings and Ansible's backslash
-escaping give their own code, and a syntax error stays an error. In a fresh interpreter, since
-the cache is installed on Ansible's environment class for the whole process.
+"""A run compiles each template source and each condition once
+(provisiond.ansible_plugins.compiled_templates), and what is kept never stands in for a template
+the compiler would read otherwise: another environment renders with its own variables,
+``#jinja2:`` settings and Ansible's backslash escaping give their own code, and a syntax error
+stays an error. In a fresh interpreter, since the cache is installed on Ansible's environment
+class for the whole process.
 """
 
 import json
