@@ -194,6 +194,10 @@ def _write_commands(folder: Path) -> None:
     command.chmod(0o700)
 
 
+def _runs_dir(spec: RunSpec) -> Path:
+    return Path(spec.runs_dir or default_home() / "runs")
+
+
 def _environment(spec: RunSpec, data_dir: Path, control_dir: Path, marker: str) -> dict:
     env = {name: "" for name in os.environ if name.startswith("PROVISIOND_")}
     env.update({
@@ -225,7 +229,7 @@ def _environment(spec: RunSpec, data_dir: Path, control_dir: Path, marker: str) 
         "ANSIBLE_STRATEGY": spec.strategy,
         # Where the run's ansible-playbook keeps Ansible's parsed routing metadata (playbook.py):
         # the home's cache/, beside its runs/.
-        "PROVISIOND_ANSIBLE_CACHE": str((spec.runs_dir or default_home() / "runs").parent / "cache"),
+        "PROVISIOND_ANSIBLE_CACHE": str(_runs_dir(spec).parent / "cache"),
     })
     env.update(spec.env)
     return env
@@ -237,7 +241,7 @@ def run(spec: RunSpec) -> RunResult:
     The private_data_dir is made in ``spec.runs_dir`` (0700), not in ``$TMPDIR``; the run's
     processes and files never outlive this process (``orphans``).
     """
-    data_dir = orphans.new_run_dir(spec.runs_dir or default_home() / "runs")
+    data_dir = orphans.new_run_dir(_runs_dir(spec))
     # SSH's control sockets hold no secret, and their path must stay short (sun_path: 107 bytes).
     control_dir = Path(tempfile.mkdtemp(prefix="pvd-"))
     orphans.watch(data_dir, control_dir)

@@ -242,7 +242,7 @@ class Worker:
     def _run(self, action: str, members: list) -> None:
         panel = members[0][0]
         role_dirs = render.roles_path(panel, tuple(self.settings.role_dirs()))
-        parts, runnable, refs = [], [], {}
+        parts, runnable = [], []
         # The run's services and their products in one query, not two for each job.
         services = {service.id: service for service in
                     Service.select(Service, Product).join(Product)
@@ -257,7 +257,6 @@ class Worker:
                     self._record_refusal(job, str(exc))
                     continue
                 runnable.append(job)
-                refs[job.id] = accounts[-1].vars.get("ref")
             parts.append(render.ServerPart(connection_vars(panel, server, credentials), credentials, accounts, forks))
         wanted = {render.host_name(job_id) for job_id in self._still_wanted(runnable)}
         runnable = [job for job in runnable if render.host_name(job.id) in wanted]
@@ -294,7 +293,8 @@ class Worker:
             except _NotOwner:
                 log.warning("job %s was taken over by another worker; its result was not recorded", job.id)
                 continue
-            _log_outcome(job, status, refs.get(job.id))
+            service = services.get(job.service_id)
+            _log_outcome(job, status, service.ref if service is not None else None)
 
     def _still_wanted(self, jobs: list[Job]) -> set[int]:
         """The run guard's first look, before anything runs: a job whose cancel was requested
@@ -443,7 +443,7 @@ def _log_outcome(job: Job, status: str, ref: str | None = None) -> None:
                    .join(Service, pw.JOIN.LEFT_OUTER, on=(Job.service == Service.id))
                    .where(Job.id == job.id).dicts().first()) or {}
         except pw.PeeweeException:
-            row = {}  # the outcome is recorded; only this line goes without details
+            row = {"ref": ref}  # the outcome is recorded; only this line goes without details
     ref = row.get("ref")
     next_attempt = row["run_after"] if row.get("status") == JobStatus.QUEUED.value else None
     log.info("job %s (ref %s): %s %s%s", job.id, ref or "-", job.action, status,

@@ -25,10 +25,10 @@ Servers: one run may serve several servers of an HTTP panel. Each host names its
 (``provisiond_server``) and that server's share of the forks (``provisiond_server_calls``, from its
 ``max_concurrency``); a host does not start while its server has as many calls in flight as its
 share, so no panel gets more calls at once than it takes, whatever the run's forks. A host
-whose server is full is set aside, and the loop goes on
-to the next host; it starts as soon as one of its server's calls ends (``_queue_deferred``), so a
-server whose calls take long holds back none of the others. Hosts are listed one server after
-the other in turn (``render.build_parts``).
+whose server is full is set aside, and the loop goes on to the next host; it starts as soon as
+one of its server's calls ends (``_queue_deferred``), so a server whose calls take long holds
+back none of the others. Hosts are listed one server after the other in turn
+(``render.build_parts``).
 
 Ansible's plugin loader is not safe for threads: it puts a plugin's module in ``sys.modules``
 before running it (``PluginLoader._load_module_source``), and fills the filter and test caches
