@@ -284,7 +284,7 @@ def add_whm_servers(home: Home, sims: list[WhmSimulator], group: str = "web",
 def order_wave(home: Home, count: int, prefix: str = "acct", product: str = "starter") -> list[int]:
     """``count`` orders committed in ONE transaction, so the daemon sees the whole wave at once."""
     jobs = []
-    with db.immediate(database.obj):
+    with database.atomic():
         for i in range(count):
             _service, job = lifecycle.order(home.registry, home.vault, product=product,
                                             domain=f"{prefix}{i:05d}.example.com",

@@ -10,7 +10,6 @@ to reveal a new one. ``Service.password_state`` says which: generated, revealed 
 from __future__ import annotations
 
 from provisiond import audit
-from provisiond import db as dbmod
 from provisiond.crypto import Vault
 from provisiond.errors import StateError
 from provisiond.models import Service, database
@@ -29,7 +28,7 @@ def describe(service: Service) -> dict:
 def reveal(service: Service, vault: Vault, actor: str) -> dict:
     """The generated password of ``service``, once: recorded in the audit trail as shown by
     ``actor``; a StateError (409, exit 2) says why when it cannot be shown."""
-    with dbmod.immediate(database.obj):
+    with database.atomic():
         # The conditional update is the one decision: two reveals at once show it once.
         shown = (Service.update(password_state=REVEALED)
                  .where((Service.id == service.id) & (Service.password_state == GENERATED)

@@ -1,7 +1,7 @@
 """Connecting the database and keeping its schema current.
 
 SQLite is the default (a file under the home directory, WAL, ``synchronous=FULL``, busy
-timeout); PostgreSQL is chosen by URL (``PROVISIOND_DATABASE_URL=postgresql://...``).
+timeout, every transaction a writer from its BEGIN); PostgreSQL is chosen by URL (``PROVISIOND_DATABASE_URL=postgresql://...``).
 Schema changes are numbered steps in ``MIGRATIONS``; ``upgrade()`` applies the missing ones in
 one transaction each and records the version, so ``provisiond init`` and ``provisiond db
 upgrade`` are safe to run twice.
@@ -31,6 +31,21 @@ SQLITE_PRAGMAS = {
     "foreign_keys": 1,
     "busy_timeout": 30000,
 }
+
+
+class SqliteDatabase(pw.SqliteDatabase):
+    """SQLite whose transactions take the write lock at BEGIN (``BEGIN IMMEDIATE``).
+
+    A deferred transaction that reads, then writes, may not get to write: "If some other database
+    connection has already modified the database [...], then upgrading to a write transaction is
+    not possible and the write statement will fail with SQLITE_BUSY" (sqlite.org,
+    lang_transaction.html), at once, since "invoking the busy handler could result in a deadlock"
+    (sqlite3_busy_handler). Most of provisiond's transactions read first (does the name exist? is
+    the job still ours?): begun immediate, a second writer waits its turn under the busy timeout
+    instead of failing. Reads outside a transaction are not held up (WAL)."""
+
+    def begin(self, lock_type=None):
+        return super().begin(lock_type or "IMMEDIATE")
 
 
 def is_postgres(db: pw.Database | None = None) -> bool:
@@ -142,7 +157,7 @@ def connect(url: str, pool: bool = False) -> pw.Database:
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        db = pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30,
+        db = SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30,
                                check_same_thread=False)
     elif scheme in ("postgres", "postgresql"):
         params = parse_url(url.replace("postgres://", "postgresql://", 1))
@@ -178,13 +193,6 @@ def announce_work() -> None:
     path = wake_file(db)
     if path is not None:
         db.after_commit(path.touch)
-
-
-def immediate(db: pw.Database):
-    """A write transaction that takes SQLite's write lock at BEGIN (no upgrade deadlocks)."""
-    if isinstance(db, pw.SqliteDatabase):
-        return db.atomic("IMMEDIATE")
-    return db.atomic()
 
 
 # -- migrations ------------------------------------------------------------------------------

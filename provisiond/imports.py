@@ -131,7 +131,7 @@ def import_services(text: str, registry: Registry, *, actor: str, source: str,
     header, records = parse(text)
     now = now or utcnow()
     try:
-        with dbmod.immediate(database.obj):
+        with database.atomic():
             checked = check(header, records, registry)
             over = _over_capacity(checked)
             if not dry_run:

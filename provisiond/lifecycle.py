@@ -212,7 +212,7 @@ def place_order(registry: Registry, vault: Vault, *, product: str, domain: str, 
     if password is not None:
         accounts.check_password(password, panel.password)
     try:
-        with dbmod.immediate(database.obj):
+        with database.atomic():
             known = Service.get_or_none(Service.ref == ref) if ref is not None else None
             if known is not None:
                 return _replayed(known, wanted, password, vault)
@@ -296,7 +296,7 @@ def place_waiting(registry: Registry, policy: RetryPolicy = RetryPolicy(),
     waiting = Service.select().where((Service.status == S.PENDING.value) & Service.server.is_null())
     for service in waiting:
         try:
-            with dbmod.immediate(database.obj):
+            with database.atomic():
                 if _place_and_enqueue(service, registry, service.username, policy, settings) is not None:
                     placed.append(service)
         except ValidationError as exc:
@@ -349,7 +349,7 @@ def request(registry: Registry, vault: Vault, ref_or_id: str | int, action: str,
             raise ValidationError("password", f"is only taken by change_password, not {action}")
         accounts.check_password(password, panel.password)
         params["password"] = "given"  # who chose it; the password itself is a secret parameter
-    with dbmod.immediate(database.obj):
+    with database.atomic():
         open_job = queue.open_job(service)
         if password is not None:
             open_job = _newest_open_job(service)  # the job queue.enqueue would merge this into
@@ -406,7 +406,7 @@ def close(ref_or_id: str | int, *, actor: str, settings: Settings | None = None)
     create's last attempt ended without a known outcome (interrupted, timed out, cancelled while
     running), the close goes on but an admin is alerted to check the panel.
     """
-    with dbmod.immediate(database.obj):
+    with database.atomic():
         service = get_service(ref_or_id)
         if service.status not in {s.value for s in CLOSABLE}:
             raise StateError(f"service {service.ref} is {service.status}; close needs it "
@@ -541,7 +541,7 @@ def record_payment(ref_or_id: str | int, paid_until: datetime.date, today: datet
     from provisiond.policies import on_payment
 
     service_id = get_service(ref_or_id).id
-    with dbmod.immediate(database.obj):
+    with database.atomic():
         service = Service.get_by_id(service_id)
         previous = service.paid_until
         correction = previous is not None and paid_until < previous

@@ -61,7 +61,7 @@ def enqueue(action: str, *, service=None, server=None, params: dict | None = Non
             return existing, False
     now = utcnow()
     try:
-        with dbmod.immediate(database.obj):  # read, then write: take SQLite's write lock first
+        with database.atomic():  # read, then write: SQLite's write lock is taken at BEGIN (db.py)
             if service is not None and not idempotency_key:
                 _lock_service(service)
                 newest = (Job.select().where((Job.service == service) & Job.status.in_(OPEN_JOB_STATUSES))
@@ -142,7 +142,7 @@ def claim(owner: str, now: datetime.datetime, limit: int, lease_seconds: float, 
         return []
     expires = clock() + datetime.timedelta(seconds=lease_seconds)
     db = database.obj
-    with dbmod.immediate(db):
+    with db.atomic():
         query = _candidates(now, limit, skip_servers, server_id, action)
         if dbmod.is_postgres(db):
             query = query.for_update(skip_locked=True, of=Job)

@@ -23,7 +23,7 @@ import datetime
 import io
 from typing import Any, Iterable
 
-from provisiond import accounts, audit, credentials, db as dbmod, inputs, notify, queue, sync
+from provisiond import accounts, audit, credentials, inputs, notify, queue, sync
 from provisiond.config import Settings
 from provisiond.crypto import Vault
 from provisiond.errors import StateError, ValidationError
@@ -164,7 +164,7 @@ def adopt(server: Server, planned: list[dict], product_name: str, *, actor: str)
     """Record the planned orphans as services (one transaction, audited); no panel call."""
     product = Product.get(Product.name == product_name)
     made = []
-    with dbmod.immediate(database.obj):
+    with database.atomic():
         for item in planned:
             service = Service.create(
                 ref=item["ref"], product=product, server=server, domain=item["domain"], email=item["email"],
@@ -208,7 +208,7 @@ def reapply(report: dict, *, actor: str, registry: Registry, policy: RetryPolicy
     for item in report["package_drift"]:
         wanted.append((item, "change_package", {"package": item["provisiond"]}))
     done = []
-    with dbmod.immediate(database.obj):
+    with database.atomic():
         for item, action, params in wanted:
             service = services.get(item["ref"])
             entry = {"ref": item["ref"], "username": item["username"], "action": action}
@@ -253,7 +253,7 @@ def accept_panel(report: dict, *, actor: str, settings: Settings | None = None,
     services = _services(report, ACCEPTED)
     busy = _busy(services.values())
     done = []
-    with dbmod.immediate(database.obj):
+    with database.atomic():
         for kind, field in ACCEPTED.items():
             for item in report[kind]:
                 entry = {"ref": item["ref"], "username": item["username"], "field": field,
@@ -298,7 +298,7 @@ def recreate(service: Service, vault: Vault, registry: Registry, *, actor: str,
                          f"account missing; run `provisiond server sync {server.name}` first")
     panel = registry.get(server.panel)
     panel.require("create")
-    with dbmod.immediate(database.obj):
+    with database.atomic():
         again = (Job.select().where((Job.service == service) & (Job.action == "create")
                                     & (Job.created_at > last.checked_at)).first())
         open_job = queue.open_job(service)

@@ -85,7 +85,7 @@ def renew(ref_or_id: str | int, until: datetime.date, today: datetime.date, *, r
     """Record that the service is paid until ``until`` and queue what the renewal needs on the
     panel (see the module's docstring for what is refused); one transaction, audited."""
     service_id = lifecycle.get_service(ref_or_id).id
-    with dbmod.immediate(database.obj):
+    with database.atomic():
         if dbmod.is_postgres():  # two renewals of one service are decided one after the other
             Service.select(Service.id).where(Service.id == service_id).for_update().execute()
         service = Service.get_by_id(service_id)

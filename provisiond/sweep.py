@@ -126,7 +126,7 @@ def run(today: datetime.date, *, dry_run: bool = False, default_suspend: int = 1
         decisions = decide(today, default_suspend, default_terminate, failed)
         _report_failures(today, failed, settings)
         return SweepResult(today, decisions, 0, dry_run, failed)
-    with dbmod.immediate(database.obj):
+    with database.atomic():
         if claim and not _hold_day(today):
             return SweepResult(today, [], 0, dry_run)  # another daemon swept today
         decisions = decide(today, default_suspend, default_terminate, failed)
