@@ -15,14 +15,16 @@ as many forks as it has hosts, up to what the server has free), and at most
 memory across the fleet, so a slow or failing server holds its own places and nobody else's.
 
 While a run lasts, its cancel check renews the jobs' leases and notices a cancel request or a
-lost lease; the run is stopped once every job in it should stop. Outcomes are recorded in one
-transaction per job that is rolled back when the worker no longer owns the job (fence).
+lost lease; the run is stopped once every job in it should stop. Outcomes are recorded up to
+``RECORD_CHUNK`` jobs to a transaction, each job in a savepoint that is rolled back when the
+worker no longer owns the job (fence).
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import datetime
 import logging
 import math
@@ -53,6 +55,10 @@ class _NotOwner(Exception):
 
 
 _NEVER = threading.Event()  # recording goes on during shutdown; its retries end by time
+# A run's jobs are recorded this many to a transaction: one commit (on SQLite, one fsync) for
+# many. Runs that end together take turns (_recording_turn), a chunk at a time.
+RECORD_CHUNK = 50
+_SQLITE_WRITER = threading.Lock()
 DEFAULT_CONCURRENCY = 2  # a server's max_concurrency when it was not read (models.Server's default)
 CORES = len(os.sched_getaffinity(0))
 
@@ -282,19 +288,19 @@ class Worker:
                                                          "jobs": len(runnable), "duration": round(result.duration, 3),
                                                          "outcome": result.status})
         kept = artifacts.keep_run(self.settings.artifacts_dir, ident, result)
-        for job in runnable:
-            host = result.host(render.host_name(job.id))
-            try:
-                # A lost connection rolls the record back: try again on a new one, for as
-                # long as the job's lease would have kept it ours.
-                status = db.retrying(lambda job=job, host=host: self._record(job, host, result, kept, panel.id,
-                                                                                 str(panel.path)),
-                                     f"recording job {job.id}", _NEVER, give_up_after=self.settings.lease_seconds)
-            except _NotOwner:
-                log.warning("job %s was taken over by another worker; its result was not recorded", job.id)
-                continue
-            service = services.get(job.service_id)
-            _log_outcome(job, status, service.ref if service is not None else None)
+        for chunk in pw.chunked(runnable, RECORD_CHUNK):
+            hosts = {job.id: result.host(render.host_name(job.id)) for job in chunk}
+            # A lost connection rolls the chunk back: try again on a new one, for as long as
+            # the jobs' leases would have kept them ours.
+            statuses = db.retrying(lambda chunk=chunk, hosts=hosts: self._record_chunk(chunk, hosts, result, kept, panel),
+                                   f"recording jobs {chunk[0].id}-{chunk[-1].id}", _NEVER,
+                                   give_up_after=self.settings.lease_seconds)
+            for job in chunk:
+                if statuses[job.id] is None:
+                    log.warning("job %s was taken over by another worker; its result was not recorded", job.id)
+                    continue
+                service = services.get(job.service_id)
+                _log_outcome(job, statuses[job.id], service.ref if service is not None else None)
 
     def _still_wanted(self, jobs: list[Job]) -> set[int]:
         """The run guard's first look, before anything runs: a job whose cancel was requested
@@ -351,6 +357,19 @@ class Worker:
         with database.atomic():
             if queue.cancel_running(job, utcnow(), "cancelled before it ran"):
                 outcomes.ended(job, CANCELLED, "cancelled before it ran", settings=self.settings)
+
+    def _record_chunk(self, jobs: list[Job], hosts: dict, result: execute.RunResult, kept,
+                      panel: panels.Panel) -> dict[int, str | None]:
+        """Record ``jobs`` in one transaction, each in a savepoint of its own, so a job that is no
+        longer ours (``_NotOwner``: None) rolls back alone. Job id → the attempt's log status."""
+        statuses: dict[int, str | None] = {}
+        with _recording_turn(), database.atomic():
+            for job in jobs:
+                try:
+                    statuses[job.id] = self._record(job, hosts[job.id], result, kept, panel.id, str(panel.path))
+                except _NotOwner:
+                    statuses[job.id] = None
+        return statuses
 
     def _record(self, job: Job, host: execute.HostResult, result: execute.RunResult, kept, panel_id: str,
                 folder: str) -> str:
@@ -430,6 +449,14 @@ class _RunGuard:
             return self.stop
         self.stop = not any(state.values())
         return self.stop
+
+
+def _recording_turn():
+    """On SQLite, the process's runs take turns to record on a lock of their own. SQLite has one
+    writer, and a connection that finds the database busy sleeps in growing steps of up to
+    100 ms before it looks again (``sqliteDefaultBusyCallback``), often long after the writer is
+    done. PostgreSQL records runs side by side."""
+    return contextlib.nullcontext() if db.is_postgres() else _SQLITE_WRITER
 
 
 def _log_outcome(job: Job, status: str, ref: str | None = None) -> None:

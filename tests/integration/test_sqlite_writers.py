@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from provisiond import tokens
-from provisiond.models import ApiToken, database
+from provisiond.models import ApiToken
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -13,7 +13,8 @@ import datetime
 import logging
 import time
 
-from provisiond import lifecycle, queue
+from provisiond import artifacts, lifecycle, queue
+from provisiond.artifacts import keep_run
 from provisiond.models import Job, ProvisioningLog, Service, utcnow
 from provisiond.worker import Worker, _RunGuard
 from tests.reliability.conftest import run_processes, wait_for
@@ -75,3 +76,40 @@ def test_a_stalled_worker_stops_its_playbook_and_records_nothing(shop, registry,
     assert whm.accounts == {}
     assert run_processes(server_name) == {}
     assert any("taken over by another worker" in r.getMessage() for r in caplog.records)
+
+
+def test_a_job_taken_over_as_its_run_ends_is_left_to_its_owner_and_the_rest_are_recorded(
+        shop, registry, vault, settings, whm, monkeypatch, caplog):
+    """A run's jobs are recorded together (worker.RECORD_CHUNK to a transaction), each job in a
+    savepoint: the one taken over meanwhile rolls back alone."""
+    (taken_service, taken), (kept_service, kept) = [
+        lifecycle.order(registry, vault, product="starter", domain=f"{name}.example.com",
+                        email=f"me@{name}.example.com") for name in ("taken", "kept")]
+    new_owner = []
+
+    def take_over_then_keep(*args, **kwargs):   # the run has ended; nothing is recorded yet
+        Job.update(lease_expires_at=queue.clock() - datetime.timedelta(seconds=1)).where(Job.id == taken.id).execute()
+        assert queue.reap() == [taken.id]
+        new_owner.extend(queue.claim("new-owner", utcnow(), 1, lease_seconds=600))
+        return keep_run(*args, **kwargs)
+
+    monkeypatch.setattr(artifacts, "keep_run", take_over_then_keep)
+    caplog.set_level(logging.WARNING, logger="provisiond.worker")
+    worker = Worker(settings, vault, owner="ending-worker")
+    try:
+        [run] = worker.tick()
+        run.result(timeout=120)
+    finally:
+        worker.shutdown()
+
+    assert sorted(whm.accounts) == sorted([taken_service.username, kept_service.username])  # both ran
+    [claim] = new_owner
+    row = Job.get_by_id(taken.id)
+    assert (claim.id, row.status, row.lease_owner, row.fence) == (taken.id, "running", "new-owner", claim.fence)
+    assert not ProvisioningLog.select().where(ProvisioningLog.job == taken.id).exists()
+    assert Service.get_by_id(taken_service.id).status == "pending"
+    assert Job.get_by_id(kept.id).status == "succeeded"
+    assert [r.status for r in ProvisioningLog.select().where(ProvisioningLog.job == kept.id)] == ["succeeded"]
+    assert Service.get_by_id(kept_service.id).status == "active"
+    assert [r.getMessage() for r in caplog.records if "taken over" in r.getMessage()] == [
+        f"job {taken.id} was taken over by another worker; its result was not recorded"]
