@@ -1,7 +1,8 @@
 """Connecting the database and keeping its schema current.
 
 SQLite is the default (a file under the home directory, WAL, ``synchronous=FULL``, busy
-timeout, every transaction a writer from its BEGIN); PostgreSQL is chosen by URL (``PROVISIOND_DATABASE_URL=postgresql://...``).
+timeout, every transaction a writer from its BEGIN); PostgreSQL is chosen by URL
+(``PROVISIOND_DATABASE_URL=postgresql://...``).
 Schema changes are numbered steps in ``MIGRATIONS``; ``upgrade()`` applies the missing ones in
 one transaction each and records the version, so ``provisiond init`` and ``provisiond db
 upgrade`` are safe to run twice.
@@ -157,8 +158,7 @@ def connect(url: str, pool: bool = False) -> pw.Database:
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        db = SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30,
-                               check_same_thread=False)
+        db = SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30, check_same_thread=False)
     elif scheme in ("postgres", "postgresql"):
         params = parse_url(url.replace("postgres://", "postgresql://", 1))
         if pool:
