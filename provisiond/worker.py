@@ -289,10 +289,9 @@ class Worker:
                                                          "outcome": result.status})
         kept = artifacts.keep_run(self.settings.artifacts_dir, ident, result)
         for chunk in pw.chunked(runnable, RECORD_CHUNK):
-            hosts = {job.id: result.host(render.host_name(job.id)) for job in chunk}
             # A lost connection rolls the chunk back: try again on a new one, for as long as
             # the jobs' leases would have kept them ours.
-            statuses = db.retrying(lambda chunk=chunk, hosts=hosts: self._record_chunk(chunk, hosts, result, kept, panel),
+            statuses = db.retrying(lambda chunk=chunk: self._record_chunk(chunk, result, kept, panel),
                                    f"recording jobs {chunk[0].id}-{chunk[-1].id}", _NEVER,
                                    give_up_after=self.settings.lease_seconds)
             for job in chunk:
@@ -358,7 +357,7 @@ class Worker:
             if queue.cancel_running(job, utcnow(), "cancelled before it ran"):
                 outcomes.ended(job, CANCELLED, "cancelled before it ran", settings=self.settings)
 
-    def _record_chunk(self, jobs: list[Job], hosts: dict, result: execute.RunResult, kept,
+    def _record_chunk(self, jobs: list[Job], result: execute.RunResult, kept,
                       panel: panels.Panel) -> dict[int, str | None]:
         """Record ``jobs`` in one transaction, each in a savepoint of its own, so a job that is no
         longer ours (``_NotOwner``: None) rolls back alone. Job id → the attempt's log status."""
@@ -366,7 +365,8 @@ class Worker:
         with _recording_turn(), database.atomic():
             for job in jobs:
                 try:
-                    statuses[job.id] = self._record(job, hosts[job.id], result, kept, panel.id, str(panel.path))
+                    statuses[job.id] = self._record(job, result.host(render.host_name(job.id)), result, kept,
+                                                    panel.id, str(panel.path))
                 except _NotOwner:
                     statuses[job.id] = None
         return statuses
